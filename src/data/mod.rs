@@ -1,0 +1,1 @@
+//! Replay buffer and episode / checkpoint file formats (plain Rust, no GPU types).

@@ -1,0 +1,1 @@
+//! Built-in environments (plain Rust, no GPU types).

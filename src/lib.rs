@@ -1,0 +1,16 @@
+//! rssm: a hand-written wgpu compute engine that trains Recurrent State-Space Models.
+//!
+//! Layers, bottom to top (each uses only the ones above it in this list):
+//! - [`gpu`]: adapter choice, buffer pool, pipeline cache, step recorder, readback.
+//! - [`tensor`]: GPU tensors, the tape (autodiff), gradient checking.
+//! - [`ops`]: one module per kernel family, forward + backward + plain-Rust reference.
+//! - [`envs`], [`data`]: plain-Rust environments, replay buffer and file formats (no GPU types).
+
+pub mod data;
+pub mod envs;
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod tensor;
+
+pub use error::{Error, Result};
