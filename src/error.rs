@@ -1,0 +1,55 @@
+//! The crate's error type: every failure a user can cause (bad shapes, files, sizes past the
+//! device's limits, no adapter) ends up here with a message that says what to do.
+
+use std::path::PathBuf;
+
+/// Errors returned by the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No GPU (or CPU Vulkan/GL driver) could be found.
+    #[error("{0}")]
+    NoAdapter(String),
+    /// The device could not be created with the limits and features we need.
+    #[error("could not create the GPU device on '{adapter}': {reason}")]
+    Device { adapter: String, reason: String },
+    /// Tensor shapes that do not fit an operation.
+    #[error("shape error in {op}: {msg}")]
+    Shape { op: &'static str, msg: String },
+    /// A buffer larger than the device allows in one binding.
+    #[error("{what} needs {bytes} bytes in one buffer, but this device allows at most {limit} bytes per storage binding (adapter '{adapter}'); use a smaller batch")]
+    TooLarge {
+        what: String,
+        bytes: u64,
+        limit: u64,
+        adapter: String,
+    },
+    /// A shader failed to parse or validate.
+    #[error("shader {file}: {msg}")]
+    Shader { file: String, msg: String },
+    /// Reading results back from the GPU failed.
+    #[error("GPU readback failed: {0}")]
+    Readback(String),
+    /// Autodiff misuse (e.g. backward from a non-scalar).
+    #[error("autodiff: {0}")]
+    Tape(String),
+    /// Invalid configuration or argument.
+    #[error("{0}")]
+    Invalid(String),
+    /// A file that could not be read or written, or whose contents are wrong.
+    #[error("{path}: {msg}")]
+    File { path: PathBuf, msg: String },
+    /// Plain I/O.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Shorthand for a shape error.
+pub fn shape_err<T>(op: &'static str, msg: impl Into<String>) -> Result<T> {
+    Err(Error::Shape {
+        op,
+        msg: msg.into(),
+    })
+}

@@ -1,0 +1,581 @@
+//! Adapter choice, device creation and the [`Gpu`] handle every layer above uses.
+
+use std::fmt;
+use std::sync::{mpsc, Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::gpu::pipelines::{Kernel, PipelineCache};
+use crate::gpu::pool::{size_class, GpuBuffer, PoolState};
+use crate::gpu::recorder::{Cmd, Recorder, PARAM_SLOT};
+
+/// How to choose the adapter.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Case-insensitive substring of the adapter name (`--adapter`); falls back to the
+    /// `WGPU_ADAPTER_NAME` environment variable.
+    pub adapter: Option<String>,
+}
+
+/// What we tell the user about the device at start.
+#[derive(Clone, Debug)]
+pub struct AdapterReport {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub max_storage_binding: u64,
+    pub max_buffer: u64,
+    pub max_storage_buffers_per_stage: u32,
+    pub max_workgroups_per_dim: u32,
+    pub max_invocations_per_workgroup: u32,
+    pub max_workgroup_storage: u32,
+    pub timestamps: bool,
+    pub features: String,
+}
+
+impl AdapterReport {
+    /// One line: name, backend, type.
+    pub fn short(&self) -> String {
+        format!(
+            "{} ({}, {})",
+            self.name, self.backend, self.device_type
+        )
+    }
+    /// True for CPU implementations (lavapipe, llvmpipe, SwiftShader, WARP).
+    pub fn is_cpu(&self) -> bool {
+        self.device_type == "Cpu" || self.name.to_lowercase().contains("llvmpipe")
+    }
+}
+
+impl fmt::Display for AdapterReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "adapter      {}", self.name)?;
+        writeln!(f, "backend      {}", self.backend)?;
+        writeln!(f, "device type  {}", self.device_type)?;
+        writeln!(f, "driver       {}", self.driver)?;
+        writeln!(f, "limits")?;
+        writeln!(f, "  max storage buffer binding  {} MiB", self.max_storage_binding >> 20)?;
+        writeln!(f, "  max buffer size             {} MiB", self.max_buffer >> 20)?;
+        writeln!(f, "  storage buffers per stage   {}", self.max_storage_buffers_per_stage)?;
+        writeln!(f, "  workgroups per dimension    {}", self.max_workgroups_per_dim)?;
+        writeln!(f, "  invocations per workgroup   {}", self.max_invocations_per_workgroup)?;
+        writeln!(f, "  workgroup storage           {} KiB", self.max_workgroup_storage >> 10)?;
+        writeln!(f, "timestamps   {}", if self.timestamps { "yes" } else { "no" })?;
+        write!(f, "features     {}", self.features)
+    }
+}
+
+/// Counters for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// GPU buffers ever created (pool misses, readback staging, parameter arena).
+    pub buffers_created: u64,
+    /// Bytes of those buffers.
+    pub bytes_created: u64,
+    /// Bytes of pooled buffers currently handed out.
+    pub bytes_in_use: u64,
+    /// Dispatches recorded since the device was created.
+    pub dispatches: u64,
+    /// Command buffers submitted.
+    pub submits: u64,
+    /// Readbacks (each one is a submit + wait).
+    pub readbacks: u64,
+    /// Compiled pipelines.
+    pub pipelines: u64,
+}
+
+struct Shared {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    report: AdapterReport,
+    limits: wgpu::Limits,
+    pool: Arc<Mutex<PoolState>>,
+    pipelines: Mutex<PipelineCache>,
+    rec: Mutex<Recorder>,
+    staging: Mutex<Vec<(u64, wgpu::Buffer)>>,
+    counters: Mutex<Stats>,
+}
+
+/// The device handle. Cheap to clone; all clones share one device, pool and recorder.
+#[derive(Clone)]
+pub struct Gpu {
+    shared: Arc<Shared>,
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn backend_rank(b: wgpu::Backend) -> u32 {
+    match b {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    }
+}
+
+const NO_ADAPTER_HELP: &str = "no GPU adapter found.\n\
+  rssm needs a Vulkan, Metal, DX12 or OpenGL driver. On a machine without a GPU, install the\n\
+  CPU Vulkan driver: `sudo apt-get install mesa-vulkan-drivers libvulkan1` (Debian/Ubuntu),\n\
+  or try the OpenGL backend with `WGPU_BACKEND=gl`.";
+
+impl Gpu {
+    /// Pick the best adapter (discrete > integrated > virtual > other > CPU; native APIs over
+    /// GL), honouring `WGPU_BACKEND` and `--adapter` / `WGPU_ADAPTER_NAME`, and create a device
+    /// with the adapter's own limits (the WebGPU defaults, e.g. 128 MiB per storage binding,
+    /// are too small for a B=50, T=50 batch).
+    pub fn new(opts: &GpuOptions) -> Result<Gpu> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        // Native APIs first; GL only when WGPU_BACKEND asks for it or nothing else exists
+        // (probing GL without a display prints EGL noise).
+        let mut adapters = match wgpu::Backends::from_env() {
+            Some(b) => pollster::block_on(instance.enumerate_adapters(b)),
+            None => {
+                let native = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+                if native.is_empty() {
+                    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::SECONDARY))
+                } else {
+                    native
+                }
+            }
+        };
+        if adapters.is_empty() {
+            return Err(Error::NoAdapter(NO_ADAPTER_HELP.into()));
+        }
+        let wanted = opts
+            .adapter
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .filter(|s| !s.is_empty());
+        if let Some(w) = &wanted {
+            let all: Vec<String> = adapters
+                .iter()
+                .map(|a| {
+                    let i = a.get_info();
+                    format!("{} ({:?})", i.name, i.backend)
+                })
+                .collect();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w.to_lowercase()));
+            if adapters.is_empty() {
+                return Err(Error::NoAdapter(format!(
+                    "no adapter name contains '{w}'; available: {}",
+                    all.join(", ")
+                )));
+            }
+        }
+        adapters.sort_by_key(|a| {
+            let i = a.get_info();
+            (type_rank(i.device_type), backend_rank(i.backend))
+        });
+        let adapter = adapters.swap_remove(0);
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let mut features = wgpu::Features::empty();
+        if adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("rssm"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Device {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let report = AdapterReport {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            max_storage_binding: limits.max_storage_buffer_binding_size as u64,
+            max_buffer: limits.max_buffer_size,
+            max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
+            max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
+            max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+            max_workgroup_storage: limits.max_compute_workgroup_storage_size,
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            features: format!("{:?}", adapter.features()),
+        };
+        Ok(Gpu {
+            shared: Arc::new(Shared {
+                device,
+                queue,
+                report,
+                limits,
+                pool: Arc::new(Mutex::new(PoolState::default())),
+                pipelines: Mutex::new(PipelineCache::default()),
+                rec: Mutex::new(Recorder::default()),
+                staging: Mutex::new(Vec::new()),
+                counters: Mutex::new(Stats::default()),
+            }),
+        })
+    }
+
+    /// The adapter we run on.
+    pub fn report(&self) -> &AdapterReport {
+        &self.shared.report
+    }
+
+    /// The device limits in force.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.shared.limits
+    }
+
+    /// The raw device (for benchmarks and extensions).
+    pub fn device(&self) -> &wgpu::Device {
+        &self.shared.device
+    }
+
+    /// Counters: buffers created, dispatches, submits, readbacks.
+    pub fn stats(&self) -> Stats {
+        let mut s = *self.shared.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = self.shared.pool.lock().unwrap_or_else(|e| e.into_inner());
+        s.buffers_created += pool.buffers_created;
+        s.bytes_created += pool.bytes_created;
+        s.bytes_in_use = pool.bytes_in_use;
+        s.pipelines = self.shared.pipelines.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        s
+    }
+
+    /// Dispatches recorded but not yet submitted.
+    pub fn pending_dispatches(&self) -> usize {
+        self.shared.rec.lock().unwrap_or_else(|e| e.into_inner()).dispatch_count()
+    }
+
+    /// Free the pool's cached buffers (memory goes back to the driver).
+    pub fn trim(&self) {
+        self.flush();
+        self.shared.pool.lock().unwrap_or_else(|e| e.into_inner()).trim();
+    }
+
+    /// Check that `len` f32 elements fit in one storage binding.
+    pub fn check_len(&self, len: usize, what: &str) -> Result<()> {
+        let bytes = len as u64 * 4;
+        let limit = (self.shared.limits.max_storage_buffer_binding_size as u64)
+            .min(self.shared.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                bytes,
+                limit,
+                adapter: self.shared.report.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn acquire(&self, len: usize, for_upload: bool) -> Result<GpuBuffer> {
+        self.check_len(len, "a tensor")?;
+        let class = size_class(len as u64 * 4);
+        let mut pool = self.shared.pool.lock().unwrap_or_else(|e| e.into_inner());
+        let buffer = match pool.take(class, for_upload) {
+            Some(b) => b,
+            None => {
+                pool.buffers_created += 1;
+                pool.bytes_created += class;
+                self.shared.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: None,
+                    size: class,
+                    usage: wgpu::BufferUsages::STORAGE
+                        | wgpu::BufferUsages::COPY_SRC
+                        | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            }
+        };
+        pool.bytes_in_use += class;
+        Ok(GpuBuffer {
+            buffer,
+            class,
+            len,
+            pool: self.shared.pool.clone(),
+        })
+    }
+
+    /// A buffer of `len` f32 with undefined contents, for a kernel to write.
+    pub fn alloc(&self, len: usize) -> Result<GpuBuffer> {
+        self.acquire(len, false)
+    }
+
+    /// A zero-filled buffer (the clear is recorded in order with the dispatches).
+    pub fn zeros(&self, len: usize) -> Result<GpuBuffer> {
+        let b = self.acquire(len, false)?;
+        self.shared.rec.lock().unwrap_or_else(|e| e.into_inner()).cmds.push(Cmd::Clear {
+            buf: b.buffer.clone(),
+            size: b.bytes().next_multiple_of(4),
+        });
+        Ok(b)
+    }
+
+    /// Record a clear of `buf` to zero.
+    pub fn clear(&self, buf: &GpuBuffer) {
+        self.shared.rec.lock().unwrap_or_else(|e| e.into_inner()).cmds.push(Cmd::Clear {
+            buf: buf.buffer.clone(),
+            size: buf.bytes(),
+        });
+    }
+
+    /// Upload host data into a new buffer.
+    pub fn upload(&self, data: &[f32]) -> Result<GpuBuffer> {
+        let b = self.acquire(data.len(), true)?;
+        if !data.is_empty() {
+            self.shared
+                .queue
+                .write_buffer(&b.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(b)
+    }
+
+    /// Overwrite an existing buffer with host data. Pending commands are submitted first, so
+    /// they still see the old contents.
+    pub fn write(&self, buf: &GpuBuffer, data: &[f32]) -> Result<()> {
+        if data.len() != buf.len {
+            return Err(Error::Invalid(format!(
+                "write of {} values into a buffer of {}",
+                data.len(),
+                buf.len
+            )));
+        }
+        if !self.shared.rec.lock().unwrap_or_else(|e| e.into_inner()).cmds.is_empty() {
+            self.flush();
+        }
+        if !data.is_empty() {
+            self.shared
+                .queue
+                .write_buffer(&buf.buffer, 0, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    /// The compiled kernel `entry` of `shaders/<family>.wgsl` with the given override constants.
+    pub fn kernel(
+        &self,
+        family: &'static str,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> Result<Arc<Kernel>> {
+        self.shared
+            .pipelines
+            .lock()
+            .unwrap()
+            .get(&self.shared.device, family, entry, constants)
+    }
+
+    /// Record one dispatch: `params` goes to binding 0 (a uniform block) and `bufs`, in order,
+    /// to the storage bindings the entry point uses, in ascending binding number. (A shader
+    /// family declares its bindings once; each entry point uses a subset.)
+    pub fn dispatch<P: bytemuck::Pod>(
+        &self,
+        kernel: &Arc<Kernel>,
+        params: &P,
+        bufs: &[&GpuBuffer],
+        groups: [u32; 3],
+    ) {
+        if groups.contains(&0) {
+            return;
+        }
+        let max = self.shared.limits.max_compute_workgroups_per_dimension;
+        assert!(
+            groups.iter().all(|g| *g <= max),
+            "{}: workgroup grid {groups:?} exceeds the device's {max} per dimension",
+            kernel.label
+        );
+        let align = self.shared.limits.min_uniform_buffer_offset_alignment as u64;
+        let storage: Vec<u32> = kernel.used.iter().copied().filter(|b| *b != 0).collect();
+        assert_eq!(
+            storage.len(),
+            bufs.len(),
+            "{}: uses storage bindings {storage:?} but was given {} buffers",
+            kernel.label,
+            bufs.len()
+        );
+        let mut rec = self.shared.rec.lock().unwrap_or_else(|e| e.into_inner());
+        let off = rec.push_params(bytemuck::bytes_of(params), align);
+        rec.cmds.push(Cmd::Dispatch {
+            kernel: kernel.clone(),
+            params: off,
+            bufs: storage
+                .iter()
+                .zip(bufs)
+                .map(|(binding, b)| (*binding, b.buffer.clone(), b.bytes()))
+                .collect(),
+            groups,
+        });
+        drop(rec);
+        self.shared.counters.lock().unwrap_or_else(|e| e.into_inner()).dispatches += 1;
+    }
+
+    /// Record a copy of `len` f32 from `src[src_off..]` to `dst[dst_off..]`.
+    pub fn copy(&self, src: &GpuBuffer, src_off: usize, dst: &GpuBuffer, dst_off: usize, len: usize) {
+        assert!(src_off + len <= src.len && dst_off + len <= dst.len, "copy out of range");
+        if len == 0 {
+            return;
+        }
+        self.shared.rec.lock().unwrap_or_else(|e| e.into_inner()).cmds.push(Cmd::Copy {
+            src: src.buffer.clone(),
+            src_off: src_off as u64 * 4,
+            dst: dst.buffer.clone(),
+            dst_off: dst_off as u64 * 4,
+            size: len as u64 * 4,
+        });
+    }
+
+    /// Workgroup grid for `n` threads in 1-D workgroups of `wg`: when more than the device's
+    /// per-dimension maximum are needed, the rest folds into y (and z). Kernels rebuild the
+    /// flat index with `flat_group` from the prelude.
+    pub fn grid_1d(&self, n: usize, wg: u32) -> [u32; 3] {
+        let groups = (n as u64).div_ceil(wg as u64);
+        self.fold(groups, 1)
+    }
+
+    /// Grid of `nx` by `ny` workgroups; y folds into z past the device maximum (kernels use
+    /// `fold_yz` from the prelude).
+    pub fn grid_2d(&self, nx: usize, ny: usize) -> [u32; 3] {
+        let max = self.shared.limits.max_compute_workgroups_per_dimension as u64;
+        assert!(nx as u64 <= max, "grid x {nx} exceeds device maximum {max}");
+        let [y, z, _] = self.fold(ny as u64, 1);
+        [nx as u32, y, z]
+    }
+
+    fn fold(&self, groups: u64, _unused: u64) -> [u32; 3] {
+        let max = self.shared.limits.max_compute_workgroups_per_dimension as u64;
+        if groups <= max {
+            [groups as u32, 1, 1]
+        } else {
+            let y = groups.div_ceil(max);
+            let x = groups.div_ceil(y);
+            [x as u32, y as u32, 1]
+        }
+    }
+
+    /// Submit everything recorded so far as one command buffer. Does not wait.
+    pub fn flush(&self) {
+        let mut rec = self.shared.rec.lock().unwrap_or_else(|e| e.into_inner());
+        if rec.cmds.is_empty() {
+            return;
+        }
+        let need = rec.params.len() as u64;
+        if need > 0 && rec.params_cap < need {
+            let cap = need.next_power_of_two().max(64 * PARAM_SLOT);
+            rec.params_buf = Some(self.shared.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("params arena"),
+                size: cap,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+            rec.params_cap = cap;
+            let mut c = self.shared.counters.lock().unwrap_or_else(|e| e.into_inner());
+            c.buffers_created += 1;
+            c.bytes_created += cap;
+        }
+        if need > 0 {
+            let buf = rec.params_buf.clone().unwrap();
+            self.shared.queue.write_buffer(&buf, 0, &rec.params);
+        }
+        let mut encoder = self
+            .shared
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+        rec.encode(&self.shared.device, &mut encoder);
+        // Submit and advance the epoch before releasing the recorder: a buffer freed by a
+        // command in this batch must not count as "freed before the last submit" (and so be
+        // handed to an upload) until the batch really is submitted.
+        self.shared.queue.submit([encoder.finish()]);
+        self.shared.pool.lock().unwrap_or_else(|e| e.into_inner()).epoch += 1;
+        drop(rec);
+        self.shared.counters.lock().unwrap_or_else(|e| e.into_inner()).submits += 1;
+    }
+
+    /// Wait until the device is idle.
+    pub fn sync(&self) {
+        self.flush();
+        let _ = self.shared.device.poll(wgpu::PollType::wait_indefinitely());
+    }
+
+    /// Read one buffer back (submits pending work and waits).
+    pub fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
+        Ok(self.read_many(&[buf])?.pop().unwrap())
+    }
+
+    /// Read several buffers back with one submit and one wait.
+    pub fn read_many(&self, bufs: &[&GpuBuffer]) -> Result<Vec<Vec<f32>>> {
+        let total: u64 = bufs.iter().map(|b| b.len as u64 * 4).sum();
+        if total == 0 {
+            return Ok(bufs.iter().map(|_| Vec::new()).collect());
+        }
+        let class = size_class(total);
+        let staging = {
+            let mut st = self.shared.staging.lock().unwrap_or_else(|e| e.into_inner());
+            match st.iter().position(|(c, _)| *c == class) {
+                Some(i) => st.swap_remove(i).1,
+                None => {
+                    let mut c = self.shared.counters.lock().unwrap_or_else(|e| e.into_inner());
+                    c.buffers_created += 1;
+                    c.bytes_created += class;
+                    self.shared.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("readback"),
+                        size: class,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                }
+            }
+        };
+        {
+            let mut rec = self.shared.rec.lock().unwrap_or_else(|e| e.into_inner());
+            let mut off = 0u64;
+            for b in bufs {
+                let size = b.len as u64 * 4;
+                if size > 0 {
+                    rec.cmds.push(Cmd::Copy {
+                        src: b.buffer.clone(),
+                        src_off: 0,
+                        dst: staging.clone(),
+                        dst_off: off,
+                        size,
+                    });
+                }
+                off += size;
+            }
+        }
+        self.flush();
+        let (tx, rx) = mpsc::channel();
+        let slice = staging.slice(0..total);
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.shared
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| Error::Readback(e.to_string()))?
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let mut out = Vec::with_capacity(bufs.len());
+        {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| Error::Readback(e.to_string()))?;
+            let mut off = 0;
+            for b in bufs {
+                let bytes = &view[off * 4..(off + b.len) * 4];
+                out.push(bytemuck::pod_collect_to_vec::<u8, f32>(bytes));
+                off += b.len;
+            }
+        }
+        staging.unmap();
+        self.shared.staging.lock().unwrap_or_else(|e| e.into_inner()).push((class, staging));
+        self.shared.counters.lock().unwrap_or_else(|e| e.into_inner()).readbacks += 1;
+        Ok(out)
+    }
+}

@@ -1,0 +1,21 @@
+//! The GPU layer: adapter choice and limits ([`context`]), the caching buffer pool ([`pool`]),
+//! the pipeline cache built from `shaders/` ([`pipelines`]) and the step recorder that batches
+//! many dispatches into one submit ([`recorder`]).
+//!
+//! Everything above this layer talks to the device through [`Gpu`]: `upload`, `zeros`,
+//! `dispatch`, `copy`, `read`. Dispatches are recorded, not executed, until `flush` (or a
+//! readback) submits them all in one command buffer.
+
+pub mod context;
+pub mod pool;
+pub mod pipelines;
+pub mod recorder;
+pub mod shaders;
+
+pub use context::{AdapterReport, Gpu, GpuOptions, Stats};
+pub use pipelines::Kernel;
+pub use pool::GpuBuffer;
+
+/// Workgroup size used by the 1-D (elementwise-style) kernels; must match `WG` in the shaders'
+/// common prelude.
+pub const WG_1D: u32 = 256;

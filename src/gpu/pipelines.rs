@@ -1,0 +1,156 @@
+//! Pipeline cache: each `(shader family, entry point, override constants)` is compiled once into
+//! a compute pipeline and kept for the device's lifetime.
+//!
+//! Variants of a kernel (transposed operands, an activation, a workgroup size) are WGSL
+//! `override` constants of one source, never copies of the file. Bind group layouts come from
+//! the shader itself (`layout: None`); naga tells us which bindings each entry point really
+//! uses, so callers can pass one binding list per family and unused ones are left out.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::gpu::shaders;
+
+/// A compiled compute pipeline with the bindings its entry point uses.
+pub struct Kernel {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
+    /// Binding numbers (group 0) the entry point uses, ascending. Binding 0 is the uniform
+    /// parameter block when used.
+    pub(crate) used: Vec<u32>,
+    /// `family::entry` for messages and profiles.
+    pub label: String,
+}
+
+/// A parsed and validated shader family.
+pub struct ParsedShader {
+    pub module: naga::Module,
+    pub info: naga::valid::ModuleInfo,
+    pub source: String,
+}
+
+/// Parse and validate `shaders/<name>.wgsl` (with the prelude). Errors carry the file name and
+/// the line within that file.
+pub fn parse_and_validate(name: &str, file_source: &str) -> Result<ParsedShader> {
+    let prelude_lines = shaders::PRELUDE.lines().count() + 1;
+    let source = format!("{}\n{}", shaders::PRELUDE, file_source);
+    let locate = |loc: Option<naga::SourceLocation>| -> String {
+        match loc {
+            Some(l) if l.line_number as usize > prelude_lines => format!(
+                "shaders/{name}.wgsl:{}:{}",
+                l.line_number as usize - prelude_lines,
+                l.line_position
+            ),
+            Some(l) => format!(
+                "shaders/common.wgsl:{}:{} (prelude, while compiling {name})",
+                l.line_number, l.line_position
+            ),
+            None => format!("shaders/{name}.wgsl"),
+        }
+    };
+    let module = naga::front::wgsl::parse_str(&source).map_err(|e| Error::Shader {
+        file: locate(e.location(&source)),
+        msg: e.message().to_string(),
+    })?;
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .map_err(|e| Error::Shader {
+        file: locate(e.location(&source)),
+        msg: format!("{}", e.as_inner()),
+    })?;
+    Ok(ParsedShader {
+        module,
+        info,
+        source,
+    })
+}
+
+type Key = (&'static str, &'static str, Vec<(&'static str, u64)>);
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    shaders: HashMap<&'static str, (wgpu::ShaderModule, ParsedShader)>,
+    kernels: HashMap<Key, std::sync::Arc<Kernel>>,
+}
+
+impl PipelineCache {
+    pub(crate) fn get(
+        &mut self,
+        device: &wgpu::Device,
+        family: &'static str,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> Result<std::sync::Arc<Kernel>> {
+        let key: Key = (
+            family,
+            entry,
+            constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
+        );
+        if let Some(k) = self.kernels.get(&key) {
+            return Ok(k.clone());
+        }
+        if !self.shaders.contains_key(family) {
+            let (_, src) = shaders::SOURCES
+                .iter()
+                .find(|(n, _)| *n == family)
+                .ok_or_else(|| Error::Shader {
+                    file: format!("shaders/{family}.wgsl"),
+                    msg: "no such kernel family".into(),
+                })?;
+            let parsed = parse_and_validate(family, src)?;
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(family),
+                source: wgpu::ShaderSource::Wgsl(parsed.source.clone().into()),
+            });
+            self.shaders.insert(family, (module, parsed));
+        }
+        let (module, parsed) = &self.shaders[family];
+        let ep_index = parsed
+            .module
+            .entry_points
+            .iter()
+            .position(|e| e.name == entry)
+            .ok_or_else(|| Error::Shader {
+                file: format!("shaders/{family}.wgsl"),
+                msg: format!("no entry point '{entry}'"),
+            })?;
+        let fi = parsed.info.get_entry_point(ep_index);
+        let mut used: Vec<u32> = parsed
+            .module
+            .global_variables
+            .iter()
+            .filter(|(h, _)| !fi[*h].is_empty())
+            .filter_map(|(_, g)| g.binding.as_ref().map(|b| b.binding))
+            .collect();
+        used.sort_unstable();
+        let label = format!("{family}::{entry}");
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: None,
+            module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                // Our kernels initialise their workgroup memory themselves.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        let layout = pipeline.get_bind_group_layout(0);
+        let k = std::sync::Arc::new(Kernel {
+            pipeline,
+            layout,
+            used,
+            label,
+        });
+        self.kernels.insert(key, k.clone());
+        Ok(k)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.kernels.len()
+    }
+}

@@ -1,0 +1,139 @@
+//! The step recorder: dispatches, copies and clears are appended to a list and encoded into one
+//! command buffer at `flush`, with every run of consecutive dispatches in one compute pass.
+//!
+//! Each dispatch's small uniform parameter block goes into one CPU-side arena that is uploaded
+//! with a single `write_buffer` per submit, so recording a dispatch creates no GPU buffer. Bind
+//! groups are created at flush time, when the arena buffer is known.
+
+use std::sync::Arc;
+
+use crate::gpu::pipelines::Kernel;
+
+pub(crate) enum Cmd {
+    Dispatch {
+        kernel: Arc<Kernel>,
+        /// Byte offset of this dispatch's parameter block in the arena.
+        params: u64,
+        /// `(binding, buffer, bytes)` for the storage bindings 1..
+        bufs: Vec<(u32, wgpu::Buffer, u64)>,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_off: u64,
+        dst: wgpu::Buffer,
+        dst_off: u64,
+        size: u64,
+    },
+    Clear {
+        buf: wgpu::Buffer,
+        size: u64,
+    },
+}
+
+#[derive(Default)]
+pub(crate) struct Recorder {
+    pub(crate) cmds: Vec<Cmd>,
+    pub(crate) params: Vec<u8>,
+    pub(crate) params_buf: Option<wgpu::Buffer>,
+    pub(crate) params_cap: u64,
+}
+
+/// Size of one parameter slot; every kernel's `Params` struct fits in it.
+pub const PARAM_SLOT: u64 = 256;
+
+impl Recorder {
+    /// Append a parameter block, aligned to `align`, and return its offset.
+    pub(crate) fn push_params(&mut self, bytes: &[u8], align: u64) -> u64 {
+        assert!(
+            bytes.len() as u64 <= PARAM_SLOT,
+            "parameter block of {} bytes exceeds the {PARAM_SLOT}-byte slot",
+            bytes.len()
+        );
+        let stride = PARAM_SLOT.max(align);
+        let off = self.params.len() as u64;
+        self.params.extend_from_slice(bytes);
+        self.params.resize((off + stride) as usize, 0);
+        off
+    }
+
+    pub(crate) fn dispatch_count(&self) -> usize {
+        self.cmds
+            .iter()
+            .filter(|c| matches!(c, Cmd::Dispatch { .. }))
+            .count()
+    }
+
+    /// Encode everything recorded so far into `encoder`. The arena must already hold the
+    /// parameters (see `Gpu::flush`).
+    pub(crate) fn encode(&mut self, device: &wgpu::Device, encoder: &mut wgpu::CommandEncoder) {
+        let params_buf = self.params_buf.clone();
+        let cmds = std::mem::take(&mut self.cmds);
+        let mut i = 0;
+        while i < cmds.len() {
+            match &cmds[i] {
+                Cmd::Dispatch { .. } => {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: None,
+                        timestamp_writes: None,
+                    });
+                    while let Some(Cmd::Dispatch {
+                        kernel,
+                        params,
+                        bufs,
+                        groups,
+                    }) = cmds.get(i)
+                    {
+                        let mut entries = Vec::with_capacity(bufs.len() + 1);
+                        if kernel.used.first() == Some(&0) {
+                            entries.push(wgpu::BindGroupEntry {
+                                binding: 0,
+                                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                    buffer: params_buf.as_ref().expect("params arena"),
+                                    offset: *params,
+                                    size: std::num::NonZeroU64::new(PARAM_SLOT),
+                                }),
+                            });
+                        }
+                        for (b, buf, size) in bufs {
+                            if kernel.used.binary_search(b).is_ok() {
+                                entries.push(wgpu::BindGroupEntry {
+                                    binding: *b,
+                                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                        buffer: buf,
+                                        offset: 0,
+                                        size: std::num::NonZeroU64::new(*size),
+                                    }),
+                                });
+                            }
+                        }
+                        let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                            label: None,
+                            layout: &kernel.layout,
+                            entries: &entries,
+                        });
+                        pass.set_pipeline(&kernel.pipeline);
+                        pass.set_bind_group(0, &bg, &[]);
+                        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                        i += 1;
+                    }
+                }
+                Cmd::Copy {
+                    src,
+                    src_off,
+                    dst,
+                    dst_off,
+                    size,
+                } => {
+                    encoder.copy_buffer_to_buffer(src, *src_off, dst, *dst_off, *size);
+                    i += 1;
+                }
+                Cmd::Clear { buf, size } => {
+                    encoder.clear_buffer(buf, 0, Some(*size));
+                    i += 1;
+                }
+            }
+        }
+        self.params.clear();
+    }
+}

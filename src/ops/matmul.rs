@@ -1,0 +1,267 @@
+//! Matrix multiply with either operand transposed, a fused bias and a fused activation
+//! (`shaders/matmul.wgsl`), and `linear` (PyTorch `nn.Linear`) built on it.
+
+use crate::error::{shape_err, Result};
+use crate::ops::elementwise::{unary_backward, Unary};
+use crate::ops::reduce::sum_leading_into;
+use crate::tensor::{Tape, Tensor, Var};
+
+/// Activation fused into the matmul's store. Codes match `activate()` in the prelude.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Act {
+    #[default]
+    None,
+    Relu,
+    Elu,
+}
+
+impl Act {
+    pub(crate) fn code(self) -> f64 {
+        match self {
+            Act::None => 0.0,
+            Act::Relu => 1.0,
+            Act::Elu => 2.0,
+        }
+    }
+    /// The elementwise op whose backward (from the output) undoes this activation.
+    pub(crate) fn unary(self) -> Option<Unary> {
+        match self {
+            Act::None => None,
+            Act::Relu => Some(Unary::Relu),
+            Act::Elu => Some(Unary::Elu),
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+}
+
+/// Everything a matmul dispatch needs to know.
+#[derive(Clone, Copy, Debug)]
+pub struct MatmulSpec {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub act: Act,
+    pub acc: bool,
+}
+
+/// Record `c (+)= act(op(a) op(b) + bias)`; `c` must hold `m * n` values.
+pub fn matmul_into(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    s: MatmulSpec,
+) -> Result<()> {
+    if a.len() != s.m * s.k || b.len() != s.k * s.n || c.len() != s.m * s.n {
+        return shape_err(
+            "matmul",
+            format!(
+                "a {:?}, b {:?}, c {:?} do not fit m={} n={} k={}",
+                a.shape(),
+                b.shape(),
+                c.shape(),
+                s.m,
+                s.n,
+                s.k
+            ),
+        );
+    }
+    if let Some(bias) = bias {
+        if bias.len() != s.n {
+            return shape_err("matmul", format!("bias {:?} for n={}", bias.shape(), s.n));
+        }
+    }
+    let gpu = a.gpu();
+    let kernel = gpu.kernel(
+        "matmul",
+        "matmul",
+        &[
+            ("TRANS_A", s.trans_a as u32 as f64),
+            ("TRANS_B", s.trans_b as u32 as f64),
+            ("HAS_BIAS", bias.is_some() as u32 as f64),
+            ("ACC", s.acc as u32 as f64),
+            ("ACT", s.act.code()),
+        ],
+    )?;
+    let p = Params {
+        m: s.m as u32,
+        n: s.n as u32,
+        k: s.k as u32,
+    };
+    // The bias binding is part of the entry point's layout even when HAS_BIAS is off; bind `a`
+    // there (read-only twice is allowed) rather than a dummy buffer.
+    let bufs = [a.buf(), b.buf(), bias.unwrap_or(a).buf(), c.buf()];
+    let grid = gpu.grid_2d(s.n.div_ceil(32), s.m.div_ceil(32));
+    gpu.dispatch(&kernel, &p, &bufs, grid);
+    Ok(())
+}
+
+/// Record the gradients of `c = op(a) op(b)` given `gc`: into `ga` / `gb` where given
+/// (adding when the flag says so).
+pub fn matmul_backward(
+    a: &Tensor,
+    b: &Tensor,
+    gc: &Tensor,
+    s: MatmulSpec,
+    ga: Option<(&Tensor, bool)>,
+    gb: Option<(&Tensor, bool)>,
+) -> Result<()> {
+    let (m, n, k) = (s.m, s.n, s.k);
+    if let Some((ga, acc)) = ga {
+        if !s.trans_a {
+            // dA [m,k] = dC op(B)^T
+            let spec = MatmulSpec { m, n: k, k: n, trans_a: false, trans_b: !s.trans_b, act: Act::None, acc };
+            matmul_into(gc, b, None, ga, spec)?;
+        } else {
+            // A stored [k,m]: dA = op(B) dC^T
+            let spec = MatmulSpec { m: k, n: m, k: n, trans_a: s.trans_b, trans_b: true, act: Act::None, acc };
+            matmul_into(b, gc, None, ga, spec)?;
+        }
+    }
+    if let Some((gb, acc)) = gb {
+        if !s.trans_b {
+            // dB [k,n] = op(A)^T dC
+            let spec = MatmulSpec { m: k, n, k: m, trans_a: !s.trans_a, trans_b: false, act: Act::None, acc };
+            matmul_into(a, gc, None, gb, spec)?;
+        } else {
+            // B stored [n,k]: dB = dC^T op(A)
+            let spec = MatmulSpec { m: n, n: k, k: m, trans_a: true, trans_b: s.trans_a, act: Act::None, acc };
+            matmul_into(gc, a, None, gb, spec)?;
+        }
+    }
+    Ok(())
+}
+
+/// `op(a) op(b)` for 2-D `a`, `b` on the tape.
+pub fn matmul(t: &Tape, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Result<Var> {
+    let (av, bv) = (t.value(a), t.value(b));
+    let (sa, sb) = (av.shape().to_vec(), bv.shape().to_vec());
+    if sa.len() != 2 || sb.len() != 2 {
+        return shape_err("matmul", format!("needs 2-D operands, got {sa:?} and {sb:?}"));
+    }
+    let (m, ka) = if trans_a { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
+    let (kb, n) = if trans_b { (sb[1], sb[0]) } else { (sb[0], sb[1]) };
+    if ka != kb {
+        return shape_err(
+            "matmul",
+            format!("inner sizes differ: {sa:?}{} x {sb:?}{}", if trans_a { "^T" } else { "" }, if trans_b { "^T" } else { "" }),
+        );
+    }
+    let spec = MatmulSpec { m, n, k: ka, trans_a, trans_b, act: Act::None, acc: false };
+    let c = Tensor::empty(av.gpu(), &[m, n])?;
+    matmul_into(&av, &bv, None, &c, spec)?;
+    Ok(t.record(c, &[a, b], move |g, gc| {
+        let gpu = av.gpu().clone();
+        let ga = if g.wants(a) { Some(g.target(a, av.shape(), &gpu)?) } else { None };
+        let gb = if g.wants(b) { Some(g.target(b, bv.shape(), &gpu)?) } else { None };
+        matmul_backward(
+            &av,
+            &bv,
+            gc,
+            spec,
+            ga.as_ref().map(|(t, acc)| (t, *acc)),
+            gb.as_ref().map(|(t, acc)| (t, *acc)),
+        )
+    }))
+}
+
+/// `act(x W^T + b)`: PyTorch `nn.Linear` (W `[out, in]`, b `[out]`) with an optional fused
+/// activation, over `x` of shape `[..., in]`. One dispatch forward; backward is at most one
+/// activation-gradient dispatch plus one matmul per wanted input and a column sum for `b`.
+pub fn linear(t: &Tape, x: Var, w: Var, b: Option<Var>, act: Act) -> Result<Var> {
+    let (xv, wv) = (t.value(x), t.value(w));
+    let bv = b.map(|b| t.value(b));
+    if wv.shape().len() != 2 {
+        return shape_err("linear", format!("weight must be [out, in], got {:?}", wv.shape()));
+    }
+    let (out_f, in_f) = (wv.shape()[0], wv.shape()[1]);
+    if xv.last_dim() != in_f || xv.shape().is_empty() {
+        return shape_err(
+            "linear",
+            format!("input {:?} does not end in {in_f} (weight {:?})", xv.shape(), wv.shape()),
+        );
+    }
+    if let Some(bv) = &bv {
+        if bv.len() != out_f {
+            return shape_err("linear", format!("bias {:?} for {out_f} outputs", bv.shape()));
+        }
+    }
+    let m = xv.rows();
+    let mut out_shape = xv.shape().to_vec();
+    *out_shape.last_mut().unwrap() = out_f;
+    let y = Tensor::empty(xv.gpu(), &out_shape)?;
+    let spec = MatmulSpec { m, n: out_f, k: in_f, trans_a: false, trans_b: true, act, acc: false };
+    matmul_into(&xv, &wv, bv.as_ref(), &y, spec)?;
+    let saved_y = act.unary().map(|_| y.clone());
+    let mut inputs = vec![x, w];
+    inputs.extend(b);
+    Ok(t.record(y, &inputs, move |g, gy| {
+        let gpu = xv.gpu().clone();
+        // Gradient before the activation, from the saved output.
+        let gpre = match (act.unary(), &saved_y) {
+            (Some(op), Some(y)) => {
+                let gp = Tensor::empty(&gpu, y.shape())?;
+                unary_backward(y, gy, &gp, op, false)?;
+                gp
+            }
+            _ => gy.clone(),
+        };
+        let spec = MatmulSpec { act: Act::None, ..spec };
+        let gx = if g.wants(x) { Some(g.target(x, xv.shape(), &gpu)?) } else { None };
+        let gw = if g.wants(w) { Some(g.target(w, wv.shape(), &gpu)?) } else { None };
+        matmul_backward(
+            &xv,
+            &wv,
+            &gpre,
+            spec,
+            gx.as_ref().map(|(t, acc)| (t, *acc)),
+            gw.as_ref().map(|(t, acc)| (t, *acc)),
+        )?;
+        if let Some(b) = b {
+            if g.wants(b) {
+                let (gb, acc) = g.target(b, &[out_f], &gpu)?;
+                sum_leading_into(&gpre, &gb, acc)?;
+            }
+        }
+        Ok(())
+    }))
+}
+
+/// Plain-Rust reference.
+pub mod reference {
+    /// `op(a) op(b) (+ bias)` in f64, returned as f32, with the storage conventions of the kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(
+        a: &[f32],
+        b: &[f32],
+        bias: Option<&[f32]>,
+        m: usize,
+        n: usize,
+        k: usize,
+        trans_a: bool,
+        trans_b: bool,
+    ) -> Vec<f32> {
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = bias.map(|b| b[j] as f64).unwrap_or(0.0);
+                for p in 0..k {
+                    let av = if trans_a { a[p * m + i] } else { a[i * k + p] };
+                    let bv = if trans_b { b[j * k + p] } else { b[p * n + j] };
+                    s += av as f64 * bv as f64;
+                }
+                c[i * n + j] = s as f32;
+            }
+        }
+        c
+    }
+}

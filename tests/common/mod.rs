@@ -1,0 +1,50 @@
+//! Shared test helpers: one device per test binary and seeded random data.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use rand::{Rng, SeedableRng};
+use rssm::gpu::{Gpu, GpuOptions};
+
+/// One device per test binary (pipelines compile once); tests may run in parallel on it.
+pub fn gpu() -> Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let g = Gpu::new(&GpuOptions::default()).expect("a GPU adapter (install mesa-vulkan-drivers)");
+        eprintln!("test adapter: {}", g.report().short());
+        g
+    })
+    .clone()
+}
+
+/// Uniform values in [lo, hi).
+pub fn rand_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+/// Values in [-hi, -lo] U [lo, hi]: away from kinks at zero (ReLU, ELU) by at least `lo`.
+pub fn rand_away_from_zero(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let v = rng.random_range(lo..hi);
+            if rng.random_bool(0.5) {
+                v
+            } else {
+                -v
+            }
+        })
+        .collect()
+}
+
+/// Assert two slices agree to `atol + rtol * |expected|` element-wise, naming the first miss.
+pub fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= atol + rtol * w.abs() && g.is_finite() == w.is_finite(),
+            "{what}: element {i}: got {g}, want {w}"
+        );
+    }
+}
