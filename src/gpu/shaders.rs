@@ -11,6 +11,12 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("shape", include_str!("../../shaders/shape.wgsl")),
+    ("gru", include_str!("../../shaders/gru.wgsl")),
+    ("gaussian", include_str!("../../shaders/gaussian.wgsl")),
+    ("kl", include_str!("../../shaders/kl.wgsl")),
+    ("conv", include_str!("../../shaders/conv.wgsl")),
+    ("loss", include_str!("../../shaders/loss.wgsl")),
+    ("adam", include_str!("../../shaders/adam.wgsl")),
 ];
 
 /// The source of kernel family `name` with the prelude in front, and the number of prelude

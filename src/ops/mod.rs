@@ -6,7 +6,13 @@
 //! only record kernels, and tape-level functions on [`Var`](crate::tensor::Var)s that also
 //! record the backward closure.
 
+pub mod adam;
+pub mod conv;
 pub mod elementwise;
+pub mod gaussian;
+pub mod gru;
+pub mod kl;
+pub mod loss;
 pub mod matmul;
 pub mod reduce;
 pub mod shape;
