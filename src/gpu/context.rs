@@ -125,6 +125,20 @@ const NO_ADAPTER_HELP: &str = "no GPU adapter found.\n\
   or try the OpenGL backend with `WGPU_BACKEND=gl`.";
 
 impl Gpu {
+    /// Every adapter wgpu finds (name, backend, type), for `rssm info --all`.
+    pub fn list_adapters() -> Vec<String> {
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+        pollster::block_on(instance.enumerate_adapters(backends))
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+            })
+            .collect()
+    }
+
     /// Pick the best adapter (discrete > integrated > virtual > other > CPU; native APIs over
     /// GL), honouring `WGPU_BACKEND` and `--adapter` / `WGPU_ADAPTER_NAME`, and create a device
     /// with the adapter's own limits (the WebGPU defaults, e.g. 128 MiB per storage binding,

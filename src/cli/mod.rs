@@ -1,0 +1,33 @@
+//! The command-line interface: one module per command.
+
+pub mod info;
+
+use clap::{Parser, Subcommand};
+
+/// rssm: train Recurrent State-Space Models (Dreamer world models) on any GPU through wgpu.
+#[derive(Parser, Debug)]
+#[command(name = "rssm", version, about, long_about = None)]
+pub struct Cli {
+    /// Use the adapter whose name contains this text (case-insensitive); also WGPU_ADAPTER_NAME.
+    /// WGPU_BACKEND=vulkan|metal|dx12|gl restricts the backends searched.
+    #[arg(long, global = true)]
+    pub adapter: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the chosen adapter, its backend, type, limits and features.
+    Info(info::InfoArgs),
+}
+
+/// Run the parsed command.
+pub fn run(cli: Cli) -> rssm::Result<()> {
+    let gpu_opts = rssm::gpu::GpuOptions {
+        adapter: cli.adapter.clone(),
+    };
+    match cli.command {
+        Command::Info(args) => info::run(&gpu_opts, args),
+    }
+}
