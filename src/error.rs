@@ -38,6 +38,12 @@ pub enum Error {
     /// A file that could not be read or written, or whose contents are wrong.
     #[error("{path}: {msg}")]
     File { path: PathBuf, msg: String },
+    /// Errors from the plain-Rust data layer (episodes, replay, checkpoints).
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// Errors from the built-in environments.
+    #[error(transparent)]
+    Env(#[from] crate::envs::EnvError),
     /// Plain I/O.
     #[error(transparent)]
     Io(#[from] std::io::Error),

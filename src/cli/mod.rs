@@ -1,6 +1,9 @@
 //! The command-line interface: one module per command.
 
+pub mod common;
 pub mod info;
+pub mod picture;
+pub mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the chosen adapter, its backend, type, limits and features.
     Info(info::InfoArgs),
+    /// Train a world model from pixels (the main job).
+    Train(train::TrainArgs),
 }
 
 /// Run the parsed command.
@@ -29,5 +34,6 @@ pub fn run(cli: Cli) -> rssm::Result<()> {
     };
     match cli.command {
         Command::Info(args) => info::run(&gpu_opts, args),
+        Command::Train(args) => train::run(&gpu_opts, args),
     }
 }

@@ -1,0 +1,39 @@
+//! Matmul throughput: 512^3 and the RSSM's shapes (batch 50 sequences x 50 steps = 2500 rows).
+//! Each iteration records the matmul and waits for the device; GFLOP/s = 2*M*N*K / time.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rssm::gpu::{Gpu, GpuOptions};
+use rssm::ops::matmul::{matmul_into, Act, MatmulSpec};
+use rssm::tensor::Tensor;
+
+fn bench(c: &mut Criterion) {
+    let gpu = Gpu::new(&GpuOptions::default()).expect("adapter");
+    println!("adapter: {}", gpu.report().short());
+    let shapes: &[(&str, usize, usize, usize, bool, bool)] = &[
+        ("512^3", 512, 512, 512, false, false),
+        ("linear 2500x1024->200 (obs_out)", 2500, 200, 1224, false, true),
+        ("linear 2500x230->400 (head l0)", 2500, 400, 230, false, true),
+        ("gru gates 50x200->600", 50, 600, 200, false, true),
+        ("dW 400x230 from 2500 rows", 400, 230, 2500, true, false),
+    ];
+    let mut group = c.benchmark_group("matmul");
+    group.sample_size(10);
+    group.measurement_time(std::time::Duration::from_secs(3));
+    for &(name, m, n, k, ta, tb) in shapes {
+        let a = Tensor::full(&gpu, &[m * k], 0.5).unwrap();
+        let b = Tensor::full(&gpu, &[k * n], 0.25).unwrap();
+        let out = Tensor::empty(&gpu, &[m, n]).unwrap();
+        let spec = MatmulSpec { m, n, k, trans_a: ta, trans_b: tb, act: Act::None, acc: false };
+        group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        group.bench_function(name, |bch| {
+            bch.iter(|| {
+                matmul_into(&a, &b, None, &out, spec).unwrap();
+                gpu.sync();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

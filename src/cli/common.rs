@@ -1,0 +1,84 @@
+//! Pieces the commands share: the device, the configuration, the data, batches on the device.
+
+use std::path::{Path, PathBuf};
+
+use rssm::data::replay::{Batch, ReplayBuffer};
+use rssm::envs::collect::{collect_episode, RandomPolicy};
+use rssm::envs::make_env;
+use rssm::gpu::{Gpu, GpuOptions};
+use rssm::model::{Config, DeviceBatch};
+use rssm::tensor::Tensor;
+use rssm::{Error, Result};
+
+/// Open the device and say which one it is.
+pub fn open_gpu(opts: &GpuOptions) -> Result<Gpu> {
+    let gpu = Gpu::new(opts)?;
+    eprintln!("adapter: {}", gpu.report().short());
+    Ok(gpu)
+}
+
+/// `--config FILE` beats `--preset NAME`; otherwise the preset for the adapter type.
+pub fn resolve_config(gpu: &Gpu, config: Option<&Path>, preset: Option<&str>) -> Result<Config> {
+    let (what, cfg) = match (config, preset) {
+        (Some(path), _) => (format!("config file {}", path.display()), Config::from_file(path)?),
+        (None, Some(p)) => (format!("preset '{p}'"), Config::preset(p)?),
+        (None, None) => {
+            let (name, cfg) = Config::default_for(gpu.report().is_cpu());
+            (format!("preset '{name}' (default for a {} device)", gpu.report().device_type), cfg)
+        }
+    };
+    eprintln!(
+        "config: {what}: deter {} stoch {} hidden {} depth {} units {} batch {}x{} lr {}",
+        cfg.deter, cfg.stoch, cfg.hidden, cfg.depth, cfg.units, cfg.batch, cfg.seq_len, cfg.lr
+    );
+    Ok(cfg)
+}
+
+/// Where the training data comes from.
+pub enum DataSource {
+    Env { name: String, episodes: usize },
+    Dir(PathBuf),
+}
+
+/// Fill a replay buffer: random-policy episodes from a built-in environment (deterministic in
+/// `seed`, so a resumed run sees the same data), or every readable `.npz` of a folder (bad
+/// files are reported by name and skipped).
+pub fn load_data(src: &DataSource, seed: u64) -> Result<ReplayBuffer> {
+    let mut replay = ReplayBuffer::new(2_000_000)?;
+    match src {
+        DataSource::Env { name, episodes } => {
+            let mut env = make_env(name, None)?;
+            let mut policy = RandomPolicy::new(env.action_dim(), seed);
+            for i in 0..*episodes {
+                let ep = collect_episode(env.as_mut(), &mut policy, seed.wrapping_mul(1000).wrapping_add(i as u64))?;
+                replay.push(ep)?;
+            }
+            eprintln!("data: {episodes} random-policy episodes of '{name}', {} steps", replay.total_steps());
+        }
+        DataSource::Dir(dir) => {
+            let (eps, failed) = rssm::data::npz::load_dir(dir)?;
+            for f in &failed {
+                eprintln!("warning: skipped {}", f.1);
+            }
+            if eps.is_empty() {
+                return Err(Error::Invalid(format!("no readable .npz episodes in {}", dir.display())));
+            }
+            let n = eps.len();
+            replay.extend(eps)?;
+            eprintln!("data: {n} episodes from {}, {} steps", dir.display(), replay.total_steps());
+        }
+    }
+    Ok(replay)
+}
+
+/// Upload a host batch.
+pub fn upload_batch(gpu: &Gpu, b: &Batch) -> Result<DeviceBatch> {
+    let (bs, t, a) = (b.batch_size, b.seq_len, b.action_dim);
+    Ok(DeviceBatch {
+        obs: Tensor::from_vec(gpu, &[bs, t, 3, 64, 64], &b.obs)?,
+        action: Tensor::from_vec(gpu, &[bs, t, a], &b.action)?,
+        reward: Tensor::from_vec(gpu, &[bs, t], &b.reward)?,
+        cont: Tensor::from_vec(gpu, &[bs, t], &b.cont)?,
+        eps: None,
+    })
+}

@@ -1,0 +1,110 @@
+//! `rssm train`: learn a world model from pixels (built-in environment or `.npz` episodes).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rssm::gpu::GpuOptions;
+use rssm::model::open_loop::open_loop;
+use rssm::model::Trainer;
+use rssm::{Error, Result};
+
+use crate::cli::common::{load_data, open_gpu, resolve_config, upload_batch, DataSource};
+use crate::cli::picture::write_open_loop_png;
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Configuration file (.json or .toml) with the spec's keys.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Preset: dreamer (the spec's defaults) or small (for CPU devices). Default: by adapter.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Built-in environment to collect random-policy episodes from.
+    #[arg(long, default_value = "pendulum")]
+    pub env: String,
+    /// Train offline on the `.npz` episodes of this folder instead of an environment.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Random-policy episodes to collect from the environment.
+    #[arg(long, default_value_t = 20)]
+    pub episodes: usize,
+    /// Training steps (in total, counting those of a resumed run).
+    #[arg(long, default_value_t = 300)]
+    pub steps: u64,
+    /// Folder for metrics, checkpoints and pictures.
+    #[arg(long, default_value = "runs/train")]
+    pub logdir: PathBuf,
+    /// Continue from the checkpoint in the logdir.
+    #[arg(long)]
+    pub resume: bool,
+    /// Steps between checkpoints (and open-loop pictures).
+    #[arg(long, default_value_t = 100)]
+    pub save_every: u64,
+}
+
+pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
+    let gpu = open_gpu(opts)?;
+    let mut cfg = resolve_config(&gpu, args.config.as_deref(), args.preset.as_deref())?;
+    let src = match &args.data {
+        Some(d) => DataSource::Dir(d.clone()),
+        None => DataSource::Env { name: args.env.clone(), episodes: args.episodes },
+    };
+    let replay = load_data(&src, cfg.seed)?;
+    let action_dim = replay.action_dim().unwrap_or(0);
+    if cfg.action_dim != 0 && cfg.action_dim != action_dim {
+        return Err(Error::Invalid(format!("config action_dim {} but the data has {action_dim}", cfg.action_dim)));
+    }
+    cfg.action_dim = action_dim;
+    let mut trainer = Trainer::new(&gpu, &cfg)?;
+    eprintln!("model: {} parameters in {} tensors", trainer.model.params.num_values(), trainer.model.params.len());
+    std::fs::create_dir_all(&args.logdir)?;
+    let ckpt = args.logdir.join("checkpoint");
+    if args.resume {
+        trainer.load(&ckpt)?;
+        eprintln!("resumed from {} at step {}", ckpt.display(), trainer.step);
+    }
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(args.logdir.join("metrics.jsonl"))?;
+    // Held-out pictures: a fixed sample (its own seed), never a training batch.
+    let pic_batch = replay.sample_with_seed(4.min(cfg.batch), cfg.seq_len.max(10), cfg.seed ^ 0xfeed)?;
+    let pb = ProgressBar::new(args.steps);
+    pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap());
+    pb.set_position(trainer.step);
+    let start = std::time::Instant::now();
+    let first = trainer.step;
+    let mut last_saved = trainer.step;
+    while trainer.step < args.steps {
+        let host = replay.sample_with_seed(cfg.batch, cfg.seq_len, cfg.seed.wrapping_add(trainer.step.wrapping_mul(0x9E37_79B9)))?;
+        let batch = upload_batch(&gpu, &host)?;
+        let m = trainer.train_step(&batch)?;
+        if !m.loss.is_finite() {
+            pb.abandon();
+            return Err(Error::Invalid(format!(
+                "the loss became {} at step {} (image {} reward {} cont {} kl {}); stopping. The last good checkpoint (step {last_saved}) is in {}",
+                m.loss, m.step, m.image_nll, m.reward_nll, m.cont_nll, m.kl, ckpt.display()
+            )));
+        }
+        writeln!(metrics, "{}", serde_json::to_string(&m).unwrap_or_default())?;
+        let rate = (trainer.step - first) as f64 / start.elapsed().as_secs_f64();
+        pb.set_position(trainer.step);
+        pb.set_message(format!(
+            "loss {:.1} image {:.1} reward {:.3} cont {:.3} kl {:.2} | {rate:.2} steps/s",
+            m.loss, m.image_nll, m.reward_nll, m.cont_nll, m.kl
+        ));
+        if trainer.step % args.save_every == 0 || trainer.step == args.steps {
+            trainer.save(&ckpt)?;
+            last_saved = trainer.step;
+            let pics = upload_batch(&gpu, &pic_batch)?;
+            let pred = open_loop(&trainer.model, &pics, 5)?;
+            let path = args.logdir.join(format!("open_loop_{:06}.png", trainer.step));
+            write_open_loop_png(&path, &pic_batch.obs, &pred.to_vec()?, pic_batch.batch_size, pic_batch.seq_len)?;
+            pb.println(format!("step {}: checkpoint and {}", trainer.step, path.display()));
+        }
+    }
+    pb.finish();
+    eprintln!("done: {} steps in {:.1} s", trainer.step - first, start.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! The world model: configuration and presets, the RSSM (`img_step`, `obs_step`, `observe`),
+//! the conv encoder and decoder, the reward and continue heads, and the loss.
+
+pub mod config;
+pub mod open_loop;
+pub mod trainer;
+pub mod world_model;
+
+pub use config::Config;
+pub use trainer::{StepMetrics, Trainer};
+pub use world_model::{DeviceBatch, LossOut, WorldModel};

@@ -1,0 +1,302 @@
+//! The world model of the specification: conv encoder, RSSM, conv decoder, reward and continue
+//! heads, and the loss with KL balancing and free nats.
+//!
+//! `loss` records the whole batch — encoder over all B*T images, `observe` over the T steps,
+//! decoder and heads over all B*T features, the loss — onto one tape; with `backward` and the
+//! optimiser that is one submit per training step, with no host round trip per time step.
+
+use rand::SeedableRng;
+
+use crate::error::{shape_err, Result};
+use crate::gpu::Gpu;
+use crate::model::Config;
+use crate::nn::{Bound, Init, Linear, Mlp, ParamId, ParamStore};
+use crate::ops::gaussian::{gaussian_head, normal_noise, Noise};
+use crate::ops::kl::kl_balanced;
+use crate::ops::loss::{bce_with_logits, mean_of_sum, mse_nll};
+use crate::ops::{self, conv, Act};
+use crate::tensor::{Tape, Tensor, Var};
+
+/// A conv or deconv layer: `{name}.weight`, `{name}.bias`.
+#[derive(Clone, Copy, Debug)]
+pub struct ConvLayer {
+    pub weight: ParamId,
+    pub bias: ParamId,
+}
+
+/// The RSSM's parameters.
+#[derive(Clone, Debug)]
+pub struct Rssm {
+    pub img_in: Linear,
+    pub w_ih: ParamId,
+    pub w_hh: ParamId,
+    pub b_ih: ParamId,
+    pub b_hh: ParamId,
+    pub img_out: Linear,
+    pub img_stats: Linear,
+    pub obs_out: Linear,
+    pub obs_stats: Linear,
+}
+
+/// Encoder, RSSM, decoder and heads, with their parameters.
+pub struct WorldModel {
+    pub cfg: Config,
+    pub params: ParamStore,
+    pub encoder: Vec<ConvLayer>,
+    pub decoder_linear: Linear,
+    pub decoder: Vec<ConvLayer>,
+    pub rssm: Rssm,
+    pub reward: Mlp,
+    pub cont: Mlp,
+}
+
+/// One batch on the device: `obs [B,T,3,64,64]` in [-0.5, 0.5], `action [B,T,A]`,
+/// `reward [B,T]`, `cont [B,T]`, and optionally the posterior noise `eps [B,T,stoch]`.
+pub struct DeviceBatch {
+    pub obs: Tensor,
+    pub action: Tensor,
+    pub reward: Tensor,
+    pub cont: Tensor,
+    pub eps: Option<Tensor>,
+}
+
+/// What `loss` produces. Scalars are `[1]` tensors (read them back together at the end of a step).
+pub struct LossOut {
+    pub loss: Var,
+    pub image_nll: Tensor,
+    pub reward_nll: Tensor,
+    pub cont_nll: Tensor,
+    pub kl: Tensor,
+    pub kl_loss: Tensor,
+    pub posterior_mean: Tensor,
+    pub prior_mean: Tensor,
+    pub deter: Tensor,
+    /// The decoded mean images `[B,T,3,64,64]` (for pictures).
+    pub decoded: Tensor,
+}
+
+/// The state after `observe`, per step stacked as `[B, T, ...]`.
+pub struct Observed {
+    pub deter: Var,
+    pub stoch: Var,
+    pub post_stats: Var,
+    pub prior_stats: Var,
+    /// The last step's state (to continue with the prior).
+    pub last_h: Var,
+    pub last_s: Var,
+}
+
+fn conv_layer(store: &mut ParamStore, gpu: &Gpu, name: &str, shape: [usize; 4], transpose: bool, rng: &mut rand::rngs::StdRng) -> Result<ConvLayer> {
+    // PyTorch's fans: Conv2d [out, in, k, k]; ConvTranspose2d [in, out, k, k] uses dim 1 as fan_in.
+    let rf = shape[2] * shape[3];
+    let (fan_in, fan_out) = if transpose { (shape[1] * rf, shape[0] * rf) } else { (shape[1] * rf, shape[0] * rf) };
+    let out_c = if transpose { shape[1] } else { shape[0] };
+    Ok(ConvLayer {
+        weight: store.add(gpu, &format!("{name}.weight"), &shape, Init::XavierUniform { fan_in, fan_out }, rng)?,
+        bias: store.add(gpu, &format!("{name}.bias"), &[out_c], Init::Zeros, rng)?,
+    })
+}
+
+impl WorldModel {
+    /// Build the model with freshly initialised weights (seeded by `cfg.seed`).
+    pub fn new(gpu: &Gpu, cfg: &Config) -> Result<WorldModel> {
+        cfg.validate()?;
+        if cfg.action_dim == 0 {
+            return Err(crate::error::Error::Invalid("config: action_dim must be set (from the environment or the data)".into()));
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+        let mut p = ParamStore::new();
+        let d = cfg.depth;
+        let enc_ch = [3, d, 2 * d, 4 * d, 8 * d];
+        let mut encoder = Vec::new();
+        for i in 0..4 {
+            encoder.push(conv_layer(&mut p, gpu, &format!("encoder.conv{i}"), [enc_ch[i + 1], enc_ch[i], 4, 4], false, &mut rng)?);
+        }
+        let decoder_linear = Linear::new(&mut p, gpu, "decoder.linear", cfg.feat(), cfg.embed(), &mut rng)?;
+        let dec_ch = [cfg.embed(), 4 * d, 2 * d, d, 3];
+        let dec_k = [5, 5, 6, 6];
+        let mut decoder = Vec::new();
+        for i in 0..4 {
+            decoder.push(conv_layer(&mut p, gpu, &format!("decoder.deconv{i}"), [dec_ch[i], dec_ch[i + 1], dec_k[i], dec_k[i]], true, &mut rng)?);
+        }
+        let (s, a, h, dd) = (cfg.stoch, cfg.action_dim, cfg.hidden, cfg.deter);
+        let img_in = Linear::new(&mut p, gpu, "rssm.img_in", s + a, h, &mut rng)?;
+        let bound = 1.0 / (dd as f32).sqrt();
+        let w_ih = p.add(gpu, "rssm.gru.weight_ih", &[3 * dd, h], Init::Uniform(bound), &mut rng)?;
+        let w_hh = p.add(gpu, "rssm.gru.weight_hh", &[3 * dd, dd], Init::Uniform(bound), &mut rng)?;
+        let b_ih = p.add(gpu, "rssm.gru.bias_ih", &[3 * dd], Init::Uniform(bound), &mut rng)?;
+        let b_hh = p.add(gpu, "rssm.gru.bias_hh", &[3 * dd], Init::Uniform(bound), &mut rng)?;
+        let img_out = Linear::new(&mut p, gpu, "rssm.img_out", dd, h, &mut rng)?;
+        let img_stats = Linear::new(&mut p, gpu, "rssm.img_stats", h, 2 * s, &mut rng)?;
+        let obs_out = Linear::new(&mut p, gpu, "rssm.obs_out", dd + cfg.embed(), h, &mut rng)?;
+        let obs_stats = Linear::new(&mut p, gpu, "rssm.obs_stats", h, 2 * s, &mut rng)?;
+        let reward = Mlp::new(&mut p, gpu, "reward", cfg.feat(), cfg.units, 2, 1, &mut rng)?;
+        let cont = Mlp::new(&mut p, gpu, "cont", cfg.feat(), cfg.units, 3, 1, &mut rng)?;
+        Ok(WorldModel {
+            cfg: cfg.clone(),
+            params: p,
+            encoder,
+            decoder_linear,
+            decoder,
+            rssm: Rssm { img_in, w_ih, w_hh, b_ih, b_hh, img_out, img_stats, obs_out, obs_stats },
+            reward,
+            cont,
+        })
+    }
+
+    /// `[N,3,64,64] -> [N, embed]`: four k4 s2 convs with ReLU, flattened in C,H,W order.
+    pub fn encode(&self, t: &Tape, p: &Bound, images: Var) -> Result<Var> {
+        let mut x = images;
+        for l in &self.encoder {
+            x = conv::conv2d(t, x, p.var(l.weight), p.var(l.bias), 2, Act::Relu)?;
+        }
+        let n = t.shape(x)[0];
+        ops::reshape(t, x, &[n, self.cfg.embed()])
+    }
+
+    /// `feat [N, stoch+deter] -> [N,3,64,64]` mean image.
+    pub fn decode(&self, t: &Tape, p: &Bound, feat: Var) -> Result<Var> {
+        let n = t.value(feat).rows();
+        let x = self.decoder_linear.forward(t, p, feat, Act::None)?;
+        let mut x = ops::reshape(t, x, &[n, self.cfg.embed(), 1, 1])?;
+        for (i, l) in self.decoder.iter().enumerate() {
+            let act = if i < 3 { Act::Relu } else { Act::None };
+            x = conv::conv_transpose2d(t, x, p.var(l.weight), p.var(l.bias), 2, act)?;
+        }
+        Ok(x)
+    }
+
+    /// Prior step: `(s_prev [B,S], a_prev [B,A], h_prev [B,D]) -> (h [B,D], prior stats [B,2S])`.
+    pub fn img_step(&self, t: &Tape, p: &Bound, s_prev: Var, a_prev: Var, h_prev: Var) -> Result<(Var, Var)> {
+        let r = &self.rssm;
+        let sa = ops::concat_last(t, &[s_prev, a_prev])?;
+        let x = r.img_in.forward(t, p, sa, Act::Elu)?;
+        let h = ops::gru::gru_cell(t, x, h_prev, p.var(r.w_ih), p.var(r.w_hh), p.var(r.b_ih), p.var(r.b_hh))?;
+        let y = r.img_out.forward(t, p, h, Act::Elu)?;
+        let stats = r.img_stats.forward(t, p, y, Act::None)?;
+        Ok((h, stats))
+    }
+
+    /// Posterior step: `(h [B,D], embed [B,E]) -> posterior stats [B,2S]`.
+    pub fn obs_step(&self, t: &Tape, p: &Bound, h: Var, embed: Var) -> Result<Var> {
+        let r = &self.rssm;
+        let he = ops::concat_last(t, &[h, embed])?;
+        let y = r.obs_out.forward(t, p, he, Act::Elu)?;
+        r.obs_stats.forward(t, p, y, Act::None)
+    }
+
+    /// Run the RSSM over a `[B,T]` batch of embeddings and actions from a zero state, sampling
+    /// the posterior with `eps [B,T,S]`. Every step is only recorded.
+    pub fn observe(&self, t: &Tape, p: &Bound, embed: Var, action: Var, eps: &Tensor) -> Result<Observed> {
+        let es = t.shape(embed);
+        let (b, steps) = (es[0], es[1]);
+        let cfg = &self.cfg;
+        let gpu = t.gpu();
+        let mut h = t.constant(&Tensor::zeros(gpu, &[b, cfg.deter])?);
+        let mut s = t.constant(&Tensor::zeros(gpu, &[b, cfg.stoch])?);
+        let eps_v = t.constant(eps);
+        let (mut hs, mut ss, mut qs, mut ps) = (vec![], vec![], vec![], vec![]);
+        for step in 0..steps {
+            let a = ops::slice_time(t, action, step)?;
+            let e = ops::slice_time(t, embed, step)?;
+            let (h_new, prior) = self.img_step(t, p, s, a, h)?;
+            let post = self.obs_step(t, p, h_new, e)?;
+            let noise = t.value(ops::slice_time(t, eps_v, step)?);
+            let q = gaussian_head(t, post, cfg.min_std, Noise::Given(noise))?;
+            h = h_new;
+            s = q.sample;
+            hs.push(h);
+            ss.push(s);
+            qs.push(post);
+            ps.push(prior);
+        }
+        Ok(Observed {
+            deter: ops::stack_time(t, &hs)?,
+            stoch: ops::stack_time(t, &ss)?,
+            post_stats: ops::stack_time(t, &qs)?,
+            prior_stats: ops::stack_time(t, &ps)?,
+            last_h: h,
+            last_s: s,
+        })
+    }
+
+    /// Check a batch against the configuration.
+    pub fn check_batch(&self, batch: &DeviceBatch) -> Result<(usize, usize)> {
+        let os = batch.obs.shape();
+        if os.len() != 5 || os[2..] != [3, 64, 64] {
+            return shape_err("world model", format!("obs must be [B,T,3,64,64], got {os:?}"));
+        }
+        let (b, steps) = (os[0], os[1]);
+        let a = self.cfg.action_dim;
+        if batch.action.shape() != [b, steps, a] {
+            return shape_err("world model", format!("action must be [{b},{steps},{a}], got {:?}", batch.action.shape()));
+        }
+        for (name, tns) in [("reward", &batch.reward), ("cont", &batch.cont)] {
+            if tns.shape() != [b, steps] {
+                return shape_err("world model", format!("{name} must be [{b},{steps}], got {:?}", tns.shape()));
+            }
+        }
+        if let Some(e) = &batch.eps {
+            if e.shape() != [b, steps, self.cfg.stoch] {
+                return shape_err("world model", format!("eps must be [{b},{steps},{}], got {:?}", self.cfg.stoch, e.shape()));
+            }
+        }
+        Ok((b, steps))
+    }
+
+    /// The world-model loss of one batch, recorded on `t`. `noise_offset` selects the posterior
+    /// noise stream when the batch brings no `eps` (e.g. the step number).
+    pub fn loss(&self, t: &Tape, p: &Bound, batch: &DeviceBatch, noise_offset: u64) -> Result<LossOut> {
+        let (b, steps) = self.check_batch(batch)?;
+        let cfg = &self.cfg;
+        let gpu = t.gpu();
+        let n = b * steps;
+        let eps = match &batch.eps {
+            Some(e) => e.clone(),
+            None => normal_noise(gpu, n * cfg.stoch, cfg.seed, noise_offset)?.reshape(&[b, steps, cfg.stoch])?,
+        };
+        let obs = t.constant(&batch.obs);
+        let images = ops::reshape(t, obs, &[n, 3, 64, 64])?;
+        let embed = self.encode(t, p, images)?;
+        let embed = ops::reshape(t, embed, &[b, steps, cfg.embed()])?;
+        let action = t.constant(&batch.action);
+        let o = self.observe(t, p, embed, action, &eps)?;
+        // Features of every step: [B*T, stoch + deter], stochastic part first.
+        let feat = ops::concat_last(t, &[o.stoch, o.deter])?;
+        let feat = ops::reshape(t, feat, &[n, cfg.feat()])?;
+        let decoded = self.decode(t, p, feat)?;
+        let image_nll = mse_nll(t, decoded, images, 3 * 64 * 64)?;
+        let reward_pred = self.reward.forward(t, p, feat)?;
+        let reward_t = t.constant(&batch.reward.reshape(&[n, 1])?);
+        let reward_nll = mse_nll(t, reward_pred, reward_t, 1)?;
+        let cont_logit = self.cont.forward(t, p, feat)?;
+        let cont_t = t.constant(&batch.cont.reshape(&[n, 1])?);
+        let cont_nll = bce_with_logits(t, cont_logit, cont_t)?;
+        let nll = mean_of_sum(t, &[image_nll, reward_nll, cont_nll])?;
+        // KL balancing over all B*T steps.
+        let post = ops::reshape(t, o.post_stats, &[n, 2 * cfg.stoch])?;
+        let prior = ops::reshape(t, o.prior_stats, &[n, 2 * cfg.stoch])?;
+        let q = gaussian_head(t, post, cfg.min_std, Noise::Given(Tensor::zeros(gpu, &[n, cfg.stoch])?))?;
+        let pr = gaussian_head(t, prior, cfg.min_std, Noise::Given(Tensor::zeros(gpu, &[n, cfg.stoch])?))?;
+        let kl = kl_balanced(t, (q.mean, q.std), (pr.mean, pr.std), cfg.kl_balance, cfg.free_nats)?;
+        let kl_term = ops::scale(t, kl.value, cfg.kl_scale, 0.0)?;
+        let loss = ops::add(t, nll, kl_term)?;
+        let means = |v: Var| -> Result<Tensor> {
+            let nt = Tape::no_grad(gpu);
+            let c = nt.constant(&t.value(v));
+            Ok(nt.value(ops::mean_all(&nt, c)?))
+        };
+        Ok(LossOut {
+            loss,
+            image_nll: means(image_nll)?,
+            reward_nll: means(reward_nll)?,
+            cont_nll: means(cont_nll)?,
+            kl: kl.mean_kl.clone(),
+            kl_loss: t.value(kl.value),
+            posterior_mean: t.value(q.mean).reshape(&[b, steps, cfg.stoch])?,
+            prior_mean: t.value(pr.mean).reshape(&[b, steps, cfg.stoch])?,
+            deter: t.value(o.deter),
+            decoded: t.value(decoded).reshape(&[b, steps, 3, 64, 64])?,
+        })
+    }
+}

@@ -1,0 +1,177 @@
+//! The whole world model on a tiny configuration: the loss's gradient against finite
+//! differences, exact resume from a checkpoint, and clear errors for bad checkpoints.
+
+mod common;
+
+use common::{gpu, rand_vec};
+use rssm::model::{Config, DeviceBatch, Trainer, WorldModel};
+use rssm::tensor::{Tape, Tensor};
+
+fn batch(g: &rssm::gpu::Gpu, cfg: &Config, obs: Vec<f32>, seed: u64) -> DeviceBatch {
+    let (b, t, a, s) = (cfg.batch, cfg.seq_len, cfg.action_dim, cfg.stoch);
+    let cont: Vec<f32> = (0..b * t).map(|i| if i % 5 == 4 { 0.0 } else { 1.0 }).collect();
+    DeviceBatch {
+        obs: Tensor::from_vec(g, &[b, t, 3, 64, 64], &obs).unwrap(),
+        action: Tensor::from_vec(g, &[b, t, a], &rand_vec(b * t * a, seed + 1, -1.0, 1.0)).unwrap(),
+        reward: Tensor::from_vec(g, &[b, t], &rand_vec(b * t, seed + 2, 0.0, 1.0)).unwrap(),
+        cont: Tensor::from_vec(g, &[b, t], &cont).unwrap(),
+        eps: Some(Tensor::from_vec(g, &[b, t, s], &rand_vec(b * t * s, seed + 3, -1.5, 1.5)).unwrap()),
+    }
+}
+
+fn loss_value(model: &WorldModel, b: &DeviceBatch) -> f64 {
+    let t = Tape::no_grad(b.obs.gpu());
+    let p = model.params.bind(&t);
+    let out = model.loss(&t, &p, b, 0).unwrap();
+    t.value(out.loss).to_scalar().unwrap() as f64
+}
+
+/// Central differences of the loss for a few elements of every parameter tensor, against the
+/// gradient of one backward pass. With kl_balance = 0.5 and kl_scale = 2 the balanced KL's
+/// gradient, 2 * (0.5 grad-through-prior + 0.5 grad-through-posterior), equals the gradient of
+/// its value 2 * KL, so finite differences of the loss value are the right reference (the
+/// balanced-KL caveat); free_nats = 0 keeps the clamp out of the way.
+fn check_whole_loss(cfg: Config, expect_kl_grad: bool) {
+    let g = gpu();
+    let model = WorldModel::new(&g, &cfg).unwrap();
+    // Targets near the initial reconstruction keep the loss small, so its f32 rounding stays
+    // far below the finite-difference signal.
+    let n = cfg.batch * cfg.seq_len * 3 * 64 * 64;
+    let b0 = batch(&g, &cfg, vec![0.0; n], 7);
+    let decoded = {
+        let t = Tape::no_grad(&g);
+        let p = model.params.bind(&t);
+        model.loss(&t, &p, &b0, 0).unwrap().decoded.to_vec().unwrap()
+    };
+    let noise = rand_vec(n, 8, -0.05, 0.05);
+    let obs: Vec<f32> = decoded.iter().zip(&noise).map(|(d, e)| d + e).collect();
+    let b = batch(&g, &cfg, obs, 7);
+
+    let t = Tape::new(&g);
+    let p = model.params.bind(&t);
+    let out = model.loss(&t, &p, &b, 0).unwrap();
+    let kl = out.kl.to_scalar().unwrap();
+    let vars = p.vars().to_vec();
+    let grads = t.backward(out.loss).unwrap();
+    let h = 1e-2f32;
+    let mut checked = 0;
+    let mut worst = (0.0f64, String::new());
+    for (i, name) in model.params.names().iter().enumerate() {
+        let tensor = &model.params.tensors()[i];
+        let analytic = grads.get(vars[i]).map(|g| g.to_vec().unwrap()).unwrap_or_else(|| vec![0.0; tensor.len()]);
+        let values = tensor.to_vec().unwrap();
+        let picks = [0, values.len() / 2, values.len() - 1];
+        for &j in picks.iter() {
+            let mut v = values.clone();
+            v[j] = values[j] + h;
+            g.write(tensor.buf(), &v).unwrap();
+            let lp = loss_value(&model, &b);
+            v[j] = values[j] - h;
+            g.write(tensor.buf(), &v).unwrap();
+            let lm = loss_value(&model, &b);
+            g.write(tensor.buf(), &values).unwrap();
+            let numeric = (lp - lm) / (2.0 * h as f64);
+            let a = analytic[j] as f64;
+            let err = (a - numeric).abs();
+            let tol = 2e-3 + 3e-2 * a.abs().max(numeric.abs());
+            assert!(err <= tol, "{name}[{j}]: analytic {a:.6e}, numeric {numeric:.6e}");
+            if err > worst.0 {
+                worst = (err, format!("{name}[{j}]"));
+            }
+            checked += 1;
+        }
+    }
+    eprintln!("whole-loss gradcheck: {checked} elements, worst |diff| {:.2e} at {}, mean KL {kl}", worst.0, worst.1);
+    if expect_kl_grad {
+        assert!(kl > 0.0);
+    }
+}
+
+#[test]
+fn whole_loss_gradient_matches_finite_differences() {
+    let cfg = Config { kl_balance: 0.5, kl_scale: 2.0, free_nats: 0.0, ..Config::tiny() };
+    check_whole_loss(cfg, true);
+}
+
+#[test]
+fn whole_loss_gradient_with_free_nats_clamp() {
+    // Every KL below the free nats: the KL term is constant, its gradient zero.
+    let cfg = Config { free_nats: 1e4, ..Config::tiny() };
+    check_whole_loss(cfg, false);
+}
+
+fn small_cfg() -> Config {
+    Config { batch: 2, seq_len: 4, ..Config::tiny() }
+}
+
+fn run_steps(tr: &mut Trainer, g: &rssm::gpu::Gpu, steps: u64) -> Vec<f32> {
+    let cfg = tr.model.cfg.clone();
+    (0..steps)
+        .map(|_| {
+            let n = cfg.batch * cfg.seq_len * 3 * 64 * 64;
+            let mut b = batch(g, &cfg, rand_vec(n, 100 + tr.step, -0.5, 0.5), 100 + tr.step);
+            b.eps = None; // the trainer's own seeded noise, which must resume too
+            tr.train_step(&b).unwrap().loss
+        })
+        .collect()
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let g = gpu();
+    let dir = std::env::temp_dir().join(format!("rssm-resume-{}", std::process::id()));
+    let mut a = Trainer::new(&g, &small_cfg()).unwrap();
+    let straight = run_steps(&mut a, &g, 4);
+    let mut b = Trainer::new(&g, &small_cfg()).unwrap();
+    let mut first = run_steps(&mut b, &g, 2);
+    b.save(&dir).unwrap();
+    drop(b);
+    let mut c = Trainer::new(&g, &small_cfg()).unwrap();
+    run_steps(&mut c, &g, 1); // move away from the saved state first
+    c.load(&dir).unwrap();
+    assert_eq!(c.step, 2);
+    first.extend(run_steps(&mut c, &g, 2));
+    assert_eq!(first, straight, "resumed losses differ from an uninterrupted run");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_checkpoints_get_clear_errors() {
+    let g = gpu();
+    let dir = std::env::temp_dir().join(format!("rssm-badckpt-{}", std::process::id()));
+    let tr = Trainer::new(&g, &small_cfg()).unwrap();
+    tr.save(&dir).unwrap();
+    let w = dir.join("checkpoint.safetensors");
+    let good = std::fs::read(&w).unwrap();
+    // truncated
+    std::fs::write(&w, &good[..good.len() / 2]).unwrap();
+    let mut t2 = Trainer::new(&g, &small_cfg()).unwrap();
+    let e = t2.load(&dir).unwrap_err().to_string();
+    assert!(e.contains("checkpoint.safetensors"), "truncated: {e}");
+    // a model of another size
+    std::fs::write(&w, &good).unwrap();
+    let mut other = Trainer::new(&g, &Config { deter: 6, ..small_cfg() }).unwrap();
+    let e = other.load(&dir).unwrap_err().to_string();
+    assert!(e.contains("rssm.gru.weight_hh") || e.contains("configuration"), "mismatch: {e}");
+    // NaN weights
+    let mut host = tr.model.params.to_host().unwrap();
+    host.get_mut("reward.out.bias").unwrap().data[0] = f32::NAN;
+    rssm::data::safetensors_io::save_safetensors(&w, &host, None).unwrap();
+    let e = t2.load(&dir).unwrap_err().to_string();
+    assert!(e.contains("reward.out.bias"), "NaN: {e}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn wrong_batch_shapes_are_refused() {
+    let g = gpu();
+    let cfg = small_cfg();
+    let model = WorldModel::new(&g, &cfg).unwrap();
+    let n = cfg.batch * cfg.seq_len * 3 * 64 * 64;
+    let mut b = batch(&g, &cfg, vec![0.0; n], 1);
+    b.action = Tensor::zeros(&g, &[cfg.batch, cfg.seq_len, cfg.action_dim + 1]).unwrap();
+    let t = Tape::no_grad(&g);
+    let p = model.params.bind(&t);
+    let e = model.loss(&t, &p, &b, 0).err().unwrap().to_string();
+    assert!(e.contains("action must be"), "{e}");
+}
