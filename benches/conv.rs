@@ -16,7 +16,7 @@ fn main() {
     let n: usize = std::env::var("N").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     let entries: Vec<String> = std::env::var("ENTRY").unwrap_or("conv_fwd,v2".into()).split(',').map(String::from).collect();
     let run = |e: &str, x: &Tensor, w: &Tensor, b: &Tensor| {
-        if e == "v2" { conv::conv2d_forward2(x, w, Some(b), 2, Act::Relu).unwrap() } else { conv::conv2d_forward(x, w, Some(b), 2, Act::Relu, Box::leak(e.to_string().into_boxed_str())).unwrap() }
+        if e != "conv_fwd" { conv::conv2d_forward2(x, w, Some(b), 2, Act::Relu, Box::leak(e.to_string().into_boxed_str())).unwrap() } else { conv::conv2d_forward(x, w, Some(b), 2, Act::Relu, Box::leak(e.to_string().into_boxed_str())).unwrap() }
     };
     for (ci, co, h) in [(3usize, 32usize, 64usize), (32, 64, 31), (64, 128, 14), (128, 256, 6)] {
         let xs: Vec<f32> = (0..n * ci * h * h).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();

@@ -112,6 +112,6 @@ fn adam_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let vi = p.beta2 * v[i] + p.one_minus_beta2 * g * g;
     m[i] = mi;
     v[i] = vi;
-    let denom = sqrt(vi / p.sqrt_bc2) + p.eps;
+    let denom = sqrt(vi) / p.sqrt_bc2 + p.eps;
     param[i] = param[i] - p.step_size * (mi / denom);
 }

@@ -124,20 +124,107 @@ fn load_bias(o: u32) -> f32 {
     return 0.0;
 }
 
-const PB: u32 = 8u;
+
+
 @compute @workgroup_size(64)
-fn conv_fwd2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn fwd_a(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
     let ob4 = wid.x * 2u;
-    let nrb = (p.ow + PB - 1u) / PB;
+    let nrb = (p.ow + 8u - 1u) / 8u;
     let total = p.n * p.oh * nrb;
     let blk = fold_yz(wid, nwg) * 64u + lid.x;
     if blk >= total { return; }
     let n = blk / (p.oh * nrb);
     let rem = blk - n * p.oh * nrb;
     let oy = rem / nrb;
-    let ox0 = (rem - oy * nrb) * PB;
-    let npos = min(p.ow - ox0, PB);
+    let ox0 = (rem - oy * nrb) * 8u;
+    let npos = min(p.ow - ox0, 8u);
+    let jmax = (npos - 1u) * S + KW - 1u;
+    let ihw = p.ih * p.iw;
+    let opad4 = p.ws_o;
+    var a00 = vec4<f32>(0.0);
+    var a01 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0);
+    var a11 = vec4<f32>(0.0);
+    var a20 = vec4<f32>(0.0);
+    var a21 = vec4<f32>(0.0);
+    var a30 = vec4<f32>(0.0);
+    var a31 = vec4<f32>(0.0);
+    var a40 = vec4<f32>(0.0);
+    var a41 = vec4<f32>(0.0);
+    var a50 = vec4<f32>(0.0);
+    var a51 = vec4<f32>(0.0);
+    var a60 = vec4<f32>(0.0);
+    var a61 = vec4<f32>(0.0);
+    var a70 = vec4<f32>(0.0);
+    var a71 = vec4<f32>(0.0);
+    var xrow = n * p.r * ihw + oy * S * p.iw + ox0 * S;
+    var wrow = ob4;
+    for (var r = 0u; r < p.r; r++) {
+        for (var ky = 0u; ky < KH; ky++) {
+            for (var kx = 0u; kx < KW; kx++) {
+                    let b = xrow + kx;
+                    let w0 = wp[wrow];
+                    let w1 = wp[wrow + 1u];
+                    let x0 = inp[b + min(kx + 0u * S, jmax) - kx];
+                    let x1 = inp[b + min(kx + 1u * S, jmax) - kx];
+                    let x2 = inp[b + min(kx + 2u * S, jmax) - kx];
+                    let x3 = inp[b + min(kx + 3u * S, jmax) - kx];
+                    let x4 = inp[b + min(kx + 4u * S, jmax) - kx];
+                    let x5 = inp[b + min(kx + 5u * S, jmax) - kx];
+                    let x6 = inp[b + min(kx + 6u * S, jmax) - kx];
+                    let x7 = inp[b + min(kx + 7u * S, jmax) - kx];
+                    a00 += x0 * w0;
+                    a01 += x0 * w1;
+                    a10 += x1 * w0;
+                    a11 += x1 * w1;
+                    a20 += x2 * w0;
+                    a21 += x2 * w1;
+                    a30 += x3 * w0;
+                    a31 += x3 * w1;
+                    a40 += x4 * w0;
+                    a41 += x4 * w1;
+                    a50 += x5 * w0;
+                    a51 += x5 * w1;
+                    a60 += x6 * w0;
+                    a61 += x6 * w1;
+                    a70 += x7 * w0;
+                    a71 += x7 * w1;
+                    wrow += opad4;
+            }
+            xrow += p.iw;
+        }
+        xrow += ihw - KH * p.iw;
+    }
+
+    let o0 = ob4 * 4u;
+    let bv0 = vec4<f32>(load_bias(o0), load_bias(o0 + 1u), load_bias(o0 + 2u), load_bias(o0 + 3u));
+    let bv1 = vec4<f32>(load_bias(o0 + 4u), load_bias(o0 + 5u), load_bias(o0 + 6u), load_bias(o0 + 7u));
+    let obase = n * p.o * p.oh * p.ow + oy * p.ow + ox0;
+    if 0u < npos { st8(obase + 0u, o0, bv0, bv1, a00, a01); }
+    if 1u < npos { st8(obase + 1u, o0, bv0, bv1, a10, a11); }
+    if 2u < npos { st8(obase + 2u, o0, bv0, bv1, a20, a21); }
+    if 3u < npos { st8(obase + 3u, o0, bv0, bv1, a30, a31); }
+    if 4u < npos { st8(obase + 4u, o0, bv0, bv1, a40, a41); }
+    if 5u < npos { st8(obase + 5u, o0, bv0, bv1, a50, a51); }
+    if 6u < npos { st8(obase + 6u, o0, bv0, bv1, a60, a61); }
+    if 7u < npos { st8(obase + 7u, o0, bv0, bv1, a70, a71); }
+}
+
+
+@compute @workgroup_size(64)
+fn fwd_b(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let ob4 = wid.x * 2u;
+    let nrb = (p.ow + 8u - 1u) / 8u;
+    let total = p.n * p.oh * nrb;
+    let blk = fold_yz(wid, nwg) * 64u + lid.x;
+    if blk >= total { return; }
+    let n = blk / (p.oh * nrb);
+    let rem = blk - n * p.oh * nrb;
+    let oy = rem / nrb;
+    let ox0 = (rem - oy * nrb) * 8u;
+    let npos = min(p.ow - ox0, 8u);
     let jmax = (npos - 1u) * S + KW - 1u;
     let ihw = p.ih * p.iw;
     let opad4 = p.ws_o;
@@ -205,6 +292,7 @@ fn conv_fwd2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         }
         xrow += ihw - KH * p.iw;
     }
+
     let o0 = ob4 * 4u;
     let bv0 = vec4<f32>(load_bias(o0), load_bias(o0 + 1u), load_bias(o0 + 2u), load_bias(o0 + 3u));
     let bv1 = vec4<f32>(load_bias(o0 + 4u), load_bias(o0 + 5u), load_bias(o0 + 6u), load_bias(o0 + 7u));

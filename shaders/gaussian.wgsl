@@ -185,7 +185,7 @@ fn gaussian_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if HAS_GSAMPLE {
         let gs = g_sample[e];
         dm += gs;
-        dr -= gs * eps_in[e];
+        dr += gs * eps_in[e];
     }
     if HAS_GSTD { dr += g_std[e]; }
     dr *= sigmoid(stats[ir]);

@@ -14,7 +14,10 @@ const ROWS: [usize; 3] = [1, 3, 33];
 const COLS: [usize; 3] = [1, 7, 257];
 
 fn cases() -> Vec<(usize, usize)> {
-    let mut v: Vec<(usize, usize)> = ROWS.iter().flat_map(|r| COLS.iter().map(move |c| (*r, *c))).collect();
+    let mut v: Vec<(usize, usize)> = ROWS
+        .iter()
+        .flat_map(|r| COLS.iter().map(move |c| (*r, *c)))
+        .collect();
     v.push((4, 12288));
     v
 }
@@ -22,8 +25,14 @@ fn cases() -> Vec<(usize, usize)> {
 /// Operands for a loss: predictions/logits and targets (BCE targets in [0, 1]).
 fn operands(kind: RowLoss, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
     match kind {
-        RowLoss::Mse => (rand_vec(n, seed, -2.0, 2.0), rand_vec(n, seed + 1, -2.0, 2.0)),
-        RowLoss::Bce => (rand_vec(n, seed, -6.0, 6.0), rand_vec(n, seed + 1, 0.0, 1.0)),
+        RowLoss::Mse => (
+            rand_vec(n, seed, -2.0, 2.0),
+            rand_vec(n, seed + 1, -2.0, 2.0),
+        ),
+        RowLoss::Bce => (
+            rand_vec(n, seed, -6.0, 6.0),
+            rand_vec(n, seed + 1, 0.0, 1.0),
+        ),
     }
 }
 
@@ -69,7 +78,13 @@ fn row_losses_forward_match_reference() {
             let y = on_tape(&t, kind, av, bv, cols).unwrap();
             assert_eq!(t.shape(y), vec![rows]);
             let want = to_f32(&reference(kind, &a, &b, cols));
-            assert_close(&t.value(y).to_vec().unwrap(), &want, 1e-5, 1e-5, &format!("{kind:?} {rows}x{cols}"));
+            assert_close(
+                &t.value(y).to_vec().unwrap(),
+                &want,
+                1e-5,
+                1e-5,
+                &format!("{kind:?} {rows}x{cols}"),
+            );
         }
     }
 }
@@ -86,13 +101,24 @@ fn row_losses_backward_match_closed_form() {
             let av = t.param(&Tensor::from_vec(&g, &[rows, cols], &a).unwrap());
             let bv = t.param(&Tensor::from_vec(&g, &[rows, cols], &b).unwrap());
             let y = on_tape(&t, kind, av, bv, cols).unwrap();
-            let grads = t.backward_with(y, Tensor::from_vec(&g, &[rows], &gy).unwrap()).unwrap();
+            let grads = t
+                .backward_with(y, Tensor::from_vec(&g, &[rows], &gy).unwrap())
+                .unwrap();
             for (which, v) in [(0u32, av), (1, bv)] {
                 let want: Vec<f32> = (0..rows * cols)
-                    .map(|i| (gy[i / cols] as f64 * elem_grad(kind, which, a[i] as f64, b[i] as f64)) as f32)
+                    .map(|i| {
+                        (gy[i / cols] as f64 * elem_grad(kind, which, a[i] as f64, b[i] as f64))
+                            as f32
+                    })
                     .collect();
                 let got = grads.get(v).unwrap().to_vec().unwrap();
-                assert_close(&got, &want, 1e-6, 1e-5, &format!("{kind:?} d{which} {rows}x{cols}"));
+                assert_close(
+                    &got,
+                    &want,
+                    1e-6,
+                    1e-5,
+                    &format!("{kind:?} d{which} {rows}x{cols}"),
+                );
             }
         }
     }
@@ -114,9 +140,19 @@ fn row_loss_backward_accumulates() {
         let out = Tensor::from_vec(&g, &[rows, cols], &prior).unwrap();
         row_loss_backward(&at, &bt, &gyt, &out, cols, kind, 0, true).unwrap();
         let want: Vec<f32> = (0..rows * cols)
-            .map(|i| (prior[i] as f64 + gy[i / cols] as f64 * elem_grad(kind, 0, a[i] as f64, b[i] as f64)) as f32)
+            .map(|i| {
+                (prior[i] as f64
+                    + gy[i / cols] as f64 * elem_grad(kind, 0, a[i] as f64, b[i] as f64))
+                    as f32
+            })
             .collect();
-        assert_close(&out.to_vec().unwrap(), &want, 1e-6, 1e-5, &format!("{kind:?} ACC"));
+        assert_close(
+            &out.to_vec().unwrap(),
+            &want,
+            1e-6,
+            1e-5,
+            &format!("{kind:?} ACC"),
+        );
     }
 }
 
@@ -126,7 +162,16 @@ fn row_losses_gradcheck() {
     // Finite differences over every element of both operands (rows x cols small enough for
     // two evaluations per element; the 33x257 and 4x12288 cases are covered by the
     // closed-form test above and the sampled check below).
-    let shapes = [(1, 1), (1, 7), (1, 257), (3, 1), (3, 7), (3, 257), (33, 1), (33, 7)];
+    let shapes = [
+        (1, 1),
+        (1, 7),
+        (1, 257),
+        (3, 1),
+        (3, 7),
+        (3, 257),
+        (33, 1),
+        (33, 7),
+    ];
     for kind in [RowLoss::Mse, RowLoss::Bce] {
         for &(rows, cols) in &shapes {
             let (a, b) = operands(kind, rows * cols, (rows * 7 + cols) as u64);
@@ -134,8 +179,13 @@ fn row_losses_gradcheck() {
             // A row of 257 terms sums to ~400 with f32 rounding ~3e-5 per evaluation: a 1e-2
             // step would turn that into ~1e-3 of difference-quotient noise, so long rows use
             // h = 0.05 (truncation error h^2/6 * |f'''| < 5e-5 for BCE; none for the quadratic).
-            let opts = GradcheckOptions { step: if cols > 64 { 0.05 } else { 1e-2 }, ..Default::default() };
-            let r = gradcheck(&g, &inputs, &opts, |t, v| on_tape(t, kind, v[0], v[1], cols));
+            let opts = GradcheckOptions {
+                step: if cols > 64 { 0.05 } else { 1e-2 },
+                ..Default::default()
+            };
+            let r = gradcheck(&g, &inputs, &opts, |t, v| {
+                on_tape(t, kind, v[0], v[1], cols)
+            });
             if let Err(e) = r {
                 panic!("{kind:?} {rows}x{cols}: {e}");
             }
@@ -151,7 +201,10 @@ fn sampled_fd(kind: RowLoss, rows: usize, cols: usize, a: &[f32], b: &[f32], whi
     let loss = |a: &[f32], b: &[f32]| -> f64 {
         let at = Tensor::from_vec(&g, &[rows, cols], a).unwrap();
         let bt = Tensor::from_vec(&g, &[rows, cols], b).unwrap();
-        let y = row_loss_forward(&at, &bt, cols, kind).unwrap().to_vec().unwrap();
+        let y = row_loss_forward(&at, &bt, cols, kind)
+            .unwrap()
+            .to_vec()
+            .unwrap();
         y.iter().zip(&w).map(|(y, w)| *y as f64 * *w as f64).sum()
     };
     let at = Tensor::from_vec(&g, &[rows, cols], a).unwrap();
@@ -161,7 +214,16 @@ fn sampled_fd(kind: RowLoss, rows: usize, cols: usize, a: &[f32], b: &[f32], whi
     row_loss_backward(&at, &bt, &wt, &out, cols, kind, which, false).unwrap();
     let analytic = out.to_vec().unwrap();
     let n = rows * cols;
-    for j in [0, 1, cols - 1, cols, n / 2 + 3, n - 97, n - 1, 5 * cols / 2 + 11] {
+    for j in [
+        0,
+        1,
+        cols - 1,
+        cols,
+        n / 2 + 3,
+        n - 97,
+        n - 1,
+        5 * cols / 2 + 11,
+    ] {
         let (mut ap, mut bp) = (a.to_vec(), b.to_vec());
         let x = if which == 0 { &mut ap } else { &mut bp };
         let x0 = x[j];
@@ -195,7 +257,16 @@ fn row_losses_4x12288_sampled_finite_differences() {
     let y = rand_vec(n, 3, 0.0, 1.0);
     let mut y0 = vec![0.0f32; n];
     let moderate = rand_vec(n, 4, -3.0, 3.0);
-    for j in (0..n).step_by(97).chain([0, 1, cols - 1, cols, n / 2 + 3, n - 97, n - 1, 5 * cols / 2 + 11]) {
+    for j in (0..n).step_by(97).chain([
+        0,
+        1,
+        cols - 1,
+        cols,
+        n / 2 + 3,
+        n - 97,
+        n - 1,
+        5 * cols / 2 + 11,
+    ]) {
         x[j] = moderate[j];
         y0[j] = y[j];
     }
@@ -231,13 +302,34 @@ fn bce_is_stable_for_huge_logits() {
         let got = t.value(l).to_vec().unwrap();
         assert!(got.iter().all(|v| v.is_finite()), "non-finite loss {got:?}");
         let want = to_f32(&lref::bce_with_logits(xs, ys, cols));
-        assert_close(&got, &want, 1e-6, 1e-6, &format!("bce extremes, cols {cols}"));
+        assert_close(
+            &got,
+            &want,
+            1e-6,
+            1e-6,
+            &format!("bce extremes, cols {cols}"),
+        );
         let rows = len / cols;
-        let grads = t.backward_with(l, Tensor::full(&g, &[rows], 1.0).unwrap()).unwrap();
+        let grads = t
+            .backward_with(l, Tensor::full(&g, &[rows], 1.0).unwrap())
+            .unwrap();
         let gx = grads.get(xv).unwrap().to_vec().unwrap();
-        assert!(gx.iter().all(|v| v.is_finite()), "non-finite gradient {gx:?}");
-        let want: Vec<f32> = xs.iter().zip(ys.iter()).map(|(x, y)| lref::bce_grad(*x as f64, *y as f64) as f32).collect();
-        assert_close(&gx, &want, 1e-6, 1e-6, &format!("bce gradient extremes, cols {cols}"));
+        assert!(
+            gx.iter().all(|v| v.is_finite()),
+            "non-finite gradient {gx:?}"
+        );
+        let want: Vec<f32> = xs
+            .iter()
+            .zip(ys.iter())
+            .map(|(x, y)| lref::bce_grad(*x as f64, *y as f64) as f32)
+            .collect();
+        assert_close(
+            &gx,
+            &want,
+            1e-6,
+            1e-6,
+            &format!("bce gradient extremes, cols {cols}"),
+        );
     }
     // Spot values: log 2 at 0, ~0 when confidently right, |x| when confidently wrong.
     let want = lref::bce_with_logits(&[0.0, 1000.0, -1000.0, 1e4], &[0.5, 1.0, 1.0, 0.0], 1);
@@ -271,11 +363,21 @@ fn world_model_loss_mean_of_sum() {
     ];
     // Value.
     let t = Tape::no_grad(&g);
-    let vars: Vec<Var> = inputs.iter().map(|(s, v)| t.constant(&Tensor::from_vec(&g, s, v).unwrap())).collect();
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|(s, v)| t.constant(&Tensor::from_vec(&g, s, v).unwrap()))
+        .collect();
     let got = t.value(f(&t, &vars).unwrap()).to_scalar().unwrap() as f64;
-    let (a, b, c) = (lref::mse_nll(&img, &obs, pix), lref::mse_nll(&rew, &rew_t, 1), lref::bce_with_logits(&logit, &cont, 1));
+    let (a, b, c) = (
+        lref::mse_nll(&img, &obs, pix),
+        lref::mse_nll(&rew, &rew_t, 1),
+        lref::bce_with_logits(&logit, &cont, 1),
+    );
     let want = (0..bt).map(|i| a[i] + b[i] + c[i]).sum::<f64>() / bt as f64;
-    assert!((got - want).abs() <= 1e-5 * want.abs(), "mean_of_sum {got} vs {want}");
+    assert!(
+        (got - want).abs() <= 1e-5 * want.abs(),
+        "mean_of_sum {got} vs {want}"
+    );
     gradcheck(&g, &inputs, &GradcheckOptions::default(), f).unwrap();
 }
 
@@ -322,7 +424,10 @@ fn step_grads(k: usize) -> Vec<Vec<f32>> {
             let base = rand_away_from_zero(n, 100 + i as u64, 0.1, 1.0);
             let jitter = rand_vec(n, 1000 + (10 * k + i) as u64, -0.2, 0.2);
             let tiny = if i == 2 { 1e-6 } else { 1.0 };
-            base.iter().zip(&jitter).map(|(b, j)| (*b as f64 * (1.0 + *j as f64) * SCALES[k] * tiny) as f32).collect()
+            base.iter()
+                .zip(&jitter)
+                .map(|(b, j)| (*b as f64 * (1.0 + *j as f64) * SCALES[k] * tiny) as f32)
+                .collect()
         })
         .collect()
 }
@@ -332,7 +437,10 @@ fn initial_params() -> Vec<f32> {
 }
 
 fn rel_err(got: &[f32], want: &[f64]) -> f64 {
-    got.iter().zip(want).map(|(g, w)| (*g as f64 - w).abs() / w.abs().max(1e-30)).fold(0.0, f64::max)
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (*g as f64 - w).abs() / w.abs().max(1e-30))
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -358,7 +466,11 @@ fn adam_matches_pytorch_formulas_over_five_steps() {
         let flat_g: Vec<f64> = grads.concat().iter().map(|v| *v as f64).collect();
         let (norm, coef) = reference.step(&mut p_ref, &flat_g);
         // The test design: steps 1 and 3 (k = 0, 2) clip, the others do not.
-        assert_eq!(coef < 1.0, k == 0 || k == 2, "step {k}: norm {norm}, coef {coef}");
+        assert_eq!(
+            coef < 1.0,
+            k == 0 || k == 2,
+            "step {k}: norm {norm}, coef {coef}"
+        );
         let (m, v, t) = adam.state().unwrap();
         assert_eq!(t, k as u64 + 1);
         let got_norm = adam.last_norm().unwrap().to_scalar().unwrap() as f64;
@@ -376,7 +488,11 @@ fn adam_matches_pytorch_formulas_over_five_steps() {
         }
         // 1e-6 relative everywhere: parameters are >= 0.45 in magnitude and each element's
         // gradient keeps its sign, so m and v never cancel; f32 rounding is ~1e-7 per op.
-        assert!(errs.iter().all(|e| *e <= 1e-6), "step {}: relative errors [norm, coef, p, m, v] = {errs:?}", k + 1);
+        assert!(
+            errs.iter().all(|e| *e <= 1e-6),
+            "step {}: relative errors [norm, coef, p, m, v] = {errs:?}",
+            k + 1
+        );
         if k == 0 {
             // Independent of the reference: Adam's first step moves each parameter by lr *
             // g / (|g| + eps') ~ lr for gradients far above eps, and by visibly less for the
@@ -385,9 +501,15 @@ fn adam_matches_pytorch_formulas_over_five_steps() {
             for (i, (a, b)) in got_p.iter().zip(&p0).enumerate() {
                 let d = (a - b).abs() as f64;
                 if i < n_big {
-                    assert!((d - 1e-2).abs() < 2e-6, "first step of element {i} moved {d}");
+                    assert!(
+                        (d - 1e-2).abs() < 2e-6,
+                        "first step of element {i} moved {d}"
+                    );
                 } else {
-                    assert!(d < 1e-2 * 0.995 && d > 1e-2 * 0.5, "first step of tiny-gradient element {i} moved {d}");
+                    assert!(
+                        d < 1e-2 * 0.995 && d > 1e-2 * 0.5,
+                        "first step of tiny-gradient element {i} moved {d}"
+                    );
                 }
             }
         }
@@ -407,11 +529,21 @@ fn adam_without_clipping_reports_norm_and_unit_coef() {
     let mut p_ref: Vec<f64> = p0.iter().map(|v| *v as f64).collect();
     for k in 0..2 {
         let flat: Vec<f32> = step_grads(k).concat().iter().map(|v| v * 10.0).collect();
-        adam.step_flat(&params, &Tensor::from_vec(&g, &[flat.len()], &flat).unwrap()).unwrap();
-        let (norm, coef) = reference.step(&mut p_ref, &flat.iter().map(|v| *v as f64).collect::<Vec<_>>());
+        adam.step_flat(
+            &params,
+            &Tensor::from_vec(&g, &[flat.len()], &flat).unwrap(),
+        )
+        .unwrap();
+        let (norm, coef) = reference.step(
+            &mut p_ref,
+            &flat.iter().map(|v| *v as f64).collect::<Vec<_>>(),
+        );
         assert_eq!(coef, 1.0);
         let got_norm = adam.last_norm().unwrap().to_scalar().unwrap() as f64;
-        assert!(((got_norm - norm) / norm).abs() < 1e-6, "{got_norm} vs {norm}");
+        assert!(
+            ((got_norm - norm) / norm).abs() < 1e-6,
+            "{got_norm} vs {norm}"
+        );
         assert_eq!(adam.last_clip_coef().unwrap().to_scalar().unwrap(), 1.0);
         assert!(rel_err(&params.to_vec().unwrap(), &p_ref) < 1e-6);
     }
@@ -429,10 +561,14 @@ fn adam_norm_over_many_chunks() {
     let cfg = AdamConfig::new(1e-3).with_clip(100.0);
     let mut adam = Adam::new(&params, cfg).unwrap();
     let grad = rand_away_from_zero(n, 10, 0.1, 1.0);
-    adam.step_flat(&params, &Tensor::from_vec(&g, &[n], &grad).unwrap()).unwrap();
+    adam.step_flat(&params, &Tensor::from_vec(&g, &[n], &grad).unwrap())
+        .unwrap();
     let mut reference = aref::Adam::new(n, cfg);
     let mut p_ref: Vec<f64> = p0.iter().map(|v| *v as f64).collect();
-    let (norm, coef) = reference.step(&mut p_ref, &grad.iter().map(|v| *v as f64).collect::<Vec<_>>());
+    let (norm, coef) = reference.step(
+        &mut p_ref,
+        &grad.iter().map(|v| *v as f64).collect::<Vec<_>>(),
+    );
     assert!(coef < 1.0);
     let got = adam.last_norm().unwrap().to_scalar().unwrap() as f64;
     assert!(((got - norm) / norm).abs() < 1e-6, "norm {got} vs {norm}");
@@ -455,7 +591,11 @@ fn adam_state_save_and_restore_gives_identical_steps() {
     }
     // "Checkpoint" through the host, as a trainer writing to disk would.
     let (m, v, t) = a.state().unwrap();
-    let (m_host, v_host, p_host) = (m.to_vec().unwrap(), v.to_vec().unwrap(), a_params.to_vec().unwrap());
+    let (m_host, v_host, p_host) = (
+        m.to_vec().unwrap(),
+        v.to_vec().unwrap(),
+        a_params.to_vec().unwrap(),
+    );
     // The snapshot does not follow later steps.
     a.step_flat(&a_params, &flat(3)).unwrap();
     assert_eq!(m.to_vec().unwrap(), m_host);
@@ -473,13 +613,27 @@ fn adam_state_save_and_restore_gives_identical_steps() {
     b.step_flat(&b_params, &flat(3)).unwrap();
     a.step_flat(&a_params, &flat(4)).unwrap();
     b.step_flat(&b_params, &flat(4)).unwrap();
-    assert_eq!(a_params.to_vec().unwrap(), b_params.to_vec().unwrap(), "parameters after resume");
+    assert_eq!(
+        a_params.to_vec().unwrap(),
+        b_params.to_vec().unwrap(),
+        "parameters after resume"
+    );
     let (sa, sb) = (a.state().unwrap(), b.state().unwrap());
-    assert_eq!(sa.0.to_vec().unwrap(), sb.0.to_vec().unwrap(), "m after resume");
-    assert_eq!(sa.1.to_vec().unwrap(), sb.1.to_vec().unwrap(), "v after resume");
+    assert_eq!(
+        sa.0.to_vec().unwrap(),
+        sb.0.to_vec().unwrap(),
+        "m after resume"
+    );
+    assert_eq!(
+        sa.1.to_vec().unwrap(),
+        sb.1.to_vec().unwrap(),
+        "v after resume"
+    );
     assert_eq!((sa.2, sb.2), (5, 5));
     // A state that does not fit is refused.
-    assert!(b.set_state(&m, &Tensor::zeros(&g, &[3]).unwrap(), 1).is_err());
+    assert!(b
+        .set_state(&m, &Tensor::zeros(&g, &[3]).unwrap(), 1)
+        .is_err());
 }
 
 #[test]
@@ -510,20 +664,34 @@ fn adam_views_missing_gradients_and_adopted_tensors() {
     adam.step(&params, &[Some(&g0), None, Some(&g2)]).unwrap();
     let mut reference = aref::Adam::new(p0.len(), cfg);
     let mut p_ref: Vec<f64> = p0.iter().map(|v| *v as f64).collect();
-    reference.step(&mut p_ref, &grads.concat().iter().map(|v| *v as f64).collect::<Vec<_>>());
+    reference.step(
+        &mut p_ref,
+        &grads.concat().iter().map(|v| *v as f64).collect::<Vec<_>>(),
+    );
     let flat = params.to_vec().unwrap();
     assert!(rel_err(&flat, &p_ref) < 1e-6);
     // The held tensors are the views and follow the flat buffer.
     for (e, t) in params.entries().iter().zip(&held) {
-        assert_eq!(t.to_vec().unwrap(), &flat[e.offset..e.offset + e.len], "view {}", e.name);
-        assert_eq!(params.get(&e.name).unwrap().to_vec().unwrap(), t.to_vec().unwrap());
+        assert_eq!(
+            t.to_vec().unwrap(),
+            &flat[e.offset..e.offset + e.len],
+            "view {}",
+            e.name
+        );
+        assert_eq!(
+            params.get(&e.name).unwrap().to_vec().unwrap(),
+            t.to_vec().unwrap()
+        );
     }
     // set() writes both the flat buffer and the view.
     params.set("s", &[0.5; 15]).unwrap();
     assert_eq!(held[2].to_vec().unwrap(), vec![0.5; 15]);
     assert_eq!(&params.to_vec().unwrap()[sizes[0] + sizes[1]..], &[0.5; 15]);
     let named = params.to_named().unwrap();
-    assert_eq!((named[1].0.as_str(), named[1].1.as_slice()), ("b", &[257usize][..]));
+    assert_eq!(
+        (named[1].0.as_str(), named[1].1.as_slice()),
+        ("b", &[257usize][..])
+    );
 }
 
 #[test]
@@ -533,15 +701,26 @@ fn adam_step_is_three_dispatches_whatever_the_number_of_tensors() {
     for count in [3usize, 40] {
         let names: Vec<String> = (0..count).map(|i| format!("p{i}")).collect();
         let shapes: Vec<Vec<usize>> = (0..count).map(|i| vec![i % 5 + 1, 7]).collect();
-        let specs: Vec<(&str, &[usize])> = names.iter().map(|n| n.as_str()).zip(shapes.iter().map(|s| s.as_slice())).collect();
+        let specs: Vec<(&str, &[usize])> = names
+            .iter()
+            .map(|n| n.as_str())
+            .zip(shapes.iter().map(|s| s.as_slice()))
+            .collect();
         let params = FlatParams::new(&g, &specs).unwrap();
         let mut adam = Adam::new(&params, AdamConfig::new(1e-3).with_clip(1.0)).unwrap();
-        let grads: Vec<Tensor> = shapes.iter().map(|s| Tensor::full(&g, s, 0.5).unwrap()).collect();
+        let grads: Vec<Tensor> = shapes
+            .iter()
+            .map(|s| Tensor::full(&g, s, 0.5).unwrap())
+            .collect();
         let refs: Vec<Option<&Tensor>> = grads.iter().map(Some).collect();
         g.sync();
         let before = g.stats().dispatches;
         adam.step(&params, &refs).unwrap();
-        assert_eq!((g.stats().dispatches - before) as usize, Adam::DISPATCHES_PER_STEP, "{count} tensors");
+        assert_eq!(
+            (g.stats().dispatches - before) as usize,
+            Adam::DISPATCHES_PER_STEP,
+            "{count} tensors"
+        );
         g.sync();
     }
 }
@@ -554,16 +733,31 @@ fn adam_rejects_bad_inputs() {
     let g0 = Tensor::zeros(&g, &[7, 33]).unwrap();
     let e = adam.step(&params, &[Some(&g0)]).unwrap_err().to_string();
     assert!(e.contains("1 gradients for 3"), "{e}");
-    let e = adam.step(&params, &[Some(&g0), Some(&g0), None]).unwrap_err().to_string();
+    let e = adam
+        .step(&params, &[Some(&g0), Some(&g0), None])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("for 'b'"), "{e}");
     assert!(adam.step_flat(&params, &g0).is_err());
     let other = FlatParams::new(&g, &[("x", &[4][..])]).unwrap();
-    assert!(adam.step_flat(&other, &Tensor::zeros(&g, &[4]).unwrap()).is_err());
+    assert!(adam
+        .step_flat(&other, &Tensor::zeros(&g, &[4]).unwrap())
+        .is_err());
     assert_eq!(adam.steps(), 0, "a refused step does not count");
-    let e = FlatParams::new(&g, &[("a", &[2][..]), ("a", &[3][..])]).err().unwrap().to_string();
+    let e = FlatParams::new(&g, &[("a", &[2][..]), ("a", &[3][..])])
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("named twice"), "{e}");
     assert!(FlatParams::new(&g, &[]).is_err());
-    assert!(Adam::new(&params, AdamConfig { beta1: 1.0, ..AdamConfig::default() }).is_err());
+    assert!(Adam::new(
+        &params,
+        AdamConfig {
+            beta1: 1.0,
+            ..AdamConfig::default()
+        }
+    )
+    .is_err());
     assert!(Adam::new(&params, AdamConfig::new(1e-3).with_clip(0.0)).is_err());
     assert!(adam.set_lr(-1.0).is_err());
     assert!(params.set("nope", &[1.0]).is_err());

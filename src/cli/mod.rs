@@ -1,6 +1,7 @@
 //! The command-line interface: one module per command.
 
 pub mod common;
+pub mod evaluate;
 pub mod info;
 pub mod picture;
 pub mod train;
@@ -25,6 +26,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Train a world model from pixels (the main job).
     Train(train::TrainArgs),
+    /// Compute the loss and every gradient on one batch (for cross-framework checks).
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 /// Run the parsed command.
@@ -35,5 +38,6 @@ pub fn run(cli: Cli) -> rssm::Result<()> {
     match cli.command {
         Command::Info(args) => info::run(&gpu_opts, args),
         Command::Train(args) => train::run(&gpu_opts, args),
+        Command::Evaluate(args) => evaluate::run(&gpu_opts, args),
     }
 }

@@ -69,6 +69,9 @@ struct Params {
     eps: f32,
 }
 
+/// `(name, shape, values)` of one parameter tensor read back to the host.
+pub type NamedValues = (String, Vec<usize>, Vec<f32>);
+
 /// Where one named tensor lives in the flat buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParamEntry {
@@ -80,7 +83,9 @@ pub struct ParamEntry {
     pub len: usize,
 }
 
-fn layout<'a>(specs: impl Iterator<Item = (&'a str, &'a [usize])>) -> Result<(Vec<ParamEntry>, usize)> {
+fn layout<'a>(
+    specs: impl Iterator<Item = (&'a str, &'a [usize])>,
+) -> Result<(Vec<ParamEntry>, usize)> {
     let mut entries: Vec<ParamEntry> = Vec::new();
     let mut offset = 0;
     for (name, shape) in specs {
@@ -216,7 +221,8 @@ impl FlatParams {
             );
         }
         let tmp = Tensor::from_vec(&self.gpu, &e.shape, data)?;
-        self.gpu.copy(tmp.buf(), 0, self.flat.buf(), e.offset, e.len);
+        self.gpu
+            .copy(tmp.buf(), 0, self.flat.buf(), e.offset, e.len);
         self.gpu.copy(tmp.buf(), 0, self.views[i].buf(), 0, e.len);
         Ok(())
     }
@@ -227,12 +233,18 @@ impl FlatParams {
     }
 
     /// Read all parameters back as `(name, shape, values)` (one readback), e.g. for a checkpoint.
-    pub fn to_named(&self) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+    pub fn to_named(&self) -> Result<Vec<NamedValues>> {
         let all = self.to_vec()?;
         Ok(self
             .entries
             .iter()
-            .map(|e| (e.name.clone(), e.shape.clone(), all[e.offset..e.offset + e.len].to_vec()))
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    e.shape.clone(),
+                    all[e.offset..e.offset + e.len].to_vec(),
+                )
+            })
             .collect())
     }
 }
@@ -348,11 +360,18 @@ impl Adam {
 
     fn check_params(&self, params: &FlatParams) -> Result<()> {
         let same = params.entries.len() == self.lens.len()
-            && params.entries.iter().zip(&self.lens).all(|(e, l)| e.len == *l);
+            && params
+                .entries
+                .iter()
+                .zip(&self.lens)
+                .all(|(e, l)| e.len == *l);
         if same {
             Ok(())
         } else {
-            shape_err("Adam::step", "the parameters' layout differs from the one this optimiser was created for")
+            shape_err(
+                "Adam::step",
+                "the parameters' layout differs from the one this optimiser was created for",
+            )
         }
     }
 
@@ -366,7 +385,11 @@ impl Adam {
         if grads.len() != params.entries.len() {
             return shape_err(
                 "Adam::step",
-                format!("{} gradients for {} parameter tensors", grads.len(), params.entries.len()),
+                format!(
+                    "{} gradients for {} parameter tensors",
+                    grads.len(),
+                    params.entries.len()
+                ),
             );
         }
         for (e, g) in params.entries.iter().zip(grads) {
@@ -374,7 +397,12 @@ impl Adam {
                 if g.len() != e.len {
                     return shape_err(
                         "Adam::step",
-                        format!("gradient {:?} for '{}' of shape {:?}", g.shape(), e.name, e.shape),
+                        format!(
+                            "gradient {:?} for '{}' of shape {:?}",
+                            g.shape(),
+                            e.name,
+                            e.shape
+                        ),
                     );
                 }
             }
@@ -432,13 +460,28 @@ impl Adam {
             &[grad.buf(), self.partials.buf()],
             gpu.grid_1d(n_partials * WG_1D as usize, WG_1D),
         );
-        let k2 = gpu.kernel("adam", "norm_finish", &[("CLIP", c.max_norm.is_some() as u32 as f64)])?;
-        gpu.dispatch(&k2, &p, &[self.partials.buf(), norm.buf(), coef.buf()], [1, 1, 1]);
+        let k2 = gpu.kernel(
+            "adam",
+            "norm_finish",
+            &[("CLIP", c.max_norm.is_some() as u32 as f64)],
+        )?;
+        gpu.dispatch(
+            &k2,
+            &p,
+            &[self.partials.buf(), norm.buf(), coef.buf()],
+            [1, 1, 1],
+        );
         let k3 = gpu.kernel("adam", "adam_update", &[])?;
         gpu.dispatch(
             &k3,
             &p,
-            &[grad.buf(), coef.buf(), params.flat.buf(), self.m.buf(), self.v.buf()],
+            &[
+                grad.buf(),
+                coef.buf(),
+                params.flat.buf(),
+                self.m.buf(),
+                self.v.buf(),
+            ],
             grid(gpu, n),
         );
         params.sync_views();

@@ -32,7 +32,7 @@ pub fn conv2d_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize,
 }
 
 /// experimental 2
-pub fn conv2d_forward2(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, act: Act) -> Result<Tensor> {
+pub fn conv2d_forward2(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize, act: Act, entry: &'static str) -> Result<Tensor> {
     let (n, ci, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
     let (co, kh, kw) = (w.shape()[0], w.shape()[2], w.shape()[3]);
     let (oh, ow) = ((h - kh) / stride + 1, (wd - kw) / stride + 1);
@@ -46,7 +46,7 @@ pub fn conv2d_forward2(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize
     let pp = Params { n: total as u32, o: opad4 as u32, ws_o: co as u32, ih: (ci * kh * kw) as u32, iw: (kh * kw) as u32, ..Default::default() };
     gpu.dispatch(&kp, &pp, &[w.buf(), packed.buf()], gpu.grid_1d(total, 256));
     let y = Tensor::empty(gpu, &[n, co, oh, ow])?;
-    let k = gpu.kernel("conv", "conv_fwd2", &consts)?;
+    let k = gpu.kernel("conv", entry, &consts)?;
     let p = Params { n: n as u32, r: ci as u32, o: co as u32, ih: h as u32, iw: wd as u32, oh: oh as u32, ow: ow as u32, ws_o: opad4 as u32, ws_r: 0 };
     let grid = gpu.grid_2d(co.div_ceil(cb), (n * oh * ow.div_ceil(8)).div_ceil(64));
     gpu.dispatch(&k, &p, &[x.buf(), b.unwrap_or(x).buf(), y.buf(), &packed.buf()], grid);

@@ -54,13 +54,21 @@ fn check(op: &'static str, a: &Tensor, b: &Tensor, cols: usize) -> Result<usize>
     if a.len() != b.len() {
         return shape_err(
             op,
-            format!("operands {:?} and {:?} differ in size", a.shape(), b.shape()),
+            format!(
+                "operands {:?} and {:?} differ in size",
+                a.shape(),
+                b.shape()
+            ),
         );
     }
-    if cols == 0 || a.is_empty() || a.len() % cols != 0 {
+    if cols == 0 || a.is_empty() || !a.len().is_multiple_of(cols) {
         return shape_err(
             op,
-            format!("cannot view {:?} ({} values) as rows of {cols}", a.shape(), a.len()),
+            format!(
+                "cannot view {:?} ({} values) as rows of {cols}",
+                a.shape(),
+                a.len()
+            ),
         );
     }
     Ok(a.len() / cols)
@@ -84,11 +92,21 @@ pub fn row_loss_forward(a: &Tensor, b: &Tensor, cols: usize, kind: RowLoss) -> R
     let consts = [("KIND", kind.code())];
     if cols <= THREAD_PER_ROW_MAX_COLS {
         let k = gpu.kernel("loss", "row_loss_thread", &consts)?;
-        gpu.dispatch(&k, &params(rows, cols), &[a.buf(), b.buf(), y.buf()], grid(gpu, rows));
+        gpu.dispatch(
+            &k,
+            &params(rows, cols),
+            &[a.buf(), b.buf(), y.buf()],
+            grid(gpu, rows),
+        );
     } else {
         let k = gpu.kernel("loss", "row_loss_wg", &consts)?;
         let groups = gpu.grid_1d(rows * WG_1D as usize, WG_1D);
-        gpu.dispatch(&k, &params(rows, cols), &[a.buf(), b.buf(), y.buf()], groups);
+        gpu.dispatch(
+            &k,
+            &params(rows, cols),
+            &[a.buf(), b.buf(), y.buf()],
+            groups,
+        );
     }
     Ok(y)
 }
@@ -213,7 +231,12 @@ pub mod reference {
     fn rows(a: &[f32], b: &[f32], cols: usize, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
         a.chunks(cols)
             .zip(b.chunks(cols))
-            .map(|(ra, rb)| ra.iter().zip(rb).map(|(x, y)| f(*x as f64, *y as f64)).sum())
+            .map(|(ra, rb)| {
+                ra.iter()
+                    .zip(rb)
+                    .map(|(x, y)| f(*x as f64, *y as f64))
+                    .sum()
+            })
             .collect()
     }
 }

@@ -10,7 +10,8 @@ use rssm::gpu::{Gpu, GpuOptions};
 pub fn gpu() -> Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
     GPU.get_or_init(|| {
-        let g = Gpu::new(&GpuOptions::default()).expect("a GPU adapter (install mesa-vulkan-drivers)");
+        let g =
+            Gpu::new(&GpuOptions::default()).expect("a GPU adapter (install mesa-vulkan-drivers)");
         eprintln!("test adapter: {}", g.report().short());
         g
     })
