@@ -89,9 +89,13 @@ fn bench(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(3));
     group.throughput(Throughput::Elements(step_flops));
-    group.bench_function("cell fwd+bwd 2500x200->200", |b| b.iter(|| step(&gpu, &ins, &seed)));
+    group.bench_function("cell fwd+bwd 2500x200->200", |b| {
+        b.iter(|| step(&gpu, &ins, &seed))
+    });
     group.throughput(Throughput::Elements(fwd_flops));
-    group.bench_function("cell fwd (no grad) 2500x200->200", |b| b.iter(|| forward(&gpu, &ins)));
+    group.bench_function("cell fwd (no grad) 2500x200->200", |b| {
+        b.iter(|| forward(&gpu, &ins))
+    });
     group.finish();
 }
 

@@ -47,7 +47,7 @@ struct Params {
 override CLIP: bool = true;
 
 // Values per thread in sumsq_partial (Rust: adam::PER_THREAD).
-const PER_THREAD: u32 = 16u;
+const PER_THREAD: u32 = 64u;
 
 var<workgroup> red: array<f32, WG>;
 

@@ -14,10 +14,12 @@
 //   row_loss_thread    out[r] = loss of row r, one thread per row, serial loop over the cols. For
 //                      short rows (reward, continue: cols = 1). Workgroup (WG,1,1). Uses 1, 2, 4.
 //   row_loss_backward  [backward] out[i] (+)= gy[i / cols] * d loss / d(a or b)[i], one thread per
-//                      element, workgroup (WG,1,1), grid folded by Gpu::grid_1d. Uses 1, 2, 3, 4.
+//                      element, workgroup (WG,1,1). Grid: ROW2D false, 1-D folded by
+//                      Gpu::grid_1d (short rows); ROW2D true, Gpu::grid_2d(column tiles, rows)
+//                      (long rows: no integer division per element). Uses 1, 2, 3, 4.
 //                      mse: d/da = a - b, d/db = b - a; bce: d/da = sigmoid(a) - b, d/db = -a.
 // Overrides: KIND (0 mse, 1 bce), WHICH (backward: 0 gradient of a, 1 gradient of b),
-//            ACC (backward adds into out instead of overwriting it).
+//            ACC (backward adds into out instead of overwriting it), ROW2D (backward grid).
 
 struct Params {
     rows: u32,
@@ -35,6 +37,7 @@ struct Params {
 override KIND: u32 = 0u;
 override WHICH: u32 = 0u;
 override ACC: bool = false;
+override ROW2D: bool = false;
 
 var<workgroup> partial: array<f32, WG>;
 
@@ -99,8 +102,19 @@ fn row_loss_thread(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(WG)
 fn row_loss_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_id(wid, nwg, lid);
-    if i >= p.n { return; }
+    var i: u32;
+    var r: u32;
+    if ROW2D {
+        // x: column tiles of WG, y (folded into z): rows. No integer division per element.
+        r = fold_yz(wid, nwg);
+        let c = wid.x * WG + lid.x;
+        if r >= p.rows || c >= p.cols { return; }
+        i = r * p.cols + c;
+    } else {
+        i = flat_id(wid, nwg, lid);
+        if i >= p.n { return; }
+        r = i / p.cols;
+    }
     let x = a[i];
     let y = b[i];
     var d: f32;
@@ -109,6 +123,6 @@ fn row_loss_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     } else {
         d = select(-x, sigmoid(x) - y, WHICH == 0u);
     }
-    let g = gy[i / p.cols] * d;
+    let g = gy[r] * d;
     if ACC { out[i] += g; } else { out[i] = g; }
 }

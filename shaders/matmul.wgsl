@@ -3,7 +3,11 @@
 // op(A) is A [M,K] or, with TRANS_A, A stored [K,M]; op(B) is B [K,N] or, with TRANS_B,
 // B stored [N,K] (the nn.Linear case: y = x W^T with W [out,in]).
 // Bindings: 0 params (m, n, k), 1 A (read), 2 B (read), 3 bias [N] (read, only with HAS_BIAS),
-//           4 C (read_write).
+//           4 C (read_write), 5 A as vec4 (read), 6 B as vec4 (read).
+// Entry points: `matmul` (any sizes, scalar loads) and `matmul_vec4` (uses 3, 4, 5, 6; for
+// operands whose contiguous axis is a multiple of 4: K % 4 == 0, M % 4 == 0 when TRANS_A,
+// N % 4 == 0 unless TRANS_B): each step of its K loop loads a 4x4 block of A and of B with
+// four vec4 loads each and does 64 FMAs as one mat4x4 product.
 // Workgroup (8,8,1); each invocation computes a 4x4 block of C held in registers, so one
 // workgroup covers a 32x32 tile. Grid: x = ceil(N/32), y = ceil(M/32) (y folds into z).
 //
@@ -27,6 +31,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(5) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> b4: array<vec4<f32>>;
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -64,9 +70,15 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         acc2 += av.z * bv;
         acc3 += av.w * bv;
     }
+    store_block(row0, col0, cc, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
+}
+
+// Add the bias, apply the activation and store (or accumulate) the in-range part of a 4x4
+// block whose rows are `acc[i]` (columns col0..col0+3).
+fn store_block(row0: u32, col0: u32, cc: vec4<u32>, acc: array<vec4<f32>, 4>) {
     var bv = vec4<f32>(0.0);
     if HAS_BIAS { bv = vec4<f32>(bias[cc.x], bias[cc.y], bias[cc.z], bias[cc.w]); }
-    let rows = array<vec4<f32>, 4>(acc0 + bv, acc1 + bv, acc2 + bv, acc3 + bv);
+    let rows = array<vec4<f32>, 4>(acc[0] + bv, acc[1] + bv, acc[2] + bv, acc[3] + bv);
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + i;
         if row >= p.m { break; }
@@ -78,4 +90,43 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
             if ACC { c[idx] += v; } else { c[idx] = v; }
         }
     }
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn matmul_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = (fold_yz(wid, nwg) * 8u + lid.y) * 4u;
+    let col0 = (wid.x * 8u + lid.x) * 4u;
+    if row0 >= p.m || col0 >= p.n { return; }
+    let r = min(vec4<u32>(row0, row0 + 1u, row0 + 2u, row0 + 3u), vec4<u32>(p.m - 1u));
+    let cc = min(vec4<u32>(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4<u32>(p.n - 1u));
+    let k4 = p.k / 4u;
+    let m4 = p.m / 4u;
+    let n4 = p.n / 4u;
+    // acc[j] = column j of the 4x4 block (over rows i).
+    var acc = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var kq = 0u; kq < k4; kq++) {
+        let kk = kq * 4u;
+        // am[p] = column p of the A block: A[row0..row0+3, kk+p].
+        var am: mat4x4<f32>;
+        if TRANS_A {
+            am = mat4x4<f32>(a4[kk * m4 + row0 / 4u], a4[(kk + 1u) * m4 + row0 / 4u],
+                             a4[(kk + 2u) * m4 + row0 / 4u], a4[(kk + 3u) * m4 + row0 / 4u]);
+        } else {
+            am = transpose(mat4x4<f32>(a4[r.x * k4 + kq], a4[r.y * k4 + kq],
+                                       a4[r.z * k4 + kq], a4[r.w * k4 + kq]));
+        }
+        // bm[j] = column j of the B block: B[kk..kk+3, col0+j].
+        var bm: mat4x4<f32>;
+        if TRANS_B {
+            bm = mat4x4<f32>(b4[cc.x * k4 + kq], b4[cc.y * k4 + kq],
+                             b4[cc.z * k4 + kq], b4[cc.w * k4 + kq]);
+        } else {
+            bm = transpose(mat4x4<f32>(b4[kk * n4 + col0 / 4u], b4[(kk + 1u) * n4 + col0 / 4u],
+                                       b4[(kk + 2u) * n4 + col0 / 4u], b4[(kk + 3u) * n4 + col0 / 4u]));
+        }
+        acc += am * bm;
+    }
+    let t = transpose(acc);
+    store_block(row0, col0, cc, array<vec4<f32>, 4>(t[0], t[1], t[2], t[3]));
 }

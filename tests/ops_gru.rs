@@ -66,7 +66,10 @@ impl Case {
     }
 
     fn tensors(&self, g: &Gpu) -> Vec<Tensor> {
-        self.inputs().iter().map(|(s, v)| Tensor::from_vec(g, s, v).unwrap()).collect()
+        self.inputs()
+            .iter()
+            .map(|(s, v)| Tensor::from_vec(g, s, v).unwrap())
+            .collect()
     }
 }
 
@@ -76,7 +79,12 @@ fn gru_forward_and_backward_match_reference_at_awkward_sizes() {
     for &batch in &[1, 3, 33] {
         for &hidden in &[1, 7, 33] {
             for &input in &[1, 5, 33] {
-                let c = Case::new(batch, input, hidden, (batch * 10_000 + hidden * 100 + input) as u64);
+                let c = Case::new(
+                    batch,
+                    input,
+                    hidden,
+                    (batch * 10_000 + hidden * 100 + input) as u64,
+                );
                 let what = format!("B={batch} I={input} H={hidden}");
                 let gout = rand_vec(batch * hidden, 99, -1.0, 1.0);
                 let t = Tape::new(&g);
@@ -88,7 +96,13 @@ fn gru_forward_and_backward_match_reference_at_awkward_sizes() {
                     .backward_with(y, Tensor::from_vec(&g, &[batch, hidden], &gout).unwrap())
                     .unwrap();
                 let want = c.cell().forward(&c.x, &c.h);
-                assert_close(&y_val.to_vec().unwrap(), &want, 2e-6, 1e-5, &format!("h' {what}"));
+                assert_close(
+                    &y_val.to_vec().unwrap(),
+                    &want,
+                    2e-6,
+                    1e-5,
+                    &format!("h' {what}"),
+                );
                 let r = c.cell().backward(&c.x, &c.h, &gout);
                 let got = |i: usize| grads.get(v[i]).unwrap().to_vec().unwrap();
                 // Gradients are sums of up to max(B, 3H) products of O(1) terms.
@@ -159,13 +173,31 @@ fn gru_constant_state_and_no_grad_tape() {
     assert!(grads.get(h).is_none());
     let gout = vec![1.0 / (3.0 * 7.0); 21];
     let r = c.cell().backward(&c.x, &c.h, &gout);
-    assert_close(&grads.get(x).unwrap().to_vec().unwrap(), &r.dx, 1e-6, 1e-4, "dx with constant h");
-    assert_close(&grads.get(p[1]).unwrap().to_vec().unwrap(), &r.dw_hh, 1e-6, 1e-4, "dW_hh with constant h");
+    assert_close(
+        &grads.get(x).unwrap().to_vec().unwrap(),
+        &r.dx,
+        1e-6,
+        1e-4,
+        "dx with constant h",
+    );
+    assert_close(
+        &grads.get(p[1]).unwrap().to_vec().unwrap(),
+        &r.dw_hh,
+        1e-6,
+        1e-4,
+        "dW_hh with constant h",
+    );
     // Inference: nothing saved, same value.
     let t = Tape::no_grad(&g);
     let v: Vec<_> = ts.iter().map(|x| t.constant(x)).collect();
     let y = gru_cell(&t, v[0], v[1], v[2], v[3], v[4], v[5]).unwrap();
-    assert_close(&t.value(y).to_vec().unwrap(), &c.cell().forward(&c.x, &c.h), 2e-6, 1e-5, "no-grad h'");
+    assert_close(
+        &t.value(y).to_vec().unwrap(),
+        &c.cell().forward(&c.x, &c.h),
+        2e-6,
+        1e-5,
+        "no-grad h'",
+    );
 }
 
 #[test]
@@ -173,7 +205,12 @@ fn gru_tensor_level_forward_saves_gates() {
     let g = gpu();
     let c = Case::new(2, 3, 5, 19);
     let ts = c.tensors(&g);
-    let w = GruWeights { w_ih: &ts[2], w_hh: &ts[3], b_ih: &ts[4], b_hh: &ts[5] };
+    let w = GruWeights {
+        w_ih: &ts[2],
+        w_hh: &ts[3],
+        b_ih: &ts[4],
+        b_hh: &ts[5],
+    };
     let (h_new, saved) = gru::gru_cell_forward(&ts[0], &ts[1], &w, true).unwrap();
     let saved = saved.unwrap();
     assert_eq!(saved.shape(), &[2, 20]);
@@ -203,7 +240,11 @@ fn gru_dispatch_counts() {
     let d0 = g.stats().dispatches;
     let y = gru_cell(&t, v[0], v[1], v[2], v[3], v[4], v[5]).unwrap();
     let d1 = g.stats().dispatches;
-    assert_eq!(d1 - d0, 3, "forward: two gate matmuls and one fused cell kernel");
+    assert_eq!(
+        d1 - d0,
+        3,
+        "forward: two gate matmuls and one fused cell kernel"
+    );
     let seed = Tensor::full(&g, &[4, 5], 1.0).unwrap();
     let grads = t.backward_with(y, seed).unwrap();
     let d2 = g.stats().dispatches;
@@ -221,17 +262,25 @@ fn gru_shape_errors_are_clear() {
     let t = Tape::no_grad(&g);
     let v: Vec<_> = ts.iter().map(|x| t.constant(x)).collect();
     // x and h swapped: I = 3 but x has 4 columns
-    let e = gru_cell(&t, v[1], v[0], v[2], v[3], v[4], v[5]).unwrap_err().to_string();
+    let e = gru_cell(&t, v[1], v[0], v[2], v[3], v[4], v[5])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("gru_cell"), "{e}");
     // weight_ih where weight_hh belongs
-    let e = gru_cell(&t, v[0], v[1], v[2], v[2], v[4], v[5]).unwrap_err().to_string();
+    let e = gru_cell(&t, v[0], v[1], v[2], v[2], v[4], v[5])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("gru_cell") && e.contains("weight_hh"), "{e}");
     // bias of the wrong length
     let short = t.constant(&Tensor::zeros(&g, &[11]).unwrap());
-    let e = gru_cell(&t, v[0], v[1], v[2], v[3], short, v[5]).unwrap_err().to_string();
+    let e = gru_cell(&t, v[0], v[1], v[2], v[3], short, v[5])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bias_ih"), "{e}");
     // batch mismatch
     let h3 = t.constant(&Tensor::zeros(&g, &[3, 4]).unwrap());
-    let e = gru_cell(&t, v[0], h3, v[2], v[3], v[4], v[5]).unwrap_err().to_string();
+    let e = gru_cell(&t, v[0], h3, v[2], v[3], v[4], v[5])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("leading shape"), "{e}");
 }

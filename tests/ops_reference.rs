@@ -54,6 +54,21 @@ fn matmul_matches_reference_all_transposes_awkward_sizes() {
 }
 
 #[test]
+fn matmul_vec4_path_matches_reference() {
+    // Sizes whose contiguous axes are multiples of 4 take the vec4 kernel (m or n may still be
+    // awkward where that axis is not contiguous).
+    for ta in [false, true] {
+        for tb in [false, true] {
+            for &(m, n, k) in &[(4, 4, 4), (36, 12, 8), (8, 40, 260), (260, 8, 4), (3, 8, 4), (8, 3, 4), (33, 7, 12)] {
+                mm_case(m, n, k, ta, tb, false, Act::None, false);
+                mm_case(m, n, k, ta, tb, true, Act::Elu, false);
+                mm_case(m, n, k, ta, tb, false, Act::None, true);
+            }
+        }
+    }
+}
+
+#[test]
 fn matmul_fused_bias_activation_and_accumulate() {
     for &m in &SIZES {
         mm_case(m, 33, 7, false, true, true, Act::Elu, false);

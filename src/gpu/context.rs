@@ -144,16 +144,24 @@ impl Gpu {
     /// with the adapter's own limits (the WebGPU defaults, e.g. 128 MiB per storage binding,
     /// are too small for a B=50, T=50 batch).
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         // Native APIs first; GL only when WGPU_BACKEND asks for it or nothing else exists
-        // (probing GL without a display prints EGL noise).
+        // (creating a GL instance without a display prints EGL noise).
+        let instance_for = |backends: wgpu::Backends| {
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+            desc.backends = backends;
+            wgpu::Instance::new(desc)
+        };
         let mut adapters = match wgpu::Backends::from_env() {
-            Some(b) => pollster::block_on(instance.enumerate_adapters(b)),
+            Some(b) => pollster::block_on(instance_for(b).enumerate_adapters(b)),
             None => {
-                let native = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+                let native = pollster::block_on(
+                    instance_for(wgpu::Backends::PRIMARY).enumerate_adapters(wgpu::Backends::PRIMARY),
+                );
                 if native.is_empty() {
-                    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::SECONDARY))
+                    pollster::block_on(
+                        instance_for(wgpu::Backends::SECONDARY)
+                            .enumerate_adapters(wgpu::Backends::SECONDARY),
+                    )
                 } else {
                     native
                 }

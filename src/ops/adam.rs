@@ -11,7 +11,7 @@
 //!
 //! 1. N buffer copies gathering the tape's per-tensor gradients into the flat gradient buffer
 //!    (plus one clear when some tensor received no gradient: it counts as zero);
-//! 2. `sumsq_partial`: sum of squares per chunk of 4096 gradients (one workgroup per chunk);
+//! 2. `sumsq_partial`: sum of squares per chunk of 16384 gradients (one workgroup per chunk);
 //! 3. `norm_finish`: one workgroup sums the partials, writes the total norm and the clip
 //!    coefficient `min(max_norm / (norm + 1e-6), 1)` to two one-element buffers;
 //! 4. `adam_update`: one thread per parameter reads the coefficient from its buffer and updates
@@ -48,7 +48,7 @@ use crate::ops::grid;
 use crate::tensor::Tensor;
 
 /// Gradients per thread of `sumsq_partial` (`PER_THREAD` in the shader).
-pub const PER_THREAD: usize = 16;
+pub const PER_THREAD: usize = 64;
 /// Gradients per `sumsq_partial` workgroup.
 const CHUNK: usize = WG_1D as usize * PER_THREAD;
 

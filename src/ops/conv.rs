@@ -38,7 +38,7 @@ pub fn conv2d_forward2(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize
     let (oh, ow) = ((h - kh) / stride + 1, (wd - kw) / stride + 1);
     let gpu = x.gpu();
     let consts = [("KH", kh as f64), ("KW", kw as f64), ("S", stride as f64), ("HAS_BIAS", b.is_some() as u32 as f64), ("ACT", act.code())];
-    let cb = 8;
+    let cb = if entry.contains("c1") { 4 } else if entry.contains("c4") { 16 } else if entry.contains("c8") { 32 } else { 8 };
     let opad4 = co.div_ceil(cb) * cb / 4;
     let packed = Tensor::empty(gpu, &[ci * kh * kw * opad4 * 4])?;
     let kp = gpu.kernel("conv", "pack_w", &consts)?;
@@ -48,7 +48,8 @@ pub fn conv2d_forward2(x: &Tensor, w: &Tensor, b: Option<&Tensor>, stride: usize
     let y = Tensor::empty(gpu, &[n, co, oh, ow])?;
     let k = gpu.kernel("conv", entry, &consts)?;
     let p = Params { n: n as u32, r: ci as u32, o: co as u32, ih: h as u32, iw: wd as u32, oh: oh as u32, ow: ow as u32, ws_o: opad4 as u32, ws_r: 0 };
-    let grid = gpu.grid_2d(co.div_ceil(cb), (n * oh * ow.div_ceil(8)).div_ceil(64));
+    let pb: usize = entry.rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap_or(8);
+    let grid = if entry.starts_with('g') { gpu.grid_2d(co.div_ceil(cb), (n * oh * ow).div_ceil(pb * 64)) } else { gpu.grid_2d(co.div_ceil(cb), (n * oh * ow.div_ceil(pb)).div_ceil(64)) };
     gpu.dispatch(&k, &p, &[x.buf(), b.unwrap_or(x).buf(), y.buf(), &packed.buf()], grid);
     Ok(y)
 }

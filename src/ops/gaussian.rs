@@ -67,7 +67,10 @@ pub struct GaussianTensors {
 
 fn check_u32(n: usize, what: &'static str) -> Result<()> {
     if n > u32::MAX as usize / 2 {
-        return shape_err(what, format!("{n} elements is more than one dispatch indexes"));
+        return shape_err(
+            what,
+            format!("{n} elements is more than one dispatch indexes"),
+        );
     }
     Ok(())
 }
@@ -75,8 +78,11 @@ fn check_u32(n: usize, what: &'static str) -> Result<()> {
 /// Output shape `[..., S]` for `stats [..., 2S]`.
 fn out_shape(stats: &Tensor) -> Result<Vec<usize>> {
     let s = stats.shape();
-    if s.is_empty() || stats.last_dim() % 2 != 0 || stats.last_dim() == 0 {
-        return shape_err("gaussian_head", format!("stats must be [..., 2S] = [mean | raw], got {s:?}"));
+    if s.is_empty() || !stats.last_dim().is_multiple_of(2) || stats.last_dim() == 0 {
+        return shape_err(
+            "gaussian_head",
+            format!("stats must be [..., 2S] = [mean | raw], got {s:?}"),
+        );
     }
     let mut o = s.to_vec();
     *o.last_mut().unwrap() /= 2;
@@ -91,14 +97,20 @@ pub fn gaussian_forward(stats: &Tensor, min_std: f32, noise: &Noise) -> Result<G
     let n = stats.len() / 2;
     check_u32(n, "gaussian_head")?;
     let (eps, params, seeded) = match noise {
-        Noise::Seeded { seed, offset } => {
-            (Tensor::empty(gpu, &shape)?, Params::new(n, s, min_std, *seed, *offset), true)
-        }
+        Noise::Seeded { seed, offset } => (
+            Tensor::empty(gpu, &shape)?,
+            Params::new(n, s, min_std, *seed, *offset),
+            true,
+        ),
         Noise::Given(e) => {
             if e.shape() != shape.as_slice() {
                 return shape_err(
                     "gaussian_head",
-                    format!("given noise {:?} must have the output shape {shape:?} (stats {:?})", e.shape(), stats.shape()),
+                    format!(
+                        "given noise {:?} must have the output shape {shape:?} (stats {:?})",
+                        e.shape(),
+                        stats.shape()
+                    ),
                 );
             }
             (e.clone(), Params::new(n, s, min_std, 0, 0), false)
@@ -107,14 +119,23 @@ pub fn gaussian_forward(stats: &Tensor, min_std: f32, noise: &Noise) -> Result<G
     let mean = Tensor::empty(gpu, &shape)?;
     let std = Tensor::empty(gpu, &shape)?;
     let sample = Tensor::empty(gpu, &shape)?;
-    let k = gpu.kernel("gaussian", "gaussian_forward", &[("SEEDED", seeded as u32 as f64)])?;
+    let k = gpu.kernel(
+        "gaussian",
+        "gaussian_forward",
+        &[("SEEDED", seeded as u32 as f64)],
+    )?;
     gpu.dispatch(
         &k,
         &params,
         &[stats.buf(), mean.buf(), std.buf(), sample.buf(), eps.buf()],
         grid(gpu, n.div_ceil(4)),
     );
-    Ok(GaussianTensors { mean, std, sample, eps })
+    Ok(GaussianTensors {
+        mean,
+        std,
+        sample,
+        eps,
+    })
 }
 
 /// Gradients arriving at the head's outputs (any subset).
@@ -136,7 +157,12 @@ pub fn gaussian_backward(
 ) -> Result<()> {
     let shape = out_shape(stats)?;
     let n = stats.len() / 2;
-    for (name, t) in [("eps", Some(eps)), ("g_mean", g.mean), ("g_std", g.std), ("g_sample", g.sample)] {
+    for (name, t) in [
+        ("eps", Some(eps)),
+        ("g_mean", g.mean),
+        ("g_std", g.std),
+        ("g_sample", g.sample),
+    ] {
         if let Some(t) = t {
             if t.len() != n {
                 return shape_err(
@@ -147,7 +173,14 @@ pub fn gaussian_backward(
         }
     }
     if d_stats.len() != stats.len() {
-        return shape_err("gaussian_backward", format!("d_stats {:?} for stats {:?}", d_stats.shape(), stats.shape()));
+        return shape_err(
+            "gaussian_backward",
+            format!(
+                "d_stats {:?} for stats {:?}",
+                d_stats.shape(),
+                stats.shape()
+            ),
+        );
     }
     let gpu = stats.gpu();
     let k = gpu.kernel(
@@ -166,7 +199,14 @@ pub fn gaussian_backward(
     gpu.dispatch(
         &k,
         &p,
-        &[stats.buf(), eps.buf(), gm.buf(), gs.buf(), gx.buf(), d_stats.buf()],
+        &[
+            stats.buf(),
+            eps.buf(),
+            gm.buf(),
+            gs.buf(),
+            gx.buf(),
+            d_stats.buf(),
+        ],
         grid(gpu, n),
     );
     Ok(())
@@ -177,7 +217,12 @@ pub fn normal_noise(gpu: &Gpu, len: usize, seed: u64, offset: u64) -> Result<Ten
     check_u32(len, "normal_noise")?;
     let out = Tensor::empty(gpu, &[len])?;
     let k = gpu.kernel("gaussian", "normal", &[])?;
-    gpu.dispatch(&k, &Params::new(len, 1, 0.0, seed, offset), &[out.buf()], grid(gpu, len.div_ceil(4)));
+    gpu.dispatch(
+        &k,
+        &Params::new(len, 1, 0.0, seed, offset),
+        &[out.buf()],
+        grid(gpu, len.div_ceil(4)),
+    );
     Ok(out)
 }
 
@@ -187,7 +232,12 @@ pub fn random_bits(gpu: &Gpu, len: usize, seed: u64, offset: u64) -> Result<Tens
     check_u32(len, "random_bits")?;
     let out = Tensor::empty(gpu, &[len])?;
     let k = gpu.kernel("gaussian", "random_bits", &[])?;
-    gpu.dispatch(&k, &Params::new(len, 1, 0.0, seed, offset), &[out.buf()], grid(gpu, len.div_ceil(4)));
+    gpu.dispatch(
+        &k,
+        &Params::new(len, 1, 0.0, seed, offset),
+        &[out.buf()],
+        grid(gpu, len.div_ceil(4)),
+    );
     Ok(out)
 }
 
@@ -216,7 +266,11 @@ pub fn gaussian_head(t: &Tape, stats: Var, min_std: f32, noise: Noise) -> Result
     let hub = t.record(out.eps.clone(), &[stats], move |grads, _token| {
         let [gm, gs, gx] = std::mem::take(&mut *st.borrow_mut());
         let (ds, acc) = grads.target(stats, sv.shape(), &gpu)?;
-        let g = GaussianGrads { mean: gm.as_ref(), std: gs.as_ref(), sample: gx.as_ref() };
+        let g = GaussianGrads {
+            mean: gm.as_ref(),
+            std: gs.as_ref(),
+            sample: gx.as_ref(),
+        };
         gaussian_backward(&sv, &eps, &g, &ds, acc)
     });
     let mut vars = [hub; 3];
@@ -230,7 +284,12 @@ pub fn gaussian_head(t: &Tape, stats: Var, min_std: f32, noise: Noise) -> Result
             Ok(())
         });
     }
-    Ok(GaussianOut { mean: vars[0], std: vars[1], sample: vars[2], eps: out.eps })
+    Ok(GaussianOut {
+        mean: vars[0],
+        std: vars[1],
+        sample: vars[2],
+        eps: out.eps,
+    })
 }
 
 /// Plain-Rust reference: the same generator, bit for bit, and the head in f64.
@@ -262,12 +321,17 @@ pub mod reference {
 
     /// Block `blk` of stream `(seed, offset)`.
     pub fn block(blk: u32, seed: u64, offset: u64) -> [u32; 4] {
-        philox4x32_10([blk, 0, offset as u32, (offset >> 32) as u32], [seed as u32, (seed >> 32) as u32])
+        philox4x32_10(
+            [blk, 0, offset as u32, (offset >> 32) as u32],
+            [seed as u32, (seed >> 32) as u32],
+        )
     }
 
     /// The first `len` words of stream `(seed, offset)`.
     pub fn random_bits(len: usize, seed: u64, offset: u64) -> Vec<u32> {
-        (0..len).map(|i| block((i / 4) as u32, seed, offset)[i % 4]).collect()
+        (0..len)
+            .map(|i| block((i / 4) as u32, seed, offset)[i % 4])
+            .collect()
     }
 
     /// A word to a uniform in (0, 1), exactly as the kernel does it.
@@ -286,7 +350,11 @@ pub mod reference {
                 let u_t = uniform01(w[2 * pair + 1]) as f64;
                 let rad = (-2.0 * u_r.ln()).sqrt();
                 let theta = std::f64::consts::PI * (2.0 * u_t - 1.0);
-                (if i % 2 == 0 { rad * theta.cos() } else { rad * theta.sin() }) as f32
+                (if i % 2 == 0 {
+                    rad * theta.cos()
+                } else {
+                    rad * theta.sin()
+                }) as f32
             })
             .collect()
     }
@@ -296,7 +364,12 @@ pub mod reference {
     }
 
     /// `(mean, std, sample)` for `stats [rows, 2S]` and `eps [rows, S]`.
-    pub fn gaussian(stats: &[f32], s: usize, min_std: f32, eps: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    pub fn gaussian(
+        stats: &[f32],
+        s: usize,
+        min_std: f32,
+        eps: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let rows = stats.len() / (2 * s);
         let (mut m, mut sd, mut x) = (Vec::new(), Vec::new(), Vec::new());
         for r in 0..rows {
@@ -312,7 +385,14 @@ pub mod reference {
     }
 
     /// Gradient of `sum(gm * mean + gs * std + gx * sample)` with respect to `stats`.
-    pub fn gaussian_backward(stats: &[f32], s: usize, eps: &[f32], gm: &[f32], gs: &[f32], gx: &[f32]) -> Vec<f32> {
+    pub fn gaussian_backward(
+        stats: &[f32],
+        s: usize,
+        eps: &[f32],
+        gm: &[f32],
+        gs: &[f32],
+        gx: &[f32],
+    ) -> Vec<f32> {
         let rows = stats.len() / (2 * s);
         let mut d = vec![0f32; stats.len()];
         for r in 0..rows {

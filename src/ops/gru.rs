@@ -56,7 +56,7 @@ pub struct GruDims {
 /// `[..., H]` with the same leading shape.
 pub fn gru_dims(x: &Tensor, h: &Tensor, w: &GruWeights) -> Result<GruDims> {
     let ws = w.w_ih.shape();
-    if ws.len() != 2 || ws[0] % 3 != 0 || ws[0] == 0 {
+    if ws.len() != 2 || !ws[0].is_multiple_of(3) || ws[0] == 0 {
         return shape_err("gru_cell", format!("weight_ih must be [3H, I], got {ws:?}"));
     }
     let hidden = ws[0] / 3;
@@ -64,19 +64,28 @@ pub fn gru_dims(x: &Tensor, h: &Tensor, w: &GruWeights) -> Result<GruDims> {
     if w.w_hh.shape() != [3 * hidden, hidden] {
         return shape_err(
             "gru_cell",
-            format!("weight_hh must be [{}, {hidden}] (weight_ih {ws:?}), got {:?}", 3 * hidden, w.w_hh.shape()),
+            format!(
+                "weight_hh must be [{}, {hidden}] (weight_ih {ws:?}), got {:?}",
+                3 * hidden,
+                w.w_hh.shape()
+            ),
         );
     }
     for (name, b) in [("bias_ih", w.b_ih), ("bias_hh", w.b_hh)] {
         if b.shape() != [3 * hidden] {
-            return shape_err("gru_cell", format!("{name} must be [{}], got {:?}", 3 * hidden, b.shape()));
+            return shape_err(
+                "gru_cell",
+                format!("{name} must be [{}], got {:?}", 3 * hidden, b.shape()),
+            );
         }
     }
     let (xs, hs) = (x.shape(), h.shape());
     if xs.is_empty() || hs.is_empty() || xs[..xs.len() - 1] != hs[..hs.len() - 1] {
         return shape_err(
             "gru_cell",
-            format!("x {xs:?} and h {hs:?} must be [..., I] and [..., H] with the same leading shape"),
+            format!(
+                "x {xs:?} and h {hs:?} must be [..., I] and [..., H] with the same leading shape"
+            ),
         );
     }
     if x.last_dim() != input || h.last_dim() != hidden {
@@ -85,26 +94,56 @@ pub fn gru_dims(x: &Tensor, h: &Tensor, w: &GruWeights) -> Result<GruDims> {
             format!("x {xs:?} / h {hs:?} do not fit weight_ih {ws:?} (I = {input}, H = {hidden})"),
         );
     }
-    Ok(GruDims { batch: h.rows(), input, hidden })
+    Ok(GruDims {
+        batch: h.rows(),
+        input,
+        hidden,
+    })
 }
 
 /// Record the forward of one cell: returns `h'` (shaped like `h`) and, with `save`, the
 /// `[B, 4H]` tensor `[r | z | n | gh_n]` that [`gru_cell_backward`] needs. 3 dispatches.
-pub fn gru_cell_forward(x: &Tensor, h: &Tensor, w: &GruWeights, save: bool) -> Result<(Tensor, Option<Tensor>)> {
+pub fn gru_cell_forward(
+    x: &Tensor,
+    h: &Tensor,
+    w: &GruWeights,
+    save: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
     let d = gru_dims(x, h, w)?;
     let gpu = x.gpu();
     let (b, hd) = (d.batch, d.hidden);
     let gi = Tensor::empty(gpu, &[b, 3 * hd])?;
     let gh = Tensor::empty(gpu, &[b, 3 * hd])?;
-    let spec = |k| MatmulSpec { m: b, n: 3 * hd, k, trans_a: false, trans_b: true, act: Act::None, acc: false };
+    let spec = |k| MatmulSpec {
+        m: b,
+        n: 3 * hd,
+        k,
+        trans_a: false,
+        trans_b: true,
+        act: Act::None,
+        acc: false,
+    };
     matmul_into(x, w.w_ih, Some(w.b_ih), &gi, spec(d.input))?;
     matmul_into(h, w.w_hh, Some(w.b_hh), &gh, spec(hd))?;
     let h_new = Tensor::empty(gpu, h.shape())?;
-    let saved = if save { Tensor::empty(gpu, &[b, 4 * hd])? } else { Tensor::empty(gpu, &[1])? };
+    let saved = if save {
+        Tensor::empty(gpu, &[b, 4 * hd])?
+    } else {
+        Tensor::empty(gpu, &[1])?
+    };
     let k = gpu.kernel("gru", "gru_cell", &[("SAVE", save as u32 as f64)])?;
     let n = b * hd;
-    let p = Params { batch: b as u32, hidden: hd as u32, n: n as u32 };
-    gpu.dispatch(&k, &p, &[gi.buf(), gh.buf(), h.buf(), h_new.buf(), saved.buf()], grid(gpu, n));
+    let p = Params {
+        batch: b as u32,
+        hidden: hd as u32,
+        n: n as u32,
+    };
+    gpu.dispatch(
+        &k,
+        &p,
+        &[gi.buf(), gh.buf(), h.buf(), h_new.buf(), saved.buf()],
+        grid(gpu, n),
+    );
     Ok((h_new, save.then_some(saved)))
 }
 
@@ -122,7 +161,8 @@ pub struct GruGradTargets<'a> {
 
 /// Record the backward of one cell from `g = dL/dh'`, given the forward's inputs and its saved
 /// `[r | z | n | gh_n]`. One fused dispatch, then one matmul per wanted input and a column sum
-/// per wanted bias.
+/// per wanted bias. The targets must be distinct tensors (the tape-level [`gru_cell`] handles a
+/// Var passed twice).
 pub fn gru_cell_backward(
     x: &Tensor,
     h: &Tensor,
@@ -136,14 +176,21 @@ pub fn gru_cell_backward(
     if saved.len() != b * 4 * hd || g.len() != b * hd {
         return shape_err(
             "gru_cell_backward",
-            format!("saved {:?} / gradient {:?} for batch {b}, hidden {hd}", saved.shape(), g.shape()),
+            format!(
+                "saved {:?} / gradient {:?} for batch {b}, hidden {hd}",
+                saved.shape(),
+                g.shape()
+            ),
         );
     }
     let check = |name: &str, t: Option<(&Tensor, bool)>, len: usize| -> Result<()> {
         match t {
             Some((t, _)) if t.len() != len => shape_err(
                 "gru_cell_backward",
-                format!("gradient target {name} {:?} should hold {len} values", t.shape()),
+                format!(
+                    "gradient target {name} {:?} should hold {len} values",
+                    t.shape()
+                ),
             ),
             _ => Ok(()),
         }
@@ -169,13 +216,40 @@ pub fn gru_cell_backward(
     let k = gpu.kernel(
         "gru",
         "gru_cell_backward",
-        &[("HAS_DH", out.dh.is_some() as u32 as f64), ("ACC_DH", acc_dh as u32 as f64)],
+        &[
+            ("HAS_DH", out.dh.is_some() as u32 as f64),
+            ("ACC_DH", acc_dh as u32 as f64),
+        ],
     )?;
     let n = b * hd;
-    let p = Params { batch: b as u32, hidden: hd as u32, n: n as u32 };
-    gpu.dispatch(&k, &p, &[h.buf(), g.buf(), saved.buf(), dgi.buf(), dgh.buf(), dh.buf()], grid(gpu, n));
+    let p = Params {
+        batch: b as u32,
+        hidden: hd as u32,
+        n: n as u32,
+    };
+    gpu.dispatch(
+        &k,
+        &p,
+        &[
+            h.buf(),
+            g.buf(),
+            saved.buf(),
+            dgi.buf(),
+            dgh.buf(),
+            dh.buf(),
+        ],
+        grid(gpu, n),
+    );
 
-    let mm = |m, n, k, trans_a, acc| MatmulSpec { m, n, k, trans_a, trans_b: false, act: Act::None, acc };
+    let mm = |m, n, k, trans_a, acc| MatmulSpec {
+        m,
+        n,
+        k,
+        trans_a,
+        trans_b: false,
+        act: Act::None,
+        acc,
+    };
     if out.dh.is_some() {
         // dh += dgh W_hh (the fused kernel already wrote the direct g * z part).
         matmul_into(&dgh, w.w_hh, None, dh, mm(b, hd, 3 * hd, false, true))?;
@@ -203,10 +277,23 @@ pub fn gru_cell_backward(
 /// (`w_ih [3H, I]`, `w_hh [3H, H]`, `b_ih [3H]`, `b_hh [3H]`). 3 dispatches forward; backward
 /// 1 fused dispatch plus a matmul per wanted input and a column sum per bias (weights and biases
 /// accumulate in place across steps).
-pub fn gru_cell(t: &Tape, x: Var, h: Var, w_ih: Var, w_hh: Var, b_ih: Var, b_hh: Var) -> Result<Var> {
+pub fn gru_cell(
+    t: &Tape,
+    x: Var,
+    h: Var,
+    w_ih: Var,
+    w_hh: Var,
+    b_ih: Var,
+    b_hh: Var,
+) -> Result<Var> {
     let inputs = [x, h, w_ih, w_hh, b_ih, b_hh];
     let [xv, hv, wih, whh, bih, bhh] = inputs.map(|v| t.value(v));
-    let w = GruWeights { w_ih: &wih, w_hh: &whh, b_ih: &bih, b_hh: &bhh };
+    let w = GruWeights {
+        w_ih: &wih,
+        w_hh: &whh,
+        b_ih: &bih,
+        b_hh: &bhh,
+    };
     let needs_grad = t.grad_enabled() && inputs.iter().any(|v| t.requires_grad(*v));
     let (h_new, saved) = gru_cell_forward(&xv, &hv, &w, needs_grad)?;
     let Some(saved) = saved else {
@@ -215,10 +302,22 @@ pub fn gru_cell(t: &Tape, x: Var, h: Var, w_ih: Var, w_hh: Var, b_ih: Var, b_hh:
     };
     Ok(t.record(h_new, &inputs, move |grads, g_out| {
         let gpu = xv.gpu().clone();
-        let w = GruWeights { w_ih: &wih, w_hh: &whh, b_ih: &bih, b_hh: &bhh };
+        let w = GruWeights {
+            w_ih: &wih,
+            w_hh: &whh,
+            b_ih: &bih,
+            b_hh: &bhh,
+        };
         // A Var passed twice (say x == h) gets its second gradient in a fresh tensor that is
         // added afterwards: both targets are handed out before any kernel writes them.
-        let order = [(h, hv.shape()), (x, xv.shape()), (w_ih, wih.shape()), (w_hh, whh.shape()), (b_ih, bih.shape()), (b_hh, bhh.shape())];
+        let order = [
+            (h, hv.shape()),
+            (x, xv.shape()),
+            (w_ih, wih.shape()),
+            (w_hh, whh.shape()),
+            (b_ih, bih.shape()),
+            (b_hh, bhh.shape()),
+        ];
         let mut targets: Vec<Option<(Tensor, bool)>> = Vec::with_capacity(6);
         let mut extra = Vec::new();
         for (i, (v, shape)) in order.iter().enumerate() {
@@ -233,7 +332,14 @@ pub fn gru_cell(t: &Tape, x: Var, h: Var, w_ih: Var, w_hh: Var, b_ih: Var, b_hh:
             });
         }
         let r = |i: usize| targets[i].as_ref().map(|(t, acc)| (t, *acc));
-        let out = GruGradTargets { dh: r(0), dx: r(1), dw_ih: r(2), dw_hh: r(3), db_ih: r(4), db_hh: r(5) };
+        let out = GruGradTargets {
+            dh: r(0),
+            dx: r(1),
+            dw_ih: r(2),
+            dw_hh: r(3),
+            db_ih: r(4),
+            db_hh: r(5),
+        };
         gru_cell_backward(&xv, &hv, &w, &saved, g_out, &out)?;
         drop(targets);
         for (v, tmp) in extra {
@@ -307,7 +413,11 @@ pub mod reference {
 
         /// `h'` for `x [B, I]`, `h [B, H]`.
         pub fn forward(&self, x: &[f32], h: &[f32]) -> Vec<f32> {
-            self.forward_full(x, h).0.into_iter().map(|v| v as f32).collect()
+            self.forward_full(x, h)
+                .0
+                .into_iter()
+                .map(|v| v as f32)
+                .collect()
         }
 
         /// Gradients of `sum(g * h')` with respect to every input.

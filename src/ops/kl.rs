@@ -80,8 +80,18 @@ pub fn kl_forward(q: (&Tensor, &Tensor), p: (&Tensor, &Tensor)) -> Result<Tensor
     let gpu = q.0.gpu();
     let out = Tensor::empty(gpu, &shape)?;
     let k = gpu.kernel("kl", "kl_rows", &[])?;
-    let prm = Params { rows: rows as u32, s: s as u32, n: (rows * s) as u32, ..Default::default() };
-    gpu.dispatch(&k, &prm, &[q.0.buf(), q.1.buf(), p.0.buf(), p.1.buf(), out.buf()], grid(gpu, rows));
+    let prm = Params {
+        rows: rows as u32,
+        s: s as u32,
+        n: (rows * s) as u32,
+        ..Default::default()
+    };
+    gpu.dispatch(
+        &k,
+        &prm,
+        &[q.0.buf(), q.1.buf(), p.0.buf(), p.1.buf(), out.buf()],
+        grid(gpu, rows),
+    );
     Ok(out)
 }
 
@@ -114,11 +124,25 @@ pub fn kl_backward(
     };
     let want_g = if scalar { 1 } else { rows };
     if g.len() != want_g || gate.len() != want_g {
-        return shape_err("kl_backward", format!("gradient {:?} / gate {:?}, expected {want_g} values", g.shape(), gate.shape()));
+        return shape_err(
+            "kl_backward",
+            format!(
+                "gradient {:?} / gate {:?}, expected {want_g} values",
+                g.shape(),
+                gate.shape()
+            ),
+        );
     }
     for t in [d_m, d_s].into_iter().flatten() {
         if t.0.len() != n {
-            return shape_err("kl_backward", format!("gradient target {:?} for inputs {:?}", t.0.shape(), q.0.shape()));
+            return shape_err(
+                "kl_backward",
+                format!(
+                    "gradient target {:?} for inputs {:?}",
+                    t.0.shape(),
+                    q.0.shape()
+                ),
+            );
         }
     }
     if d_m.is_none() && d_s.is_none() {
@@ -141,11 +165,26 @@ pub fn kl_backward(
             ("ACC_S", acc_s as u32 as f64),
         ],
     )?;
-    let prm = Params { rows: rows as u32, s: s as u32, n: n as u32, scale, ..Default::default() };
+    let prm = Params {
+        rows: rows as u32,
+        s: s as u32,
+        n: n as u32,
+        scale,
+        ..Default::default()
+    };
     gpu.dispatch(
         &k,
         &prm,
-        &[q.0.buf(), q.1.buf(), p.0.buf(), p.1.buf(), g.buf(), gate.buf(), dm.buf(), ds.buf()],
+        &[
+            q.0.buf(),
+            q.1.buf(),
+            p.0.buf(),
+            p.1.buf(),
+            g.buf(),
+            gate.buf(),
+            dm.buf(),
+            ds.buf(),
+        ],
         grid(gpu, n),
     );
     Ok(())
@@ -172,8 +211,18 @@ pub fn kl_mean_clamp(per_row: &Tensor, alpha: f32, free_nats: f32) -> Result<KlC
     let [value, mean, gate] = [(); 3].map(|_| Tensor::empty(gpu, &[1]));
     let (value, mean, gate) = (value?, mean?, gate?);
     let k = gpu.kernel("kl", "kl_mean_clamp", &[])?;
-    let prm = Params { rows: per_row.len() as u32, alpha, free: free_nats, ..Default::default() };
-    gpu.dispatch(&k, &prm, &[per_row.buf(), value.buf(), mean.buf(), gate.buf()], [1, 1, 1]);
+    let prm = Params {
+        rows: per_row.len() as u32,
+        alpha,
+        free: free_nats,
+        ..Default::default()
+    };
+    gpu.dispatch(
+        &k,
+        &prm,
+        &[per_row.buf(), value.buf(), mean.buf(), gate.buf()],
+        [1, 1, 1],
+    );
     Ok(KlClamp { value, mean, gate })
 }
 
@@ -191,7 +240,11 @@ fn side_backward(
         Side::Prior => (vars[2], vars[3], vals[2].shape()),
     };
     let gpu = vals[0].gpu().clone();
-    let tm = if grads.wants(vm) { Some(grads.target(vm, shape, &gpu)?) } else { None };
+    let tm = if grads.wants(vm) {
+        Some(grads.target(vm, shape, &gpu)?)
+    } else {
+        None
+    };
     // The same Var as mean and std: the second gradient goes to a temporary, added after.
     let mut extra = None;
     let ts = if !grads.wants(vs) {
@@ -232,10 +285,24 @@ pub fn kl(t: &Tape, q: (Var, Var), p: (Var, Var), sg: StopGrad) -> Result<Var> {
     };
     Ok(t.record(out, inputs, move |grads, g_out| {
         if sg != StopGrad::Posterior {
-            side_backward(grads, &vals, vars, Side::Posterior, KlGradIn::PerRow(g_out), 1.0)?;
+            side_backward(
+                grads,
+                &vals,
+                vars,
+                Side::Posterior,
+                KlGradIn::PerRow(g_out),
+                1.0,
+            )?;
         }
         if sg != StopGrad::Prior {
-            side_backward(grads, &vals, vars, Side::Prior, KlGradIn::PerRow(g_out), 1.0)?;
+            side_backward(
+                grads,
+                &vals,
+                vars,
+                Side::Prior,
+                KlGradIn::PerRow(g_out),
+                1.0,
+            )?;
         }
         Ok(())
     }))
@@ -254,9 +321,17 @@ pub struct KlOut {
 /// `alpha * gate * d(mean KL)/d(mp, sp)` to the prior and `(1 - alpha) * gate * d(mean KL)/d(mq,
 /// sq)` to the posterior, with gate = [mean KL > free] (below the free nats the loss is the
 /// constant `free`). Two dispatches forward, two backward.
-pub fn kl_balanced(t: &Tape, q: (Var, Var), p: (Var, Var), alpha: f32, free_nats: f32) -> Result<KlOut> {
+pub fn kl_balanced(
+    t: &Tape,
+    q: (Var, Var),
+    p: (Var, Var),
+    alpha: f32,
+    free_nats: f32,
+) -> Result<KlOut> {
     if !(0.0..=1.0).contains(&alpha) {
-        return Err(crate::Error::Invalid(format!("kl_balanced: alpha must be in [0, 1], got {alpha}")));
+        return Err(crate::Error::Invalid(format!(
+            "kl_balanced: alpha must be in [0, 1], got {alpha}"
+        )));
     }
     let vars = [q.0, q.1, p.0, p.1];
     let vals = vars.map(|v| t.value(v));
@@ -266,11 +341,24 @@ pub fn kl_balanced(t: &Tape, q: (Var, Var), p: (Var, Var), alpha: f32, free_nats
     let gate = clamp.gate;
     let inv = 1.0 / rows as f32;
     let value = t.record(clamp.value, &vars, move |grads, g_out| {
-        let gin = KlGradIn::Gated { g: g_out, gate: &gate };
+        let gin = KlGradIn::Gated {
+            g: g_out,
+            gate: &gate,
+        };
         side_backward(grads, &vals, vars, Side::Prior, gin, alpha * inv)?;
-        side_backward(grads, &vals, vars, Side::Posterior, gin, (1.0 - alpha) * inv)
+        side_backward(
+            grads,
+            &vals,
+            vars,
+            Side::Posterior,
+            gin,
+            (1.0 - alpha) * inv,
+        )
     });
-    Ok(KlOut { value, mean_kl: clamp.mean })
+    Ok(KlOut {
+        value,
+        mean_kl: clamp.mean,
+    })
 }
 
 /// Plain-Rust references in f64.
@@ -292,8 +380,20 @@ pub mod reference {
     }
 
     /// Gradients `(d mq, d sq, d mp, d sp)` of `sum_r g[r] KL_r`.
-    pub fn kl_grads(mq: &[f32], sq: &[f32], mp: &[f32], sp: &[f32], s: usize, g: &[f32]) -> [Vec<f32>; 4] {
-        let mut out = [vec![0f32; mq.len()], vec![0f32; mq.len()], vec![0f32; mq.len()], vec![0f32; mq.len()]];
+    pub fn kl_grads(
+        mq: &[f32],
+        sq: &[f32],
+        mp: &[f32],
+        sp: &[f32],
+        s: usize,
+        g: &[f32],
+    ) -> [Vec<f32>; 4] {
+        let mut out = [
+            vec![0f32; mq.len()],
+            vec![0f32; mq.len()],
+            vec![0f32; mq.len()],
+            vec![0f32; mq.len()],
+        ];
         for e in 0..mq.len() {
             let gr = g[e / s] as f64;
             let (q, p, d) = (sq[e] as f64, sp[e] as f64, mq[e] as f64 - mp[e] as f64);

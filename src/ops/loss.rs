@@ -136,6 +136,10 @@ pub fn row_loss_backward(
         );
     }
     let gpu = a.gpu();
+    // Long rows: a 2-D grid (column tiles x rows) so no thread divides by cols.
+    let tiles = cols.div_ceil(WG_1D as usize);
+    let row2d = cols > THREAD_PER_ROW_MAX_COLS
+        && tiles <= gpu.limits().max_compute_workgroups_per_dimension as usize;
     let k = gpu.kernel(
         "loss",
         "row_loss_backward",
@@ -143,13 +147,19 @@ pub fn row_loss_backward(
             ("KIND", kind.code()),
             ("WHICH", which as f64),
             ("ACC", acc as u32 as f64),
+            ("ROW2D", row2d as u32 as f64),
         ],
     )?;
+    let groups = if row2d {
+        gpu.grid_2d(tiles, rows)
+    } else {
+        grid(gpu, a.len())
+    };
     gpu.dispatch(
         &k,
         &params(rows, cols),
         &[a.buf(), b.buf(), gy.buf(), out.buf()],
-        grid(gpu, a.len()),
+        groups,
     );
     Ok(())
 }

@@ -81,9 +81,11 @@ pub fn matmul_into(
         }
     }
     let gpu = a.gpu();
+    // The vec4 variant needs every operand's contiguous axis to be a multiple of 4.
+    let vec4 = s.k % 4 == 0 && (!s.trans_a || s.m % 4 == 0) && (s.trans_b || s.n % 4 == 0) && s.k > 0;
     let kernel = gpu.kernel(
         "matmul",
-        "matmul",
+        if vec4 { "matmul_vec4" } else { "matmul" },
         &[
             ("TRANS_A", s.trans_a as u32 as f64),
             ("TRANS_B", s.trans_b as u32 as f64),
@@ -99,7 +101,12 @@ pub fn matmul_into(
     };
     // The bias binding is part of the entry point's layout even when HAS_BIAS is off; bind `a`
     // there (read-only twice is allowed) rather than a dummy buffer.
-    let bufs = [a.buf(), b.buf(), bias.unwrap_or(a).buf(), c.buf()];
+    let bias_buf = bias.unwrap_or(a).buf();
+    let bufs = if vec4 {
+        [bias_buf, c.buf(), a.buf(), b.buf()]
+    } else {
+        [a.buf(), b.buf(), bias_buf, c.buf()]
+    };
     let grid = gpu.grid_2d(s.n.div_ceil(32), s.m.div_ceil(32));
     gpu.dispatch(&kernel, &p, &bufs, grid);
     Ok(())
