@@ -142,3 +142,19 @@ fn unknown_adapter_name_lists_the_available_ones() {
         .to_string();
     assert!(err.contains("no-such-adapter-xyz") && err.contains("available"), "{err}");
 }
+
+#[test]
+fn gpu_timestamps_time_a_batch_of_dispatches() {
+    let g = common::gpu();
+    let t = Tape::no_grad(&g);
+    let x = t.constant(&Tensor::full(&g, &[64, 64], 1.0).unwrap());
+    let w = t.constant(&Tensor::full(&g, &[64, 64], 0.5).unwrap());
+    let (y, secs) = g.gpu_time(|| ops::linear(&t, x, w, None, Act::None).unwrap()).unwrap();
+    assert_eq!(t.value(y).to_vec().unwrap()[0], 32.0);
+    if g.report().timestamps {
+        let s = secs.expect("timestamps available");
+        assert!(s > 0.0 && s < 10.0, "{s}");
+    } else {
+        assert!(secs.is_none());
+    }
+}

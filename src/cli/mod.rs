@@ -1,5 +1,6 @@
 //! The command-line interface: one module per command.
 
+pub mod bench;
 pub mod common;
 pub mod evaluate;
 pub mod info;
@@ -28,6 +29,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Compute the loss and every gradient on one batch (for cross-framework checks).
     Evaluate(evaluate::EvaluateArgs),
+    /// Time world-model train steps and observe-only forwards for the presets.
+    Bench(bench::BenchArgs),
 }
 
 /// Run the parsed command.
@@ -39,5 +42,6 @@ pub fn run(cli: Cli) -> rssm::Result<()> {
         Command::Info(args) => info::run(&gpu_opts, args),
         Command::Train(args) => train::run(&gpu_opts, args),
         Command::Evaluate(args) => evaluate::run(&gpu_opts, args),
+        Command::Bench(args) => bench::run(&gpu_opts, args),
     }
 }

@@ -518,6 +518,69 @@ impl Gpu {
         self.shared.counters.lock().unwrap_or_else(|e| e.into_inner()).submits += 1;
     }
 
+    /// Run `record` (which records dispatches) and submit it alone, returning what it returned
+    /// and the GPU time between the start of its first and the end of its last compute pass,
+    /// from timestamp queries (`None` when the adapter has none). Waits for the device.
+    pub fn gpu_time<R>(&self, record: impl FnOnce() -> R) -> Result<(R, Option<f64>)> {
+        self.flush();
+        if !self.shared.report.timestamps {
+            let r = record();
+            self.sync();
+            return Ok((r, None));
+        }
+        let qs = self.shared.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timing"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let r = record();
+        let resolve = self.shared.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timing resolve"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let read = self.shared.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timing read"),
+            size: 16,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        {
+            let mut rec = self.shared.rec.lock().unwrap_or_else(|e| e.into_inner());
+            if rec.dispatch_count() == 0 {
+                drop(rec);
+                return Ok((r, Some(0.0)));
+            }
+            rec.timestamps = Some(qs.clone());
+        }
+        self.flush();
+        let mut enc = self
+            .shared
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timing") });
+        enc.resolve_query_set(&qs, 0..2, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, 16);
+        self.shared.queue.submit([enc.finish()]);
+        let (tx, rx) = mpsc::channel();
+        read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.shared
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| Error::Readback(e.to_string()))?
+            .map_err(|e| Error::Readback(e.to_string()))?;
+        let ticks: Vec<u64> = {
+            let view = read.slice(..).get_mapped_range().map_err(|e| Error::Readback(e.to_string()))?;
+            bytemuck::pod_collect_to_vec(&view[..])
+        };
+        let period = self.shared.queue.get_timestamp_period() as f64;
+        Ok((r, Some(ticks[1].saturating_sub(ticks[0]) as f64 * period * 1e-9)))
+    }
+
     /// Wait until the device is idle.
     pub fn sync(&self) {
         self.flush();

@@ -34,6 +34,9 @@ pub(crate) enum Cmd {
 #[derive(Default)]
 pub(crate) struct Recorder {
     pub(crate) cmds: Vec<Cmd>,
+    /// When set, the next encode writes a timestamp at the start of its first compute pass
+    /// (query 0) and at the end of its last (query 1).
+    pub(crate) timestamps: Option<wgpu::QuerySet>,
     pub(crate) params: Vec<u8>,
     pub(crate) params_buf: Option<wgpu::Buffer>,
     pub(crate) params_cap: u64,
@@ -69,13 +72,28 @@ impl Recorder {
     pub(crate) fn encode(&mut self, device: &wgpu::Device, encoder: &mut wgpu::CommandEncoder) {
         let params_buf = self.params_buf.clone();
         let cmds = std::mem::take(&mut self.cmds);
+        let timestamps = self.timestamps.take();
+        let is_dispatch = |c: &Cmd| matches!(c, Cmd::Dispatch { .. });
+        let first = cmds.iter().position(is_dispatch);
+        let last = cmds.iter().rposition(is_dispatch);
         let mut i = 0;
         while i < cmds.len() {
             match &cmds[i] {
                 Cmd::Dispatch { .. } => {
+                    // Where this pass's run of dispatches ends.
+                    let run_end = cmds[i..].iter().position(|c| !is_dispatch(c)).map_or(cmds.len(), |n| i + n);
+                    let writes = timestamps.as_ref().and_then(|qs| {
+                        let begin = (Some(i) == first).then_some(0);
+                        let end = last.filter(|l| *l < run_end && *l >= i).map(|_| 1);
+                        (begin.is_some() || end.is_some()).then_some(wgpu::ComputePassTimestampWrites {
+                            query_set: qs,
+                            beginning_of_pass_write_index: begin,
+                            end_of_pass_write_index: end,
+                        })
+                    });
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: None,
-                        timestamp_writes: None,
+                        timestamp_writes: writes,
                     });
                     while let Some(Cmd::Dispatch {
                         kernel,
