@@ -283,7 +283,10 @@ impl Gpu {
     /// Check that `len` f32 elements fit in one storage binding.
     pub fn check_len(&self, len: usize, what: &str) -> Result<()> {
         let bytes = len as u64 * 4;
-        let limit = (self.shared.limits.max_storage_buffer_binding_size as u64)
+        let limit = self
+            .shared
+            .limits
+            .max_storage_buffer_binding_size
             .min(self.shared.limits.max_buffer_size);
         if bytes > limit {
             return Err(Error::TooLarge {

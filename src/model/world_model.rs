@@ -87,9 +87,10 @@ pub struct Observed {
 }
 
 fn conv_layer(store: &mut ParamStore, gpu: &Gpu, name: &str, shape: [usize; 4], transpose: bool, rng: &mut rand::rngs::StdRng) -> Result<ConvLayer> {
-    // PyTorch's fans: Conv2d [out, in, k, k]; ConvTranspose2d [in, out, k, k] uses dim 1 as fan_in.
+    // PyTorch's fans: dim 1 times the receptive field is fan_in, dim 0 times it fan_out, for
+    // Conv2d [out, in, k, k] and ConvTranspose2d [in, out, k, k] alike.
     let rf = shape[2] * shape[3];
-    let (fan_in, fan_out) = if transpose { (shape[1] * rf, shape[0] * rf) } else { (shape[1] * rf, shape[0] * rf) };
+    let (fan_in, fan_out) = (shape[1] * rf, shape[0] * rf);
     let out_c = if transpose { shape[1] } else { shape[0] };
     Ok(ConvLayer {
         weight: store.add(gpu, &format!("{name}.weight"), &shape, Init::XavierUniform { fan_in, fan_out }, rng)?,

@@ -205,6 +205,8 @@ pub struct Mlp {
 }
 
 impl Mlp {
+    /// Register `{name}.l0..l{layers-1}` (width `units`, ELU) and `{name}.out`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: &mut ParamStore,
         gpu: &Gpu,

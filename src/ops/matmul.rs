@@ -82,7 +82,10 @@ pub fn matmul_into(
     }
     let gpu = a.gpu();
     // The vec4 variant needs every operand's contiguous axis to be a multiple of 4.
-    let vec4 = s.k % 4 == 0 && (!s.trans_a || s.m % 4 == 0) && (s.trans_b || s.n % 4 == 0) && s.k > 0;
+    let vec4 = s.k > 0
+        && s.k.is_multiple_of(4)
+        && (!s.trans_a || s.m.is_multiple_of(4))
+        && (s.trans_b || s.n.is_multiple_of(4));
     let kernel = gpu.kernel(
         "matmul",
         if vec4 { "matmul_vec4" } else { "matmul" },

@@ -37,7 +37,7 @@ fn sum_rows_into(x: &Tensor, cols: usize, alpha: f32, y: &Tensor) -> Result<()> 
 pub fn sum_leading_into(x: &Tensor, y: &Tensor, acc: bool) -> Result<()> {
     let gpu = x.gpu();
     let cols = y.len();
-    if cols == 0 || x.len() % cols != 0 {
+    if cols == 0 || !x.len().is_multiple_of(cols) {
         return shape_err("sum_leading", format!("{:?} into {:?}", x.shape(), y.shape()));
     }
     let p = Params {
