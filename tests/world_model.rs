@@ -19,85 +19,107 @@ fn batch(g: &rssm::gpu::Gpu, cfg: &Config, obs: Vec<f32>, seed: u64) -> DeviceBa
     }
 }
 
-fn loss_value(model: &WorldModel, b: &DeviceBatch) -> f64 {
+/// The loss value split as (mean NLL terms, balanced KL value).
+fn loss_parts(model: &WorldModel, b: &DeviceBatch) -> (f64, f64) {
     let t = Tape::no_grad(b.obs.gpu());
     let p = model.params.bind(&t);
     let out = model.loss(&t, &p, b, 0).unwrap();
-    t.value(out.loss).to_scalar().unwrap() as f64
+    let v = |x: &Tensor| x.to_scalar().unwrap() as f64;
+    (v(&out.image_nll) + v(&out.reward_nll) + v(&out.cont_nll), v(&out.kl_loss))
 }
 
 /// Central differences of the loss for a few elements of every parameter tensor, against the
-/// gradient of one backward pass. With kl_balance = 0.5 and kl_scale = 2 the balanced KL's
-/// gradient, 2 * (0.5 grad-through-prior + 0.5 grad-through-posterior), equals the gradient of
-/// its value 2 * KL, so finite differences of the loss value are the right reference (the
-/// balanced-KL caveat); free_nats = 0 keeps the clamp out of the way.
-fn check_whole_loss(cfg: Config, expect_kl_grad: bool) {
+/// gradient of one backward pass.
+///
+/// The balanced-KL caveat: the gradient of `alpha * KL(sg(q)||p) + (1-alpha) * KL(q||sg(p))`
+/// is not the gradient of its value (which is just KL). With alpha = 0.5 it is exactly half of
+/// it, so the finite-difference reference is `d NLL + kl_scale * 0.5 * d KL`, built from the
+/// two parts of the loss read back separately. Under the free-nats clamp the KL part is
+/// constant and its gradient must vanish.
+fn check_whole_loss(cfg: Config) {
+    assert!(cfg.kl_balance == 0.5, "the reference below assumes alpha = 0.5");
     let g = gpu();
     let model = WorldModel::new(&g, &cfg).unwrap();
-    // Targets near the initial reconstruction keep the loss small, so its f32 rounding stays
-    // far below the finite-difference signal.
+    // Biases start at zero, which puts every pre-activation fed by a dead channel exactly on
+    // a ReLU kink, where finite differences see a one-sided slope. Move them off it.
+    for (i, name) in model.params.names().iter().enumerate() {
+        if name.ends_with(".bias") {
+            let t = &model.params.tensors()[i];
+            let v: Vec<f32> = rand_vec(t.len(), 50 + i as u64, 0.05, 0.2);
+            g.write(t.buf(), &v).unwrap();
+        }
+    }
+    // Targets near the reconstruction keep the loss small, so its f32 rounding stays far
+    // below the finite-difference signal. The reconstruction depends on the observation
+    // (through the encoder), so iterate obs <- decode(encode(obs)) + noise a few times.
     let n = cfg.batch * cfg.seq_len * 3 * 64 * 64;
-    let b0 = batch(&g, &cfg, vec![0.0; n], 7);
-    let decoded = {
+    let noise = rand_vec(n, 8, -0.05, 0.05);
+    let mut obs = vec![0.0; n];
+    for _ in 0..4 {
+        let b0 = batch(&g, &cfg, obs.clone(), 7);
         let t = Tape::no_grad(&g);
         let p = model.params.bind(&t);
-        model.loss(&t, &p, &b0, 0).unwrap().decoded.to_vec().unwrap()
-    };
-    let noise = rand_vec(n, 8, -0.05, 0.05);
-    let obs: Vec<f32> = decoded.iter().zip(&noise).map(|(d, e)| d + e).collect();
+        let decoded = model.loss(&t, &p, &b0, 0).unwrap().decoded.to_vec().unwrap();
+        obs = decoded.iter().zip(&noise).map(|(d, e)| d + e).collect();
+    }
     let b = batch(&g, &cfg, obs, 7);
+    let (nll0, kl0) = loss_parts(&model, &b);
 
     let t = Tape::new(&g);
     let p = model.params.bind(&t);
     let out = model.loss(&t, &p, &b, 0).unwrap();
-    let kl = out.kl.to_scalar().unwrap();
     let vars = p.vars().to_vec();
     let grads = t.backward(out.loss).unwrap();
-    let h = 1e-2f32;
+    let kl_weight = cfg.kl_scale as f64 * 0.5;
     let mut checked = 0;
     let mut worst = (0.0f64, String::new());
+    let mut failures = Vec::new();
     for (i, name) in model.params.names().iter().enumerate() {
         let tensor = &model.params.tensors()[i];
         let analytic = grads.get(vars[i]).map(|g| g.to_vec().unwrap()).unwrap_or_else(|| vec![0.0; tensor.len()]);
         let values = tensor.to_vec().unwrap();
-        let picks = [0, values.len() / 2, values.len() - 1];
-        for &j in picks.iter() {
+        // A conv bias moves every pre-activation of its channel (thousands), so a step of 1e-2
+        // carries some of them across a ReLU kink: a smaller step for those.
+        let h = if name.contains("conv") && name.ends_with(".bias") { 1e-3f32 } else { 1e-2 };
+        for j in [0, values.len() / 2, values.len() - 1] {
             let mut v = values.clone();
             v[j] = values[j] + h;
             g.write(tensor.buf(), &v).unwrap();
-            let lp = loss_value(&model, &b);
+            let (np, kp) = loss_parts(&model, &b);
             v[j] = values[j] - h;
             g.write(tensor.buf(), &v).unwrap();
-            let lm = loss_value(&model, &b);
+            let (nm, km) = loss_parts(&model, &b);
             g.write(tensor.buf(), &values).unwrap();
-            let numeric = (lp - lm) / (2.0 * h as f64);
+            let numeric = ((np - nm) + kl_weight * (kp - km)) / (2.0 * h as f64);
             let a = analytic[j] as f64;
             let err = (a - numeric).abs();
-            let tol = 2e-3 + 3e-2 * a.abs().max(numeric.abs());
-            assert!(err <= tol, "{name}[{j}]: analytic {a:.6e}, numeric {numeric:.6e}");
+            // f32 rounding of the two loss parts, seen through the difference quotient.
+            let rounding = 4.0 * (nll0.abs() + kl0.abs()) * f32::EPSILON as f64 / (2.0 * h as f64);
+            let tol = 2e-3 + rounding + 3e-2 * a.abs().max(numeric.abs());
+            if err > tol {
+                failures.push(format!("{name}[{j}]: analytic {a:.6e}, numeric {numeric:.6e}"));
+            }
             if err > worst.0 {
                 worst = (err, format!("{name}[{j}]"));
             }
             checked += 1;
         }
     }
-    eprintln!("whole-loss gradcheck: {checked} elements, worst |diff| {:.2e} at {}, mean KL {kl}", worst.0, worst.1);
-    if expect_kl_grad {
-        assert!(kl > 0.0);
-    }
+    eprintln!("whole-loss gradcheck: nll {nll0:.4} kl {kl0:.4}, {checked} elements, worst |diff| {:.2e} at {}", worst.0, worst.1);
+    assert!(failures.is_empty(), "{} of {checked} elements differ:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
 fn whole_loss_gradient_matches_finite_differences() {
-    let cfg = Config { kl_balance: 0.5, kl_scale: 2.0, free_nats: 0.0, ..Config::tiny() };
-    check_whole_loss(cfg, true);
+    let cfg = Config { kl_balance: 0.5, kl_scale: 1.0, free_nats: 0.0, ..Config::tiny() };
+    check_whole_loss(cfg);
 }
 
 #[test]
 fn whole_loss_gradient_with_free_nats_clamp() {
     // Every KL below the free nats: the KL term is constant, its gradient zero.
-    let cfg = Config { free_nats: 1e4, ..Config::tiny() };
-    check_whole_loss(cfg, false);
+    let cfg = Config { kl_balance: 0.5, free_nats: 50.0, ..Config::tiny() };
+    check_whole_loss(cfg);
 }
 
 fn small_cfg() -> Config {

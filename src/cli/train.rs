@@ -52,7 +52,8 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
     };
     let replay = load_data(&src, cfg.seed)?;
     let action_dim = replay.action_dim().unwrap_or(0);
-    if cfg.action_dim != 0 && cfg.action_dim != action_dim {
+    // Presets take the action size from the data; a config file that names one must match.
+    if args.config.is_some() && cfg.action_dim != 0 && cfg.action_dim != action_dim {
         return Err(Error::Invalid(format!("config action_dim {} but the data has {action_dim}", cfg.action_dim)));
     }
     cfg.action_dim = action_dim;
