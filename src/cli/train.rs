@@ -90,11 +90,19 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
         }
         writeln!(metrics, "{}", serde_json::to_string(&m).unwrap_or_default())?;
         let rate = (trainer.step - first) as f64 / start.elapsed().as_secs_f64();
-        pb.set_position(trainer.step);
-        pb.set_message(format!(
+        let line = format!(
             "loss {:.1} image {:.1} reward {:.3} cont {:.3} kl {:.2} | {rate:.2} steps/s",
             m.loss, m.image_nll, m.reward_nll, m.cont_nll, m.kl
-        ));
+        );
+        pb.set_position(trainer.step);
+        if pb.is_hidden() {
+            // Not a terminal (a log file, CI): a plain line now and then instead of the bar.
+            if trainer.step % 10 == 0 || trainer.step == first + 1 {
+                eprintln!("step {}/{}: {line}", trainer.step, args.steps);
+            }
+        } else {
+            pb.set_message(line);
+        }
         if trainer.step % args.save_every == 0 || trainer.step == args.steps {
             trainer.save(&ckpt)?;
             last_saved = trainer.step;
@@ -102,7 +110,12 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
             let pred = open_loop(&trainer.model, &pics, 5)?;
             let path = args.logdir.join(format!("open_loop_{:06}.png", trainer.step));
             write_open_loop_png(&path, &pic_batch.obs, &pred.to_vec()?, pic_batch.batch_size, pic_batch.seq_len)?;
-            pb.println(format!("step {}: checkpoint and {}", trainer.step, path.display()));
+            let msg = format!("step {}: checkpoint and {}", trainer.step, path.display());
+            if pb.is_hidden() {
+                eprintln!("{msg}");
+            } else {
+                pb.println(msg);
+            }
         }
     }
     pb.finish();

@@ -1,0 +1,147 @@
+//! The `rssm` command end to end: info, a short training run that resumes exactly, evaluate
+//! against the in-process loss and gradients, and clear errors for bad files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{gpu, rand_vec};
+use rssm::data::safetensors_io::{load_safetensors, save_safetensors, HostTensor};
+use rssm::model::{Config, DeviceBatch, WorldModel};
+use rssm::tensor::{Tape, Tensor};
+
+fn rssm() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rssm"))
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rssm-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "command failed: {text}");
+    text
+}
+
+fn run_err(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "command should have failed");
+    assert!(!text.contains("panicked"), "panic instead of an error: {text}");
+    text
+}
+
+#[test]
+fn info_names_the_adapter() {
+    let text = run_ok(rssm().arg("info"));
+    assert!(text.contains(&gpu().report().name), "{text}");
+}
+
+fn losses(dir: &Path) -> Vec<f64> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn train_writes_pictures_and_resumes_exactly() {
+    let a = tmpdir("train-a");
+    let b = tmpdir("train-b");
+    let common = ["train", "--preset", "tiny", "--episodes", "2", "--save-every", "2"];
+    run_ok(rssm().args(common).args(["--steps", "4", "--logdir"]).arg(&a));
+    run_ok(rssm().args(common).args(["--steps", "2", "--logdir"]).arg(&b));
+    let text = run_ok(rssm().args(common).args(["--steps", "4", "--resume", "--logdir"]).arg(&b));
+    assert!(text.contains("resumed"), "{text}");
+    assert_eq!(losses(&a), losses(&b), "a resumed run must repeat the uninterrupted one");
+    assert!(a.join("open_loop_000004.png").exists());
+    assert!(a.join("checkpoint/checkpoint.safetensors").exists());
+    // The picture is a real PNG of 3 rows per sequence.
+    let png = std::fs::read(a.join("open_loop_000004.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+}
+
+#[test]
+fn train_reports_bad_data_files_by_name() {
+    let d = tmpdir("baddata");
+    std::fs::write(d.join("broken.npz"), b"not a zip").unwrap();
+    let text = run_err(rssm().args(["train", "--preset", "tiny", "--steps", "1", "--data"]).arg(&d).arg("--logdir").arg(d.join("log")));
+    assert!(text.contains("broken.npz"), "{text}");
+}
+
+#[test]
+fn evaluate_matches_the_in_process_loss_and_gradients() {
+    // The in-process gradients are the ones the whole-loss finite-difference check verifies
+    // (tests/world_model.rs); evaluate must write the same numbers.
+    let g = gpu();
+    let d = tmpdir("evaluate");
+    let cfg = Config::tiny();
+    std::fs::write(d.join("config.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
+    let model = WorldModel::new(&g, &cfg).unwrap();
+    model.params.save(&d.join("w.safetensors")).unwrap();
+    let (b, t, a, s) = (cfg.batch, cfg.seq_len, cfg.action_dim, cfg.stoch);
+    let mut batch = std::collections::BTreeMap::new();
+    let host = |shape: Vec<usize>, seed: u64, lo: f32, hi: f32| {
+        let n = shape.iter().product();
+        HostTensor::new(shape, rand_vec(n, seed, lo, hi)).unwrap()
+    };
+    batch.insert("obs".to_string(), host(vec![b, t, 3, 64, 64], 1, -0.5, 0.5));
+    batch.insert("action".to_string(), host(vec![b, t, a], 2, -1.0, 1.0));
+    batch.insert("reward".to_string(), host(vec![b, t], 3, 0.0, 1.0));
+    batch.insert("cont".to_string(), HostTensor::new(vec![b, t], vec![1.0; b * t]).unwrap());
+    batch.insert("eps".to_string(), host(vec![b, t, s], 4, -1.0, 1.0));
+    save_safetensors(d.join("batch.safetensors"), &batch, None).unwrap();
+    run_ok(rssm().arg("evaluate").arg("--config").arg(d.join("config.json")).arg("--checkpoint").arg(d.join("w.safetensors")).arg("--batch").arg(d.join("batch.safetensors")).arg("--out").arg(d.join("out.safetensors")));
+    let (out, _) = load_safetensors(d.join("out.safetensors")).unwrap();
+
+    let dev = |k: &str| Tensor::from_vec(&g, &batch[k].shape, &batch[k].data).unwrap();
+    let db = DeviceBatch { obs: dev("obs"), action: dev("action"), reward: dev("reward"), cont: dev("cont"), eps: Some(dev("eps")) };
+    let tape = Tape::new(&g);
+    let p = model.params.bind(&tape);
+    let o = model.loss(&tape, &p, &db, 0).unwrap();
+    let loss = tape.value(o.loss).to_scalar().unwrap();
+    let vars = p.vars().to_vec();
+    let grads = tape.backward(o.loss).unwrap();
+    assert_eq!(out["loss"].data[0], loss);
+    for k in ["image_nll", "reward_nll", "cont_nll", "kl", "kl_loss"] {
+        assert_eq!(out[k].shape, vec![1], "{k}");
+    }
+    assert_eq!(out["posterior_mean"].shape, vec![b, t, s]);
+    assert_eq!(out["prior_mean"].shape, vec![b, t, s]);
+    assert_eq!(out["deter"].shape, vec![b, t, cfg.deter]);
+    for (name, v) in model.params.names().iter().zip(&vars) {
+        let want = grads.get(*v).unwrap().to_vec().unwrap();
+        assert_eq!(out[&format!("grad.{name}")].data, want, "grad.{name}");
+    }
+}
+
+#[test]
+fn evaluate_refuses_bad_checkpoints() {
+    let g = gpu();
+    let d = tmpdir("evalbad");
+    let cfg = Config::tiny();
+    std::fs::write(d.join("config.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
+    let model = WorldModel::new(&g, &cfg).unwrap();
+    model.params.save(&d.join("w.safetensors")).unwrap();
+    let bytes = std::fs::read(d.join("w.safetensors")).unwrap();
+    std::fs::write(d.join("trunc.safetensors"), &bytes[..bytes.len() - 100]).unwrap();
+    let args = |ck: &str| {
+        let mut c = rssm();
+        c.arg("evaluate").arg("--config").arg(d.join("config.json")).arg("--checkpoint").arg(d.join(ck)).arg("--batch").arg(d.join("none.safetensors")).arg("--out").arg(d.join("o.safetensors"));
+        c
+    };
+    let e = run_err(&mut args("trunc.safetensors"));
+    assert!(e.contains("trunc.safetensors"), "{e}");
+    // A checkpoint of another model size names the mismatched keys.
+    let other = WorldModel::new(&g, &Config { deter: 5, ..cfg.clone() }).unwrap();
+    other.params.save(&d.join("other.safetensors")).unwrap();
+    let e = run_err(&mut args("other.safetensors"));
+    assert!(e.contains("rssm.gru"), "{e}");
+}
