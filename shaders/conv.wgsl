@@ -1,54 +1,60 @@
 // conv.wgsl: Conv2d and ConvTranspose2d (NCHW, no padding), forward and backward, as implicit
-// GEMMs with register blocking and no shared memory.
+// GEMMs with register blocking and no shared memory. (The register blocks below are written out
+// in full, one line per position or column: WGSL has no macros, and lavapipe neither unrolls
+// loops nor keeps a dynamically indexed private array in registers.)
 //
-// Every pass of both ops is one of three sums (R: channels summed over, O: output channels):
-//   gather   out[n,o,y,x]  = sum_{r,ky,kx} in[n,r,y*S+ky,x*S+kx] * w(o,r,ky,kx)
-//            (Conv2d forward; ConvTranspose2d input gradient)
-//   scatter  out[n,o,Y,X]  = sum_{r, ky,kx with Y = iy*S+ky, X = ix*S+kx} in[n,r,iy,ix] * w(o,r,ky,kx)
-//            (ConvTranspose2d forward; Conv2d input gradient). Computed as a gather, per output
-//            pixel, over the taps that reach it: no atomics. The output is split into S*S phases
-//            (Y % S, X % S); within a phase the taps are ky = Y%S + S*ty, and the input pixel is
-//            (Y/S - ty, X/S - tx), masked where it falls outside.
-//   wgrad    gw[a,b,ky,kx] = sum_{n,y,x} small[n,a,y,x] * large[n,b,y*S+ky,x*S+kx]
-//            (both weight gradients: Conv2d small = dy, large = x; transposed small = x, large = dy)
-// plus the bias gradient (a per-channel sum) and a sum over the partial results of a split
-// reduction.
+// Every pass of both ops is one of three sums (R: channels summed over, O: output channels,
+// k: the kernel, s: the stride):
+//   gather   out[n,o,y,x] = sum_{r,ky,kx} in[n,r,y*s+ky,x*s+kx] * w(o,r,ky,kx)
+//            Conv2d forward; ConvTranspose2d input gradient.
+//   scatter  out[n,o,Y,X] = sum over r and the taps with Y = iy*s+ky, X = ix*s+kx of
+//            in[n,r,iy,ix] * w(o,r,ky,kx)
+//            ConvTranspose2d forward; Conv2d input gradient. Computed as a gather per output
+//            pixel over the taps that reach it (no atomics): the output splits into s*s phases
+//            (Y % s, X % s); in a phase the taps are ky = Y%s + s*ty, kx = X%s + s*tx and read
+//            the input pixel (Y/s - ty, X/s - tx), masked where that falls outside.
+//   wgrad    gw[a,b,ky,kx] = sum_{n,y,x} small[n,a,y,x] * large[n,b,y*s+ky,x*s+kx]
+//            Both weight gradients (Conv2d: small = dy, large = x; ConvTranspose2d: small = x,
+//            large = dy): a GEMM whose reduction (images x pixels) is long and whose output is
+//            small, so the images are split across workgroups into partial sums, then reduced.
+// plus the bias gradient (a per-channel sum, also split) and the sum of the partials.
 //
-// Entry points (all [backward] except pack_w and conv_main forward uses):
-//   pack_w         wp[((ky*KW+kx)*R + r)*opad4 + o/4][o%4] = w[o*ws_o + r*ws_r + ky*KW + kx]
-//                  (0 for o >= O): the weights of one tap and input channel, output channels
-//                  contiguous, so one vec4 load gives four output channels. Both weight layouts
-//                  ([O,R,kh,kw] and [R,O,kh,kw]) go through the strides. Workgroup (WG).
-//                  Uses 1 w, 6 wp_out.
-//   conv_main      gather (SCATTER = false) or scatter (SCATTER = true), with fused bias
-//                  (bias[o / bias_div]), activation (ACT) and accumulation (ACC).
-//                  Workgroup (64,1,1). Each invocation holds 8 output positions x 4*CB4 output
-//                  channels in registers (32 vec4 accumulators at CB4 = 4). The positions are 8
-//                  consecutive entries of the flattened (image, row, column) output grid (of one
-//                  phase when scattering), so short rows and 1x1 outputs waste nothing. Grid:
-//                  x = channel blocks (uniform in a workgroup: the weight loads are the same for
-//                  all invocations), y = position groups of 512 (times S*S phases; folds into z).
-//                  Inner loop, per tap and input channel: 8 image loads + CB4 vec4 weight loads
-//                  for 32*CB4 FMAs. Uses 1 in, 2 wp, 3 bias, 4 out.
-//   wgrad          partial[split][a][c] of the weight gradient, c = (b*KH + ky)*KW + kx, summed
-//                  over the images of one split. Workgroup (64,1,1); each invocation holds 16 a x
-//                  8 c in registers (16 + 8 loads for 128 FMAs per reduction step). Grid:
-//                  x = tiles / 64, y = splits (folds into z). Uses 1 small, 4 partial, 5 large.
-//   bias_grad      partial[split][o] = sum over the split's images and pixels of g[n,o,:].
-//                  Workgroup (WG). Uses 1 g, 4 partial.
-//   reduce_splits  out[i] (+)= sum_s partial[s*len + i]. Workgroup (WG). Uses 1 partial, 4 out.
+// Entry points ([backward]: used only by backward passes):
+//   pack_w         wp[((ky*kw+kx)*R + r)*opad4 + o/4][o%4] = w[o*ws_o + r*ws_r + ky*kw + kx],
+//                  0 for o >= O: output channels contiguous, so a vec4 load gives four of them.
+//                  The strides cover both weight layouts ([O,R,kh,kw] and [R,O,kh,kw]).
+//                  Workgroup (WG); uses 1 w, 6 wp_out.
+//   conv_main      gather (SCATTER = false) or scatter (SCATTER = true) with fused bias
+//                  (bias[o / bias_div]), activation (act) and accumulation (acc).
+//                  Workgroup (64,1,1). Each invocation holds NPOS output positions x 4*CB4 output
+//                  channels in registers (NPOS 16 x 16 channels = 64 vec4 on CPU drivers, 8 x 16
+//                  on GPUs). Its positions are consecutive entries of the flattened (image, row,
+//                  column) output grid (of one phase when scattering), so short rows and 1x1
+//                  outputs waste nothing. Grid: x = output-channel blocks (so the weight loads
+//                  are the same address for a whole workgroup), y = position groups (times the
+//                  s*s phases when scattering; folds into z). Inner step: NPOS image loads and
+//                  CB4 vec4 weight loads for 4*NPOS*CB4 FMAs. Uses 1 in, 2 wp, 3 bias, 4 out.
+//   wgrad          [backward] partial[split][a][c] of a weight gradient, c = (b*kh + ky)*kw + kx,
+//                  summed over one split's images. Workgroup (64,1,1); each invocation holds 16 a
+//                  x NCOL c (NCOL 16 on CPU drivers, 8 on GPUs); inner step: 16 + NCOL loads for
+//                  16*NCOL FMAs. Grid: x = tiles / 64, y = splits (folds into z). Uses 1 small,
+//                  4 partial, 5 large.
+//   bias_grad      [backward] partial[split][o] = sum over the split's images and pixels of
+//                  g[n,o,:]. Workgroup (WG); uses 1 g, 4 partial.
+//   reduce_splits  [backward] out[i] (+)= sum_s partial[s*len + i]. Workgroup (WG); uses 1
+//                  partial, 4 out.
 //
-// Why this form: lavapipe (the CPU Vulkan driver) runs a workgroup as SIMD lanes but loads every
-// storage-buffer element lane by lane, and a workgroup barrier costs more than the loads it
-// saves; so the kernels use no shared memory and maximise FMAs per loaded value with large
-// register blocks. It also does not unroll loops, so the blocks are unrolled by hand, and
-// private arrays are indexed by constants only (a dynamically indexed one lives in memory
-// there). On GPUs the same blocks give 24 loads per 128 FMAs from L1, the weights of a
-// workgroup are the same address for all its invocations, and the split reduction keeps enough
-// invocations busy when the weight gradient is small and its reduction (images x pixels) long.
-//
-// Overrides: KH, KW (kernel), S (stride), SCATTER, CB4 (1, 2 or 4 output-channel vec4s per
-// invocation), HAS_BIAS, ACT (0 none, 1 ReLU, 2 ELU, after the bias), ACC (add into out).
+// Why this form: lavapipe (the CPU Vulkan driver) runs invocations as SIMD lanes but loads
+// every storage-buffer value lane by lane, and a workgroup barrier costs more than the loads it
+// would save. So: no shared memory, and as many FMAs per loaded value as registers allow (a
+// 16x16 block does 8 per load; 4x4 does 2). On GPUs the same blocks read through L1 (the
+// weights of a workgroup are one broadcast address), and the split reductions keep enough
+// invocations busy when a weight gradient is small.
+// Kernel size, stride, activation and accumulation are parameters, not overrides: they only
+// steer loops and stores, and each override variant of these large kernels is a separate
+// pipeline compile (about a second on lavapipe).
+// Overrides: SCATTER, CB4 (1, 2 or 4 output-channel vec4s per invocation), NPOS (8 or 16
+// positions per invocation), NCOL (8 or 16 weight-gradient columns per invocation).
 
 struct Params {
     n: u32,        // images
@@ -58,11 +64,17 @@ struct Params {
     iw: u32,
     oh: u32,       // conv_main: output image; wgrad: the large image
     ow: u32,
+    kh: u32,       // kernel
+    kw: u32,
+    s: u32,        // stride
     opad4: u32,    // conv_main, pack_w: vec4s per packed weight row (O rounded up to 4*CB4, / 4)
     bias_div: u32, // conv_main: output channel o uses bias[o / bias_div]
+    has_bias: u32, // conv_main: 0 or 1
+    act: u32,      // conv_main: 0 none, 1 ReLU, 2 ELU (after the bias)
+    acc: u32,      // conv_main, reduce_splits: 1 adds into out
     a: u32,        // wgrad: channels of the small image
     b: u32,        // wgrad: channels of the large image
-    c: u32,        // wgrad: b * KH * KW
+    c: u32,        // wgrad: b * kh * kw
     imgs: u32,     // wgrad, bias_grad: images per split
     ws_o: u32,     // pack_w: weight stride of an output channel
     ws_r: u32,     // pack_w: weight stride of a summed-over channel
@@ -78,17 +90,13 @@ struct Params {
 @group(0) @binding(5) var<storage, read> inp2: array<f32>;
 @group(0) @binding(6) var<storage, read_write> wp_out: array<vec4<f32>>;
 
-override KH: u32 = 4u;
-override KW: u32 = 4u;
-override S: u32 = 2u;
 override SCATTER: bool = false;
 override CB4: u32 = 4u;
-override HAS_BIAS: bool = false;
-override ACT: u32 = 0u;
-override ACC: bool = false;
+override NPOS: u32 = 8u;
+override NCOL: u32 = 8u;
 
 fn load_bias4(o: u32) -> vec4<f32> {
-    if !HAS_BIAS { return vec4<f32>(0.0); }
+    if p.has_bias == 0u { return vec4<f32>(0.0); }
     let last = p.o - 1u;
     return vec4<f32>(bias[min(o, last) / p.bias_div], bias[min(o + 1u, last) / p.bias_div],
                      bias[min(o + 2u, last) / p.bias_div], bias[min(o + 3u, last) / p.bias_div]);
@@ -98,8 +106,8 @@ fn load_bias4(o: u32) -> vec4<f32> {
 fn store1(idx: u32, o: u32, v: f32) {
     if o >= p.o { return; }
     let i = idx + o * p.oh * p.ow;
-    let y = activate(v, ACT);
-    if ACC { out[i] += y; } else { out[i] = y; }
+    let y = activate(v, p.act);
+    if p.acc != 0u { out[i] += y; } else { out[i] = y; }
 }
 
 fn store4(idx: u32, o: u32, v: vec4<f32>) {
@@ -121,7 +129,7 @@ fn store_col(idx: u32, a_rel: u32, na: u32, v: vec4<f32>) {
 fn pack_w(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_id(wid, nwg, lid);
-    if i >= KH * KW * p.r * p.opad4 { return; }
+    if i >= p.kh * p.kw * p.r * p.opad4 { return; }
     let o4 = i % p.opad4;
     let tr = i / p.opad4;
     let r = tr % p.r;
@@ -140,33 +148,32 @@ fn conv_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
              @builtin(local_invocation_id) lid: vec3<u32>) {
     let ob4 = wid.x * CB4;
     var wy = fold_yz(wid, nwg);
-    // Output positions this invocation computes: 8 consecutive ones of the flattened
-    // (image, row, column) grid, of the whole output (gather) or of one phase (scatter).
+    // This invocation's output positions: NPOS consecutive entries of the flattened (image,
+    // row, column) grid of the output (gather) or of one phase of it (scatter).
     var py = 0u;
     var px = 0u;
     var qh = p.oh;
     var qw = p.ow;
     if SCATTER {
-        let ph = wy % (S * S);
-        wy = wy / (S * S);
-        py = ph / S;
-        px = ph % S;
+        let ph = wy % (p.s * p.s);
+        wy = wy / (p.s * p.s);
+        py = ph / p.s;
+        px = ph % p.s;
         if py >= p.oh || px >= p.ow { return; }
-        qh = (p.oh - py + S - 1u) / S;
-        qw = (p.ow - px + S - 1u) / S;
+        qh = (p.oh - py + p.s - 1u) / p.s;
+        qw = (p.ow - px + p.s - 1u) / p.s;
     }
     let qhw = qh * qw;
     let mt = p.n * qhw;
-    let m0 = (wy * 64u + lid.x) * 8u;
+    let m0 = (wy * 64u + lid.x) * NPOS;
     if m0 >= mt { return; }
     let ihw = p.ih * p.iw;
     let ohw = p.oh * p.ow;
-    // Per position: its image, row and column (in phase units when SCATTER); positions past
-    // the end repeat the last one (loads stay in range; they are not stored).
-    var img: array<u32, 8>;
-    var yy: array<u32, 8>;
-    var xx: array<u32, 8>;
-
+    // Per position: image, row and column (phase units when scattering). Positions past the
+    // end repeat the last one: their loads stay in range and they are not stored.
+    var img: array<u32, 16>;
+    var yy: array<u32, 16>;
+    var xx: array<u32, 16>;
     { let m = min(m0 + 0u, mt - 1u); img[0] = m / qhw; let q = m - img[0] * qhw; yy[0] = q / qw; xx[0] = q - yy[0] * qw; }
     { let m = min(m0 + 1u, mt - 1u); img[1] = m / qhw; let q = m - img[1] * qhw; yy[1] = q / qw; xx[1] = q - yy[1] * qw; }
     { let m = min(m0 + 2u, mt - 1u); img[2] = m / qhw; let q = m - img[2] * qhw; yy[2] = q / qw; xx[2] = q - yy[2] * qw; }
@@ -175,203 +182,348 @@ fn conv_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     { let m = min(m0 + 5u, mt - 1u); img[5] = m / qhw; let q = m - img[5] * qhw; yy[5] = q / qw; xx[5] = q - yy[5] * qw; }
     { let m = min(m0 + 6u, mt - 1u); img[6] = m / qhw; let q = m - img[6] * qhw; yy[6] = q / qw; xx[6] = q - yy[6] * qw; }
     { let m = min(m0 + 7u, mt - 1u); img[7] = m / qhw; let q = m - img[7] * qhw; yy[7] = q / qw; xx[7] = q - yy[7] * qw; }
+    { let m = min(m0 + 8u, mt - 1u); img[8] = m / qhw; let q = m - img[8] * qhw; yy[8] = q / qw; xx[8] = q - yy[8] * qw; }
+    { let m = min(m0 + 9u, mt - 1u); img[9] = m / qhw; let q = m - img[9] * qhw; yy[9] = q / qw; xx[9] = q - yy[9] * qw; }
+    { let m = min(m0 + 10u, mt - 1u); img[10] = m / qhw; let q = m - img[10] * qhw; yy[10] = q / qw; xx[10] = q - yy[10] * qw; }
+    { let m = min(m0 + 11u, mt - 1u); img[11] = m / qhw; let q = m - img[11] * qhw; yy[11] = q / qw; xx[11] = q - yy[11] * qw; }
+    { let m = min(m0 + 12u, mt - 1u); img[12] = m / qhw; let q = m - img[12] * qhw; yy[12] = q / qw; xx[12] = q - yy[12] * qw; }
+    { let m = min(m0 + 13u, mt - 1u); img[13] = m / qhw; let q = m - img[13] * qhw; yy[13] = q / qw; xx[13] = q - yy[13] * qw; }
+    { let m = min(m0 + 14u, mt - 1u); img[14] = m / qhw; let q = m - img[14] * qhw; yy[14] = q / qw; xx[14] = q - yy[14] * qw; }
+    { let m = min(m0 + 15u, mt - 1u); img[15] = m / qhw; let q = m - img[15] * qhw; yy[15] = q / qw; xx[15] = q - yy[15] * qw; }
     // Gather: offset of the window's top-left input pixel; scatter: offset of the image.
-    var base: array<u32, 8>;
-    base[0] = img[0] * p.r * ihw + select(yy[0] * S * p.iw + xx[0] * S, 0u, SCATTER);
-    base[1] = img[1] * p.r * ihw + select(yy[1] * S * p.iw + xx[1] * S, 0u, SCATTER);
-    base[2] = img[2] * p.r * ihw + select(yy[2] * S * p.iw + xx[2] * S, 0u, SCATTER);
-    base[3] = img[3] * p.r * ihw + select(yy[3] * S * p.iw + xx[3] * S, 0u, SCATTER);
-    base[4] = img[4] * p.r * ihw + select(yy[4] * S * p.iw + xx[4] * S, 0u, SCATTER);
-    base[5] = img[5] * p.r * ihw + select(yy[5] * S * p.iw + xx[5] * S, 0u, SCATTER);
-    base[6] = img[6] * p.r * ihw + select(yy[6] * S * p.iw + xx[6] * S, 0u, SCATTER);
-    base[7] = img[7] * p.r * ihw + select(yy[7] * S * p.iw + xx[7] * S, 0u, SCATTER);
-    var a00 = vec4<f32>(0.0);
-    var a01 = vec4<f32>(0.0);
-    var a02 = vec4<f32>(0.0);
-    var a03 = vec4<f32>(0.0);
-    var a10 = vec4<f32>(0.0);
-    var a11 = vec4<f32>(0.0);
-    var a12 = vec4<f32>(0.0);
-    var a13 = vec4<f32>(0.0);
-    var a20 = vec4<f32>(0.0);
-    var a21 = vec4<f32>(0.0);
-    var a22 = vec4<f32>(0.0);
-    var a23 = vec4<f32>(0.0);
-    var a30 = vec4<f32>(0.0);
-    var a31 = vec4<f32>(0.0);
-    var a32 = vec4<f32>(0.0);
-    var a33 = vec4<f32>(0.0);
-    var a40 = vec4<f32>(0.0);
-    var a41 = vec4<f32>(0.0);
-    var a42 = vec4<f32>(0.0);
-    var a43 = vec4<f32>(0.0);
-    var a50 = vec4<f32>(0.0);
-    var a51 = vec4<f32>(0.0);
-    var a52 = vec4<f32>(0.0);
-    var a53 = vec4<f32>(0.0);
-    var a60 = vec4<f32>(0.0);
-    var a61 = vec4<f32>(0.0);
-    var a62 = vec4<f32>(0.0);
-    var a63 = vec4<f32>(0.0);
-    var a70 = vec4<f32>(0.0);
-    var a71 = vec4<f32>(0.0);
-    var a72 = vec4<f32>(0.0);
-    var a73 = vec4<f32>(0.0);
-    // Taps: gather, every (ky, kx); scatter, the taps of this phase (ky = py + S*ty,
-    // kx = px + S*tx), masked per position where the input pixel (qy - ty, qx - tx) is outside.
-    var ntx = KW;
-    var nty = KH;
-    var step = 1u;
+    var base: array<u32, 16>;
+    base[0] = img[0] * p.r * ihw + select(yy[0] * p.s * p.iw + xx[0] * p.s, 0u, SCATTER);
+    base[1] = img[1] * p.r * ihw + select(yy[1] * p.s * p.iw + xx[1] * p.s, 0u, SCATTER);
+    base[2] = img[2] * p.r * ihw + select(yy[2] * p.s * p.iw + xx[2] * p.s, 0u, SCATTER);
+    base[3] = img[3] * p.r * ihw + select(yy[3] * p.s * p.iw + xx[3] * p.s, 0u, SCATTER);
+    base[4] = img[4] * p.r * ihw + select(yy[4] * p.s * p.iw + xx[4] * p.s, 0u, SCATTER);
+    base[5] = img[5] * p.r * ihw + select(yy[5] * p.s * p.iw + xx[5] * p.s, 0u, SCATTER);
+    base[6] = img[6] * p.r * ihw + select(yy[6] * p.s * p.iw + xx[6] * p.s, 0u, SCATTER);
+    base[7] = img[7] * p.r * ihw + select(yy[7] * p.s * p.iw + xx[7] * p.s, 0u, SCATTER);
+    base[8] = img[8] * p.r * ihw + select(yy[8] * p.s * p.iw + xx[8] * p.s, 0u, SCATTER);
+    base[9] = img[9] * p.r * ihw + select(yy[9] * p.s * p.iw + xx[9] * p.s, 0u, SCATTER);
+    base[10] = img[10] * p.r * ihw + select(yy[10] * p.s * p.iw + xx[10] * p.s, 0u, SCATTER);
+    base[11] = img[11] * p.r * ihw + select(yy[11] * p.s * p.iw + xx[11] * p.s, 0u, SCATTER);
+    base[12] = img[12] * p.r * ihw + select(yy[12] * p.s * p.iw + xx[12] * p.s, 0u, SCATTER);
+    base[13] = img[13] * p.r * ihw + select(yy[13] * p.s * p.iw + xx[13] * p.s, 0u, SCATTER);
+    base[14] = img[14] * p.r * ihw + select(yy[14] * p.s * p.iw + xx[14] * p.s, 0u, SCATTER);
+    base[15] = img[15] * p.r * ihw + select(yy[15] * p.s * p.iw + xx[15] * p.s, 0u, SCATTER);
+    // Accumulators: a<position>_<output channel vec4>.
+    var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0); var a0_2 = vec4<f32>(0.0); var a0_3 = vec4<f32>(0.0);
+    var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0); var a1_2 = vec4<f32>(0.0); var a1_3 = vec4<f32>(0.0);
+    var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0); var a2_2 = vec4<f32>(0.0); var a2_3 = vec4<f32>(0.0);
+    var a3_0 = vec4<f32>(0.0); var a3_1 = vec4<f32>(0.0); var a3_2 = vec4<f32>(0.0); var a3_3 = vec4<f32>(0.0);
+    var a4_0 = vec4<f32>(0.0); var a4_1 = vec4<f32>(0.0); var a4_2 = vec4<f32>(0.0); var a4_3 = vec4<f32>(0.0);
+    var a5_0 = vec4<f32>(0.0); var a5_1 = vec4<f32>(0.0); var a5_2 = vec4<f32>(0.0); var a5_3 = vec4<f32>(0.0);
+    var a6_0 = vec4<f32>(0.0); var a6_1 = vec4<f32>(0.0); var a6_2 = vec4<f32>(0.0); var a6_3 = vec4<f32>(0.0);
+    var a7_0 = vec4<f32>(0.0); var a7_1 = vec4<f32>(0.0); var a7_2 = vec4<f32>(0.0); var a7_3 = vec4<f32>(0.0);
+    var a8_0 = vec4<f32>(0.0); var a8_1 = vec4<f32>(0.0); var a8_2 = vec4<f32>(0.0); var a8_3 = vec4<f32>(0.0);
+    var a9_0 = vec4<f32>(0.0); var a9_1 = vec4<f32>(0.0); var a9_2 = vec4<f32>(0.0); var a9_3 = vec4<f32>(0.0);
+    var a10_0 = vec4<f32>(0.0); var a10_1 = vec4<f32>(0.0); var a10_2 = vec4<f32>(0.0); var a10_3 = vec4<f32>(0.0);
+    var a11_0 = vec4<f32>(0.0); var a11_1 = vec4<f32>(0.0); var a11_2 = vec4<f32>(0.0); var a11_3 = vec4<f32>(0.0);
+    var a12_0 = vec4<f32>(0.0); var a12_1 = vec4<f32>(0.0); var a12_2 = vec4<f32>(0.0); var a12_3 = vec4<f32>(0.0);
+    var a13_0 = vec4<f32>(0.0); var a13_1 = vec4<f32>(0.0); var a13_2 = vec4<f32>(0.0); var a13_3 = vec4<f32>(0.0);
+    var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
+    var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
+    var xv0 = vec4<f32>(0.0); var xv1 = vec4<f32>(0.0); var xv2 = vec4<f32>(0.0); var xv3 = vec4<f32>(0.0);
+    // One loop over (input channel, tap) steps (nested loops cost more on lavapipe).
+    // Gather: channels outer, the kh x kw taps inner (the window of one channel stays in cache
+    // while its taps are read); the positions read in[off[i] + xo]. Scatter: the taps of this
+    // phase outer, ky = py + s*ty, kx = px + s*tx, channels inner; at each new tap the offsets
+    // and masks are recomputed (mask 0 where the input pixel (qy - ty, qx - tx) is outside).
+    let s = p.s;
+    let kw = p.kw;
+    let nr = p.r;
+    let opad4 = p.opad4;
+    var off: array<u32, 16>;
+    var mk: array<f32, 16>;
+    var mk0 = vec4<f32>(1.0); var mk1 = vec4<f32>(1.0); var mk2 = vec4<f32>(1.0); var mk3 = vec4<f32>(1.0);
+    var steps = nr * p.kh * kw;
+    var nty = 0u;
+    var ntx = 0u;
     if SCATTER {
-        ntx = (KW - min(px, KW) + S - 1u) / S;
-        nty = (KH - min(py, KH) + S - 1u) / S;
-        step = S;
+        nty = (p.kh - min(py, p.kh) + s - 1u) / s;
+        ntx = (p.kw - min(px, p.kw) + s - 1u) / s;
+        steps = nty * ntx * nr;
+    } else {
+        off[0] = base[0];
+        off[1] = base[1];
+        off[2] = base[2];
+        off[3] = base[3];
+        off[4] = base[4];
+        off[5] = base[5];
+        off[6] = base[6];
+        off[7] = base[7];
+        off[8] = base[8];
+        off[9] = base[9];
+        off[10] = base[10];
+        off[11] = base[11];
+        off[12] = base[12];
+        off[13] = base[13];
+        off[14] = base[14];
+        off[15] = base[15];
     }
-    for (var ty = 0u; ty < nty; ty++) {
-        for (var tx = 0u; tx < ntx; tx++) {
-            let ky = py + ty * step;
-            let kx = px + tx * step;
-            var off: array<u32, 8>;
-            var mk_lo = vec4<f32>(1.0);
-            var mk_hi = vec4<f32>(1.0);
-            if SCATTER {
-                var mk: array<f32, 8>;
-                { let iy = yy[0] - ty; let ix = xx[0] - tx; let ok = yy[0] >= ty && iy < p.ih && xx[0] >= tx && ix < p.iw; off[0] = base[0] + select(0u, iy * p.iw + ix, ok); mk[0] = select(0.0, 1.0, ok); }
-                { let iy = yy[1] - ty; let ix = xx[1] - tx; let ok = yy[1] >= ty && iy < p.ih && xx[1] >= tx && ix < p.iw; off[1] = base[1] + select(0u, iy * p.iw + ix, ok); mk[1] = select(0.0, 1.0, ok); }
-                { let iy = yy[2] - ty; let ix = xx[2] - tx; let ok = yy[2] >= ty && iy < p.ih && xx[2] >= tx && ix < p.iw; off[2] = base[2] + select(0u, iy * p.iw + ix, ok); mk[2] = select(0.0, 1.0, ok); }
-                { let iy = yy[3] - ty; let ix = xx[3] - tx; let ok = yy[3] >= ty && iy < p.ih && xx[3] >= tx && ix < p.iw; off[3] = base[3] + select(0u, iy * p.iw + ix, ok); mk[3] = select(0.0, 1.0, ok); }
-                { let iy = yy[4] - ty; let ix = xx[4] - tx; let ok = yy[4] >= ty && iy < p.ih && xx[4] >= tx && ix < p.iw; off[4] = base[4] + select(0u, iy * p.iw + ix, ok); mk[4] = select(0.0, 1.0, ok); }
-                { let iy = yy[5] - ty; let ix = xx[5] - tx; let ok = yy[5] >= ty && iy < p.ih && xx[5] >= tx && ix < p.iw; off[5] = base[5] + select(0u, iy * p.iw + ix, ok); mk[5] = select(0.0, 1.0, ok); }
-                { let iy = yy[6] - ty; let ix = xx[6] - tx; let ok = yy[6] >= ty && iy < p.ih && xx[6] >= tx && ix < p.iw; off[6] = base[6] + select(0u, iy * p.iw + ix, ok); mk[6] = select(0.0, 1.0, ok); }
-                { let iy = yy[7] - ty; let ix = xx[7] - tx; let ok = yy[7] >= ty && iy < p.ih && xx[7] >= tx && ix < p.iw; off[7] = base[7] + select(0u, iy * p.iw + ix, ok); mk[7] = select(0.0, 1.0, ok); }
-                mk_lo = vec4<f32>(mk[0], mk[1], mk[2], mk[3]);
-                mk_hi = vec4<f32>(mk[4], mk[5], mk[6], mk[7]);
-            } else {
-                let t_off = ky * p.iw + kx;
-                off[0] = base[0] + t_off;
-                off[1] = base[1] + t_off;
-                off[2] = base[2] + t_off;
-                off[3] = base[3] + t_off;
-                off[4] = base[4] + t_off;
-                off[5] = base[5] + t_off;
-                off[6] = base[6] + t_off;
-                off[7] = base[7] + t_off;
+    // Gather state.
+    let taps = p.kh * kw;
+    let tap_step = nr * opad4;
+    let row_step = p.iw - kw;
+    var kx = 0u;
+    var tap = 0u;
+    var r_off = 0u;
+    var r_wi = ob4;
+    // Scatter state.
+    var r = 0u;
+    var ty = 0u;
+    var tx = 0u;
+    var xo = 0u;
+    var wi = ob4;
+    for (var it = 0u; it < steps; it++) {
+        if SCATTER && r == 0u {
+            { let iy = yy[0] - ty; let ix = xx[0] - tx; let ok = yy[0] >= ty && iy < p.ih && xx[0] >= tx && ix < p.iw; off[0] = base[0] + select(0u, iy * p.iw + ix, ok); mk[0] = select(0.0, 1.0, ok); }
+            { let iy = yy[1] - ty; let ix = xx[1] - tx; let ok = yy[1] >= ty && iy < p.ih && xx[1] >= tx && ix < p.iw; off[1] = base[1] + select(0u, iy * p.iw + ix, ok); mk[1] = select(0.0, 1.0, ok); }
+            { let iy = yy[2] - ty; let ix = xx[2] - tx; let ok = yy[2] >= ty && iy < p.ih && xx[2] >= tx && ix < p.iw; off[2] = base[2] + select(0u, iy * p.iw + ix, ok); mk[2] = select(0.0, 1.0, ok); }
+            { let iy = yy[3] - ty; let ix = xx[3] - tx; let ok = yy[3] >= ty && iy < p.ih && xx[3] >= tx && ix < p.iw; off[3] = base[3] + select(0u, iy * p.iw + ix, ok); mk[3] = select(0.0, 1.0, ok); }
+            { let iy = yy[4] - ty; let ix = xx[4] - tx; let ok = yy[4] >= ty && iy < p.ih && xx[4] >= tx && ix < p.iw; off[4] = base[4] + select(0u, iy * p.iw + ix, ok); mk[4] = select(0.0, 1.0, ok); }
+            { let iy = yy[5] - ty; let ix = xx[5] - tx; let ok = yy[5] >= ty && iy < p.ih && xx[5] >= tx && ix < p.iw; off[5] = base[5] + select(0u, iy * p.iw + ix, ok); mk[5] = select(0.0, 1.0, ok); }
+            { let iy = yy[6] - ty; let ix = xx[6] - tx; let ok = yy[6] >= ty && iy < p.ih && xx[6] >= tx && ix < p.iw; off[6] = base[6] + select(0u, iy * p.iw + ix, ok); mk[6] = select(0.0, 1.0, ok); }
+            { let iy = yy[7] - ty; let ix = xx[7] - tx; let ok = yy[7] >= ty && iy < p.ih && xx[7] >= tx && ix < p.iw; off[7] = base[7] + select(0u, iy * p.iw + ix, ok); mk[7] = select(0.0, 1.0, ok); }
+            { let iy = yy[8] - ty; let ix = xx[8] - tx; let ok = yy[8] >= ty && iy < p.ih && xx[8] >= tx && ix < p.iw; off[8] = base[8] + select(0u, iy * p.iw + ix, ok); mk[8] = select(0.0, 1.0, ok); }
+            { let iy = yy[9] - ty; let ix = xx[9] - tx; let ok = yy[9] >= ty && iy < p.ih && xx[9] >= tx && ix < p.iw; off[9] = base[9] + select(0u, iy * p.iw + ix, ok); mk[9] = select(0.0, 1.0, ok); }
+            { let iy = yy[10] - ty; let ix = xx[10] - tx; let ok = yy[10] >= ty && iy < p.ih && xx[10] >= tx && ix < p.iw; off[10] = base[10] + select(0u, iy * p.iw + ix, ok); mk[10] = select(0.0, 1.0, ok); }
+            { let iy = yy[11] - ty; let ix = xx[11] - tx; let ok = yy[11] >= ty && iy < p.ih && xx[11] >= tx && ix < p.iw; off[11] = base[11] + select(0u, iy * p.iw + ix, ok); mk[11] = select(0.0, 1.0, ok); }
+            { let iy = yy[12] - ty; let ix = xx[12] - tx; let ok = yy[12] >= ty && iy < p.ih && xx[12] >= tx && ix < p.iw; off[12] = base[12] + select(0u, iy * p.iw + ix, ok); mk[12] = select(0.0, 1.0, ok); }
+            { let iy = yy[13] - ty; let ix = xx[13] - tx; let ok = yy[13] >= ty && iy < p.ih && xx[13] >= tx && ix < p.iw; off[13] = base[13] + select(0u, iy * p.iw + ix, ok); mk[13] = select(0.0, 1.0, ok); }
+            { let iy = yy[14] - ty; let ix = xx[14] - tx; let ok = yy[14] >= ty && iy < p.ih && xx[14] >= tx && ix < p.iw; off[14] = base[14] + select(0u, iy * p.iw + ix, ok); mk[14] = select(0.0, 1.0, ok); }
+            { let iy = yy[15] - ty; let ix = xx[15] - tx; let ok = yy[15] >= ty && iy < p.ih && xx[15] >= tx && ix < p.iw; off[15] = base[15] + select(0u, iy * p.iw + ix, ok); mk[15] = select(0.0, 1.0, ok); }
+            mk0 = vec4<f32>(mk[0], mk[1], mk[2], mk[3]);
+            mk1 = vec4<f32>(mk[4], mk[5], mk[6], mk[7]);
+            mk2 = vec4<f32>(mk[8], mk[9], mk[10], mk[11]);
+            mk3 = vec4<f32>(mk[12], mk[13], mk[14], mk[15]);
+            wi = ((py + s * ty) * kw + px + s * tx) * nr * opad4 + ob4;
+            xo = 0u;
+        }
+        xv0 = vec4<f32>(inp[off[0] + xo], inp[off[1] + xo], inp[off[2] + xo], inp[off[3] + xo]);
+        if SCATTER { xv0 *= mk0; }
+        xv1 = vec4<f32>(inp[off[4] + xo], inp[off[5] + xo], inp[off[6] + xo], inp[off[7] + xo]);
+        if SCATTER { xv1 *= mk1; }
+        if NPOS > 8u {
+            xv2 = vec4<f32>(inp[off[8] + xo], inp[off[9] + xo], inp[off[10] + xo], inp[off[11] + xo]);
+            if SCATTER { xv2 *= mk2; }
+            xv3 = vec4<f32>(inp[off[12] + xo], inp[off[13] + xo], inp[off[14] + xo], inp[off[15] + xo]);
+            if SCATTER { xv3 *= mk3; }
+        }
+        let w0 = wp[wi + 0u];
+        a0_0 += xv0.x * w0;
+        a1_0 += xv0.y * w0;
+        a2_0 += xv0.z * w0;
+        a3_0 += xv0.w * w0;
+        a4_0 += xv1.x * w0;
+        a5_0 += xv1.y * w0;
+        a6_0 += xv1.z * w0;
+        a7_0 += xv1.w * w0;
+        if NPOS > 8u {
+            a8_0 += xv2.x * w0;
+            a9_0 += xv2.y * w0;
+            a10_0 += xv2.z * w0;
+            a11_0 += xv2.w * w0;
+            a12_0 += xv3.x * w0;
+            a13_0 += xv3.y * w0;
+            a14_0 += xv3.z * w0;
+            a15_0 += xv3.w * w0;
+        }
+        if CB4 > 1u {
+            let w1 = wp[wi + 1u];
+            a0_1 += xv0.x * w1;
+            a1_1 += xv0.y * w1;
+            a2_1 += xv0.z * w1;
+            a3_1 += xv0.w * w1;
+            a4_1 += xv1.x * w1;
+            a5_1 += xv1.y * w1;
+            a6_1 += xv1.z * w1;
+            a7_1 += xv1.w * w1;
+            if NPOS > 8u {
+                a8_1 += xv2.x * w1;
+                a9_1 += xv2.y * w1;
+                a10_1 += xv2.z * w1;
+                a11_1 += xv2.w * w1;
+                a12_1 += xv3.x * w1;
+                a13_1 += xv3.y * w1;
+                a14_1 += xv3.z * w1;
+                a15_1 += xv3.w * w1;
             }
-            var wi = (ky * KW + kx) * p.r * p.opad4 + ob4;
-            var xo = 0u;
-            for (var r = 0u; r < p.r; r++) {
-                var xl = vec4<f32>(inp[off[0] + xo], inp[off[1] + xo], inp[off[2] + xo], inp[off[3] + xo]);
-                var xh = vec4<f32>(inp[off[4] + xo], inp[off[5] + xo], inp[off[6] + xo], inp[off[7] + xo]);
-                if SCATTER {
-                    xl *= mk_lo;
-                    xh *= mk_hi;
+        }
+        if CB4 > 2u {
+            let w2 = wp[wi + 2u];
+            a0_2 += xv0.x * w2;
+            a1_2 += xv0.y * w2;
+            a2_2 += xv0.z * w2;
+            a3_2 += xv0.w * w2;
+            a4_2 += xv1.x * w2;
+            a5_2 += xv1.y * w2;
+            a6_2 += xv1.z * w2;
+            a7_2 += xv1.w * w2;
+            if NPOS > 8u {
+                a8_2 += xv2.x * w2;
+                a9_2 += xv2.y * w2;
+                a10_2 += xv2.z * w2;
+                a11_2 += xv2.w * w2;
+                a12_2 += xv3.x * w2;
+                a13_2 += xv3.y * w2;
+                a14_2 += xv3.z * w2;
+                a15_2 += xv3.w * w2;
+            }
+        }
+        if CB4 > 3u {
+            let w3 = wp[wi + 3u];
+            a0_3 += xv0.x * w3;
+            a1_3 += xv0.y * w3;
+            a2_3 += xv0.z * w3;
+            a3_3 += xv0.w * w3;
+            a4_3 += xv1.x * w3;
+            a5_3 += xv1.y * w3;
+            a6_3 += xv1.z * w3;
+            a7_3 += xv1.w * w3;
+            if NPOS > 8u {
+                a8_3 += xv2.x * w3;
+                a9_3 += xv2.y * w3;
+                a10_3 += xv2.z * w3;
+                a11_3 += xv2.w * w3;
+                a12_3 += xv3.x * w3;
+                a13_3 += xv3.y * w3;
+                a14_3 += xv3.z * w3;
+                a15_3 += xv3.w * w3;
+            }
+        }
+        if SCATTER {
+            xo += ihw;
+            wi += opad4;
+            r += 1u;
+            if r == nr {
+                r = 0u;
+                tx += 1u;
+                if tx == ntx {
+                    tx = 0u;
+                    ty += 1u;
                 }
-                let w0 = wp[wi];
-                a00 += xl.x * w0;
-                a10 += xl.y * w0;
-                a20 += xl.z * w0;
-                a30 += xl.w * w0;
-                a40 += xh.x * w0;
-                a50 += xh.y * w0;
-                a60 += xh.z * w0;
-                a70 += xh.w * w0;
-                if CB4 > 1u {
-                    let w1 = wp[wi + 1u];
-                    a01 += xl.x * w1;
-                    a11 += xl.y * w1;
-                    a21 += xl.z * w1;
-                    a31 += xl.w * w1;
-                    a41 += xh.x * w1;
-                    a51 += xh.y * w1;
-                    a61 += xh.z * w1;
-                    a71 += xh.w * w1;
-                }
-                if CB4 > 2u {
-                    let w2 = wp[wi + 2u];
-                    a02 += xl.x * w2;
-                    a12 += xl.y * w2;
-                    a22 += xl.z * w2;
-                    a32 += xl.w * w2;
-                    a42 += xh.x * w2;
-                    a52 += xh.y * w2;
-                    a62 += xh.z * w2;
-                    a72 += xh.w * w2;
-                }
-                if CB4 > 3u {
-                    let w3 = wp[wi + 3u];
-                    a03 += xl.x * w3;
-                    a13 += xl.y * w3;
-                    a23 += xl.z * w3;
-                    a33 += xl.w * w3;
-                    a43 += xh.x * w3;
-                    a53 += xh.y * w3;
-                    a63 += xh.z * w3;
-                    a73 += xh.w * w3;
-                }
-                wi += p.opad4;
-                xo += ihw;
+            }
+        } else {
+            kx += 1u;
+            tap += 1u;
+            xo += 1u;
+            wi += tap_step;
+            if kx == kw {
+                kx = 0u;
+                xo += row_step;
+            }
+            if tap == taps {
+                tap = 0u;
+                r_off += ihw;
+                r_wi += opad4;
+                xo = r_off;
+                wi = r_wi;
             }
         }
     }
+
     // Store: bias, activation, (accumulate).
-    var ob: array<u32, 8>;
-    ob[0] = img[0] * p.o * ohw + select(yy[0] * p.ow + xx[0], (py + S * yy[0]) * p.ow + px + S * xx[0], SCATTER);
-    ob[1] = img[1] * p.o * ohw + select(yy[1] * p.ow + xx[1], (py + S * yy[1]) * p.ow + px + S * xx[1], SCATTER);
-    ob[2] = img[2] * p.o * ohw + select(yy[2] * p.ow + xx[2], (py + S * yy[2]) * p.ow + px + S * xx[2], SCATTER);
-    ob[3] = img[3] * p.o * ohw + select(yy[3] * p.ow + xx[3], (py + S * yy[3]) * p.ow + px + S * xx[3], SCATTER);
-    ob[4] = img[4] * p.o * ohw + select(yy[4] * p.ow + xx[4], (py + S * yy[4]) * p.ow + px + S * xx[4], SCATTER);
-    ob[5] = img[5] * p.o * ohw + select(yy[5] * p.ow + xx[5], (py + S * yy[5]) * p.ow + px + S * xx[5], SCATTER);
-    ob[6] = img[6] * p.o * ohw + select(yy[6] * p.ow + xx[6], (py + S * yy[6]) * p.ow + px + S * xx[6], SCATTER);
-    ob[7] = img[7] * p.o * ohw + select(yy[7] * p.ow + xx[7], (py + S * yy[7]) * p.ow + px + S * xx[7], SCATTER);
+    var ob: array<u32, 16>;
+    ob[0] = img[0] * p.o * ohw + select(yy[0] * p.ow + xx[0], (py + p.s * yy[0]) * p.ow + px + p.s * xx[0], SCATTER);
+    ob[1] = img[1] * p.o * ohw + select(yy[1] * p.ow + xx[1], (py + p.s * yy[1]) * p.ow + px + p.s * xx[1], SCATTER);
+    ob[2] = img[2] * p.o * ohw + select(yy[2] * p.ow + xx[2], (py + p.s * yy[2]) * p.ow + px + p.s * xx[2], SCATTER);
+    ob[3] = img[3] * p.o * ohw + select(yy[3] * p.ow + xx[3], (py + p.s * yy[3]) * p.ow + px + p.s * xx[3], SCATTER);
+    ob[4] = img[4] * p.o * ohw + select(yy[4] * p.ow + xx[4], (py + p.s * yy[4]) * p.ow + px + p.s * xx[4], SCATTER);
+    ob[5] = img[5] * p.o * ohw + select(yy[5] * p.ow + xx[5], (py + p.s * yy[5]) * p.ow + px + p.s * xx[5], SCATTER);
+    ob[6] = img[6] * p.o * ohw + select(yy[6] * p.ow + xx[6], (py + p.s * yy[6]) * p.ow + px + p.s * xx[6], SCATTER);
+    ob[7] = img[7] * p.o * ohw + select(yy[7] * p.ow + xx[7], (py + p.s * yy[7]) * p.ow + px + p.s * xx[7], SCATTER);
+    ob[8] = img[8] * p.o * ohw + select(yy[8] * p.ow + xx[8], (py + p.s * yy[8]) * p.ow + px + p.s * xx[8], SCATTER);
+    ob[9] = img[9] * p.o * ohw + select(yy[9] * p.ow + xx[9], (py + p.s * yy[9]) * p.ow + px + p.s * xx[9], SCATTER);
+    ob[10] = img[10] * p.o * ohw + select(yy[10] * p.ow + xx[10], (py + p.s * yy[10]) * p.ow + px + p.s * xx[10], SCATTER);
+    ob[11] = img[11] * p.o * ohw + select(yy[11] * p.ow + xx[11], (py + p.s * yy[11]) * p.ow + px + p.s * xx[11], SCATTER);
+    ob[12] = img[12] * p.o * ohw + select(yy[12] * p.ow + xx[12], (py + p.s * yy[12]) * p.ow + px + p.s * xx[12], SCATTER);
+    ob[13] = img[13] * p.o * ohw + select(yy[13] * p.ow + xx[13], (py + p.s * yy[13]) * p.ow + px + p.s * xx[13], SCATTER);
+    ob[14] = img[14] * p.o * ohw + select(yy[14] * p.ow + xx[14], (py + p.s * yy[14]) * p.ow + px + p.s * xx[14], SCATTER);
+    ob[15] = img[15] * p.o * ohw + select(yy[15] * p.ow + xx[15], (py + p.s * yy[15]) * p.ow + px + p.s * xx[15], SCATTER);
     let o0 = ob4 * 4u;
-    let valid = mt - m0;
+    let valid = min(mt - m0, NPOS);
     {
         let o = o0 + 0u;
         let bv = load_bias4(o);
-        { store4(ob[0], o, a00 + bv); }
-        if valid > 1u { store4(ob[1], o, a10 + bv); }
-        if valid > 2u { store4(ob[2], o, a20 + bv); }
-        if valid > 3u { store4(ob[3], o, a30 + bv); }
-        if valid > 4u { store4(ob[4], o, a40 + bv); }
-        if valid > 5u { store4(ob[5], o, a50 + bv); }
-        if valid > 6u { store4(ob[6], o, a60 + bv); }
-        if valid > 7u { store4(ob[7], o, a70 + bv); }
+        { store4(ob[0], o, a0_0 + bv); }
+        if valid > 1u { store4(ob[1], o, a1_0 + bv); }
+        if valid > 2u { store4(ob[2], o, a2_0 + bv); }
+        if valid > 3u { store4(ob[3], o, a3_0 + bv); }
+        if valid > 4u { store4(ob[4], o, a4_0 + bv); }
+        if valid > 5u { store4(ob[5], o, a5_0 + bv); }
+        if valid > 6u { store4(ob[6], o, a6_0 + bv); }
+        if valid > 7u { store4(ob[7], o, a7_0 + bv); }
+        if valid > 8u { store4(ob[8], o, a8_0 + bv); }
+        if valid > 9u { store4(ob[9], o, a9_0 + bv); }
+        if valid > 10u { store4(ob[10], o, a10_0 + bv); }
+        if valid > 11u { store4(ob[11], o, a11_0 + bv); }
+        if valid > 12u { store4(ob[12], o, a12_0 + bv); }
+        if valid > 13u { store4(ob[13], o, a13_0 + bv); }
+        if valid > 14u { store4(ob[14], o, a14_0 + bv); }
+        if valid > 15u { store4(ob[15], o, a15_0 + bv); }
     }
     if CB4 > 1u {
         let o = o0 + 4u;
         let bv = load_bias4(o);
-        { store4(ob[0], o, a01 + bv); }
-        if valid > 1u { store4(ob[1], o, a11 + bv); }
-        if valid > 2u { store4(ob[2], o, a21 + bv); }
-        if valid > 3u { store4(ob[3], o, a31 + bv); }
-        if valid > 4u { store4(ob[4], o, a41 + bv); }
-        if valid > 5u { store4(ob[5], o, a51 + bv); }
-        if valid > 6u { store4(ob[6], o, a61 + bv); }
-        if valid > 7u { store4(ob[7], o, a71 + bv); }
+        { store4(ob[0], o, a0_1 + bv); }
+        if valid > 1u { store4(ob[1], o, a1_1 + bv); }
+        if valid > 2u { store4(ob[2], o, a2_1 + bv); }
+        if valid > 3u { store4(ob[3], o, a3_1 + bv); }
+        if valid > 4u { store4(ob[4], o, a4_1 + bv); }
+        if valid > 5u { store4(ob[5], o, a5_1 + bv); }
+        if valid > 6u { store4(ob[6], o, a6_1 + bv); }
+        if valid > 7u { store4(ob[7], o, a7_1 + bv); }
+        if valid > 8u { store4(ob[8], o, a8_1 + bv); }
+        if valid > 9u { store4(ob[9], o, a9_1 + bv); }
+        if valid > 10u { store4(ob[10], o, a10_1 + bv); }
+        if valid > 11u { store4(ob[11], o, a11_1 + bv); }
+        if valid > 12u { store4(ob[12], o, a12_1 + bv); }
+        if valid > 13u { store4(ob[13], o, a13_1 + bv); }
+        if valid > 14u { store4(ob[14], o, a14_1 + bv); }
+        if valid > 15u { store4(ob[15], o, a15_1 + bv); }
     }
     if CB4 > 2u {
         let o = o0 + 8u;
         let bv = load_bias4(o);
-        { store4(ob[0], o, a02 + bv); }
-        if valid > 1u { store4(ob[1], o, a12 + bv); }
-        if valid > 2u { store4(ob[2], o, a22 + bv); }
-        if valid > 3u { store4(ob[3], o, a32 + bv); }
-        if valid > 4u { store4(ob[4], o, a42 + bv); }
-        if valid > 5u { store4(ob[5], o, a52 + bv); }
-        if valid > 6u { store4(ob[6], o, a62 + bv); }
-        if valid > 7u { store4(ob[7], o, a72 + bv); }
+        { store4(ob[0], o, a0_2 + bv); }
+        if valid > 1u { store4(ob[1], o, a1_2 + bv); }
+        if valid > 2u { store4(ob[2], o, a2_2 + bv); }
+        if valid > 3u { store4(ob[3], o, a3_2 + bv); }
+        if valid > 4u { store4(ob[4], o, a4_2 + bv); }
+        if valid > 5u { store4(ob[5], o, a5_2 + bv); }
+        if valid > 6u { store4(ob[6], o, a6_2 + bv); }
+        if valid > 7u { store4(ob[7], o, a7_2 + bv); }
+        if valid > 8u { store4(ob[8], o, a8_2 + bv); }
+        if valid > 9u { store4(ob[9], o, a9_2 + bv); }
+        if valid > 10u { store4(ob[10], o, a10_2 + bv); }
+        if valid > 11u { store4(ob[11], o, a11_2 + bv); }
+        if valid > 12u { store4(ob[12], o, a12_2 + bv); }
+        if valid > 13u { store4(ob[13], o, a13_2 + bv); }
+        if valid > 14u { store4(ob[14], o, a14_2 + bv); }
+        if valid > 15u { store4(ob[15], o, a15_2 + bv); }
     }
     if CB4 > 3u {
         let o = o0 + 12u;
         let bv = load_bias4(o);
-        { store4(ob[0], o, a03 + bv); }
-        if valid > 1u { store4(ob[1], o, a13 + bv); }
-        if valid > 2u { store4(ob[2], o, a23 + bv); }
-        if valid > 3u { store4(ob[3], o, a33 + bv); }
-        if valid > 4u { store4(ob[4], o, a43 + bv); }
-        if valid > 5u { store4(ob[5], o, a53 + bv); }
-        if valid > 6u { store4(ob[6], o, a63 + bv); }
-        if valid > 7u { store4(ob[7], o, a73 + bv); }
+        { store4(ob[0], o, a0_3 + bv); }
+        if valid > 1u { store4(ob[1], o, a1_3 + bv); }
+        if valid > 2u { store4(ob[2], o, a2_3 + bv); }
+        if valid > 3u { store4(ob[3], o, a3_3 + bv); }
+        if valid > 4u { store4(ob[4], o, a4_3 + bv); }
+        if valid > 5u { store4(ob[5], o, a5_3 + bv); }
+        if valid > 6u { store4(ob[6], o, a6_3 + bv); }
+        if valid > 7u { store4(ob[7], o, a7_3 + bv); }
+        if valid > 8u { store4(ob[8], o, a8_3 + bv); }
+        if valid > 9u { store4(ob[9], o, a9_3 + bv); }
+        if valid > 10u { store4(ob[10], o, a10_3 + bv); }
+        if valid > 11u { store4(ob[11], o, a11_3 + bv); }
+        if valid > 12u { store4(ob[12], o, a12_3 + bv); }
+        if valid > 13u { store4(ob[13], o, a13_3 + bv); }
+        if valid > 14u { store4(ob[14], o, a14_3 + bv); }
+        if valid > 15u { store4(ob[15], o, a15_3 + bv); }
     }
 }
 
@@ -379,15 +531,16 @@ fn conv_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 fn wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {
     let split = fold_yz(wid, nwg);
-    let ctiles = (p.c + 7u) / 8u;
+    let ctiles = (p.c + NCOL - 1u) / NCOL;
     let tile = wid.x * 64u + lid.x;
     if tile >= ctiles * ((p.a + 15u) / 16u) { return; }
     let a0 = (tile / ctiles) * 16u;
-    let c0 = (tile % ctiles) * 8u;
+    let c0 = (tile % ctiles) * NCOL;
     let shw = p.ih * p.iw;
     let lhw = p.oh * p.ow;
-    let khw = KH * KW;
-    // Rows: 16 channels of the small image (clamped); columns: 8 (channel, ky, kx) of the large one.
+    let khw = p.kh * p.kw;
+    // Rows: 16 channels of the small image; columns: NCOL (channel, ky, kx) of the large one
+    // (both clamped: the extra ones are computed but not stored).
     var ao: array<u32, 16>;
     ao[0] = min(a0 + 0u, p.a - 1u) * shw;
     ao[1] = min(a0 + 1u, p.a - 1u) * shw;
@@ -405,149 +558,194 @@ fn wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     ao[13] = min(a0 + 13u, p.a - 1u) * shw;
     ao[14] = min(a0 + 14u, p.a - 1u) * shw;
     ao[15] = min(a0 + 15u, p.a - 1u) * shw;
-    var co: array<u32, 8>;
-    { let c = min(c0 + 0u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / KW; co[0] = b * lhw + ky * p.ow + (k - ky * KW); }
-    { let c = min(c0 + 1u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / KW; co[1] = b * lhw + ky * p.ow + (k - ky * KW); }
-    { let c = min(c0 + 2u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / KW; co[2] = b * lhw + ky * p.ow + (k - ky * KW); }
-    { let c = min(c0 + 3u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / KW; co[3] = b * lhw + ky * p.ow + (k - ky * KW); }
-    { let c = min(c0 + 4u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / KW; co[4] = b * lhw + ky * p.ow + (k - ky * KW); }
-    { let c = min(c0 + 5u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / KW; co[5] = b * lhw + ky * p.ow + (k - ky * KW); }
-    { let c = min(c0 + 6u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / KW; co[6] = b * lhw + ky * p.ow + (k - ky * KW); }
-    { let c = min(c0 + 7u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / KW; co[7] = b * lhw + ky * p.ow + (k - ky * KW); }
-    var a00 = vec4<f32>(0.0);
-    var a01 = vec4<f32>(0.0);
-    var a02 = vec4<f32>(0.0);
-    var a03 = vec4<f32>(0.0);
-    var a10 = vec4<f32>(0.0);
-    var a11 = vec4<f32>(0.0);
-    var a12 = vec4<f32>(0.0);
-    var a13 = vec4<f32>(0.0);
-    var a20 = vec4<f32>(0.0);
-    var a21 = vec4<f32>(0.0);
-    var a22 = vec4<f32>(0.0);
-    var a23 = vec4<f32>(0.0);
-    var a30 = vec4<f32>(0.0);
-    var a31 = vec4<f32>(0.0);
-    var a32 = vec4<f32>(0.0);
-    var a33 = vec4<f32>(0.0);
-    var a40 = vec4<f32>(0.0);
-    var a41 = vec4<f32>(0.0);
-    var a42 = vec4<f32>(0.0);
-    var a43 = vec4<f32>(0.0);
-    var a50 = vec4<f32>(0.0);
-    var a51 = vec4<f32>(0.0);
-    var a52 = vec4<f32>(0.0);
-    var a53 = vec4<f32>(0.0);
-    var a60 = vec4<f32>(0.0);
-    var a61 = vec4<f32>(0.0);
-    var a62 = vec4<f32>(0.0);
-    var a63 = vec4<f32>(0.0);
-    var a70 = vec4<f32>(0.0);
-    var a71 = vec4<f32>(0.0);
-    var a72 = vec4<f32>(0.0);
-    var a73 = vec4<f32>(0.0);
+    var co: array<u32, 16>;
+    { let c = min(c0 + 0u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[0] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 1u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[1] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 2u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[2] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 3u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[3] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 4u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[4] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 5u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[5] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 6u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[6] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 7u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[7] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 8u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[8] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 9u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[9] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 10u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[10] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 11u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[11] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 12u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[12] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 13u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[13] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 14u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[14] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    { let c = min(c0 + 15u, p.c - 1u); let b = c / khw; let k = c - b * khw; let ky = k / p.kw; co[15] = b * lhw + ky * p.ow + (k - ky * p.kw); }
+    // Accumulators: a<column>_<row vec4>.
+    var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0); var a0_2 = vec4<f32>(0.0); var a0_3 = vec4<f32>(0.0);
+    var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0); var a1_2 = vec4<f32>(0.0); var a1_3 = vec4<f32>(0.0);
+    var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0); var a2_2 = vec4<f32>(0.0); var a2_3 = vec4<f32>(0.0);
+    var a3_0 = vec4<f32>(0.0); var a3_1 = vec4<f32>(0.0); var a3_2 = vec4<f32>(0.0); var a3_3 = vec4<f32>(0.0);
+    var a4_0 = vec4<f32>(0.0); var a4_1 = vec4<f32>(0.0); var a4_2 = vec4<f32>(0.0); var a4_3 = vec4<f32>(0.0);
+    var a5_0 = vec4<f32>(0.0); var a5_1 = vec4<f32>(0.0); var a5_2 = vec4<f32>(0.0); var a5_3 = vec4<f32>(0.0);
+    var a6_0 = vec4<f32>(0.0); var a6_1 = vec4<f32>(0.0); var a6_2 = vec4<f32>(0.0); var a6_3 = vec4<f32>(0.0);
+    var a7_0 = vec4<f32>(0.0); var a7_1 = vec4<f32>(0.0); var a7_2 = vec4<f32>(0.0); var a7_3 = vec4<f32>(0.0);
+    var a8_0 = vec4<f32>(0.0); var a8_1 = vec4<f32>(0.0); var a8_2 = vec4<f32>(0.0); var a8_3 = vec4<f32>(0.0);
+    var a9_0 = vec4<f32>(0.0); var a9_1 = vec4<f32>(0.0); var a9_2 = vec4<f32>(0.0); var a9_3 = vec4<f32>(0.0);
+    var a10_0 = vec4<f32>(0.0); var a10_1 = vec4<f32>(0.0); var a10_2 = vec4<f32>(0.0); var a10_3 = vec4<f32>(0.0);
+    var a11_0 = vec4<f32>(0.0); var a11_1 = vec4<f32>(0.0); var a11_2 = vec4<f32>(0.0); var a11_3 = vec4<f32>(0.0);
+    var a12_0 = vec4<f32>(0.0); var a12_1 = vec4<f32>(0.0); var a12_2 = vec4<f32>(0.0); var a12_3 = vec4<f32>(0.0);
+    var a13_0 = vec4<f32>(0.0); var a13_1 = vec4<f32>(0.0); var a13_2 = vec4<f32>(0.0); var a13_3 = vec4<f32>(0.0);
+    var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
+    var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
+    var l2 = vec4<f32>(0.0);
+    var l3 = vec4<f32>(0.0);
+    // One loop over the split's (image, y, x): zs indexes the small image, zl the large one.
     let n0 = split * p.imgs;
-    let n1 = min(n0 + p.imgs, p.n);
-    for (var n = n0; n < n1; n++) {
-        var zs = n * p.a * shw;
-        let zl0 = n * p.b * lhw;
-        for (var y = 0u; y < p.ih; y++) {
-            var zl = zl0 + y * S * p.ow;
-            for (var x = 0u; x < p.iw; x++) {
-                let s0 = vec4<f32>(inp[zs + ao[0]], inp[zs + ao[1]], inp[zs + ao[2]], inp[zs + ao[3]]);
-                let s1 = vec4<f32>(inp[zs + ao[4]], inp[zs + ao[5]], inp[zs + ao[6]], inp[zs + ao[7]]);
-                let s2 = vec4<f32>(inp[zs + ao[8]], inp[zs + ao[9]], inp[zs + ao[10]], inp[zs + ao[11]]);
-                let s3 = vec4<f32>(inp[zs + ao[12]], inp[zs + ao[13]], inp[zs + ao[14]], inp[zs + ao[15]]);
-                let l_lo = vec4<f32>(inp2[zl + co[0]], inp2[zl + co[1]], inp2[zl + co[2]], inp2[zl + co[3]]);
-                let l_hi = vec4<f32>(inp2[zl + co[4]], inp2[zl + co[5]], inp2[zl + co[6]], inp2[zl + co[7]]);
-                a00 += l_lo.x * s0;
-                a01 += l_lo.x * s1;
-                a02 += l_lo.x * s2;
-                a03 += l_lo.x * s3;
-                a10 += l_lo.y * s0;
-                a11 += l_lo.y * s1;
-                a12 += l_lo.y * s2;
-                a13 += l_lo.y * s3;
-                a20 += l_lo.z * s0;
-                a21 += l_lo.z * s1;
-                a22 += l_lo.z * s2;
-                a23 += l_lo.z * s3;
-                a30 += l_lo.w * s0;
-                a31 += l_lo.w * s1;
-                a32 += l_lo.w * s2;
-                a33 += l_lo.w * s3;
-                a40 += l_hi.x * s0;
-                a41 += l_hi.x * s1;
-                a42 += l_hi.x * s2;
-                a43 += l_hi.x * s3;
-                a50 += l_hi.y * s0;
-                a51 += l_hi.y * s1;
-                a52 += l_hi.y * s2;
-                a53 += l_hi.y * s3;
-                a60 += l_hi.z * s0;
-                a61 += l_hi.z * s1;
-                a62 += l_hi.z * s2;
-                a63 += l_hi.z * s3;
-                a70 += l_hi.w * s0;
-                a71 += l_hi.w * s1;
-                a72 += l_hi.w * s2;
-                a73 += l_hi.w * s3;
-                zs += 1u;
-                zl += S;
-            }
+    let count = (min(n0 + p.imgs, p.n) - n0) * shw;
+    var zs = n0 * p.a * shw;
+    var zl = n0 * p.b * lhw;
+    var x = 0u;
+    var q = 0u;
+    let s = p.s;
+    let sw = p.iw;
+    let row_jump = s * p.ow - s * sw;
+    let img_jump_s = (p.a - 1u) * shw;
+    let img_jump_l = p.b * lhw - p.s * p.ow * p.ih;
+    for (var t = 0u; t < count; t++) {
+        let s0 = vec4<f32>(inp[zs + ao[0]], inp[zs + ao[1]], inp[zs + ao[2]], inp[zs + ao[3]]);
+        let s1 = vec4<f32>(inp[zs + ao[4]], inp[zs + ao[5]], inp[zs + ao[6]], inp[zs + ao[7]]);
+        let s2 = vec4<f32>(inp[zs + ao[8]], inp[zs + ao[9]], inp[zs + ao[10]], inp[zs + ao[11]]);
+        let s3 = vec4<f32>(inp[zs + ao[12]], inp[zs + ao[13]], inp[zs + ao[14]], inp[zs + ao[15]]);
+        let l0 = vec4<f32>(inp2[zl + co[0]], inp2[zl + co[1]], inp2[zl + co[2]], inp2[zl + co[3]]);
+        let l1 = vec4<f32>(inp2[zl + co[4]], inp2[zl + co[5]], inp2[zl + co[6]], inp2[zl + co[7]]);
+        a0_0 += l0.x * s0; a0_1 += l0.x * s1; a0_2 += l0.x * s2; a0_3 += l0.x * s3;
+        a1_0 += l0.y * s0; a1_1 += l0.y * s1; a1_2 += l0.y * s2; a1_3 += l0.y * s3;
+        a2_0 += l0.z * s0; a2_1 += l0.z * s1; a2_2 += l0.z * s2; a2_3 += l0.z * s3;
+        a3_0 += l0.w * s0; a3_1 += l0.w * s1; a3_2 += l0.w * s2; a3_3 += l0.w * s3;
+        a4_0 += l1.x * s0; a4_1 += l1.x * s1; a4_2 += l1.x * s2; a4_3 += l1.x * s3;
+        a5_0 += l1.y * s0; a5_1 += l1.y * s1; a5_2 += l1.y * s2; a5_3 += l1.y * s3;
+        a6_0 += l1.z * s0; a6_1 += l1.z * s1; a6_2 += l1.z * s2; a6_3 += l1.z * s3;
+        a7_0 += l1.w * s0; a7_1 += l1.w * s1; a7_2 += l1.w * s2; a7_3 += l1.w * s3;
+        if NCOL > 8u {
+            l2 = vec4<f32>(inp2[zl + co[8]], inp2[zl + co[9]], inp2[zl + co[10]], inp2[zl + co[11]]);
+            l3 = vec4<f32>(inp2[zl + co[12]], inp2[zl + co[13]], inp2[zl + co[14]], inp2[zl + co[15]]);
+            a8_0 += l2.x * s0; a8_1 += l2.x * s1; a8_2 += l2.x * s2; a8_3 += l2.x * s3;
+            a9_0 += l2.y * s0; a9_1 += l2.y * s1; a9_2 += l2.y * s2; a9_3 += l2.y * s3;
+            a10_0 += l2.z * s0; a10_1 += l2.z * s1; a10_2 += l2.z * s2; a10_3 += l2.z * s3;
+            a11_0 += l2.w * s0; a11_1 += l2.w * s1; a11_2 += l2.w * s2; a11_3 += l2.w * s3;
+            a12_0 += l3.x * s0; a12_1 += l3.x * s1; a12_2 += l3.x * s2; a12_3 += l3.x * s3;
+            a13_0 += l3.y * s0; a13_1 += l3.y * s1; a13_2 += l3.y * s2; a13_3 += l3.y * s3;
+            a14_0 += l3.z * s0; a14_1 += l3.z * s1; a14_2 += l3.z * s2; a14_3 += l3.z * s3;
+            a15_0 += l3.w * s0; a15_1 += l3.w * s1; a15_2 += l3.w * s2; a15_3 += l3.w * s3;
+        }
+        x += 1u;
+        q += 1u;
+        zs += 1u;
+        zl += s;
+        if x == sw {
+            x = 0u;
+            zl += row_jump;
+        }
+        if q == shw {
+            q = 0u;
+            zs += img_jump_s;
+            zl += img_jump_l;
         }
     }
     // partial[split][a][c]
     let out0 = split * p.a * p.c;
     let na = min(p.a - a0, 16u);
-    let nc = min(p.c - c0, 8u);
+    let nc = min(p.c - c0, NCOL);
     {
-        store_col(out0 + (a0 + 0u) * p.c + c0 + 0u, 0u, na, a00);
-        store_col(out0 + (a0 + 4u) * p.c + c0 + 0u, 4u, na, a01);
-        store_col(out0 + (a0 + 8u) * p.c + c0 + 0u, 8u, na, a02);
-        store_col(out0 + (a0 + 12u) * p.c + c0 + 0u, 12u, na, a03);
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 0u, 0u, na, a0_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 0u, 4u, na, a0_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 0u, 8u, na, a0_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 0u, 12u, na, a0_3);
     }
     if nc > 1u {
-        store_col(out0 + (a0 + 0u) * p.c + c0 + 1u, 0u, na, a10);
-        store_col(out0 + (a0 + 4u) * p.c + c0 + 1u, 4u, na, a11);
-        store_col(out0 + (a0 + 8u) * p.c + c0 + 1u, 8u, na, a12);
-        store_col(out0 + (a0 + 12u) * p.c + c0 + 1u, 12u, na, a13);
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 1u, 0u, na, a1_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 1u, 4u, na, a1_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 1u, 8u, na, a1_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 1u, 12u, na, a1_3);
     }
     if nc > 2u {
-        store_col(out0 + (a0 + 0u) * p.c + c0 + 2u, 0u, na, a20);
-        store_col(out0 + (a0 + 4u) * p.c + c0 + 2u, 4u, na, a21);
-        store_col(out0 + (a0 + 8u) * p.c + c0 + 2u, 8u, na, a22);
-        store_col(out0 + (a0 + 12u) * p.c + c0 + 2u, 12u, na, a23);
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 2u, 0u, na, a2_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 2u, 4u, na, a2_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 2u, 8u, na, a2_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 2u, 12u, na, a2_3);
     }
     if nc > 3u {
-        store_col(out0 + (a0 + 0u) * p.c + c0 + 3u, 0u, na, a30);
-        store_col(out0 + (a0 + 4u) * p.c + c0 + 3u, 4u, na, a31);
-        store_col(out0 + (a0 + 8u) * p.c + c0 + 3u, 8u, na, a32);
-        store_col(out0 + (a0 + 12u) * p.c + c0 + 3u, 12u, na, a33);
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 3u, 0u, na, a3_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 3u, 4u, na, a3_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 3u, 8u, na, a3_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 3u, 12u, na, a3_3);
     }
     if nc > 4u {
-        store_col(out0 + (a0 + 0u) * p.c + c0 + 4u, 0u, na, a40);
-        store_col(out0 + (a0 + 4u) * p.c + c0 + 4u, 4u, na, a41);
-        store_col(out0 + (a0 + 8u) * p.c + c0 + 4u, 8u, na, a42);
-        store_col(out0 + (a0 + 12u) * p.c + c0 + 4u, 12u, na, a43);
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 4u, 0u, na, a4_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 4u, 4u, na, a4_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 4u, 8u, na, a4_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 4u, 12u, na, a4_3);
     }
     if nc > 5u {
-        store_col(out0 + (a0 + 0u) * p.c + c0 + 5u, 0u, na, a50);
-        store_col(out0 + (a0 + 4u) * p.c + c0 + 5u, 4u, na, a51);
-        store_col(out0 + (a0 + 8u) * p.c + c0 + 5u, 8u, na, a52);
-        store_col(out0 + (a0 + 12u) * p.c + c0 + 5u, 12u, na, a53);
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 5u, 0u, na, a5_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 5u, 4u, na, a5_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 5u, 8u, na, a5_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 5u, 12u, na, a5_3);
     }
     if nc > 6u {
-        store_col(out0 + (a0 + 0u) * p.c + c0 + 6u, 0u, na, a60);
-        store_col(out0 + (a0 + 4u) * p.c + c0 + 6u, 4u, na, a61);
-        store_col(out0 + (a0 + 8u) * p.c + c0 + 6u, 8u, na, a62);
-        store_col(out0 + (a0 + 12u) * p.c + c0 + 6u, 12u, na, a63);
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 6u, 0u, na, a6_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 6u, 4u, na, a6_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 6u, 8u, na, a6_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 6u, 12u, na, a6_3);
     }
     if nc > 7u {
-        store_col(out0 + (a0 + 0u) * p.c + c0 + 7u, 0u, na, a70);
-        store_col(out0 + (a0 + 4u) * p.c + c0 + 7u, 4u, na, a71);
-        store_col(out0 + (a0 + 8u) * p.c + c0 + 7u, 8u, na, a72);
-        store_col(out0 + (a0 + 12u) * p.c + c0 + 7u, 12u, na, a73);
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 7u, 0u, na, a7_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 7u, 4u, na, a7_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 7u, 8u, na, a7_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 7u, 12u, na, a7_3);
+    }
+    if nc > 8u {
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 8u, 0u, na, a8_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 8u, 4u, na, a8_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 8u, 8u, na, a8_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 8u, 12u, na, a8_3);
+    }
+    if nc > 9u {
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 9u, 0u, na, a9_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 9u, 4u, na, a9_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 9u, 8u, na, a9_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 9u, 12u, na, a9_3);
+    }
+    if nc > 10u {
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 10u, 0u, na, a10_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 10u, 4u, na, a10_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 10u, 8u, na, a10_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 10u, 12u, na, a10_3);
+    }
+    if nc > 11u {
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 11u, 0u, na, a11_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 11u, 4u, na, a11_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 11u, 8u, na, a11_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 11u, 12u, na, a11_3);
+    }
+    if nc > 12u {
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 12u, 0u, na, a12_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 12u, 4u, na, a12_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 12u, 8u, na, a12_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 12u, 12u, na, a12_3);
+    }
+    if nc > 13u {
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 13u, 0u, na, a13_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 13u, 4u, na, a13_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 13u, 8u, na, a13_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 13u, 12u, na, a13_3);
+    }
+    if nc > 14u {
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 14u, 0u, na, a14_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 14u, 4u, na, a14_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 14u, 8u, na, a14_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 14u, 12u, na, a14_3);
+    }
+    if nc > 15u {
+        store_col(out0 + (a0 + 0u) * p.c + c0 + 15u, 0u, na, a15_0);
+        store_col(out0 + (a0 + 4u) * p.c + c0 + 15u, 4u, na, a15_1);
+        store_col(out0 + (a0 + 8u) * p.c + c0 + 15u, 8u, na, a15_2);
+        store_col(out0 + (a0 + 12u) * p.c + c0 + 15u, 12u, na, a15_3);
     }
 }
 
@@ -579,5 +777,5 @@ fn reduce_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     for (var k = 0u; k < p.splits; k++) {
         s += inp[k * p.len + i];
     }
-    if ACC { out[i] += s; } else { out[i] = s; }
+    if p.acc != 0u { out[i] += s; } else { out[i] = s; }
 }

@@ -8,6 +8,7 @@
 //! - [`model`]: configuration, the RSSM, encoder/decoder, heads and the world-model loss.
 //! - [`envs`], [`data`]: plain-Rust environments, replay buffer and file formats (no GPU types).
 
+pub mod agent;
 pub mod data;
 pub mod envs;
 pub mod error;

@@ -71,6 +71,8 @@ pub struct LossOut {
     pub posterior_mean: Tensor,
     pub prior_mean: Tensor,
     pub deter: Tensor,
+    /// The posterior samples `[B,T,stoch]` (with `deter`, the starts of imagination).
+    pub stoch: Tensor,
     /// The decoded mean images `[B,T,3,64,64]` (for pictures).
     pub decoded: Tensor,
 }
@@ -297,6 +299,7 @@ impl WorldModel {
             posterior_mean: t.value(q.mean).reshape(&[b, steps, cfg.stoch])?,
             prior_mean: t.value(pr.mean).reshape(&[b, steps, cfg.stoch])?,
             deter: t.value(o.deter),
+            stoch: t.value(o.stoch),
             decoded: t.value(decoded).reshape(&[b, steps, 3, 64, 64])?,
         })
     }

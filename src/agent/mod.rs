@@ -1,0 +1,26 @@
+//! The agent: the actor and critic of the specification, latent imagination with the world
+//! model's prior, lambda-returns, and Dreamer's behaviour update (actor and critic losses,
+//! their backward passes and Adam steps in one submit).
+//!
+//! - [`actor`]: [`Actor`], [`Critic`] (own parameters with the spec's names, own flat buffer
+//!   and clipped Adam each), the action distribution [`action_head`].
+//! - [`imagine`](mod@imagine): [`imagine()`] rolls the frozen world model forward with the
+//!   actor's actions and predicts reward and continuation.
+//! - [`returns`]: [`lambda_return`] and [`discount_weights`], with plain-Rust references.
+//! - [`behaviour`]: [`Behaviour`] with its [`BehaviourConfig`], the two objectives and
+//!   [`Behaviour::update`].
+//!
+//! Everything is recorded onto tapes and only read back at the end of an update.
+
+pub mod actor;
+pub mod behaviour;
+pub mod imagine;
+pub mod returns;
+
+pub use actor::{action_head, init_std_raw, ActionOut, Actor, Critic, Optimised};
+pub use behaviour::{
+    behaviour_update, ActorObjective, Behaviour, BehaviourConfig, BehaviourMetrics,
+    CriticObjective, Starts,
+};
+pub use imagine::{imagine, noise_offsets, Imagined, Policy};
+pub use returns::{discount_weights, lambda_return};
