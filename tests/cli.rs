@@ -145,3 +145,27 @@ fn evaluate_refuses_bad_checkpoints() {
     let e = run_err(&mut args("other.safetensors"));
     assert!(e.contains("rssm.gru"), "{e}");
 }
+
+#[test]
+fn dreamer_loop_resumes_and_imagine_draws_a_strip() {
+    let d = tmpdir("dreamer");
+    let args = ["dreamer", "--preset", "tiny", "--prefill", "2", "--train-steps", "2", "--episode-len", "60"];
+    run_ok(rssm().args(args).args(["--env-steps", "1060", "--logdir"]).arg(&d));
+    assert!(d.join("returns.png").exists());
+    assert!(d.join("checkpoint/actor.safetensors").exists());
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("dreamer_state.json")).unwrap()).unwrap();
+    let before = state["env_steps"].as_u64().unwrap();
+    let text = run_ok(rssm().args(args).args(["--env-steps", "1120", "--resume", "--logdir"]).arg(&d));
+    assert!(text.contains("resumed at"), "{text}");
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("dreamer_state.json")).unwrap()).unwrap();
+    assert!(state["env_steps"].as_u64().unwrap() > before);
+    // A long imagined rollout from the dreamer checkpoint, actions from its actor.
+    let out = d.join("imagine.png");
+    let text = run_ok(rssm().args(["imagine", "--steps", "200", "--checkpoint"]).arg(d.join("checkpoint")).arg("--out").arg(&out));
+    assert!(text.contains("the actor"), "{text}");
+    let png = std::fs::read(&out).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    // 205 frames, 15 per row: 14 rows of 64 pixels.
+    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert_eq!(height, 14 * 64);
+}

@@ -57,6 +57,50 @@ impl Optimised {
         Ok(Optimised { params, flat, adam })
     }
 
+    /// Save the weights (`{name}.safetensors`, spec key names) and Adam's state
+    /// (`{name}_optimizer.safetensors`) into `dir`, atomically.
+    pub fn save(&self, dir: &std::path::Path, name: &str) -> Result<()> {
+        use crate::data::safetensors_io::{save_safetensors, HostTensor};
+        std::fs::create_dir_all(dir)?;
+        let (m, v, t) = self.adam.state()?;
+        let vals = m.gpu().read_many(&[m.buf(), v.buf()])?;
+        let mut opt = std::collections::BTreeMap::new();
+        opt.insert("adam.m".to_string(), HostTensor::new(vec![m.len()], vals[0].clone())?);
+        opt.insert("adam.v".to_string(), HostTensor::new(vec![v.len()], vals[1].clone())?);
+        let meta = std::collections::HashMap::from([("adam_t".to_string(), t.to_string())]);
+        save_safetensors(dir.join(format!("{name}_optimizer.safetensors")), &opt, Some(meta))?;
+        self.params.save(&dir.join(format!("{name}.safetensors")))
+    }
+
+    /// Load what [`Optimised::save`] wrote; names, shapes and sizes must match.
+    pub fn load(&mut self, dir: &std::path::Path, name: &str) -> Result<()> {
+        use crate::error::Error;
+        let wpath = dir.join(format!("{name}.safetensors"));
+        let opath = dir.join(format!("{name}_optimizer.safetensors"));
+        let weights = crate::nn::load_file(&wpath)?;
+        self.params
+            .check_host(&weights)
+            .map_err(|e| Error::File { path: wpath.clone(), msg: e.to_string() })?;
+        let (opt, meta) = crate::data::safetensors_io::load_safetensors(&opath)?;
+        let n = self.flat.len();
+        let bad = |msg: String| Error::File { path: opath.clone(), msg };
+        let t: u64 = meta
+            .get("adam_t")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("no adam_t in metadata".into()))?;
+        let (m, v) = match (opt.get("adam.m"), opt.get("adam.v")) {
+            (Some(m), Some(v)) if m.data.len() == n && v.data.len() == n => (m, v),
+            _ => return Err(bad(format!("adam.m / adam.v must both hold {n} values"))),
+        };
+        for pname in self.params.names() {
+            self.flat.set(pname, &weights[pname].data)?;
+        }
+        let gpu = self.flat.flat().gpu().clone();
+        let mt = Tensor::from_vec(&gpu, &[n], &m.data)?;
+        let vt = Tensor::from_vec(&gpu, &[n], &v.data)?;
+        self.adam.set_state(&mt, &vt, t)
+    }
+
     /// Record one Adam step from the gradients of `bound` (this set's parameters on a tape).
     pub fn step(&mut self, bound: &Bound, grads: &Gradients) -> Result<()> {
         let g: Vec<Option<&Tensor>> = bound.vars().iter().map(|v| grads.get(*v)).collect();

@@ -12,11 +12,13 @@
 //!
 //! Everything is recorded onto tapes and only read back at the end of an update.
 
+pub mod acting;
 pub mod actor;
 pub mod behaviour;
 pub mod imagine;
 pub mod returns;
 
+pub use acting::{act, AgentState};
 pub use actor::{action_head, init_std_raw, ActionOut, Actor, Critic, Optimised};
 pub use behaviour::{
     behaviour_update, ActorObjective, Behaviour, BehaviourConfig, BehaviourMetrics,

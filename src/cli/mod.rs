@@ -2,7 +2,9 @@
 
 pub mod bench;
 pub mod common;
+pub mod dreamer;
 pub mod evaluate;
+pub mod imagine;
 pub mod info;
 pub mod picture;
 pub mod train;
@@ -31,6 +33,10 @@ pub enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Time world-model train steps and observe-only forwards for the presets.
     Bench(bench::BenchArgs),
+    /// The full Dreamer loop: world model + actor-critic learned in imagination.
+    Dreamer(dreamer::DreamerArgs),
+    /// Decode a long imagined rollout from a real start into a PNG strip.
+    Imagine(imagine::ImagineArgs),
 }
 
 /// Run the parsed command.
@@ -43,5 +49,7 @@ pub fn run(cli: Cli) -> rssm::Result<()> {
         Command::Train(args) => train::run(&gpu_opts, args),
         Command::Evaluate(args) => evaluate::run(&gpu_opts, args),
         Command::Bench(args) => bench::run(&gpu_opts, args),
+        Command::Dreamer(args) => dreamer::run(&gpu_opts, args),
+        Command::Imagine(args) => imagine::run(&gpu_opts, args),
     }
 }

@@ -38,6 +38,8 @@ pub struct Trainer {
     pub flat: FlatParams,
     pub adam: Adam,
     pub step: u64,
+    /// `(deter, stoch)` `[B,T,.]` of the last step's posterior: the starts of imagination.
+    pub last_posterior: Option<(Tensor, Tensor)>,
 }
 
 impl Trainer {
@@ -52,7 +54,7 @@ impl Trainer {
             .collect();
         let flat = FlatParams::from_tensors(gpu, &named)?;
         let adam = Adam::new(&flat, AdamConfig::new(cfg.lr as f64).with_clip(cfg.grad_clip as f64))?;
-        Ok(Trainer { model, flat, adam, step: 0 })
+        Ok(Trainer { model, flat, adam, step: 0, last_posterior: None })
     }
 
     /// One training step on `batch`: records the loss, its backward and the update, submits
@@ -80,6 +82,7 @@ impl Trainer {
             norm.buf(),
         ])?;
         self.step += 1;
+        self.last_posterior = Some((out.deter.clone(), out.stoch.clone()));
         Ok(StepMetrics {
             step: self.step,
             loss: vals[0][0],

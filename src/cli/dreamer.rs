@@ -1,0 +1,188 @@
+//! `rssm dreamer`: the full Dreamer loop on a built-in environment — prefill with random
+//! episodes, then alternate collecting with the current actor (with exploration noise) and
+//! training the world model and the behaviour; periodic evaluation episodes; returns as JSON
+//! lines and a PNG learning curve; checkpoints of every part; `--resume`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rssm::agent::{act, AgentState, Behaviour, BehaviourConfig, Starts};
+use rssm::data::episode::EpisodeBuilder;
+use rssm::data::replay::ReplayBuffer;
+use rssm::data::Episode;
+use rssm::envs::collect::{collect_episode, RandomPolicy};
+use rssm::envs::{make_env, Env};
+use rssm::gpu::GpuOptions;
+use rssm::model::Trainer;
+use rssm::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::common::{open_gpu, resolve_config, upload_batch};
+use crate::cli::picture::write_curve_png;
+
+#[derive(clap::Args, Debug)]
+pub struct DreamerArgs {
+    /// Configuration file (.json or .toml) with the spec's keys.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Preset: dreamer or small. Default: by adapter.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Built-in environment.
+    #[arg(long, default_value = "pendulum")]
+    pub env: String,
+    /// Environment steps (agent actions) to collect in total, prefill included.
+    #[arg(long, default_value_t = 20_000)]
+    pub env_steps: usize,
+    #[arg(long, default_value = "runs/dreamer")]
+    pub logdir: PathBuf,
+    /// Continue the run in the logdir.
+    #[arg(long)]
+    pub resume: bool,
+    /// Random-policy episodes before training starts.
+    #[arg(long, default_value_t = 5)]
+    pub prefill: usize,
+    /// World-model + behaviour updates after each collected episode.
+    #[arg(long, default_value_t = 100)]
+    pub train_steps: usize,
+    /// Collected episodes between evaluation episodes.
+    #[arg(long, default_value_t = 1)]
+    pub eval_every: usize,
+    /// Std of the Gaussian exploration noise added to the actor's sampled action.
+    #[arg(long, default_value_t = 0.3)]
+    pub expl_noise: f32,
+    /// Cap on the actions of one episode (default: the environment's time limit).
+    #[arg(long)]
+    pub episode_len: Option<usize>,
+}
+
+/// What a resumed run needs besides the checkpoints and the episodes.
+#[derive(Default, Serialize, Deserialize)]
+struct LoopState {
+    env_steps: usize,
+    episodes: usize,
+    random_return: f64,
+    evals: Vec<(usize, f64)>,
+}
+
+fn run_episode(
+    env: &mut dyn Env,
+    trainer: &Trainer,
+    beh: &Behaviour,
+    seed: u64,
+    explore: bool,
+    expl_noise: f32,
+    limit: Option<usize>,
+) -> Result<Episode> {
+    let gpu = trainer.flat.flat().gpu().clone();
+    let obs = env.reset(seed);
+    let mut state = AgentState::new(&gpu, &trainer.model)?;
+    let mut ep = EpisodeBuilder::new(&obs, env.action_dim())?;
+    let mut frame = obs;
+    let max = limit.unwrap_or(usize::MAX).min(env.max_steps());
+    for _ in 0..max {
+        let a = act(&trainer.model, &beh.actor, &mut state, &frame, explore, expl_noise, seed)?;
+        let step = env.step(&a)?;
+        ep.push(&a, step.reward, &step.obs, step.terminal)?;
+        frame = step.obs;
+        if step.done {
+            break;
+        }
+    }
+    Ok(ep.finish())
+}
+
+fn save_episode(dir: &Path, index: usize, ep: &Episode) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    rssm::data::save_npz(dir.join(format!("episode_{index:06}.npz")), ep)?;
+    Ok(())
+}
+
+pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
+    let gpu = open_gpu(opts)?;
+    let mut cfg = resolve_config(&gpu, args.config.as_deref(), args.preset.as_deref())?;
+    let mut env = make_env(&args.env, None)?;
+    cfg.action_dim = env.action_dim();
+    let mut trainer = Trainer::new(&gpu, &cfg)?;
+    let mut beh = Behaviour::new(&gpu, &cfg, BehaviourConfig::default())?;
+    let (ckpt, ep_dir) = (args.logdir.join("checkpoint"), args.logdir.join("episodes"));
+    let state_path = args.logdir.join("dreamer_state.json");
+    std::fs::create_dir_all(&args.logdir)?;
+    let mut replay = ReplayBuffer::new(2_000_000)?;
+    let mut st = LoopState::default();
+    if args.resume {
+        trainer.load(&ckpt)?;
+        beh.actor.opt.load(&ckpt, "actor")?;
+        beh.critic.opt.load(&ckpt, "critic")?;
+        let text = std::fs::read_to_string(&state_path).map_err(|e| Error::File { path: state_path.clone(), msg: e.to_string() })?;
+        st = serde_json::from_str(&text).map_err(|e| Error::File { path: state_path.clone(), msg: e.to_string() })?;
+        beh.updates = trainer.step;
+        let (eps, failed) = rssm::data::npz::load_dir(&ep_dir)?;
+        if let Some(f) = failed.first() {
+            return Err(Error::Invalid(format!("cannot resume: {}", f.1)));
+        }
+        replay.extend(eps)?;
+        eprintln!("resumed at {} env steps, {} episodes, world-model step {}", st.env_steps, st.episodes, trainer.step);
+    } else {
+        let mut policy = RandomPolicy::new(env.action_dim(), cfg.seed);
+        let mut total = 0.0;
+        for i in 0..args.prefill {
+            let ep = collect_episode(env.as_mut(), &mut policy, cfg.seed.wrapping_mul(7919).wrapping_add(i as u64))?;
+            total += ep.total_reward();
+            st.env_steps += ep.num_transitions();
+            save_episode(&ep_dir, st.episodes, &ep)?;
+            st.episodes += 1;
+            replay.push(ep)?;
+        }
+        st.random_return = total / args.prefill.max(1) as f64;
+        eprintln!("prefill: {} random episodes, mean return {:.1}", args.prefill, st.random_return);
+    }
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(args.logdir.join("metrics.jsonl"))?;
+    let start = std::time::Instant::now();
+    while st.env_steps < args.env_steps {
+        // Train on what we have.
+        for _ in 0..args.train_steps {
+            let host = replay.sample_with_seed(cfg.batch, cfg.seq_len, cfg.seed.wrapping_add(trainer.step.wrapping_mul(0x9E37_79B9)))?;
+            let m = trainer.train_step(&upload_batch(&gpu, &host)?)?;
+            if !m.loss.is_finite() {
+                return Err(Error::Invalid(format!("world-model loss became {} at step {}; the last good checkpoint is in {}", m.loss, m.step, ckpt.display())));
+            }
+            let (h, s) = trainer.last_posterior.clone().expect("set by train_step");
+            let b = beh.update(&trainer.model, &Starts::new(&h, &s)?)?;
+            if trainer.step % 10 == 0 {
+                writeln!(log, "{}", serde_json::json!({"kind": "train", "env_steps": st.env_steps, "world_model": m, "behaviour": b}))?;
+                eprintln!(
+                    "step {} | wm loss {:.1} (image {:.1} kl {:.2}) | actor {:.3} critic {:.3} return {:.2} | {:.0} s",
+                    m.step, m.loss, m.image_nll, m.kl, b.actor_loss, b.critic_loss, b.mean_return, start.elapsed().as_secs_f64()
+                );
+            }
+        }
+        // Collect one episode with the current actor.
+        let seed = cfg.seed.wrapping_mul(7919).wrapping_add(st.episodes as u64);
+        let ep = run_episode(env.as_mut(), &trainer, &beh, seed, true, args.expl_noise, args.episode_len)?;
+        st.env_steps += ep.num_transitions();
+        writeln!(log, "{}", serde_json::json!({"kind": "collect", "env_steps": st.env_steps, "return": ep.total_reward()}))?;
+        save_episode(&ep_dir, st.episodes, &ep)?;
+        st.episodes += 1;
+        replay.push(ep)?;
+        // Evaluate with the actor's mode.
+        if st.episodes % args.eval_every.max(1) == 0 {
+            let ep = run_episode(env.as_mut(), &trainer, &beh, 0xE7A1 + st.episodes as u64, false, 0.0, args.episode_len)?;
+            let ret = ep.total_reward();
+            st.evals.push((st.env_steps, ret));
+            writeln!(log, "{}", serde_json::json!({"kind": "eval", "env_steps": st.env_steps, "return": ret, "random_return": st.random_return}))?;
+            eprintln!("eval at {} env steps: return {ret:.1} (random policy {:.1})", st.env_steps, st.random_return);
+            let curve: Vec<(f64, f64)> = st.evals.iter().map(|(s, r)| (*s as f64, *r)).collect();
+            let baseline: Vec<(f64, f64)> = curve.iter().map(|(s, _)| (*s, st.random_return)).collect();
+            write_curve_png(&args.logdir.join("returns.png"), &[&curve, &baseline])?;
+        }
+        trainer.save(&ckpt)?;
+        beh.actor.opt.save(&ckpt, "actor")?;
+        beh.critic.opt.save(&ckpt, "critic")?;
+        let tmp = state_path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&st).unwrap_or_default())?;
+        std::fs::rename(&tmp, &state_path)?;
+    }
+    eprintln!("done: {} env steps in {:.0} s", st.env_steps, start.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! `rssm imagine`: decode a long imagined rollout from a real start, as a PNG strip.
+//!
+//! A random-policy episode of the environment gives the start: `--context` real frames are
+//! observed with the posterior, then the prior imagines `--steps` more from actions — the
+//! actor's mode when the checkpoint folder has one (`actor.safetensors`, from `rssm dreamer`),
+//! else seeded uniform random actions. The whole rollout is recorded and decoded with one
+//! submit: host work per step is only the recording of its dispatches.
+
+use std::path::PathBuf;
+
+use rand::{Rng, SeedableRng};
+use rssm::agent::{action_head, Behaviour, BehaviourConfig};
+use rssm::data::safetensors_io::load_safetensors;
+use rssm::envs::collect::{collect_episode_with_limit, RandomPolicy};
+use rssm::envs::make_env;
+use rssm::gpu::GpuOptions;
+use rssm::model::{Config, WorldModel};
+use rssm::ops::gaussian::{gaussian_head, Noise};
+use rssm::ops::{self};
+use rssm::tensor::{Tape, Tensor};
+use rssm::{Error, Result};
+
+use crate::cli::common::open_gpu;
+use crate::cli::picture::write_frames_png;
+
+#[derive(clap::Args, Debug)]
+pub struct ImagineArgs {
+    /// A checkpoint folder written by `train` or `dreamer` (its configuration is read from
+    /// `optimizer.safetensors`), or a weights file together with `--config`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Configuration, when `--checkpoint` is a weights file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Imagined steps after the context.
+    #[arg(long, default_value_t = 100)]
+    pub steps: usize,
+    /// Real frames observed before imagining.
+    #[arg(long, default_value_t = 5)]
+    pub context: usize,
+    #[arg(long, default_value = "pendulum")]
+    pub env: String,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Frames per row of the picture.
+    #[arg(long, default_value_t = 15)]
+    pub cols: usize,
+    #[arg(long, default_value = "imagine.png")]
+    pub out: PathBuf,
+}
+
+pub fn run(opts: &GpuOptions, args: ImagineArgs) -> Result<()> {
+    let gpu = open_gpu(opts)?;
+    let (cfg, weights, actor_dir) = if args.checkpoint.is_dir() {
+        let opt = args.checkpoint.join("optimizer.safetensors");
+        let (_, meta) = load_safetensors(&opt)?;
+        let cfg: Config = serde_json::from_str(meta.get("config").map(|s| s.as_str()).unwrap_or(""))
+            .map_err(|e| Error::File { path: opt.clone(), msg: format!("no usable config in metadata: {e}") })?;
+        let actor = args.checkpoint.join("actor.safetensors");
+        (cfg, args.checkpoint.join("checkpoint.safetensors"), actor.exists().then_some(args.checkpoint.clone()))
+    } else {
+        let path = args.config.as_ref().ok_or_else(|| Error::Invalid("--checkpoint is a file: give --config too".into()))?;
+        (Config::from_file(path)?, args.checkpoint.clone(), None)
+    };
+    if args.context == 0 || args.steps == 0 {
+        return Err(Error::Invalid("--context and --steps must be positive".into()));
+    }
+    let model = WorldModel::new(&gpu, &cfg)?;
+    model.params.load_host(&rssm::nn::load_file(&weights)?).map_err(|e| Error::File { path: weights.clone(), msg: e.to_string() })?;
+    let mut beh = None;
+    if let Some(dir) = &actor_dir {
+        let mut b = Behaviour::new(&gpu, &cfg, BehaviourConfig::default())?;
+        b.actor.opt.load(dir, "actor")?;
+        beh = Some(b);
+    }
+    let mut env = make_env(&args.env, None)?;
+    if env.action_dim() != cfg.action_dim {
+        return Err(Error::Invalid(format!("env '{}' has {} actions, the model {}", args.env, env.action_dim(), cfg.action_dim)));
+    }
+    let mut policy = RandomPolicy::new(cfg.action_dim, args.seed);
+    let ep = collect_episode_with_limit(env.as_mut(), &mut policy, args.seed, Some(args.context))?;
+    let c = args.context.min(ep.len());
+    let mut obs = vec![0f32; c * 3 * 64 * 64];
+    for t in 0..c {
+        rssm::data::frame_to_chw(ep.frame(t), &mut obs[t * 3 * 64 * 64..(t + 1) * 3 * 64 * 64])?;
+    }
+    let a = cfg.action_dim;
+    let mut actions = vec![0f32; c * a];
+    for t in 0..c {
+        actions[t * a..(t + 1) * a].copy_from_slice(ep.action_at(t));
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x1a9);
+    let random: Vec<f32> = (0..args.steps * a).map(|_| rng.random_range(-1.0..1.0)).collect();
+
+    let t = Tape::no_grad(&gpu);
+    let p = model.params.bind_frozen(&t);
+    let ap = beh.as_ref().map(|b| b.actor.bind_frozen(&t));
+    let img = t.constant(&Tensor::from_vec(&gpu, &[c, 3, 64, 64], &obs)?);
+    let embed = model.encode(&t, &p, img)?;
+    let embed = ops::reshape(&t, embed, &[1, c, cfg.embed()])?;
+    let act_v = t.constant(&Tensor::from_vec(&gpu, &[1, c, a], &actions)?);
+    let rand_v = t.constant(&Tensor::from_vec(&gpu, &[1, args.steps, a], &random)?);
+    let zeros = Tensor::zeros(&gpu, &[1, cfg.stoch])?;
+    let mut h = t.constant(&Tensor::zeros(&gpu, &[1, cfg.deter])?);
+    let mut s = t.constant(&zeros);
+    let mut feats = Vec::with_capacity(c + args.steps);
+    for step in 0..c + args.steps {
+        let action = if step < c {
+            ops::slice_time(&t, act_v, step)?
+        } else if let (Some(b), Some(ap)) = (&beh, &ap) {
+            let feat = *feats.last().expect("context >= 1");
+            action_head(&t, b.actor.forward(&t, ap, feat)?, None)?.action
+        } else {
+            ops::slice_time(&t, rand_v, step - c)?
+        };
+        let (h_new, prior) = model.img_step(&t, &p, s, action, h)?;
+        let stats = if step < c {
+            let e = ops::slice_time(&t, embed, step)?;
+            model.obs_step(&t, &p, h_new, e)?
+        } else {
+            prior
+        };
+        s = gaussian_head(&t, stats, cfg.min_std, Noise::Given(zeros.clone()))?.mean;
+        h = h_new;
+        feats.push(ops::concat_last(&t, &[s, h])?);
+    }
+    let n = feats.len();
+    let stacked = ops::stack_time(&t, &feats)?; // [1, n, F]
+    let feat = ops::reshape(&t, stacked, &[n, cfg.feat()])?;
+    let decoded = model.decode(&t, &p, feat)?;
+    let frames = t.value(decoded).to_vec()?;
+    write_frames_png(&args.out, &frames, n, args.cols)?;
+    println!(
+        "wrote {} ({c} observed + {} imagined frames, actions from {})",
+        args.out.display(),
+        args.steps,
+        if beh.is_some() { "the actor" } else { "a random policy" }
+    );
+    Ok(())
+}
+
