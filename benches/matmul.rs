@@ -13,8 +13,22 @@ fn bench(c: &mut Criterion) {
     println!("adapter: {}", gpu.report().short());
     let shapes: &[(&str, usize, usize, usize, bool, bool)] = &[
         ("512^3", 512, 512, 512, false, false),
-        ("linear 2500x1024->200 (obs_out)", 2500, 200, 1224, false, true),
-        ("linear 2500x230->400 (head l0)", 2500, 400, 230, false, true),
+        (
+            "linear 2500x1024->200 (obs_out)",
+            2500,
+            200,
+            1224,
+            false,
+            true,
+        ),
+        (
+            "linear 2500x230->400 (head l0)",
+            2500,
+            400,
+            230,
+            false,
+            true,
+        ),
         ("gru gates 50x200->600", 50, 600, 200, false, true),
         ("dW 400x230 from 2500 rows", 400, 230, 2500, true, false),
     ];
@@ -25,7 +39,15 @@ fn bench(c: &mut Criterion) {
         let a = Tensor::full(&gpu, &[m * k], 0.5).unwrap();
         let b = Tensor::full(&gpu, &[k * n], 0.25).unwrap();
         let out = Tensor::empty(&gpu, &[m, n]).unwrap();
-        let spec = MatmulSpec { m, n, k, trans_a: ta, trans_b: tb, act: Act::None, acc: false };
+        let spec = MatmulSpec {
+            m,
+            n,
+            k,
+            trans_a: ta,
+            trans_b: tb,
+            act: Act::None,
+            acc: false,
+        };
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));
         group.bench_function(name, |bch| {
             bch.iter_custom(|iters| {
@@ -35,7 +57,9 @@ fn bench(c: &mut Criterion) {
                     let (_, gpu_secs) = gpu
                         .gpu_time(|| matmul_into(&a, &b, None, &out, spec).unwrap())
                         .unwrap();
-                    total += gpu_secs.map(std::time::Duration::from_secs_f64).unwrap_or(start.elapsed());
+                    total += gpu_secs
+                        .map(std::time::Duration::from_secs_f64)
+                        .unwrap_or(start.elapsed());
                 }
                 total
             })

@@ -24,7 +24,11 @@ fn tmpdir(name: &str) -> PathBuf {
 
 fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "command failed: {text}");
     text
 }
@@ -33,7 +37,10 @@ fn run_err(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!out.status.success(), "command should have failed");
-    assert!(!text.contains("panicked"), "panic instead of an error: {text}");
+    assert!(
+        !text.contains("panicked"),
+        "panic instead of an error: {text}"
+    );
     text
 }
 
@@ -47,7 +54,11 @@ fn losses(dir: &Path) -> Vec<f64> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -55,12 +66,39 @@ fn losses(dir: &Path) -> Vec<f64> {
 fn train_writes_pictures_and_resumes_exactly() {
     let a = tmpdir("train-a");
     let b = tmpdir("train-b");
-    let common = ["train", "--preset", "tiny", "--episodes", "2", "--save-every", "2"];
-    run_ok(rssm().args(common).args(["--steps", "4", "--logdir"]).arg(&a));
-    run_ok(rssm().args(common).args(["--steps", "2", "--logdir"]).arg(&b));
-    let text = run_ok(rssm().args(common).args(["--steps", "4", "--resume", "--logdir"]).arg(&b));
+    let common = [
+        "train",
+        "--preset",
+        "tiny",
+        "--episodes",
+        "2",
+        "--save-every",
+        "2",
+    ];
+    run_ok(
+        rssm()
+            .args(common)
+            .args(["--steps", "4", "--logdir"])
+            .arg(&a),
+    );
+    run_ok(
+        rssm()
+            .args(common)
+            .args(["--steps", "2", "--logdir"])
+            .arg(&b),
+    );
+    let text = run_ok(
+        rssm()
+            .args(common)
+            .args(["--steps", "4", "--resume", "--logdir"])
+            .arg(&b),
+    );
     assert!(text.contains("resumed"), "{text}");
-    assert_eq!(losses(&a), losses(&b), "a resumed run must repeat the uninterrupted one");
+    assert_eq!(
+        losses(&a),
+        losses(&b),
+        "a resumed run must repeat the uninterrupted one"
+    );
     assert!(a.join("open_loop_000004.png").exists());
     assert!(a.join("checkpoint/checkpoint.safetensors").exists());
     // The picture is a real PNG of 3 rows per sequence.
@@ -72,7 +110,13 @@ fn train_writes_pictures_and_resumes_exactly() {
 fn train_reports_bad_data_files_by_name() {
     let d = tmpdir("baddata");
     std::fs::write(d.join("broken.npz"), b"not a zip").unwrap();
-    let text = run_err(rssm().args(["train", "--preset", "tiny", "--steps", "1", "--data"]).arg(&d).arg("--logdir").arg(d.join("log")));
+    let text = run_err(
+        rssm()
+            .args(["train", "--preset", "tiny", "--steps", "1", "--data"])
+            .arg(&d)
+            .arg("--logdir")
+            .arg(d.join("log")),
+    );
     assert!(text.contains("broken.npz"), "{text}");
 }
 
@@ -95,14 +139,34 @@ fn evaluate_matches_the_in_process_loss_and_gradients() {
     batch.insert("obs".to_string(), host(vec![b, t, 3, 64, 64], 1, -0.5, 0.5));
     batch.insert("action".to_string(), host(vec![b, t, a], 2, -1.0, 1.0));
     batch.insert("reward".to_string(), host(vec![b, t], 3, 0.0, 1.0));
-    batch.insert("cont".to_string(), HostTensor::new(vec![b, t], vec![1.0; b * t]).unwrap());
+    batch.insert(
+        "cont".to_string(),
+        HostTensor::new(vec![b, t], vec![1.0; b * t]).unwrap(),
+    );
     batch.insert("eps".to_string(), host(vec![b, t, s], 4, -1.0, 1.0));
     save_safetensors(d.join("batch.safetensors"), &batch, None).unwrap();
-    run_ok(rssm().arg("evaluate").arg("--config").arg(d.join("config.json")).arg("--checkpoint").arg(d.join("w.safetensors")).arg("--batch").arg(d.join("batch.safetensors")).arg("--out").arg(d.join("out.safetensors")));
+    run_ok(
+        rssm()
+            .arg("evaluate")
+            .arg("--config")
+            .arg(d.join("config.json"))
+            .arg("--checkpoint")
+            .arg(d.join("w.safetensors"))
+            .arg("--batch")
+            .arg(d.join("batch.safetensors"))
+            .arg("--out")
+            .arg(d.join("out.safetensors")),
+    );
     let (out, _) = load_safetensors(d.join("out.safetensors")).unwrap();
 
     let dev = |k: &str| Tensor::from_vec(&g, &batch[k].shape, &batch[k].data).unwrap();
-    let db = DeviceBatch { obs: dev("obs"), action: dev("action"), reward: dev("reward"), cont: dev("cont"), eps: Some(dev("eps")) };
+    let db = DeviceBatch {
+        obs: dev("obs"),
+        action: dev("action"),
+        reward: dev("reward"),
+        cont: dev("cont"),
+        eps: Some(dev("eps")),
+    };
     let tape = Tape::new(&g);
     let p = model.params.bind(&tape);
     let o = model.loss(&tape, &p, &db, 0).unwrap();
@@ -134,13 +198,28 @@ fn evaluate_refuses_bad_checkpoints() {
     std::fs::write(d.join("trunc.safetensors"), &bytes[..bytes.len() - 100]).unwrap();
     let args = |ck: &str| {
         let mut c = rssm();
-        c.arg("evaluate").arg("--config").arg(d.join("config.json")).arg("--checkpoint").arg(d.join(ck)).arg("--batch").arg(d.join("none.safetensors")).arg("--out").arg(d.join("o.safetensors"));
+        c.arg("evaluate")
+            .arg("--config")
+            .arg(d.join("config.json"))
+            .arg("--checkpoint")
+            .arg(d.join(ck))
+            .arg("--batch")
+            .arg(d.join("none.safetensors"))
+            .arg("--out")
+            .arg(d.join("o.safetensors"));
         c
     };
     let e = run_err(&mut args("trunc.safetensors"));
     assert!(e.contains("trunc.safetensors"), "{e}");
     // A checkpoint of another model size names the mismatched keys.
-    let other = WorldModel::new(&g, &Config { deter: 5, ..cfg.clone() }).unwrap();
+    let other = WorldModel::new(
+        &g,
+        &Config {
+            deter: 5,
+            ..cfg.clone()
+        },
+    )
+    .unwrap();
     other.params.save(&d.join("other.safetensors")).unwrap();
     let e = run_err(&mut args("other.safetensors"));
     assert!(e.contains("rssm.gru"), "{e}");
@@ -149,19 +228,49 @@ fn evaluate_refuses_bad_checkpoints() {
 #[test]
 fn dreamer_loop_resumes_and_imagine_draws_a_strip() {
     let d = tmpdir("dreamer");
-    let args = ["dreamer", "--preset", "tiny", "--prefill", "2", "--train-steps", "2", "--episode-len", "60"];
-    run_ok(rssm().args(args).args(["--env-steps", "1060", "--logdir"]).arg(&d));
+    let args = [
+        "dreamer",
+        "--preset",
+        "tiny",
+        "--prefill",
+        "2",
+        "--train-steps",
+        "2",
+        "--episode-len",
+        "60",
+    ];
+    run_ok(
+        rssm()
+            .args(args)
+            .args(["--env-steps", "1060", "--logdir"])
+            .arg(&d),
+    );
     assert!(d.join("returns.png").exists());
     assert!(d.join("checkpoint/actor.safetensors").exists());
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("dreamer_state.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("dreamer_state.json")).unwrap())
+            .unwrap();
     let before = state["env_steps"].as_u64().unwrap();
-    let text = run_ok(rssm().args(args).args(["--env-steps", "1120", "--resume", "--logdir"]).arg(&d));
+    let text = run_ok(
+        rssm()
+            .args(args)
+            .args(["--env-steps", "1120", "--resume", "--logdir"])
+            .arg(&d),
+    );
     assert!(text.contains("resumed at"), "{text}");
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("dreamer_state.json")).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("dreamer_state.json")).unwrap())
+            .unwrap();
     assert!(state["env_steps"].as_u64().unwrap() > before);
     // A long imagined rollout from the dreamer checkpoint, actions from its actor.
     let out = d.join("imagine.png");
-    let text = run_ok(rssm().args(["imagine", "--steps", "200", "--checkpoint"]).arg(d.join("checkpoint")).arg("--out").arg(&out));
+    let text = run_ok(
+        rssm()
+            .args(["imagine", "--steps", "200", "--checkpoint"])
+            .arg(d.join("checkpoint"))
+            .arg("--out")
+            .arg(&out),
+    );
     assert!(text.contains("the actor"), "{text}");
     let png = std::fs::read(&out).unwrap();
     assert_eq!(&png[1..4], b"PNG");

@@ -49,12 +49,21 @@ fn steady_training_loop_allocates_nothing_and_submits_once_per_step() {
         losses.push(mlp_step(&g, &params, &x));
     }
     let after = g.stats();
-    assert_eq!(after.buffers_created, warm.buffers_created, "GPU buffers created after warm-up");
+    assert_eq!(
+        after.buffers_created, warm.buffers_created,
+        "GPU buffers created after warm-up"
+    );
     assert_eq!(after.submits - warm.submits, 5, "one submit per step");
     assert_eq!(after.readbacks - warm.readbacks, 5, "one readback per step");
     let per_step = (after.dispatches - warm.dispatches) / 5;
-    assert!(per_step > 5 && per_step < 40, "dispatches per step: {per_step}");
-    assert!(losses.last().unwrap() < &losses[0], "SGD did not reduce the loss: {losses:?}");
+    assert!(
+        per_step > 5 && per_step < 40,
+        "dispatches per step: {per_step}"
+    );
+    assert!(
+        losses.last().unwrap() < &losses[0],
+        "SGD did not reduce the loss: {losses:?}"
+    );
 }
 
 #[test]
@@ -70,11 +79,17 @@ fn backward_frees_activations() {
     let h2 = ops::linear(&t, h, p[2], Some(p[3]), Act::Elu).unwrap();
     let loss = ops::mean_all(&t, h2).unwrap();
     let during = g.stats().bytes_in_use;
-    assert!(during > base + 512 * 16 * 4, "activations should be live: {base} -> {during}");
+    assert!(
+        during > base + 512 * 16 * 4,
+        "activations should be live: {base} -> {during}"
+    );
     let grads = t.backward(loss).unwrap();
     let after = g.stats().bytes_in_use;
     // What remains: the parameter gradients (small), not the [512,16] activations.
-    assert!(after < base + 512 * 16 * 4, "activations not freed: {base} -> {during} -> {after}");
+    assert!(
+        after < base + 512 * 16 * 4,
+        "activations not freed: {base} -> {during} -> {after}"
+    );
     drop(grads);
 }
 
@@ -87,7 +102,11 @@ fn no_grad_tape_saves_nothing() {
     let y = ops::linear(&t, x, w, None, Act::Elu).unwrap();
     assert!(!t.requires_grad(y));
     let loss = ops::sum_all(&t, y).unwrap();
-    let err = t.backward(loss).err().expect("backward on a no-grad tape must fail").to_string();
+    let err = t
+        .backward(loss)
+        .err()
+        .expect("backward on a no-grad tape must fail")
+        .to_string();
     assert!(err.contains("does not depend"), "{err}");
 }
 
@@ -104,10 +123,13 @@ fn backward_needs_a_scalar() {
 #[test]
 fn too_large_for_the_device_is_a_clear_error() {
     let g = common::gpu();
-    let limit = g.limits().max_storage_buffer_binding_size as u64;
+    let limit = g.limits().max_storage_buffer_binding_size;
     let len = (limit / 4 + 1) as usize;
     let err = Tensor::empty(&g, &[len]).unwrap_err().to_string();
-    assert!(err.contains("per storage binding") && err.contains(&g.report().name), "{err}");
+    assert!(
+        err.contains("per storage binding") && err.contains(&g.report().name),
+        "{err}"
+    );
 }
 
 #[test]
@@ -122,7 +144,11 @@ fn recording_is_lazy_until_readback() {
     let submits = g.stats().submits;
     assert_eq!(g.pending_dispatches(), 20);
     assert_eq!(t.value(y).to_vec().unwrap(), vec![22.0; 10]);
-    assert_eq!(g.stats().submits, submits + 1, "twenty dispatches, one submit");
+    assert_eq!(
+        g.stats().submits,
+        submits + 1,
+        "twenty dispatches, one submit"
+    );
 }
 
 #[test]
@@ -136,11 +162,16 @@ fn adapter_report_names_the_device() {
 
 #[test]
 fn unknown_adapter_name_lists_the_available_ones() {
-    let err = Gpu::new(&GpuOptions { adapter: Some("no-such-adapter-xyz".into()) })
-        .err()
-        .expect("must fail")
-        .to_string();
-    assert!(err.contains("no-such-adapter-xyz") && err.contains("available"), "{err}");
+    let err = Gpu::new(&GpuOptions {
+        adapter: Some("no-such-adapter-xyz".into()),
+    })
+    .err()
+    .expect("must fail")
+    .to_string();
+    assert!(
+        err.contains("no-such-adapter-xyz") && err.contains("available"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -149,7 +180,9 @@ fn gpu_timestamps_time_a_batch_of_dispatches() {
     let t = Tape::no_grad(&g);
     let x = t.constant(&Tensor::full(&g, &[64, 64], 1.0).unwrap());
     let w = t.constant(&Tensor::full(&g, &[64, 64], 0.5).unwrap());
-    let (y, secs) = g.gpu_time(|| ops::linear(&t, x, w, None, Act::None).unwrap()).unwrap();
+    let (y, secs) = g
+        .gpu_time(|| ops::linear(&t, x, w, None, Act::None).unwrap())
+        .unwrap();
     assert_eq!(t.value(y).to_vec().unwrap()[0], 32.0);
     if g.report().timestamps {
         let s = secs.expect("timestamps available");

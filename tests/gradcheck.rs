@@ -27,8 +27,10 @@ fn unary_ops() {
     ] {
         // |x| >= 0.05 > step: finite differences never straddle the ReLU/ELU kink.
         let x = rand_away_from_zero(7, 1, 0.05, 2.0);
-        gradcheck(&g, &[(vec![7], x)], &opts(), |t, v| elementwise::unary(t, v[0], op))
-            .unwrap_or_else(|e| panic!("{op:?}: {e}"));
+        gradcheck(&g, &[(vec![7], x)], &opts(), |t, v| {
+            elementwise::unary(t, v[0], op)
+        })
+        .unwrap_or_else(|e| panic!("{op:?}: {e}"));
     }
 }
 
@@ -38,13 +40,20 @@ fn binary_ops_with_broadcasting() {
     for op in [Binary::Add, Binary::Sub, Binary::Mul] {
         for b_shape in [vec![3, 4], vec![4], vec![1]] {
             let bl = b_shape.iter().product();
-            let inputs = [(vec![3, 4], rand_vec(12, 2, -1.0, 1.0)), (b_shape.clone(), rand_vec(bl, 3, -1.0, 1.0))];
-            gradcheck(&g, &inputs, &opts(), |t, v| elementwise::binary(t, v[0], v[1], op))
-                .unwrap_or_else(|e| panic!("{op:?} b{b_shape:?}: {e}"));
+            let inputs = [
+                (vec![3, 4], rand_vec(12, 2, -1.0, 1.0)),
+                (b_shape.clone(), rand_vec(bl, 3, -1.0, 1.0)),
+            ];
+            gradcheck(&g, &inputs, &opts(), |t, v| {
+                elementwise::binary(t, v[0], v[1], op)
+            })
+            .unwrap_or_else(|e| panic!("{op:?} b{b_shape:?}: {e}"));
             // broadcast operand first
             let swapped = [inputs[1].clone(), inputs[0].clone()];
-            gradcheck(&g, &swapped, &opts(), |t, v| elementwise::binary(t, v[0], v[1], op))
-                .unwrap_or_else(|e| panic!("{op:?} a{b_shape:?}: {e}"));
+            gradcheck(&g, &swapped, &opts(), |t, v| {
+                elementwise::binary(t, v[0], v[1], op)
+            })
+            .unwrap_or_else(|e| panic!("{op:?} a{b_shape:?}: {e}"));
         }
     }
 }
@@ -54,7 +63,10 @@ fn same_input_used_twice() {
     // x * x and x + x: the gradient of one input arrives from both operands.
     let g = gpu();
     let x = rand_vec(5, 4, -1.0, 1.0);
-    gradcheck(&g, &[(vec![5], x.clone())], &opts(), |t, v| ops::mul(t, v[0], v[0])).unwrap();
+    gradcheck(&g, &[(vec![5], x.clone())], &opts(), |t, v| {
+        ops::mul(t, v[0], v[0])
+    })
+    .unwrap();
     gradcheck(&g, &[(vec![5], x)], &opts(), |t, v| ops::add(t, v[0], v[0])).unwrap();
 }
 
@@ -66,9 +78,14 @@ fn matmul_all_transposes() {
             let (m, n, k) = (3, 4, 5);
             let a_shape = if ta { vec![k, m] } else { vec![m, k] };
             let b_shape = if tb { vec![n, k] } else { vec![k, n] };
-            let inputs = [(a_shape, rand_vec(m * k, 5, -1.0, 1.0)), (b_shape, rand_vec(k * n, 6, -1.0, 1.0))];
-            gradcheck(&g, &inputs, &opts(), |t, v| ops::matmul(t, v[0], v[1], ta, tb))
-                .unwrap_or_else(|e| panic!("ta={ta} tb={tb}: {e}"));
+            let inputs = [
+                (a_shape, rand_vec(m * k, 5, -1.0, 1.0)),
+                (b_shape, rand_vec(k * n, 6, -1.0, 1.0)),
+            ];
+            gradcheck(&g, &inputs, &opts(), |t, v| {
+                ops::matmul(t, v[0], v[1], ta, tb)
+            })
+            .unwrap_or_else(|e| panic!("ta={ta} tb={tb}: {e}"));
         }
     }
 }
@@ -82,8 +99,10 @@ fn linear_with_fused_activations() {
             (vec![5, 4], rand_vec(20, 8, -1.0, 1.0)),
             (vec![5], rand_vec(5, 9, -1.0, 1.0)),
         ];
-        gradcheck(&g, &inputs, &opts(), |t, v| ops::linear(t, v[0], v[1], Some(v[2]), act))
-            .unwrap_or_else(|e| panic!("{act:?}: {e}"));
+        gradcheck(&g, &inputs, &opts(), |t, v| {
+            ops::linear(t, v[0], v[1], Some(v[2]), act)
+        })
+        .unwrap_or_else(|e| panic!("{act:?}: {e}"));
     }
 }
 
@@ -91,10 +110,22 @@ fn linear_with_fused_activations() {
 fn reductions() {
     let g = gpu();
     let x = (vec![3, 5], rand_vec(15, 10, -1.0, 1.0));
-    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| ops::sum_rows(t, v[0], false)).unwrap();
-    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| ops::sum_rows(t, v[0], true)).unwrap();
-    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| ops::sum_leading(t, v[0])).unwrap();
-    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| ops::sum_all(t, v[0])).unwrap();
+    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| {
+        ops::sum_rows(t, v[0], false)
+    })
+    .unwrap();
+    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| {
+        ops::sum_rows(t, v[0], true)
+    })
+    .unwrap();
+    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| {
+        ops::sum_leading(t, v[0])
+    })
+    .unwrap();
+    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| {
+        ops::sum_all(t, v[0])
+    })
+    .unwrap();
     gradcheck(&g, &[x], &opts(), |t, v| ops::mean_all(t, v[0])).unwrap();
 }
 
@@ -103,11 +134,23 @@ fn shape_ops() {
     let g = gpu();
     let a = (vec![3, 2], rand_vec(6, 11, -1.0, 1.0));
     let b = (vec![3, 4], rand_vec(12, 12, -1.0, 1.0));
-    gradcheck(&g, &[a.clone(), b.clone()], &opts(), |t, v| ops::concat_last(t, &[v[0], v[1]])).unwrap();
-    gradcheck(&g, std::slice::from_ref(&b), &opts(), |t, v| Ok(ops::split_last(t, v[0], &[1, 3])?[1])).unwrap();
+    gradcheck(&g, &[a.clone(), b.clone()], &opts(), |t, v| {
+        ops::concat_last(t, &[v[0], v[1]])
+    })
+    .unwrap();
+    gradcheck(&g, std::slice::from_ref(&b), &opts(), |t, v| {
+        Ok(ops::split_last(t, v[0], &[1, 3])?[1])
+    })
+    .unwrap();
     let seq = (vec![2, 3, 4], rand_vec(24, 13, -1.0, 1.0));
-    gradcheck(&g, std::slice::from_ref(&seq), &opts(), |t, v| shape::slice_time(t, v[0], 1)).unwrap();
-    gradcheck(&g, &[a.clone(), a], &opts(), |t, v| ops::stack_time(t, &[v[0], v[1]])).unwrap();
+    gradcheck(&g, std::slice::from_ref(&seq), &opts(), |t, v| {
+        shape::slice_time(t, v[0], 1)
+    })
+    .unwrap();
+    gradcheck(&g, &[a.clone(), a], &opts(), |t, v| {
+        ops::stack_time(t, &[v[0], v[1]])
+    })
+    .unwrap();
     gradcheck(&g, &[seq], &opts(), |t, v| ops::reshape(t, v[0], &[6, 4])).unwrap();
 }
 
@@ -138,7 +181,10 @@ fn concat_split_slice_chain() {
     // [B,T,F] -> slice two steps -> concat with a second input -> split -> recombine through
     // tanh and a product: every shape op's backward feeds another's.
     let g = gpu();
-    let inputs = [(vec![2, 3, 4], rand_vec(24, 30, -1.0, 1.0)), (vec![2, 2], rand_vec(4, 31, -1.0, 1.0))];
+    let inputs = [
+        (vec![2, 3, 4], rand_vec(24, 30, -1.0, 1.0)),
+        (vec![2, 2], rand_vec(4, 31, -1.0, 1.0)),
+    ];
     gradcheck(&g, &inputs, &opts(), |t, v| {
         let s0 = shape::slice_time(t, v[0], 0)?;
         let s2 = shape::slice_time(t, v[0], 2)?;

@@ -81,7 +81,11 @@ fn normals_match_cpu_closely() {
                 .to_vec()
                 .unwrap();
             let want = gref::normal_noise(len, seed, offset);
-            let max_err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let max_err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             eprintln!("normals len {len}: max |GPU - CPU| = {max_err:.2e}");
             // The uniforms are bit-exact; what remains is the adapter's log / sqrt / sin / cos.
             // WGSL only promises 2^-11 absolute for sin and cos on [-pi, pi], times a radius of

@@ -11,6 +11,7 @@ use rssm::tensor::{Tape, Tensor};
 
 const SIZES: [usize; 5] = [1, 3, 7, 33, 257];
 
+#[allow(clippy::too_many_arguments)]
 fn mm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, act: Act, acc: bool) {
     let g = gpu();
     let seed = (m * 1_000_000 + n * 1000 + k) as u64;
@@ -24,7 +25,15 @@ fn mm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, act: Ac
     );
     let biast = Tensor::from_vec(&g, &[n], &bias_v).unwrap();
     let ct = Tensor::from_vec(&g, &[m, n], &c0).unwrap();
-    let spec = MatmulSpec { m, n, k, trans_a: ta, trans_b: tb, act, acc };
+    let spec = MatmulSpec {
+        m,
+        n,
+        k,
+        trans_a: ta,
+        trans_b: tb,
+        act,
+        acc,
+    };
     matmul_into(&at, &bt, bias.then_some(&biast), &ct, spec).unwrap();
     let got = ct.to_vec().unwrap();
     let mut want = mm_ref::matmul(&a, &b, bias.then_some(&bias_v[..]), m, n, k, ta, tb);
@@ -32,21 +41,41 @@ fn mm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, act: Ac
         *w = match act {
             Act::None => *w,
             Act::Relu => w.max(0.0),
-            Act::Elu => if *w > 0.0 { *w } else { w.exp() - 1.0 },
+            Act::Elu => {
+                if *w > 0.0 {
+                    *w
+                } else {
+                    w.exp() - 1.0
+                }
+            }
         };
         if acc {
             *w += c0[i];
         }
     }
     let tol = 1e-5 * (k as f32).sqrt() + 1e-5;
-    assert_close(&got, &want, tol, 1e-4, &format!("matmul m={m} n={n} k={k} ta={ta} tb={tb} bias={bias} {act:?} acc={acc}"));
+    assert_close(
+        &got,
+        &want,
+        tol,
+        1e-4,
+        &format!("matmul m={m} n={n} k={k} ta={ta} tb={tb} bias={bias} {act:?} acc={acc}"),
+    );
 }
 
 #[test]
 fn matmul_matches_reference_all_transposes_awkward_sizes() {
     for ta in [false, true] {
         for tb in [false, true] {
-            for &(m, n, k) in &[(1, 1, 1), (3, 7, 33), (33, 257, 7), (257, 33, 3), (7, 1, 257), (257, 257, 257), (1, 257, 33)] {
+            for &(m, n, k) in &[
+                (1, 1, 1),
+                (3, 7, 33),
+                (33, 257, 7),
+                (257, 33, 3),
+                (7, 1, 257),
+                (257, 257, 257),
+                (1, 257, 33),
+            ] {
                 mm_case(m, n, k, ta, tb, false, Act::None, false);
             }
         }
@@ -59,7 +88,15 @@ fn matmul_vec4_path_matches_reference() {
     // awkward where that axis is not contiguous).
     for ta in [false, true] {
         for tb in [false, true] {
-            for &(m, n, k) in &[(4, 4, 4), (36, 12, 8), (8, 40, 260), (260, 8, 4), (3, 8, 4), (8, 3, 4), (33, 7, 12)] {
+            for &(m, n, k) in &[
+                (4, 4, 4),
+                (36, 12, 8),
+                (8, 40, 260),
+                (260, 8, 4),
+                (3, 8, 4),
+                (8, 3, 4),
+                (33, 7, 12),
+            ] {
                 mm_case(m, n, k, ta, tb, false, Act::None, false);
                 mm_case(m, n, k, ta, tb, true, Act::Elu, false);
                 mm_case(m, n, k, ta, tb, false, Act::None, true);
@@ -108,15 +145,38 @@ fn unary_forward_and_backward_match_reference() {
             let gy = rand_vec(n, n as u64 + 7, -1.0, 1.0);
             let xt = Tensor::from_vec(&g, &[n], &x).unwrap();
             let yt = unary_forward(&xt, op).unwrap();
-            let want: Vec<f32> = x.iter().map(|v| elementwise::reference::unary(op, *v as f64) as f32).collect();
-            assert_close(&yt.to_vec().unwrap(), &want, 1e-5, 1e-5, &format!("{op:?} n={n}"));
+            let want: Vec<f32> = x
+                .iter()
+                .map(|v| elementwise::reference::unary(op, *v as f64) as f32)
+                .collect();
+            assert_close(
+                &yt.to_vec().unwrap(),
+                &want,
+                1e-5,
+                1e-5,
+                &format!("{op:?} n={n}"),
+            );
             // backward, through the tape so the saved tensor (x or y) is the op's own choice
             let t = Tape::new(&g);
             let xv = t.param(&xt);
             let y = elementwise::unary(&t, xv, op).unwrap();
-            let grads = t.backward_with(y, Tensor::from_vec(&g, &[n], &gy).unwrap()).unwrap();
-            let want: Vec<f32> = x.iter().zip(&gy).map(|(x, gy)| (elementwise::reference::unary_grad(op, *x as f64) * *gy as f64) as f32).collect();
-            assert_close(&grads.get(xv).unwrap().to_vec().unwrap(), &want, 1e-5, 1e-4, &format!("{op:?}' n={n}"));
+            let grads = t
+                .backward_with(y, Tensor::from_vec(&g, &[n], &gy).unwrap())
+                .unwrap();
+            let want: Vec<f32> = x
+                .iter()
+                .zip(&gy)
+                .map(|(x, gy)| {
+                    (elementwise::reference::unary_grad(op, *x as f64) * *gy as f64) as f32
+                })
+                .collect();
+            assert_close(
+                &grads.get(xv).unwrap().to_vec().unwrap(),
+                &want,
+                1e-5,
+                1e-4,
+                &format!("{op:?}' n={n}"),
+            );
         }
     }
 }
@@ -128,14 +188,24 @@ fn unary_stable_at_extremes() {
     let xt = Tensor::from_vec(&g, &[7], &x).unwrap();
     for op in [Unary::Tanh, Unary::Sigmoid, Unary::Softplus] {
         let y = unary_forward(&xt, op).unwrap().to_vec().unwrap();
-        let want: Vec<f32> = x.iter().map(|v| elementwise::reference::unary(op, *v as f64) as f32).collect();
+        let want: Vec<f32> = x
+            .iter()
+            .map(|v| elementwise::reference::unary(op, *v as f64) as f32)
+            .collect();
         assert_close(&y, &want, 1e-6, 1e-6, &format!("{op:?} extremes"));
         let gx = Tensor::empty(&g, &[7]).unwrap();
         let gy = Tensor::full(&g, &[7], 1.0).unwrap();
         // backward from x for softplus, from y for the others
-        let saved = if op == Unary::Softplus { xt.clone() } else { unary_forward(&xt, op).unwrap() };
+        let saved = if op == Unary::Softplus {
+            xt.clone()
+        } else {
+            unary_forward(&xt, op).unwrap()
+        };
         unary_backward(&saved, &gy, &gx, op, false).unwrap();
-        assert!(gx.to_vec().unwrap().iter().all(|v| v.is_finite()), "{op:?} gradient not finite");
+        assert!(
+            gx.to_vec().unwrap().iter().all(|v| v.is_finite()),
+            "{op:?} gradient not finite"
+        );
     }
 }
 
@@ -145,7 +215,10 @@ fn elementwise_more_than_65535_workgroups() {
     let n = 65_535 * 256 + 1_000; // 65,539 workgroups of 256
     let x = rand_vec(n, 3, -2.0, 2.0);
     let xt = Tensor::from_vec(&g, &[n], &x).unwrap();
-    let y = unary_forward(&xt, Unary::Affine(2.0, 1.0)).unwrap().to_vec().unwrap();
+    let y = unary_forward(&xt, Unary::Affine(2.0, 1.0))
+        .unwrap()
+        .to_vec()
+        .unwrap();
     let want: Vec<f32> = x.iter().map(|v| 2.0 * v + 1.0).collect();
     assert_close(&y, &want, 1e-6, 1e-6, "affine, 16.8M elements");
 }
@@ -163,13 +236,21 @@ fn binary_broadcast_forward_and_backward() {
                 let bt = Tensor::from_vec(&g, &b_shape, &b).unwrap();
                 let z = binary_forward(&at, &bt, op).unwrap();
                 assert_eq!(z.shape(), &[rows, cols]);
-                assert_close(&z.to_vec().unwrap(), &elementwise::reference::binary(op, &a, &b), 1e-6, 1e-6, &format!("{op:?} {rows}x{cols} b{b_shape:?}"));
+                assert_close(
+                    &z.to_vec().unwrap(),
+                    &elementwise::reference::binary(op, &a, &b),
+                    1e-6,
+                    1e-6,
+                    &format!("{op:?} {rows}x{cols} b{b_shape:?}"),
+                );
                 // backward: gradient of a and of the broadcast b (summed over rows)
                 let gz = rand_vec(rows * cols, 13, -1.0, 1.0);
                 let t = Tape::new(&g);
                 let (av, bv) = (t.param(&at), t.param(&bt));
                 let z = elementwise::binary(&t, av, bv, op).unwrap();
-                let grads = t.backward_with(z, Tensor::from_vec(&g, &[rows, cols], &gz).unwrap()).unwrap();
+                let grads = t
+                    .backward_with(z, Tensor::from_vec(&g, &[rows, cols], &gz).unwrap())
+                    .unwrap();
                 let mut ga = vec![0f64; a.len()];
                 let mut gb = vec![0f64; bl];
                 for i in 0..a.len() {
@@ -183,8 +264,20 @@ fn binary_broadcast_forward_and_backward() {
                     gb[i % bl] += d * db;
                 }
                 let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<_>>();
-                assert_close(&grads.get(av).unwrap().to_vec().unwrap(), &f(ga), 1e-5, 1e-5, "binary ga");
-                assert_close(&grads.get(bv).unwrap().to_vec().unwrap(), &f(gb), 1e-4, 1e-4, "binary gb");
+                assert_close(
+                    &grads.get(av).unwrap().to_vec().unwrap(),
+                    &f(ga),
+                    1e-5,
+                    1e-5,
+                    "binary ga",
+                );
+                assert_close(
+                    &grads.get(bv).unwrap().to_vec().unwrap(),
+                    &f(gb),
+                    1e-4,
+                    1e-4,
+                    "binary gb",
+                );
             }
         }
     }
@@ -208,15 +301,42 @@ fn reductions_match_reference() {
             let t = Tape::no_grad(&g);
             let xv = t.constant(&Tensor::from_vec(&g, &[rows, cols], &x).unwrap());
             let s = ops::sum_rows(&t, xv, false).unwrap();
-            assert_close(&t.value(s).to_vec().unwrap(), &reduce::reference::sum_rows(&x, cols), 1e-5, 1e-5, "sum_rows");
+            assert_close(
+                &t.value(s).to_vec().unwrap(),
+                &reduce::reference::sum_rows(&x, cols),
+                1e-5,
+                1e-5,
+                "sum_rows",
+            );
             let m = ops::sum_rows(&t, xv, true).unwrap();
-            let want: Vec<f32> = reduce::reference::sum_rows(&x, cols).iter().map(|v| v / cols as f32).collect();
-            assert_close(&t.value(m).to_vec().unwrap(), &want, 1e-5, 1e-5, "mean_rows");
+            let want: Vec<f32> = reduce::reference::sum_rows(&x, cols)
+                .iter()
+                .map(|v| v / cols as f32)
+                .collect();
+            assert_close(
+                &t.value(m).to_vec().unwrap(),
+                &want,
+                1e-5,
+                1e-5,
+                "mean_rows",
+            );
             let l = ops::sum_leading(&t, xv).unwrap();
-            assert_close(&t.value(l).to_vec().unwrap(), &reduce::reference::sum_leading(&x, cols), 1e-5, 1e-5, "sum_leading");
+            assert_close(
+                &t.value(l).to_vec().unwrap(),
+                &reduce::reference::sum_leading(&x, cols),
+                1e-5,
+                1e-5,
+                "sum_leading",
+            );
             let a = ops::sum_all(&t, xv).unwrap();
             let want = x.iter().map(|v| *v as f64).sum::<f64>() as f32;
-            assert_close(&t.value(a).to_vec().unwrap(), &[want], 1e-4, 1e-5, "sum_all");
+            assert_close(
+                &t.value(a).to_vec().unwrap(),
+                &[want],
+                1e-4,
+                1e-5,
+                "sum_all",
+            );
         }
     }
 }
@@ -230,10 +350,22 @@ fn reductions_large() {
     let t = Tape::no_grad(&g);
     let xv = t.constant(&Tensor::from_vec(&g, &[rows, cols], &x).unwrap());
     let s = ops::sum_rows(&t, xv, false).unwrap();
-    assert_close(&t.value(s).to_vec().unwrap(), &reduce::reference::sum_rows(&x, cols), 1e-5, 1e-5, "sum_rows 70k");
+    assert_close(
+        &t.value(s).to_vec().unwrap(),
+        &reduce::reference::sum_rows(&x, cols),
+        1e-5,
+        1e-5,
+        "sum_rows 70k",
+    );
     let m = ops::mean_all(&t, xv).unwrap();
     let want = (x.iter().map(|v| *v as f64).sum::<f64>() / x.len() as f64) as f32;
-    assert_close(&t.value(m).to_vec().unwrap(), &[want], 1e-5, 1e-3, "mean_all 210k");
+    assert_close(
+        &t.value(m).to_vec().unwrap(),
+        &[want],
+        1e-5,
+        1e-3,
+        "mean_all 210k",
+    );
 }
 
 #[test]
@@ -254,15 +386,37 @@ fn concat_split_slice_stack_match_reference() {
             }
             assert_close(&t.value(c).to_vec().unwrap(), &want, 0.0, 0.0, "concat");
             let parts = ops::split_last(&t, c, &[f1, f2]).unwrap();
-            assert_close(&t.value(parts[0]).to_vec().unwrap(), &x1, 0.0, 0.0, "split 0");
-            assert_close(&t.value(parts[1]).to_vec().unwrap(), &x2, 0.0, 0.0, "split 1");
+            assert_close(
+                &t.value(parts[0]).to_vec().unwrap(),
+                &x1,
+                0.0,
+                0.0,
+                "split 0",
+            );
+            assert_close(
+                &t.value(parts[1]).to_vec().unwrap(),
+                &x2,
+                0.0,
+                0.0,
+                "split 1",
+            );
             // [B, T, F] slicing and stacking
             let seq = rand_vec(b * tt * f1, 3, -1.0, 1.0);
             let sv = t.constant(&Tensor::from_vec(&g, &[b, tt, f1], &seq).unwrap());
-            let steps: Vec<_> = (0..tt).map(|s| shape::slice_time(&t, sv, s).unwrap()).collect();
+            let steps: Vec<_> = (0..tt)
+                .map(|s| shape::slice_time(&t, sv, s).unwrap())
+                .collect();
             for (s, v) in steps.iter().enumerate() {
-                let want: Vec<f32> = (0..b).flat_map(|r| seq[(r * tt + s) * f1..(r * tt + s + 1) * f1].to_vec()).collect();
-                assert_close(&t.value(*v).to_vec().unwrap(), &want, 0.0, 0.0, "slice_time");
+                let want: Vec<f32> = (0..b)
+                    .flat_map(|r| seq[(r * tt + s) * f1..(r * tt + s + 1) * f1].to_vec())
+                    .collect();
+                assert_close(
+                    &t.value(*v).to_vec().unwrap(),
+                    &want,
+                    0.0,
+                    0.0,
+                    "slice_time",
+                );
             }
             let st = ops::stack_time(&t, &steps).unwrap();
             assert_eq!(t.shape(st), vec![b, tt, f1]);
@@ -280,7 +434,13 @@ fn copy_more_than_65535_workgroups() {
     let v = t.constant(&Tensor::from_vec(&g, &[rows, cols], &x).unwrap());
     let parts = ops::split_last(&t, v, &[256, 1]).unwrap();
     let want: Vec<f32> = (0..rows).map(|r| x[r * cols + 256]).collect();
-    assert_close(&t.value(parts[1]).to_vec().unwrap(), &want, 0.0, 0.0, "split 70000x257");
+    assert_close(
+        &t.value(parts[1]).to_vec().unwrap(),
+        &want,
+        0.0,
+        0.0,
+        "split 70000x257",
+    );
 }
 
 #[test]
@@ -289,7 +449,9 @@ fn shape_errors_are_clear() {
     let t = Tape::no_grad(&g);
     let x = t.constant(&Tensor::zeros(&g, &[2, 3]).unwrap());
     let w = t.constant(&Tensor::zeros(&g, &[4, 5]).unwrap());
-    let e = ops::linear(&t, x, w, None, Act::None).unwrap_err().to_string();
+    let e = ops::linear(&t, x, w, None, Act::None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("linear") && e.contains("[2, 3]"), "{e}");
     let e = ops::split_last(&t, x, &[1, 1]).unwrap_err().to_string();
     assert!(e.contains("split"), "{e}");

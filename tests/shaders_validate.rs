@@ -24,7 +24,11 @@ fn every_shader_file_validates() {
         }
     }
     assert!(n >= 5, "expected the shader files, found {n}");
-    assert!(failures.is_empty(), "invalid shaders:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "invalid shaders:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

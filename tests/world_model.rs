@@ -9,13 +9,17 @@ use rssm::tensor::{Tape, Tensor};
 
 fn batch(g: &rssm::gpu::Gpu, cfg: &Config, obs: Vec<f32>, seed: u64) -> DeviceBatch {
     let (b, t, a, s) = (cfg.batch, cfg.seq_len, cfg.action_dim, cfg.stoch);
-    let cont: Vec<f32> = (0..b * t).map(|i| if i % 5 == 4 { 0.0 } else { 1.0 }).collect();
+    let cont: Vec<f32> = (0..b * t)
+        .map(|i| if i % 5 == 4 { 0.0 } else { 1.0 })
+        .collect();
     DeviceBatch {
         obs: Tensor::from_vec(g, &[b, t, 3, 64, 64], &obs).unwrap(),
         action: Tensor::from_vec(g, &[b, t, a], &rand_vec(b * t * a, seed + 1, -1.0, 1.0)).unwrap(),
         reward: Tensor::from_vec(g, &[b, t], &rand_vec(b * t, seed + 2, 0.0, 1.0)).unwrap(),
         cont: Tensor::from_vec(g, &[b, t], &cont).unwrap(),
-        eps: Some(Tensor::from_vec(g, &[b, t, s], &rand_vec(b * t * s, seed + 3, -1.5, 1.5)).unwrap()),
+        eps: Some(
+            Tensor::from_vec(g, &[b, t, s], &rand_vec(b * t * s, seed + 3, -1.5, 1.5)).unwrap(),
+        ),
     }
 }
 
@@ -25,7 +29,10 @@ fn loss_parts(model: &WorldModel, b: &DeviceBatch) -> (f64, f64) {
     let p = model.params.bind(&t);
     let out = model.loss(&t, &p, b, 0).unwrap();
     let v = |x: &Tensor| x.to_scalar().unwrap() as f64;
-    (v(&out.image_nll) + v(&out.reward_nll) + v(&out.cont_nll), v(&out.kl_loss))
+    (
+        v(&out.image_nll) + v(&out.reward_nll) + v(&out.cont_nll),
+        v(&out.kl_loss),
+    )
 }
 
 /// Central differences of the loss for a few elements of every parameter tensor, against the
@@ -37,7 +44,10 @@ fn loss_parts(model: &WorldModel, b: &DeviceBatch) -> (f64, f64) {
 /// two parts of the loss read back separately. Under the free-nats clamp the KL part is
 /// constant and its gradient must vanish.
 fn check_whole_loss(cfg: Config) {
-    assert!(cfg.kl_balance == 0.5, "the reference below assumes alpha = 0.5");
+    assert!(
+        cfg.kl_balance == 0.5,
+        "the reference below assumes alpha = 0.5"
+    );
     let g = gpu();
     let model = WorldModel::new(&g, &cfg).unwrap();
     // Biases start at zero, which puts every pre-activation fed by a dead channel exactly on
@@ -59,7 +69,12 @@ fn check_whole_loss(cfg: Config) {
         let b0 = batch(&g, &cfg, obs.clone(), 7);
         let t = Tape::no_grad(&g);
         let p = model.params.bind(&t);
-        let decoded = model.loss(&t, &p, &b0, 0).unwrap().decoded.to_vec().unwrap();
+        let decoded = model
+            .loss(&t, &p, &b0, 0)
+            .unwrap()
+            .decoded
+            .to_vec()
+            .unwrap();
         obs = decoded.iter().zip(&noise).map(|(d, e)| d + e).collect();
     }
     let b = batch(&g, &cfg, obs, 7);
@@ -76,11 +91,18 @@ fn check_whole_loss(cfg: Config) {
     let mut failures = Vec::new();
     for (i, name) in model.params.names().iter().enumerate() {
         let tensor = &model.params.tensors()[i];
-        let analytic = grads.get(vars[i]).map(|g| g.to_vec().unwrap()).unwrap_or_else(|| vec![0.0; tensor.len()]);
+        let analytic = grads
+            .get(vars[i])
+            .map(|g| g.to_vec().unwrap())
+            .unwrap_or_else(|| vec![0.0; tensor.len()]);
         let values = tensor.to_vec().unwrap();
         // A conv bias moves every pre-activation of its channel (thousands), so a step of 1e-2
         // carries some of them across a ReLU kink: a smaller step for those.
-        let h = if name.contains("conv") && name.ends_with(".bias") { 1e-3f32 } else { 1e-2 };
+        let h = if name.contains("conv") && name.ends_with(".bias") {
+            1e-3f32
+        } else {
+            1e-2
+        };
         for j in [0, values.len() / 2, values.len() - 1] {
             let mut v = values.clone();
             v[j] = values[j] + h;
@@ -97,7 +119,9 @@ fn check_whole_loss(cfg: Config) {
             let rounding = 4.0 * (nll0.abs() + kl0.abs()) * f32::EPSILON as f64 / (2.0 * h as f64);
             let tol = 2e-3 + rounding + 3e-2 * a.abs().max(numeric.abs());
             if err > tol {
-                failures.push(format!("{name}[{j}]: analytic {a:.6e}, numeric {numeric:.6e}"));
+                failures.push(format!(
+                    "{name}[{j}]: analytic {a:.6e}, numeric {numeric:.6e}"
+                ));
             }
             if err > worst.0 {
                 worst = (err, format!("{name}[{j}]"));
@@ -106,24 +130,42 @@ fn check_whole_loss(cfg: Config) {
         }
     }
     eprintln!("whole-loss gradcheck: nll {nll0:.4} kl {kl0:.4}, {checked} elements, worst |diff| {:.2e} at {}", worst.0, worst.1);
-    assert!(failures.is_empty(), "{} of {checked} elements differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} elements differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn whole_loss_gradient_matches_finite_differences() {
-    let cfg = Config { kl_balance: 0.5, kl_scale: 1.0, free_nats: 0.0, ..Config::tiny() };
+    let cfg = Config {
+        kl_balance: 0.5,
+        kl_scale: 1.0,
+        free_nats: 0.0,
+        ..Config::tiny()
+    };
     check_whole_loss(cfg);
 }
 
 #[test]
 fn whole_loss_gradient_with_free_nats_clamp() {
     // Every KL below the free nats: the KL term is constant, its gradient zero.
-    let cfg = Config { kl_balance: 0.5, free_nats: 50.0, ..Config::tiny() };
+    let cfg = Config {
+        kl_balance: 0.5,
+        free_nats: 50.0,
+        ..Config::tiny()
+    };
     check_whole_loss(cfg);
 }
 
 fn small_cfg() -> Config {
-    Config { batch: 2, seq_len: 4, ..Config::tiny() }
+    Config {
+        batch: 2,
+        seq_len: 4,
+        ..Config::tiny()
+    }
 }
 
 fn run_steps(tr: &mut Trainer, g: &rssm::gpu::Gpu, steps: u64) -> Vec<f32> {
@@ -131,7 +173,12 @@ fn run_steps(tr: &mut Trainer, g: &rssm::gpu::Gpu, steps: u64) -> Vec<f32> {
     (0..steps)
         .map(|_| {
             let n = cfg.batch * cfg.seq_len * 3 * 64 * 64;
-            let mut b = batch(g, &cfg, rand_vec(n, 100 + tr.step, -0.5, 0.5), 100 + tr.step);
+            let mut b = batch(
+                g,
+                &cfg,
+                rand_vec(n, 100 + tr.step, -0.5, 0.5),
+                100 + tr.step,
+            );
             b.eps = None; // the trainer's own seeded noise, which must resume too
             tr.train_step(&b).unwrap().loss
         })
@@ -153,7 +200,10 @@ fn resume_continues_exactly() {
     c.load(&dir).unwrap();
     assert_eq!(c.step, 2);
     first.extend(run_steps(&mut c, &g, 2));
-    assert_eq!(first, straight, "resumed losses differ from an uninterrupted run");
+    assert_eq!(
+        first, straight,
+        "resumed losses differ from an uninterrupted run"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -172,9 +222,19 @@ fn bad_checkpoints_get_clear_errors() {
     assert!(e.contains("checkpoint.safetensors"), "truncated: {e}");
     // a model of another size
     std::fs::write(&w, &good).unwrap();
-    let mut other = Trainer::new(&g, &Config { deter: 6, ..small_cfg() }).unwrap();
+    let mut other = Trainer::new(
+        &g,
+        &Config {
+            deter: 6,
+            ..small_cfg()
+        },
+    )
+    .unwrap();
     let e = other.load(&dir).unwrap_err().to_string();
-    assert!(e.contains("rssm.gru.weight_hh") || e.contains("configuration"), "mismatch: {e}");
+    assert!(
+        e.contains("rssm.gru.weight_hh") || e.contains("configuration"),
+        "mismatch: {e}"
+    );
     // NaN weights
     let mut host = tr.model.params.to_host().unwrap();
     host.get_mut("reward.out.bias").unwrap().data[0] = f32::NAN;

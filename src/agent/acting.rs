@@ -51,7 +51,11 @@ pub fn act(
     let ap = actor.bind_frozen(&t);
     let img = t.constant(&Tensor::from_vec(&gpu, &[1, 3, 64, 64], &chw)?);
     let embed = wm.encode(&t, &p, img)?;
-    let (h, s, a) = (t.constant(&state.h), t.constant(&state.s), t.constant(&state.prev_action));
+    let (h, s, a) = (
+        t.constant(&state.h),
+        t.constant(&state.s),
+        t.constant(&state.prev_action),
+    );
     let (h_new, _prior) = wm.img_step(&t, &p, s, a, h)?;
     let post = wm.obs_step(&t, &p, h_new, embed)?;
     let offset = state.steps * 2;
@@ -59,12 +63,19 @@ pub fn act(
     let s_new = if explore { q.sample } else { q.mean };
     let feat = ops::concat_last(&t, &[s_new, h_new])?;
     let out = actor.forward(&t, &ap, feat)?;
-    let noise = explore.then_some(Noise::Seeded { seed, offset: offset + 1 });
+    let noise = explore.then_some(Noise::Seeded {
+        seed,
+        offset: offset + 1,
+    });
     let action = action_head(&t, out, noise)?.action;
     let av = t.value(action);
     let mut a_host = av.to_vec()?;
     if explore && expl_noise > 0.0 {
-        let extra = crate::ops::gaussian::reference::normal_noise(a_host.len(), seed ^ 0xa11ce, state.steps);
+        let extra = crate::ops::gaussian::reference::normal_noise(
+            a_host.len(),
+            seed ^ 0xa11ce,
+            state.steps,
+        );
         for (x, e) in a_host.iter_mut().zip(extra) {
             *x = (*x + expl_noise * e).clamp(-1.0, 1.0);
         }

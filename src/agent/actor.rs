@@ -65,10 +65,20 @@ impl Optimised {
         let (m, v, t) = self.adam.state()?;
         let vals = m.gpu().read_many(&[m.buf(), v.buf()])?;
         let mut opt = std::collections::BTreeMap::new();
-        opt.insert("adam.m".to_string(), HostTensor::new(vec![m.len()], vals[0].clone())?);
-        opt.insert("adam.v".to_string(), HostTensor::new(vec![v.len()], vals[1].clone())?);
+        opt.insert(
+            "adam.m".to_string(),
+            HostTensor::new(vec![m.len()], vals[0].clone())?,
+        );
+        opt.insert(
+            "adam.v".to_string(),
+            HostTensor::new(vec![v.len()], vals[1].clone())?,
+        );
         let meta = std::collections::HashMap::from([("adam_t".to_string(), t.to_string())]);
-        save_safetensors(dir.join(format!("{name}_optimizer.safetensors")), &opt, Some(meta))?;
+        save_safetensors(
+            dir.join(format!("{name}_optimizer.safetensors")),
+            &opt,
+            Some(meta),
+        )?;
         self.params.save(&dir.join(format!("{name}.safetensors")))
     }
 
@@ -78,12 +88,16 @@ impl Optimised {
         let wpath = dir.join(format!("{name}.safetensors"));
         let opath = dir.join(format!("{name}_optimizer.safetensors"));
         let weights = crate::nn::load_file(&wpath)?;
-        self.params
-            .check_host(&weights)
-            .map_err(|e| Error::File { path: wpath.clone(), msg: e.to_string() })?;
+        self.params.check_host(&weights).map_err(|e| Error::File {
+            path: wpath.clone(),
+            msg: e.to_string(),
+        })?;
         let (opt, meta) = crate::data::safetensors_io::load_safetensors(&opath)?;
         let n = self.flat.len();
-        let bad = |msg: String| Error::File { path: opath.clone(), msg };
+        let bad = |msg: String| Error::File {
+            path: opath.clone(),
+            msg,
+        };
         let t: u64 = meta
             .get("adam_t")
             .and_then(|s| s.parse().ok())

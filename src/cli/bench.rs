@@ -88,7 +88,9 @@ fn measure(gpu: &Gpu, name: &str, cfg: &Config, reps: usize) -> Result<Row> {
 
 pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
     let gpu = open_gpu(opts)?;
-    let presets = args.presets.unwrap_or_else(|| vec!["small".into(), "dreamer".into()]);
+    let presets = args
+        .presets
+        .unwrap_or_else(|| vec!["small".into(), "dreamer".into()]);
     println!("adapter: {}", gpu.report().short());
     println!("| preset | B x T | ms / train step | ms / observe fwd | dispatches / step | submits / step |");
     println!("| --- | --- | --- | --- | --- | --- |");
@@ -100,7 +102,10 @@ pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
                 "| {} | {} | {:.1} | {:.1} | {} | {} |",
                 r.preset, r.bt, r.train_ms, r.observe_ms, r.dispatches, r.submits
             ),
-            Err(e) => println!("| {name} | {}x{} | skipped: {e} | | | |", cfg.batch, cfg.seq_len),
+            Err(e) => println!(
+                "| {name} | {}x{} | skipped: {e} | | | |",
+                cfg.batch, cfg.seq_len
+            ),
         }
         gpu.trim();
     }

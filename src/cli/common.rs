@@ -20,11 +20,20 @@ pub fn open_gpu(opts: &GpuOptions) -> Result<Gpu> {
 /// `--config FILE` beats `--preset NAME`; otherwise the preset for the adapter type.
 pub fn resolve_config(gpu: &Gpu, config: Option<&Path>, preset: Option<&str>) -> Result<Config> {
     let (what, cfg) = match (config, preset) {
-        (Some(path), _) => (format!("config file {}", path.display()), Config::from_file(path)?),
+        (Some(path), _) => (
+            format!("config file {}", path.display()),
+            Config::from_file(path)?,
+        ),
         (None, Some(p)) => (format!("preset '{p}'"), Config::preset(p)?),
         (None, None) => {
             let (name, cfg) = Config::default_for(gpu.report().is_cpu());
-            (format!("preset '{name}' (default for a {} device)", gpu.report().device_type), cfg)
+            (
+                format!(
+                    "preset '{name}' (default for a {} device)",
+                    gpu.report().device_type
+                ),
+                cfg,
+            )
         }
     };
     eprintln!(
@@ -50,10 +59,17 @@ pub fn load_data(src: &DataSource, seed: u64) -> Result<ReplayBuffer> {
             let mut env = make_env(name, None)?;
             let mut policy = RandomPolicy::new(env.action_dim(), seed);
             for i in 0..*episodes {
-                let ep = collect_episode(env.as_mut(), &mut policy, seed.wrapping_mul(1000).wrapping_add(i as u64))?;
+                let ep = collect_episode(
+                    env.as_mut(),
+                    &mut policy,
+                    seed.wrapping_mul(1000).wrapping_add(i as u64),
+                )?;
                 replay.push(ep)?;
             }
-            eprintln!("data: {episodes} random-policy episodes of '{name}', {} steps", replay.total_steps());
+            eprintln!(
+                "data: {episodes} random-policy episodes of '{name}', {} steps",
+                replay.total_steps()
+            );
         }
         DataSource::Dir(dir) => {
             let (eps, failed) = rssm::data::npz::load_dir(dir)?;
@@ -61,11 +77,18 @@ pub fn load_data(src: &DataSource, seed: u64) -> Result<ReplayBuffer> {
                 eprintln!("warning: skipped {}", f.1);
             }
             if eps.is_empty() {
-                return Err(Error::Invalid(format!("no readable .npz episodes in {}", dir.display())));
+                return Err(Error::Invalid(format!(
+                    "no readable .npz episodes in {}",
+                    dir.display()
+                )));
             }
             let n = eps.len();
             replay.extend(eps)?;
-            eprintln!("data: {n} episodes from {}, {} steps", dir.display(), replay.total_steps());
+            eprintln!(
+                "data: {n} episodes from {}, {} steps",
+                dir.display(),
+                replay.total_steps()
+            );
         }
     }
     Ok(replay)

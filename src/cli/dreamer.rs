@@ -81,7 +81,15 @@ fn run_episode(
     let mut frame = obs;
     let max = limit.unwrap_or(usize::MAX).min(env.max_steps());
     for _ in 0..max {
-        let a = act(&trainer.model, &beh.actor, &mut state, &frame, explore, expl_noise, seed)?;
+        let a = act(
+            &trainer.model,
+            &beh.actor,
+            &mut state,
+            &frame,
+            explore,
+            expl_noise,
+            seed,
+        )?;
         let step = env.step(&a)?;
         ep.push(&a, step.reward, &step.obs, step.terminal)?;
         frame = step.obs;
@@ -114,20 +122,33 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
         trainer.load(&ckpt)?;
         beh.actor.opt.load(&ckpt, "actor")?;
         beh.critic.opt.load(&ckpt, "critic")?;
-        let text = std::fs::read_to_string(&state_path).map_err(|e| Error::File { path: state_path.clone(), msg: e.to_string() })?;
-        st = serde_json::from_str(&text).map_err(|e| Error::File { path: state_path.clone(), msg: e.to_string() })?;
+        let text = std::fs::read_to_string(&state_path).map_err(|e| Error::File {
+            path: state_path.clone(),
+            msg: e.to_string(),
+        })?;
+        st = serde_json::from_str(&text).map_err(|e| Error::File {
+            path: state_path.clone(),
+            msg: e.to_string(),
+        })?;
         beh.updates = trainer.step;
         let (eps, failed) = rssm::data::npz::load_dir(&ep_dir)?;
         if let Some(f) = failed.first() {
             return Err(Error::Invalid(format!("cannot resume: {}", f.1)));
         }
         replay.extend(eps)?;
-        eprintln!("resumed at {} env steps, {} episodes, world-model step {}", st.env_steps, st.episodes, trainer.step);
+        eprintln!(
+            "resumed at {} env steps, {} episodes, world-model step {}",
+            st.env_steps, st.episodes, trainer.step
+        );
     } else {
         let mut policy = RandomPolicy::new(env.action_dim(), cfg.seed);
         let mut total = 0.0;
         for i in 0..args.prefill {
-            let ep = collect_episode(env.as_mut(), &mut policy, cfg.seed.wrapping_mul(7919).wrapping_add(i as u64))?;
+            let ep = collect_episode(
+                env.as_mut(),
+                &mut policy,
+                cfg.seed.wrapping_mul(7919).wrapping_add(i as u64),
+            )?;
             total += ep.total_reward();
             st.env_steps += ep.num_transitions();
             save_episode(&ep_dir, st.episodes, &ep)?;
@@ -135,22 +156,42 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
             replay.push(ep)?;
         }
         st.random_return = total / args.prefill.max(1) as f64;
-        eprintln!("prefill: {} random episodes, mean return {:.1}", args.prefill, st.random_return);
+        eprintln!(
+            "prefill: {} random episodes, mean return {:.1}",
+            args.prefill, st.random_return
+        );
     }
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(args.logdir.join("metrics.jsonl"))?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(args.logdir.join("metrics.jsonl"))?;
     let start = std::time::Instant::now();
     while st.env_steps < args.env_steps {
         // Train on what we have.
         for _ in 0..args.train_steps {
-            let host = replay.sample_with_seed(cfg.batch, cfg.seq_len, cfg.seed.wrapping_add(trainer.step.wrapping_mul(0x9E37_79B9)))?;
+            let host = replay.sample_with_seed(
+                cfg.batch,
+                cfg.seq_len,
+                cfg.seed
+                    .wrapping_add(trainer.step.wrapping_mul(0x9E37_79B9)),
+            )?;
             let m = trainer.train_step(&upload_batch(&gpu, &host)?)?;
             if !m.loss.is_finite() {
-                return Err(Error::Invalid(format!("world-model loss became {} at step {}; the last good checkpoint is in {}", m.loss, m.step, ckpt.display())));
+                return Err(Error::Invalid(format!(
+                    "world-model loss became {} at step {}; the last good checkpoint is in {}",
+                    m.loss,
+                    m.step,
+                    ckpt.display()
+                )));
             }
             let (h, s) = trainer.last_posterior.clone().expect("set by train_step");
             let b = beh.update(&trainer.model, &Starts::new(&h, &s)?)?;
             if trainer.step % 10 == 0 {
-                writeln!(log, "{}", serde_json::json!({"kind": "train", "env_steps": st.env_steps, "world_model": m, "behaviour": b}))?;
+                writeln!(
+                    log,
+                    "{}",
+                    serde_json::json!({"kind": "train", "env_steps": st.env_steps, "world_model": m, "behaviour": b})
+                )?;
                 eprintln!(
                     "step {} | wm loss {:.1} (image {:.1} kl {:.2}) | actor {:.3} critic {:.3} return {:.2} | {:.0} s",
                     m.step, m.loss, m.image_nll, m.kl, b.actor_loss, b.critic_loss, b.mean_return, start.elapsed().as_secs_f64()
@@ -159,21 +200,49 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
         }
         // Collect one episode with the current actor.
         let seed = cfg.seed.wrapping_mul(7919).wrapping_add(st.episodes as u64);
-        let ep = run_episode(env.as_mut(), &trainer, &beh, seed, true, args.expl_noise, args.episode_len)?;
+        let ep = run_episode(
+            env.as_mut(),
+            &trainer,
+            &beh,
+            seed,
+            true,
+            args.expl_noise,
+            args.episode_len,
+        )?;
         st.env_steps += ep.num_transitions();
-        writeln!(log, "{}", serde_json::json!({"kind": "collect", "env_steps": st.env_steps, "return": ep.total_reward()}))?;
+        writeln!(
+            log,
+            "{}",
+            serde_json::json!({"kind": "collect", "env_steps": st.env_steps, "return": ep.total_reward()})
+        )?;
         save_episode(&ep_dir, st.episodes, &ep)?;
         st.episodes += 1;
         replay.push(ep)?;
         // Evaluate with the actor's mode.
         if st.episodes % args.eval_every.max(1) == 0 {
-            let ep = run_episode(env.as_mut(), &trainer, &beh, 0xE7A1 + st.episodes as u64, false, 0.0, args.episode_len)?;
+            let ep = run_episode(
+                env.as_mut(),
+                &trainer,
+                &beh,
+                0xE7A1 + st.episodes as u64,
+                false,
+                0.0,
+                args.episode_len,
+            )?;
             let ret = ep.total_reward();
             st.evals.push((st.env_steps, ret));
-            writeln!(log, "{}", serde_json::json!({"kind": "eval", "env_steps": st.env_steps, "return": ret, "random_return": st.random_return}))?;
-            eprintln!("eval at {} env steps: return {ret:.1} (random policy {:.1})", st.env_steps, st.random_return);
+            writeln!(
+                log,
+                "{}",
+                serde_json::json!({"kind": "eval", "env_steps": st.env_steps, "return": ret, "random_return": st.random_return})
+            )?;
+            eprintln!(
+                "eval at {} env steps: return {ret:.1} (random policy {:.1})",
+                st.env_steps, st.random_return
+            );
             let curve: Vec<(f64, f64)> = st.evals.iter().map(|(s, r)| (*s as f64, *r)).collect();
-            let baseline: Vec<(f64, f64)> = curve.iter().map(|(s, _)| (*s, st.random_return)).collect();
+            let baseline: Vec<(f64, f64)> =
+                curve.iter().map(|(s, _)| (*s, st.random_return)).collect();
             write_curve_png(&args.logdir.join("returns.png"), &[&curve, &baseline])?;
         }
         trainer.save(&ckpt)?;
@@ -183,6 +252,10 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
         std::fs::write(&tmp, serde_json::to_string_pretty(&st).unwrap_or_default())?;
         std::fs::rename(&tmp, &state_path)?;
     }
-    eprintln!("done: {} env steps in {:.0} s", st.env_steps, start.elapsed().as_secs_f64());
+    eprintln!(
+        "done: {} env steps in {:.0} s",
+        st.env_steps,
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

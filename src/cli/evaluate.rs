@@ -33,13 +33,16 @@ pub fn run(opts: &GpuOptions, args: EvaluateArgs) -> Result<()> {
     let cfg = Config::from_file(&args.config)?;
     let model = WorldModel::new(&gpu, &cfg)?;
     let weights = rssm::nn::load_file(&args.checkpoint)?;
-    model
-        .params
-        .load_host(&weights)
-        .map_err(|e| Error::File { path: args.checkpoint.clone(), msg: e.to_string() })?;
+    model.params.load_host(&weights).map_err(|e| Error::File {
+        path: args.checkpoint.clone(),
+        msg: e.to_string(),
+    })?;
     let (batch, _) = load_safetensors(&args.batch)?;
     let get = |k: &str| -> Result<Tensor> {
-        let t = batch.get(k).ok_or_else(|| Error::File { path: args.batch.clone(), msg: format!("missing '{k}'") })?;
+        let t = batch.get(k).ok_or_else(|| Error::File {
+            path: args.batch.clone(),
+            msg: format!("missing '{k}'"),
+        })?;
         Tensor::from_vec(&gpu, &t.shape, &t.data)
     };
     let db = DeviceBatch {
@@ -47,12 +50,19 @@ pub fn run(opts: &GpuOptions, args: EvaluateArgs) -> Result<()> {
         action: get("action")?,
         reward: get("reward")?,
         cont: get("cont")?,
-        eps: if batch.contains_key("eps") { Some(get("eps")?) } else { None },
+        eps: if batch.contains_key("eps") {
+            Some(get("eps")?)
+        } else {
+            None
+        },
     };
     rssm::data::safetensors_io::check_finite(&batch)?;
     let tape = Tape::new(&gpu);
     let p = model.params.bind(&tape);
-    let out = model.loss(&tape, &p, &db, 0).map_err(|e| Error::File { path: args.batch.clone(), msg: e.to_string() })?;
+    let out = model.loss(&tape, &p, &db, 0).map_err(|e| Error::File {
+        path: args.batch.clone(),
+        msg: e.to_string(),
+    })?;
     let loss = tape.value(out.loss);
     let vars = p.vars().to_vec();
     let grads = tape.backward(out.loss)?;
@@ -73,11 +83,18 @@ pub fn run(opts: &GpuOptions, args: EvaluateArgs) -> Result<()> {
     for (name, v) in model.params.names().iter().zip(&vars) {
         let g = match grads.get(*v) {
             Some(g) => g.clone(),
-            None => Tensor::zeros(&gpu, model.params.tensor(model.params.id(name).unwrap()).shape())?,
+            None => Tensor::zeros(
+                &gpu,
+                model.params.tensor(model.params.id(name).unwrap()).shape(),
+            )?,
         };
         put(format!("grad.{name}"), &g)?;
     }
     save_safetensors(&args.out, &result, None)?;
-    println!("loss {} written to {}", result["loss"].data[0], args.out.display());
+    println!(
+        "loss {} written to {}",
+        result["loss"].data[0],
+        args.out.display()
+    );
     Ok(())
 }

@@ -51,22 +51,41 @@ pub struct ImagineArgs {
 
 pub fn run(opts: &GpuOptions, args: ImagineArgs) -> Result<()> {
     let gpu = open_gpu(opts)?;
-    let (cfg, weights, actor_dir) = if args.checkpoint.is_dir() {
-        let opt = args.checkpoint.join("optimizer.safetensors");
-        let (_, meta) = load_safetensors(&opt)?;
-        let cfg: Config = serde_json::from_str(meta.get("config").map(|s| s.as_str()).unwrap_or(""))
-            .map_err(|e| Error::File { path: opt.clone(), msg: format!("no usable config in metadata: {e}") })?;
-        let actor = args.checkpoint.join("actor.safetensors");
-        (cfg, args.checkpoint.join("checkpoint.safetensors"), actor.exists().then_some(args.checkpoint.clone()))
-    } else {
-        let path = args.config.as_ref().ok_or_else(|| Error::Invalid("--checkpoint is a file: give --config too".into()))?;
-        (Config::from_file(path)?, args.checkpoint.clone(), None)
-    };
+    let (cfg, weights, actor_dir) =
+        if args.checkpoint.is_dir() {
+            let opt = args.checkpoint.join("optimizer.safetensors");
+            let (_, meta) = load_safetensors(&opt)?;
+            let cfg: Config =
+                serde_json::from_str(meta.get("config").map(|s| s.as_str()).unwrap_or(""))
+                    .map_err(|e| Error::File {
+                        path: opt.clone(),
+                        msg: format!("no usable config in metadata: {e}"),
+                    })?;
+            let actor = args.checkpoint.join("actor.safetensors");
+            (
+                cfg,
+                args.checkpoint.join("checkpoint.safetensors"),
+                actor.exists().then_some(args.checkpoint.clone()),
+            )
+        } else {
+            let path = args.config.as_ref().ok_or_else(|| {
+                Error::Invalid("--checkpoint is a file: give --config too".into())
+            })?;
+            (Config::from_file(path)?, args.checkpoint.clone(), None)
+        };
     if args.context == 0 || args.steps == 0 {
-        return Err(Error::Invalid("--context and --steps must be positive".into()));
+        return Err(Error::Invalid(
+            "--context and --steps must be positive".into(),
+        ));
     }
     let model = WorldModel::new(&gpu, &cfg)?;
-    model.params.load_host(&rssm::nn::load_file(&weights)?).map_err(|e| Error::File { path: weights.clone(), msg: e.to_string() })?;
+    model
+        .params
+        .load_host(&rssm::nn::load_file(&weights)?)
+        .map_err(|e| Error::File {
+            path: weights.clone(),
+            msg: e.to_string(),
+        })?;
     let mut beh = None;
     if let Some(dir) = &actor_dir {
         let mut b = Behaviour::new(&gpu, &cfg, BehaviourConfig::default())?;
@@ -75,14 +94,22 @@ pub fn run(opts: &GpuOptions, args: ImagineArgs) -> Result<()> {
     }
     let mut env = make_env(&args.env, None)?;
     if env.action_dim() != cfg.action_dim {
-        return Err(Error::Invalid(format!("env '{}' has {} actions, the model {}", args.env, env.action_dim(), cfg.action_dim)));
+        return Err(Error::Invalid(format!(
+            "env '{}' has {} actions, the model {}",
+            args.env,
+            env.action_dim(),
+            cfg.action_dim
+        )));
     }
     let mut policy = RandomPolicy::new(cfg.action_dim, args.seed);
     let ep = collect_episode_with_limit(env.as_mut(), &mut policy, args.seed, Some(args.context))?;
     let c = args.context.min(ep.len());
     let mut obs = vec![0f32; c * 3 * 64 * 64];
     for t in 0..c {
-        rssm::data::frame_to_chw(ep.frame(t), &mut obs[t * 3 * 64 * 64..(t + 1) * 3 * 64 * 64])?;
+        rssm::data::frame_to_chw(
+            ep.frame(t),
+            &mut obs[t * 3 * 64 * 64..(t + 1) * 3 * 64 * 64],
+        )?;
     }
     let a = cfg.action_dim;
     let mut actions = vec![0f32; c * a];
@@ -90,7 +117,9 @@ pub fn run(opts: &GpuOptions, args: ImagineArgs) -> Result<()> {
         actions[t * a..(t + 1) * a].copy_from_slice(ep.action_at(t));
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed ^ 0x1a9);
-    let random: Vec<f32> = (0..args.steps * a).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let random: Vec<f32> = (0..args.steps * a)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
 
     let t = Tape::no_grad(&gpu);
     let p = model.params.bind_frozen(&t);
@@ -134,8 +163,11 @@ pub fn run(opts: &GpuOptions, args: ImagineArgs) -> Result<()> {
         "wrote {} ({c} observed + {} imagined frames, actions from {})",
         args.out.display(),
         args.steps,
-        if beh.is_some() { "the actor" } else { "a random policy" }
+        if beh.is_some() {
+            "the actor"
+        } else {
+            "a random policy"
+        }
     );
     Ok(())
 }
-

@@ -10,7 +10,13 @@ fn to_u8(v: f32) -> u8 {
 
 /// `truth` and `model` are `[B, T, 3, 64, 64]` in [-0.5, 0.5]. Writes a PNG with three rows per
 /// sequence: truth, model, |error| (amplified x2), one 64x64 tile per step.
-pub fn write_open_loop_png(path: &Path, truth: &[f32], model: &[f32], b: usize, steps: usize) -> Result<()> {
+pub fn write_open_loop_png(
+    path: &Path,
+    truth: &[f32],
+    model: &[f32],
+    b: usize,
+    steps: usize,
+) -> Result<()> {
     let (w, h) = (steps * 64, b * 3 * 64);
     let mut img = vec![0u8; w * h * 3];
     let frame = 3 * 64 * 64;
@@ -70,8 +76,12 @@ pub fn write_curve_png(path: &Path, series: &[&[(f64, f64)]]) -> Result<()> {
     if pts.is_empty() {
         return write_rgb(path, &img, w, h);
     }
-    let (x0, x1) = pts.iter().fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
-    let (y0, y1) = pts.iter().fold((0f64, f64::MIN), |a, p| (a.0.min(p.1), a.1.max(p.1)));
+    let (x0, x1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
+    let (y0, y1) = pts
+        .iter()
+        .fold((0f64, f64::MIN), |a, p| (a.0.min(p.1), a.1.max(p.1)));
     let sx = |x: f64| m as f64 + (x - x0) / (x1 - x0).max(1e-9) * (w - 2 * m) as f64;
     let sy = |y: f64| (h - m) as f64 - (y - y0) / (y1 - y0).max(1e-9) * (h - 2 * m) as f64;
     let mut put = |x: i64, y: i64, c: [u8; 3]| {
@@ -117,7 +127,10 @@ fn write_rgb(path: &Path, img: &[u8], w: usize, h: usize) -> Result<()> {
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
-    let err = |e: png::EncodingError| Error::File { path: path.to_path_buf(), msg: e.to_string() };
+    let err = |e: png::EncodingError| Error::File {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    };
     let mut writer = enc.write_header().map_err(err)?;
     writer.write_image_data(img).map_err(err)?;
     writer.finish().map_err(err)?;

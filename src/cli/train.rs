@@ -30,7 +30,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 20)]
     pub episodes: usize,
     /// Training steps (in total, counting those of a resumed run).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 1000)]
     pub steps: u64,
     /// Folder for metrics, checkpoints and pictures.
     #[arg(long, default_value = "runs/train")]
@@ -39,7 +39,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     /// Steps between checkpoints (and open-loop pictures).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 250)]
     pub save_every: u64,
 }
 
@@ -48,17 +48,27 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
     let mut cfg = resolve_config(&gpu, args.config.as_deref(), args.preset.as_deref())?;
     let src = match &args.data {
         Some(d) => DataSource::Dir(d.clone()),
-        None => DataSource::Env { name: args.env.clone(), episodes: args.episodes },
+        None => DataSource::Env {
+            name: args.env.clone(),
+            episodes: args.episodes,
+        },
     };
     let replay = load_data(&src, cfg.seed)?;
     let action_dim = replay.action_dim().unwrap_or(0);
     // Presets take the action size from the data; a config file that names one must match.
     if args.config.is_some() && cfg.action_dim != 0 && cfg.action_dim != action_dim {
-        return Err(Error::Invalid(format!("config action_dim {} but the data has {action_dim}", cfg.action_dim)));
+        return Err(Error::Invalid(format!(
+            "config action_dim {} but the data has {action_dim}",
+            cfg.action_dim
+        )));
     }
     cfg.action_dim = action_dim;
     let mut trainer = Trainer::new(&gpu, &cfg)?;
-    eprintln!("model: {} parameters in {} tensors", trainer.model.params.num_values(), trainer.model.params.len());
+    eprintln!(
+        "model: {} parameters in {} tensors",
+        trainer.model.params.num_values(),
+        trainer.model.params.len()
+    );
     std::fs::create_dir_all(&args.logdir)?;
     let ckpt = args.logdir.join("checkpoint");
     if args.resume {
@@ -70,7 +80,8 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
         .append(true)
         .open(args.logdir.join("metrics.jsonl"))?;
     // Held-out pictures: a fixed sample (its own seed), never a training batch.
-    let pic_batch = replay.sample_with_seed(4.min(cfg.batch), cfg.seq_len.max(10), cfg.seed ^ 0xfeed)?;
+    let pic_batch =
+        replay.sample_with_seed(4.min(cfg.batch), cfg.seq_len.max(10), cfg.seed ^ 0xfeed)?;
     let pb = ProgressBar::new(args.steps);
     pb.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").unwrap());
     pb.set_position(trainer.step);
@@ -78,7 +89,12 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
     let first = trainer.step;
     let mut last_saved = trainer.step;
     while trainer.step < args.steps {
-        let host = replay.sample_with_seed(cfg.batch, cfg.seq_len, cfg.seed.wrapping_add(trainer.step.wrapping_mul(0x9E37_79B9)))?;
+        let host = replay.sample_with_seed(
+            cfg.batch,
+            cfg.seq_len,
+            cfg.seed
+                .wrapping_add(trainer.step.wrapping_mul(0x9E37_79B9)),
+        )?;
         let batch = upload_batch(&gpu, &host)?;
         let m = trainer.train_step(&batch)?;
         if !m.loss.is_finite() {
@@ -108,8 +124,16 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
             last_saved = trainer.step;
             let pics = upload_batch(&gpu, &pic_batch)?;
             let pred = open_loop(&trainer.model, &pics, 5)?;
-            let path = args.logdir.join(format!("open_loop_{:06}.png", trainer.step));
-            write_open_loop_png(&path, &pic_batch.obs, &pred.to_vec()?, pic_batch.batch_size, pic_batch.seq_len)?;
+            let path = args
+                .logdir
+                .join(format!("open_loop_{:06}.png", trainer.step));
+            write_open_loop_png(
+                &path,
+                &pic_batch.obs,
+                &pred.to_vec()?,
+                pic_batch.batch_size,
+                pic_batch.seq_len,
+            )?;
             let msg = format!("step {}: checkpoint and {}", trainer.step, path.display());
             if pb.is_hidden() {
                 eprintln!("{msg}");
@@ -119,6 +143,10 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
         }
     }
     pb.finish();
-    eprintln!("done: {} steps in {:.1} s", trainer.step - first, start.elapsed().as_secs_f64());
+    eprintln!(
+        "done: {} steps in {:.1} s",
+        trainer.step - first,
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

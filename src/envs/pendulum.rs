@@ -166,16 +166,17 @@ impl Env for Pendulum {
         const POLE: [u8; 3] = [205, 175, 115];
         const BOB: [u8; 3] = [230, 90, 60];
         const PIVOT: [u8; 3] = [150, 150, 160];
-        // 0.5 m of pole spans 24 px from the centre, leaving room for the bob at any angle.
+        // 0.5 m of pole spans 24 px from the centre, leaving room for the bob at any angle. The
+        // pole and bob are drawn thick: a world model learns what covers many pixels first.
         let scale = 48.0_f32;
         let (cx, cy) = (32.0_f32, 32.0_f32);
         let (s, c) = (self.theta as f32).sin_cos();
         let tip_x = cx + scale * LENGTH as f32 * s;
         let tip_y = cy - scale * LENGTH as f32 * c;
         let mut canvas = Canvas::new(BACKGROUND);
-        canvas.fill_capsule(cx, cy, tip_x, tip_y, 1.6, POLE);
+        canvas.fill_capsule(cx, cy, tip_x, tip_y, 3.0, POLE);
         canvas.fill_circle(cx, cy, 2.2, PIVOT);
-        canvas.fill_circle(tip_x, tip_y, 4.2, BOB);
+        canvas.fill_circle(tip_x, tip_y, 6.0, BOB);
         canvas.into_bytes()
     }
 }

@@ -36,10 +36,7 @@ pub struct AdapterReport {
 impl AdapterReport {
     /// One line: name, backend, type.
     pub fn short(&self) -> String {
-        format!(
-            "{} ({}, {})",
-            self.name, self.backend, self.device_type
-        )
+        format!("{} ({}, {})", self.name, self.backend, self.device_type)
     }
     /// True for CPU implementations (lavapipe, llvmpipe, SwiftShader, WARP).
     pub fn is_cpu(&self) -> bool {
@@ -54,13 +51,41 @@ impl fmt::Display for AdapterReport {
         writeln!(f, "device type  {}", self.device_type)?;
         writeln!(f, "driver       {}", self.driver)?;
         writeln!(f, "limits")?;
-        writeln!(f, "  max storage buffer binding  {} MiB", self.max_storage_binding >> 20)?;
-        writeln!(f, "  max buffer size             {} MiB", self.max_buffer >> 20)?;
-        writeln!(f, "  storage buffers per stage   {}", self.max_storage_buffers_per_stage)?;
-        writeln!(f, "  workgroups per dimension    {}", self.max_workgroups_per_dim)?;
-        writeln!(f, "  invocations per workgroup   {}", self.max_invocations_per_workgroup)?;
-        writeln!(f, "  workgroup storage           {} KiB", self.max_workgroup_storage >> 10)?;
-        writeln!(f, "timestamps   {}", if self.timestamps { "yes" } else { "no" })?;
+        writeln!(
+            f,
+            "  max storage buffer binding  {} MiB",
+            self.max_storage_binding >> 20
+        )?;
+        writeln!(
+            f,
+            "  max buffer size             {} MiB",
+            self.max_buffer >> 20
+        )?;
+        writeln!(
+            f,
+            "  storage buffers per stage   {}",
+            self.max_storage_buffers_per_stage
+        )?;
+        writeln!(
+            f,
+            "  workgroups per dimension    {}",
+            self.max_workgroups_per_dim
+        )?;
+        writeln!(
+            f,
+            "  invocations per workgroup   {}",
+            self.max_invocations_per_workgroup
+        )?;
+        writeln!(
+            f,
+            "  workgroup storage           {} KiB",
+            self.max_workgroup_storage >> 10
+        )?;
+        writeln!(
+            f,
+            "timestamps   {}",
+            if self.timestamps { "yes" } else { "no" }
+        )?;
         write!(f, "features     {}", self.features)
     }
 }
@@ -155,7 +180,8 @@ impl Gpu {
             Some(b) => pollster::block_on(instance_for(b).enumerate_adapters(b)),
             None => {
                 let native = pollster::block_on(
-                    instance_for(wgpu::Backends::PRIMARY).enumerate_adapters(wgpu::Backends::PRIMARY),
+                    instance_for(wgpu::Backends::PRIMARY)
+                        .enumerate_adapters(wgpu::Backends::PRIMARY),
                 );
                 if native.is_empty() {
                     pollster::block_on(
@@ -218,7 +244,9 @@ impl Gpu {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
             max_storage_binding: limits.max_storage_buffer_binding_size as u64,
             max_buffer: limits.max_buffer_size,
             max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
@@ -260,24 +288,41 @@ impl Gpu {
 
     /// Counters: buffers created, dispatches, submits, readbacks.
     pub fn stats(&self) -> Stats {
-        let mut s = *self.shared.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = *self
+            .shared
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let pool = self.shared.pool.lock().unwrap_or_else(|e| e.into_inner());
         s.buffers_created += pool.buffers_created;
         s.bytes_created += pool.bytes_created;
         s.bytes_in_use = pool.bytes_in_use;
-        s.pipelines = self.shared.pipelines.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        s.pipelines = self
+            .shared
+            .pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len() as u64;
         s
     }
 
     /// Dispatches recorded but not yet submitted.
     pub fn pending_dispatches(&self) -> usize {
-        self.shared.rec.lock().unwrap_or_else(|e| e.into_inner()).dispatch_count()
+        self.shared
+            .rec
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dispatch_count()
     }
 
     /// Free the pool's cached buffers (memory goes back to the driver).
     pub fn trim(&self) {
         self.flush();
-        self.shared.pool.lock().unwrap_or_else(|e| e.into_inner()).trim();
+        self.shared
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .trim();
     }
 
     /// Check that `len` f32 elements fit in one storage binding.
@@ -335,19 +380,29 @@ impl Gpu {
     /// A zero-filled buffer (the clear is recorded in order with the dispatches).
     pub fn zeros(&self, len: usize) -> Result<GpuBuffer> {
         let b = self.acquire(len, false)?;
-        self.shared.rec.lock().unwrap_or_else(|e| e.into_inner()).cmds.push(Cmd::Clear {
-            buf: b.buffer.clone(),
-            size: b.bytes().next_multiple_of(4),
-        });
+        self.shared
+            .rec
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cmds
+            .push(Cmd::Clear {
+                buf: b.buffer.clone(),
+                size: b.bytes().next_multiple_of(4),
+            });
         Ok(b)
     }
 
     /// Record a clear of `buf` to zero.
     pub fn clear(&self, buf: &GpuBuffer) {
-        self.shared.rec.lock().unwrap_or_else(|e| e.into_inner()).cmds.push(Cmd::Clear {
-            buf: buf.buffer.clone(),
-            size: buf.bytes(),
-        });
+        self.shared
+            .rec
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cmds
+            .push(Cmd::Clear {
+                buf: buf.buffer.clone(),
+                size: buf.bytes(),
+            });
     }
 
     /// Upload host data into a new buffer.
@@ -371,7 +426,14 @@ impl Gpu {
                 buf.len
             )));
         }
-        if !self.shared.rec.lock().unwrap_or_else(|e| e.into_inner()).cmds.is_empty() {
+        if !self
+            .shared
+            .rec
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cmds
+            .is_empty()
+        {
             self.flush();
         }
         if !data.is_empty() {
@@ -437,22 +499,41 @@ impl Gpu {
             groups,
         });
         drop(rec);
-        self.shared.counters.lock().unwrap_or_else(|e| e.into_inner()).dispatches += 1;
+        self.shared
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dispatches += 1;
     }
 
     /// Record a copy of `len` f32 from `src[src_off..]` to `dst[dst_off..]`.
-    pub fn copy(&self, src: &GpuBuffer, src_off: usize, dst: &GpuBuffer, dst_off: usize, len: usize) {
-        assert!(src_off + len <= src.len && dst_off + len <= dst.len, "copy out of range");
+    pub fn copy(
+        &self,
+        src: &GpuBuffer,
+        src_off: usize,
+        dst: &GpuBuffer,
+        dst_off: usize,
+        len: usize,
+    ) {
+        assert!(
+            src_off + len <= src.len && dst_off + len <= dst.len,
+            "copy out of range"
+        );
         if len == 0 {
             return;
         }
-        self.shared.rec.lock().unwrap_or_else(|e| e.into_inner()).cmds.push(Cmd::Copy {
-            src: src.buffer.clone(),
-            src_off: src_off as u64 * 4,
-            dst: dst.buffer.clone(),
-            dst_off: dst_off as u64 * 4,
-            size: len as u64 * 4,
-        });
+        self.shared
+            .rec
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cmds
+            .push(Cmd::Copy {
+                src: src.buffer.clone(),
+                src_off: src_off as u64 * 4,
+                dst: dst.buffer.clone(),
+                dst_off: dst_off as u64 * 4,
+                size: len as u64 * 4,
+            });
     }
 
     /// Workgroup grid for `n` threads in 1-D workgroups of `wg`: when more than the device's
@@ -499,7 +580,11 @@ impl Gpu {
                 mapped_at_creation: false,
             }));
             rec.params_cap = cap;
-            let mut c = self.shared.counters.lock().unwrap_or_else(|e| e.into_inner());
+            let mut c = self
+                .shared
+                .counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             c.buffers_created += 1;
             c.bytes_created += cap;
         }
@@ -507,18 +592,28 @@ impl Gpu {
             let buf = rec.params_buf.clone().unwrap();
             self.shared.queue.write_buffer(&buf, 0, &rec.params);
         }
-        let mut encoder = self
-            .shared
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+        let mut encoder =
+            self.shared
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("step"),
+                });
         rec.encode(&self.shared.device, &mut encoder);
         // Submit and advance the epoch before releasing the recorder: a buffer freed by a
         // command in this batch must not count as "freed before the last submit" (and so be
         // handed to an upload) until the batch really is submitted.
         self.shared.queue.submit([encoder.finish()]);
-        self.shared.pool.lock().unwrap_or_else(|e| e.into_inner()).epoch += 1;
+        self.shared
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .epoch += 1;
         drop(rec);
-        self.shared.counters.lock().unwrap_or_else(|e| e.into_inner()).submits += 1;
+        self.shared
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .submits += 1;
     }
 
     /// Run `record` (which records dispatches) and submit it alone, returning what it returned
@@ -531,11 +626,14 @@ impl Gpu {
             self.sync();
             return Ok((r, None));
         }
-        let qs = self.shared.device.create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("timing"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2,
-        });
+        let qs = self
+            .shared
+            .device
+            .create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("timing"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            });
         let r = record();
         let resolve = self.shared.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timing resolve"),
@@ -561,7 +659,9 @@ impl Gpu {
         let mut enc = self
             .shared
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("timing") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("timing"),
+            });
         enc.resolve_query_set(&qs, 0..2, &resolve, 0);
         enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, 16);
         self.shared.queue.submit([enc.finish()]);
@@ -577,11 +677,17 @@ impl Gpu {
             .map_err(|e| Error::Readback(e.to_string()))?
             .map_err(|e| Error::Readback(e.to_string()))?;
         let ticks: Vec<u64> = {
-            let view = read.slice(..).get_mapped_range().map_err(|e| Error::Readback(e.to_string()))?;
+            let view = read
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Readback(e.to_string()))?;
             bytemuck::pod_collect_to_vec(&view[..])
         };
         let period = self.shared.queue.get_timestamp_period() as f64;
-        Ok((r, Some(ticks[1].saturating_sub(ticks[0]) as f64 * period * 1e-9)))
+        Ok((
+            r,
+            Some(ticks[1].saturating_sub(ticks[0]) as f64 * period * 1e-9),
+        ))
     }
 
     /// Wait until the device is idle.
@@ -603,11 +709,19 @@ impl Gpu {
         }
         let class = size_class(total);
         let staging = {
-            let mut st = self.shared.staging.lock().unwrap_or_else(|e| e.into_inner());
+            let mut st = self
+                .shared
+                .staging
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             match st.iter().position(|(c, _)| *c == class) {
                 Some(i) => st.swap_remove(i).1,
                 None => {
-                    let mut c = self.shared.counters.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut c = self
+                        .shared
+                        .counters
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
                     c.buffers_created += 1;
                     c.bytes_created += class;
                     self.shared.device.create_buffer(&wgpu::BufferDescriptor {
@@ -662,8 +776,16 @@ impl Gpu {
             }
         }
         staging.unmap();
-        self.shared.staging.lock().unwrap_or_else(|e| e.into_inner()).push((class, staging));
-        self.shared.counters.lock().unwrap_or_else(|e| e.into_inner()).readbacks += 1;
+        self.shared
+            .staging
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((class, staging));
+        self.shared
+            .counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .readbacks += 1;
         Ok(out)
     }
 }

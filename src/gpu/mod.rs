@@ -7,8 +7,8 @@
 //! readback) submits them all in one command buffer.
 
 pub mod context;
-pub mod pool;
 pub mod pipelines;
+pub mod pool;
 pub mod recorder;
 pub mod shaders;
 

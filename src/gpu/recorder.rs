@@ -81,15 +81,20 @@ impl Recorder {
             match &cmds[i] {
                 Cmd::Dispatch { .. } => {
                     // Where this pass's run of dispatches ends.
-                    let run_end = cmds[i..].iter().position(|c| !is_dispatch(c)).map_or(cmds.len(), |n| i + n);
+                    let run_end = cmds[i..]
+                        .iter()
+                        .position(|c| !is_dispatch(c))
+                        .map_or(cmds.len(), |n| i + n);
                     let writes = timestamps.as_ref().and_then(|qs| {
                         let begin = (Some(i) == first).then_some(0);
                         let end = last.filter(|l| *l < run_end && *l >= i).map(|_| 1);
-                        (begin.is_some() || end.is_some()).then_some(wgpu::ComputePassTimestampWrites {
-                            query_set: qs,
-                            beginning_of_pass_write_index: begin,
-                            end_of_pass_write_index: end,
-                        })
+                        (begin.is_some() || end.is_some()).then_some(
+                            wgpu::ComputePassTimestampWrites {
+                                query_set: qs,
+                                beginning_of_pass_write_index: begin,
+                                end_of_pass_write_index: end,
+                            },
+                        )
                     });
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: None,

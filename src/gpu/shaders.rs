@@ -7,7 +7,10 @@ pub const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
 
 /// `(name, source)` of every kernel family in `shaders/`.
 pub const SOURCES: &[(&str, &str)] = &[
-    ("elementwise", include_str!("../../shaders/elementwise.wgsl")),
+    (
+        "elementwise",
+        include_str!("../../shaders/elementwise.wgsl"),
+    ),
     ("matmul", include_str!("../../shaders/matmul.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("shape", include_str!("../../shaders/shape.wgsl")),
@@ -22,10 +25,8 @@ pub const SOURCES: &[(&str, &str)] = &[
 /// The source of kernel family `name` with the prelude in front, and the number of prelude
 /// lines (to map validation errors back to the file's own line numbers).
 pub fn source_with_prelude(name: &str) -> Option<(String, usize)> {
-    SOURCES.iter().find(|(n, _)| *n == name).map(|(_, src)| {
-        (
-            format!("{PRELUDE}\n{src}"),
-            PRELUDE.lines().count() + 1,
-        )
-    })
+    SOURCES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, src)| (format!("{PRELUDE}\n{src}"), PRELUDE.lines().count() + 1))
 }

@@ -168,7 +168,8 @@ impl Config {
             }
         }
         let positive = |v: f32| v.is_finite() && v > 0.0;
-        if !positive(self.min_std) || !positive(self.lr) || !(0.0..=1.0).contains(&self.kl_balance) {
+        if !positive(self.min_std) || !positive(self.lr) || !(0.0..=1.0).contains(&self.kl_balance)
+        {
             return Err(Error::Invalid(
                 "config: min_std and lr must be positive, kl_balance in [0, 1]".into(),
             ));

@@ -13,7 +13,10 @@ use crate::tensor::{Tape, Tensor};
 pub fn open_loop(model: &WorldModel, batch: &DeviceBatch, context: usize) -> Result<Tensor> {
     let (b, steps) = model.check_batch(batch)?;
     if context == 0 || context > steps {
-        return shape_err("open_loop", format!("context {context} for sequences of {steps}"));
+        return shape_err(
+            "open_loop",
+            format!("context {context} for sequences of {steps}"),
+        );
     }
     let cfg = &model.cfg;
     let gpu = batch.obs.gpu();

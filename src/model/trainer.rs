@@ -53,8 +53,17 @@ impl Trainer {
             .zip(model.params.tensors())
             .collect();
         let flat = FlatParams::from_tensors(gpu, &named)?;
-        let adam = Adam::new(&flat, AdamConfig::new(cfg.lr as f64).with_clip(cfg.grad_clip as f64))?;
-        Ok(Trainer { model, flat, adam, step: 0, last_posterior: None })
+        let adam = Adam::new(
+            &flat,
+            AdamConfig::new(cfg.lr as f64).with_clip(cfg.grad_clip as f64),
+        )?;
+        Ok(Trainer {
+            model,
+            flat,
+            adam,
+            step: 0,
+            last_posterior: None,
+        })
     }
 
     /// One training step on `batch`: records the loss, its backward and the update, submits
@@ -71,7 +80,11 @@ impl Trainer {
         self.adam.step(&self.flat, &g)?;
         drop(g);
         drop(grads);
-        let norm = self.adam.last_norm().cloned().unwrap_or_else(|| loss.clone());
+        let norm = self
+            .adam
+            .last_norm()
+            .cloned()
+            .unwrap_or_else(|| loss.clone());
         let vals = gpu.read_many(&[
             loss.buf(),
             out.image_nll.buf(),
@@ -101,12 +114,21 @@ impl Trainer {
         let (m, v, t) = self.adam.state()?;
         let vals = m.gpu().read_many(&[m.buf(), v.buf()])?;
         let mut opt = BTreeMap::new();
-        opt.insert("adam.m".to_string(), HostTensor::new(vec![m.len()], vals[0].clone())?);
-        opt.insert("adam.v".to_string(), HostTensor::new(vec![v.len()], vals[1].clone())?);
+        opt.insert(
+            "adam.m".to_string(),
+            HostTensor::new(vec![m.len()], vals[0].clone())?,
+        );
+        opt.insert(
+            "adam.v".to_string(),
+            HostTensor::new(vec![v.len()], vals[1].clone())?,
+        );
         let mut meta = HashMap::new();
         meta.insert("step".to_string(), self.step.to_string());
         meta.insert("adam_t".to_string(), t.to_string());
-        meta.insert("config".to_string(), serde_json::to_string(&self.model.cfg).map_err(|e| Error::Invalid(e.to_string()))?);
+        meta.insert(
+            "config".to_string(),
+            serde_json::to_string(&self.model.cfg).map_err(|e| Error::Invalid(e.to_string()))?,
+        );
         save_safetensors(dir.join("optimizer.safetensors"), &opt, Some(meta))?;
         self.model.params.save(&dir.join("checkpoint.safetensors"))
     }
@@ -116,19 +138,37 @@ impl Trainer {
         let wpath = dir.join("checkpoint.safetensors");
         let opath = dir.join("optimizer.safetensors");
         let weights = crate::nn::load_file(&wpath)?;
-        self.model.params.check_host(&weights).map_err(|e| Error::File { path: wpath.clone(), msg: e.to_string() })?;
+        self.model
+            .params
+            .check_host(&weights)
+            .map_err(|e| Error::File {
+                path: wpath.clone(),
+                msg: e.to_string(),
+            })?;
         let (opt, meta) = load_safetensors(&opath)?;
-        let bad = |msg: String| Error::File { path: opath.clone(), msg };
-        let saved_cfg: Config = serde_json::from_str(meta.get("config").ok_or_else(|| bad("no config in metadata".into()))?)
-            .map_err(|e| bad(format!("bad config in metadata: {e}")))?;
+        let bad = |msg: String| Error::File {
+            path: opath.clone(),
+            msg,
+        };
+        let saved_cfg: Config = serde_json::from_str(
+            meta.get("config")
+                .ok_or_else(|| bad("no config in metadata".into()))?,
+        )
+        .map_err(|e| bad(format!("bad config in metadata: {e}")))?;
         if saved_cfg != self.model.cfg {
             return Err(bad(format!(
                 "checkpoint was trained with a different configuration:\n  saved   {saved_cfg:?}\n  current {:?}",
                 self.model.cfg
             )));
         }
-        let step: u64 = meta.get("step").and_then(|s| s.parse().ok()).ok_or_else(|| bad("no step in metadata".into()))?;
-        let t: u64 = meta.get("adam_t").and_then(|s| s.parse().ok()).ok_or_else(|| bad("no adam_t in metadata".into()))?;
+        let step: u64 = meta
+            .get("step")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("no step in metadata".into()))?;
+        let t: u64 = meta
+            .get("adam_t")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("no adam_t in metadata".into()))?;
         let n = self.flat.len();
         let (m, v) = match (opt.get("adam.m"), opt.get("adam.v")) {
             (Some(m), Some(v)) if m.data.len() == n && v.data.len() == n => (m, v),

@@ -88,14 +88,27 @@ pub struct Observed {
     pub last_s: Var,
 }
 
-fn conv_layer(store: &mut ParamStore, gpu: &Gpu, name: &str, shape: [usize; 4], transpose: bool, rng: &mut rand::rngs::StdRng) -> Result<ConvLayer> {
+fn conv_layer(
+    store: &mut ParamStore,
+    gpu: &Gpu,
+    name: &str,
+    shape: [usize; 4],
+    transpose: bool,
+    rng: &mut rand::rngs::StdRng,
+) -> Result<ConvLayer> {
     // PyTorch's fans: dim 1 times the receptive field is fan_in, dim 0 times it fan_out, for
     // Conv2d [out, in, k, k] and ConvTranspose2d [in, out, k, k] alike.
     let rf = shape[2] * shape[3];
     let (fan_in, fan_out) = (shape[1] * rf, shape[0] * rf);
     let out_c = if transpose { shape[1] } else { shape[0] };
     Ok(ConvLayer {
-        weight: store.add(gpu, &format!("{name}.weight"), &shape, Init::XavierUniform { fan_in, fan_out }, rng)?,
+        weight: store.add(
+            gpu,
+            &format!("{name}.weight"),
+            &shape,
+            Init::XavierUniform { fan_in, fan_out },
+            rng,
+        )?,
         bias: store.add(gpu, &format!("{name}.bias"), &[out_c], Init::Zeros, rng)?,
     })
 }
@@ -105,7 +118,9 @@ impl WorldModel {
     pub fn new(gpu: &Gpu, cfg: &Config) -> Result<WorldModel> {
         cfg.validate()?;
         if cfg.action_dim == 0 {
-            return Err(crate::error::Error::Invalid("config: action_dim must be set (from the environment or the data)".into()));
+            return Err(crate::error::Error::Invalid(
+                "config: action_dim must be set (from the environment or the data)".into(),
+            ));
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
         let mut p = ParamStore::new();
@@ -113,22 +128,67 @@ impl WorldModel {
         let enc_ch = [3, d, 2 * d, 4 * d, 8 * d];
         let mut encoder = Vec::new();
         for i in 0..4 {
-            encoder.push(conv_layer(&mut p, gpu, &format!("encoder.conv{i}"), [enc_ch[i + 1], enc_ch[i], 4, 4], false, &mut rng)?);
+            encoder.push(conv_layer(
+                &mut p,
+                gpu,
+                &format!("encoder.conv{i}"),
+                [enc_ch[i + 1], enc_ch[i], 4, 4],
+                false,
+                &mut rng,
+            )?);
         }
-        let decoder_linear = Linear::new(&mut p, gpu, "decoder.linear", cfg.feat(), cfg.embed(), &mut rng)?;
+        let decoder_linear = Linear::new(
+            &mut p,
+            gpu,
+            "decoder.linear",
+            cfg.feat(),
+            cfg.embed(),
+            &mut rng,
+        )?;
         let dec_ch = [cfg.embed(), 4 * d, 2 * d, d, 3];
         let dec_k = [5, 5, 6, 6];
         let mut decoder = Vec::new();
         for i in 0..4 {
-            decoder.push(conv_layer(&mut p, gpu, &format!("decoder.deconv{i}"), [dec_ch[i], dec_ch[i + 1], dec_k[i], dec_k[i]], true, &mut rng)?);
+            decoder.push(conv_layer(
+                &mut p,
+                gpu,
+                &format!("decoder.deconv{i}"),
+                [dec_ch[i], dec_ch[i + 1], dec_k[i], dec_k[i]],
+                true,
+                &mut rng,
+            )?);
         }
         let (s, a, h, dd) = (cfg.stoch, cfg.action_dim, cfg.hidden, cfg.deter);
         let img_in = Linear::new(&mut p, gpu, "rssm.img_in", s + a, h, &mut rng)?;
         let bound = 1.0 / (dd as f32).sqrt();
-        let w_ih = p.add(gpu, "rssm.gru.weight_ih", &[3 * dd, h], Init::Uniform(bound), &mut rng)?;
-        let w_hh = p.add(gpu, "rssm.gru.weight_hh", &[3 * dd, dd], Init::Uniform(bound), &mut rng)?;
-        let b_ih = p.add(gpu, "rssm.gru.bias_ih", &[3 * dd], Init::Uniform(bound), &mut rng)?;
-        let b_hh = p.add(gpu, "rssm.gru.bias_hh", &[3 * dd], Init::Uniform(bound), &mut rng)?;
+        let w_ih = p.add(
+            gpu,
+            "rssm.gru.weight_ih",
+            &[3 * dd, h],
+            Init::Uniform(bound),
+            &mut rng,
+        )?;
+        let w_hh = p.add(
+            gpu,
+            "rssm.gru.weight_hh",
+            &[3 * dd, dd],
+            Init::Uniform(bound),
+            &mut rng,
+        )?;
+        let b_ih = p.add(
+            gpu,
+            "rssm.gru.bias_ih",
+            &[3 * dd],
+            Init::Uniform(bound),
+            &mut rng,
+        )?;
+        let b_hh = p.add(
+            gpu,
+            "rssm.gru.bias_hh",
+            &[3 * dd],
+            Init::Uniform(bound),
+            &mut rng,
+        )?;
         let img_out = Linear::new(&mut p, gpu, "rssm.img_out", dd, h, &mut rng)?;
         let img_stats = Linear::new(&mut p, gpu, "rssm.img_stats", h, 2 * s, &mut rng)?;
         let obs_out = Linear::new(&mut p, gpu, "rssm.obs_out", dd + cfg.embed(), h, &mut rng)?;
@@ -141,7 +201,17 @@ impl WorldModel {
             encoder,
             decoder_linear,
             decoder,
-            rssm: Rssm { img_in, w_ih, w_hh, b_ih, b_hh, img_out, img_stats, obs_out, obs_stats },
+            rssm: Rssm {
+                img_in,
+                w_ih,
+                w_hh,
+                b_ih,
+                b_hh,
+                img_out,
+                img_stats,
+                obs_out,
+                obs_stats,
+            },
             reward,
             cont,
         })
@@ -170,11 +240,26 @@ impl WorldModel {
     }
 
     /// Prior step: `(s_prev [B,S], a_prev [B,A], h_prev [B,D]) -> (h [B,D], prior stats [B,2S])`.
-    pub fn img_step(&self, t: &Tape, p: &Bound, s_prev: Var, a_prev: Var, h_prev: Var) -> Result<(Var, Var)> {
+    pub fn img_step(
+        &self,
+        t: &Tape,
+        p: &Bound,
+        s_prev: Var,
+        a_prev: Var,
+        h_prev: Var,
+    ) -> Result<(Var, Var)> {
         let r = &self.rssm;
         let sa = ops::concat_last(t, &[s_prev, a_prev])?;
         let x = r.img_in.forward(t, p, sa, Act::Elu)?;
-        let h = ops::gru::gru_cell(t, x, h_prev, p.var(r.w_ih), p.var(r.w_hh), p.var(r.b_ih), p.var(r.b_hh))?;
+        let h = ops::gru::gru_cell(
+            t,
+            x,
+            h_prev,
+            p.var(r.w_ih),
+            p.var(r.w_hh),
+            p.var(r.b_ih),
+            p.var(r.b_hh),
+        )?;
         let y = r.img_out.forward(t, p, h, Act::Elu)?;
         let stats = r.img_stats.forward(t, p, y, Act::None)?;
         Ok((h, stats))
@@ -190,7 +275,14 @@ impl WorldModel {
 
     /// Run the RSSM over a `[B,T]` batch of embeddings and actions from a zero state, sampling
     /// the posterior with `eps [B,T,S]`. Every step is only recorded.
-    pub fn observe(&self, t: &Tape, p: &Bound, embed: Var, action: Var, eps: &Tensor) -> Result<Observed> {
+    pub fn observe(
+        &self,
+        t: &Tape,
+        p: &Bound,
+        embed: Var,
+        action: Var,
+        eps: &Tensor,
+    ) -> Result<Observed> {
         let es = t.shape(embed);
         let (b, steps) = (es[0], es[1]);
         let cfg = &self.cfg;
@@ -227,21 +319,40 @@ impl WorldModel {
     pub fn check_batch(&self, batch: &DeviceBatch) -> Result<(usize, usize)> {
         let os = batch.obs.shape();
         if os.len() != 5 || os[2..] != [3, 64, 64] {
-            return shape_err("world model", format!("obs must be [B,T,3,64,64], got {os:?}"));
+            return shape_err(
+                "world model",
+                format!("obs must be [B,T,3,64,64], got {os:?}"),
+            );
         }
         let (b, steps) = (os[0], os[1]);
         let a = self.cfg.action_dim;
         if batch.action.shape() != [b, steps, a] {
-            return shape_err("world model", format!("action must be [{b},{steps},{a}], got {:?}", batch.action.shape()));
+            return shape_err(
+                "world model",
+                format!(
+                    "action must be [{b},{steps},{a}], got {:?}",
+                    batch.action.shape()
+                ),
+            );
         }
         for (name, tns) in [("reward", &batch.reward), ("cont", &batch.cont)] {
             if tns.shape() != [b, steps] {
-                return shape_err("world model", format!("{name} must be [{b},{steps}], got {:?}", tns.shape()));
+                return shape_err(
+                    "world model",
+                    format!("{name} must be [{b},{steps}], got {:?}", tns.shape()),
+                );
             }
         }
         if let Some(e) = &batch.eps {
             if e.shape() != [b, steps, self.cfg.stoch] {
-                return shape_err("world model", format!("eps must be [{b},{steps},{}], got {:?}", self.cfg.stoch, e.shape()));
+                return shape_err(
+                    "world model",
+                    format!(
+                        "eps must be [{b},{steps},{}], got {:?}",
+                        self.cfg.stoch,
+                        e.shape()
+                    ),
+                );
             }
         }
         Ok((b, steps))
@@ -249,14 +360,21 @@ impl WorldModel {
 
     /// The world-model loss of one batch, recorded on `t`. `noise_offset` selects the posterior
     /// noise stream when the batch brings no `eps` (e.g. the step number).
-    pub fn loss(&self, t: &Tape, p: &Bound, batch: &DeviceBatch, noise_offset: u64) -> Result<LossOut> {
+    pub fn loss(
+        &self,
+        t: &Tape,
+        p: &Bound,
+        batch: &DeviceBatch,
+        noise_offset: u64,
+    ) -> Result<LossOut> {
         let (b, steps) = self.check_batch(batch)?;
         let cfg = &self.cfg;
         let gpu = t.gpu();
         let n = b * steps;
         let eps = match &batch.eps {
             Some(e) => e.clone(),
-            None => normal_noise(gpu, n * cfg.stoch, cfg.seed, noise_offset)?.reshape(&[b, steps, cfg.stoch])?,
+            None => normal_noise(gpu, n * cfg.stoch, cfg.seed, noise_offset)?
+                .reshape(&[b, steps, cfg.stoch])?,
         };
         let obs = t.constant(&batch.obs);
         let images = ops::reshape(t, obs, &[n, 3, 64, 64])?;
@@ -279,9 +397,25 @@ impl WorldModel {
         // KL balancing over all B*T steps.
         let post = ops::reshape(t, o.post_stats, &[n, 2 * cfg.stoch])?;
         let prior = ops::reshape(t, o.prior_stats, &[n, 2 * cfg.stoch])?;
-        let q = gaussian_head(t, post, cfg.min_std, Noise::Given(Tensor::zeros(gpu, &[n, cfg.stoch])?))?;
-        let pr = gaussian_head(t, prior, cfg.min_std, Noise::Given(Tensor::zeros(gpu, &[n, cfg.stoch])?))?;
-        let kl = kl_balanced(t, (q.mean, q.std), (pr.mean, pr.std), cfg.kl_balance, cfg.free_nats)?;
+        let q = gaussian_head(
+            t,
+            post,
+            cfg.min_std,
+            Noise::Given(Tensor::zeros(gpu, &[n, cfg.stoch])?),
+        )?;
+        let pr = gaussian_head(
+            t,
+            prior,
+            cfg.min_std,
+            Noise::Given(Tensor::zeros(gpu, &[n, cfg.stoch])?),
+        )?;
+        let kl = kl_balanced(
+            t,
+            (q.mean, q.std),
+            (pr.mean, pr.std),
+            cfg.kl_balance,
+            cfg.free_nats,
+        )?;
         let kl_term = ops::scale(t, kl.value, cfg.kl_scale, 0.0)?;
         let loss = ops::add(t, nll, kl_term)?;
         let means = |v: Var| -> Result<Tensor> {

@@ -16,7 +16,10 @@ use crate::tensor::{Tape, Tensor, Var};
 #[derive(Clone, Copy, Debug)]
 pub enum Init {
     /// Xavier/Glorot uniform: U(-sqrt(6 / (fan_in + fan_out)), +...).
-    XavierUniform { fan_in: usize, fan_out: usize },
+    XavierUniform {
+        fan_in: usize,
+        fan_out: usize,
+    },
     /// U(-bound, bound) (PyTorch's GRU: bound = 1 / sqrt(hidden)).
     Uniform(f32),
     Zeros,
@@ -76,7 +79,9 @@ impl ParamStore {
         rng: &mut impl Rng,
     ) -> Result<ParamId> {
         if self.index.contains_key(name) {
-            return Err(Error::Invalid(format!("parameter '{name}' registered twice")));
+            return Err(Error::Invalid(format!(
+                "parameter '{name}' registered twice"
+            )));
         }
         let n = shape.iter().product();
         let t = Tensor::from_vec(gpu, shape, &init.sample(n, rng))?;
@@ -184,9 +189,25 @@ pub struct Linear {
 
 impl Linear {
     /// Register `{name}.weight` (Xavier uniform) and `{name}.bias` (zeros).
-    pub fn new(store: &mut ParamStore, gpu: &Gpu, name: &str, inp: usize, out: usize, rng: &mut impl Rng) -> Result<Linear> {
+    pub fn new(
+        store: &mut ParamStore,
+        gpu: &Gpu,
+        name: &str,
+        inp: usize,
+        out: usize,
+        rng: &mut impl Rng,
+    ) -> Result<Linear> {
         Ok(Linear {
-            weight: store.add(gpu, &format!("{name}.weight"), &[out, inp], Init::XavierUniform { fan_in: inp, fan_out: out }, rng)?,
+            weight: store.add(
+                gpu,
+                &format!("{name}.weight"),
+                &[out, inp],
+                Init::XavierUniform {
+                    fan_in: inp,
+                    fan_out: out,
+                },
+                rng,
+            )?,
             bias: store.add(gpu, &format!("{name}.bias"), &[out], Init::Zeros, rng)?,
         })
     }
@@ -220,7 +241,14 @@ impl Mlp {
         let mut ls = Vec::with_capacity(layers);
         let mut width = inp;
         for i in 0..layers {
-            ls.push(Linear::new(store, gpu, &format!("{name}.l{i}"), width, units, rng)?);
+            ls.push(Linear::new(
+                store,
+                gpu,
+                &format!("{name}.l{i}"),
+                width,
+                units,
+                rng,
+            )?);
             width = units;
         }
         let out = Linear::new(store, gpu, &format!("{name}.out"), width, out, rng)?;

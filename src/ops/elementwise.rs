@@ -58,13 +58,24 @@ pub fn unary_forward(x: &Tensor, op: Unary) -> Result<Tensor> {
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, x.shape())?;
     let k = gpu.kernel("elementwise", "unary", &[("OP", op.code())])?;
-    gpu.dispatch(&k, &op.params(x.len()), &[x.buf(), y.buf()], grid(gpu, x.len()));
+    gpu.dispatch(
+        &k,
+        &op.params(x.len()),
+        &[x.buf(), y.buf()],
+        grid(gpu, x.len()),
+    );
     Ok(y)
 }
 
 /// Record `gx (+)= gy * op'(.)` where `saved` is y for the ops with `backward_from_output`,
 /// else x.
-pub fn unary_backward(saved: &Tensor, gy: &Tensor, gx: &Tensor, op: Unary, acc: bool) -> Result<()> {
+pub fn unary_backward(
+    saved: &Tensor,
+    gy: &Tensor,
+    gx: &Tensor,
+    op: Unary,
+    acc: bool,
+) -> Result<()> {
     let gpu = saved.gpu();
     let k = gpu.kernel(
         "elementwise",
@@ -88,7 +99,11 @@ pub fn unary_backward(saved: &Tensor, gy: &Tensor, gx: &Tensor, op: Unary, acc: 
 pub fn unary(t: &Tape, x: Var, op: Unary) -> Result<Var> {
     let xv = t.value(x);
     let y = unary_forward(&xv, op)?;
-    let saved = if op.backward_from_output() { y.clone() } else { xv };
+    let saved = if op.backward_from_output() {
+        y.clone()
+    } else {
+        xv
+    };
     Ok(t.record(y, &[x], move |g, gy| {
         let (gx, acc) = g.target(x, saved.shape(), saved.gpu())?;
         unary_backward(&saved, gy, &gx, op, acc)

@@ -129,22 +129,54 @@ pub fn matmul_backward(
     if let Some((ga, acc)) = ga {
         if !s.trans_a {
             // dA [m,k] = dC op(B)^T
-            let spec = MatmulSpec { m, n: k, k: n, trans_a: false, trans_b: !s.trans_b, act: Act::None, acc };
+            let spec = MatmulSpec {
+                m,
+                n: k,
+                k: n,
+                trans_a: false,
+                trans_b: !s.trans_b,
+                act: Act::None,
+                acc,
+            };
             matmul_into(gc, b, None, ga, spec)?;
         } else {
             // A stored [k,m]: dA = op(B) dC^T
-            let spec = MatmulSpec { m: k, n: m, k: n, trans_a: s.trans_b, trans_b: true, act: Act::None, acc };
+            let spec = MatmulSpec {
+                m: k,
+                n: m,
+                k: n,
+                trans_a: s.trans_b,
+                trans_b: true,
+                act: Act::None,
+                acc,
+            };
             matmul_into(b, gc, None, ga, spec)?;
         }
     }
     if let Some((gb, acc)) = gb {
         if !s.trans_b {
             // dB [k,n] = op(A)^T dC
-            let spec = MatmulSpec { m: k, n, k: m, trans_a: !s.trans_a, trans_b: false, act: Act::None, acc };
+            let spec = MatmulSpec {
+                m: k,
+                n,
+                k: m,
+                trans_a: !s.trans_a,
+                trans_b: false,
+                act: Act::None,
+                acc,
+            };
             matmul_into(a, gc, None, gb, spec)?;
         } else {
             // B stored [n,k]: dB = dC^T op(A)
-            let spec = MatmulSpec { m: n, n: k, k: m, trans_a: true, trans_b: s.trans_a, act: Act::None, acc };
+            let spec = MatmulSpec {
+                m: n,
+                n: k,
+                k: m,
+                trans_a: true,
+                trans_b: s.trans_a,
+                act: Act::None,
+                acc,
+            };
             matmul_into(gc, a, None, gb, spec)?;
         }
     }
@@ -156,23 +188,54 @@ pub fn matmul(t: &Tape, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Result<
     let (av, bv) = (t.value(a), t.value(b));
     let (sa, sb) = (av.shape().to_vec(), bv.shape().to_vec());
     if sa.len() != 2 || sb.len() != 2 {
-        return shape_err("matmul", format!("needs 2-D operands, got {sa:?} and {sb:?}"));
+        return shape_err(
+            "matmul",
+            format!("needs 2-D operands, got {sa:?} and {sb:?}"),
+        );
     }
-    let (m, ka) = if trans_a { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
-    let (kb, n) = if trans_b { (sb[1], sb[0]) } else { (sb[0], sb[1]) };
+    let (m, ka) = if trans_a {
+        (sa[1], sa[0])
+    } else {
+        (sa[0], sa[1])
+    };
+    let (kb, n) = if trans_b {
+        (sb[1], sb[0])
+    } else {
+        (sb[0], sb[1])
+    };
     if ka != kb {
         return shape_err(
             "matmul",
-            format!("inner sizes differ: {sa:?}{} x {sb:?}{}", if trans_a { "^T" } else { "" }, if trans_b { "^T" } else { "" }),
+            format!(
+                "inner sizes differ: {sa:?}{} x {sb:?}{}",
+                if trans_a { "^T" } else { "" },
+                if trans_b { "^T" } else { "" }
+            ),
         );
     }
-    let spec = MatmulSpec { m, n, k: ka, trans_a, trans_b, act: Act::None, acc: false };
+    let spec = MatmulSpec {
+        m,
+        n,
+        k: ka,
+        trans_a,
+        trans_b,
+        act: Act::None,
+        acc: false,
+    };
     let c = Tensor::empty(av.gpu(), &[m, n])?;
     matmul_into(&av, &bv, None, &c, spec)?;
     Ok(t.record(c, &[a, b], move |g, gc| {
         let gpu = av.gpu().clone();
-        let ga = if g.wants(a) { Some(g.target(a, av.shape(), &gpu)?) } else { None };
-        let gb = if g.wants(b) { Some(g.target(b, bv.shape(), &gpu)?) } else { None };
+        let ga = if g.wants(a) {
+            Some(g.target(a, av.shape(), &gpu)?)
+        } else {
+            None
+        };
+        let gb = if g.wants(b) {
+            Some(g.target(b, bv.shape(), &gpu)?)
+        } else {
+            None
+        };
         matmul_backward(
             &av,
             &bv,
@@ -191,25 +254,43 @@ pub fn linear(t: &Tape, x: Var, w: Var, b: Option<Var>, act: Act) -> Result<Var>
     let (xv, wv) = (t.value(x), t.value(w));
     let bv = b.map(|b| t.value(b));
     if wv.shape().len() != 2 {
-        return shape_err("linear", format!("weight must be [out, in], got {:?}", wv.shape()));
+        return shape_err(
+            "linear",
+            format!("weight must be [out, in], got {:?}", wv.shape()),
+        );
     }
     let (out_f, in_f) = (wv.shape()[0], wv.shape()[1]);
     if xv.last_dim() != in_f || xv.shape().is_empty() {
         return shape_err(
             "linear",
-            format!("input {:?} does not end in {in_f} (weight {:?})", xv.shape(), wv.shape()),
+            format!(
+                "input {:?} does not end in {in_f} (weight {:?})",
+                xv.shape(),
+                wv.shape()
+            ),
         );
     }
     if let Some(bv) = &bv {
         if bv.len() != out_f {
-            return shape_err("linear", format!("bias {:?} for {out_f} outputs", bv.shape()));
+            return shape_err(
+                "linear",
+                format!("bias {:?} for {out_f} outputs", bv.shape()),
+            );
         }
     }
     let m = xv.rows();
     let mut out_shape = xv.shape().to_vec();
     *out_shape.last_mut().unwrap() = out_f;
     let y = Tensor::empty(xv.gpu(), &out_shape)?;
-    let spec = MatmulSpec { m, n: out_f, k: in_f, trans_a: false, trans_b: true, act, acc: false };
+    let spec = MatmulSpec {
+        m,
+        n: out_f,
+        k: in_f,
+        trans_a: false,
+        trans_b: true,
+        act,
+        acc: false,
+    };
     matmul_into(&xv, &wv, bv.as_ref(), &y, spec)?;
     let saved_y = act.unary().map(|_| y.clone());
     let mut inputs = vec![x, w];
@@ -225,9 +306,20 @@ pub fn linear(t: &Tape, x: Var, w: Var, b: Option<Var>, act: Act) -> Result<Var>
             }
             _ => gy.clone(),
         };
-        let spec = MatmulSpec { act: Act::None, ..spec };
-        let gx = if g.wants(x) { Some(g.target(x, xv.shape(), &gpu)?) } else { None };
-        let gw = if g.wants(w) { Some(g.target(w, wv.shape(), &gpu)?) } else { None };
+        let spec = MatmulSpec {
+            act: Act::None,
+            ..spec
+        };
+        let gx = if g.wants(x) {
+            Some(g.target(x, xv.shape(), &gpu)?)
+        } else {
+            None
+        };
+        let gw = if g.wants(w) {
+            Some(g.target(w, wv.shape(), &gpu)?)
+        } else {
+            None
+        };
         matmul_backward(
             &xv,
             &wv,

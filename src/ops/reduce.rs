@@ -29,7 +29,12 @@ fn sum_rows_into(x: &Tensor, cols: usize, alpha: f32, y: &Tensor) -> Result<()> 
         alpha,
         ..Default::default()
     };
-    gpu.dispatch(&k, &p, &[x.buf(), y.buf()], gpu.grid_1d(rows * WG_1D as usize, WG_1D));
+    gpu.dispatch(
+        &k,
+        &p,
+        &[x.buf(), y.buf()],
+        gpu.grid_1d(rows * WG_1D as usize, WG_1D),
+    );
     Ok(())
 }
 
@@ -38,7 +43,10 @@ pub fn sum_leading_into(x: &Tensor, y: &Tensor, acc: bool) -> Result<()> {
     let gpu = x.gpu();
     let cols = y.len();
     if cols == 0 || !x.len().is_multiple_of(cols) {
-        return shape_err("sum_leading", format!("{:?} into {:?}", x.shape(), y.shape()));
+        return shape_err(
+            "sum_leading",
+            format!("{:?} into {:?}", x.shape(), y.shape()),
+        );
     }
     let p = Params {
         n: x.len() as u32,
@@ -61,7 +69,14 @@ pub fn sum_leading_into(x: &Tensor, y: &Tensor, acc: bool) -> Result<()> {
 }
 
 /// Record `y[i] (+)= alpha * x[(i / div) % modulo]`.
-fn expand_into(x: &Tensor, y: &Tensor, div: usize, modulo: usize, alpha: f32, acc: bool) -> Result<()> {
+fn expand_into(
+    x: &Tensor,
+    y: &Tensor,
+    div: usize,
+    modulo: usize,
+    alpha: f32,
+    acc: bool,
+) -> Result<()> {
     let gpu = x.gpu();
     let k = gpu.kernel("reduce", "expand", &[("ACC", acc as u32 as f64)])?;
     let p = Params {
@@ -80,7 +95,10 @@ pub fn sum_rows(t: &Tape, x: Var, mean: bool) -> Result<Var> {
     let xv = t.value(x);
     let cols = xv.last_dim();
     if xv.shape().is_empty() || cols == 0 {
-        return shape_err("sum_rows", format!("needs a last axis, got {:?}", xv.shape()));
+        return shape_err(
+            "sum_rows",
+            format!("needs a last axis, got {:?}", xv.shape()),
+        );
     }
     let shape = &xv.shape()[..xv.shape().len() - 1];
     let y = Tensor::empty(xv.gpu(), shape)?;
@@ -153,7 +171,9 @@ pub fn mean_all(t: &Tape, x: Var) -> Result<Var> {
 pub mod reference {
     /// Sum of each run of `cols` values.
     pub fn sum_rows(x: &[f32], cols: usize) -> Vec<f32> {
-        x.chunks(cols).map(|c| c.iter().map(|v| *v as f64).sum::<f64>() as f32).collect()
+        x.chunks(cols)
+            .map(|c| c.iter().map(|v| *v as f64).sum::<f64>() as f32)
+            .collect()
     }
     /// Column sums of `x` viewed as `[rows, cols]`.
     pub fn sum_leading(x: &[f32], cols: usize) -> Vec<f32> {

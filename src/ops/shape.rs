@@ -34,9 +34,18 @@ pub fn copy2d(
     cols: usize,
     acc: bool,
 ) -> Result<()> {
-    let last = |b: Block| if rows == 0 { 0 } else { b.offset + (rows - 1) * b.stride + cols };
+    let last = |b: Block| {
+        if rows == 0 {
+            0
+        } else {
+            b.offset + (rows - 1) * b.stride + cols
+        }
+    };
     if last(s) > src.len() || last(d) > dst.len() {
-        return shape_err("copy2d", format!("block out of range: {rows}x{cols} {s:?} -> {d:?}"));
+        return shape_err(
+            "copy2d",
+            format!("block out of range: {rows}x{cols} {s:?} -> {d:?}"),
+        );
     }
     let gpu = src.gpu();
     let k = gpu.kernel("shape", "copy2d", &[("ACC", acc as u32 as f64)])?;
@@ -63,7 +72,11 @@ pub fn concat_last(t: &Tape, xs: &[Var]) -> Result<Var> {
         if v.shape().len() != first.shape().len() || &v.shape()[..lead.len()] != lead {
             return shape_err(
                 "concat",
-                format!("leading shapes differ: {:?} vs {:?}", first.shape(), v.shape()),
+                format!(
+                    "leading shapes differ: {:?} vs {:?}",
+                    first.shape(),
+                    v.shape()
+                ),
             );
         }
     }
@@ -75,7 +88,21 @@ pub fn concat_last(t: &Tape, xs: &[Var]) -> Result<Var> {
     let y = Tensor::empty(first.gpu(), &shape)?;
     let mut off = 0;
     for (v, w) in vals.iter().zip(&widths) {
-        copy2d(v, Block { offset: 0, stride: *w }, &y, Block { offset: off, stride: total }, rows, *w, false)?;
+        copy2d(
+            v,
+            Block {
+                offset: 0,
+                stride: *w,
+            },
+            &y,
+            Block {
+                offset: off,
+                stride: total,
+            },
+            rows,
+            *w,
+            false,
+        )?;
         off += w;
     }
     let shapes: Vec<Vec<usize>> = vals.iter().map(|v| v.shape().to_vec()).collect();
@@ -86,7 +113,21 @@ pub fn concat_last(t: &Tape, xs: &[Var]) -> Result<Var> {
         for ((x, w), shape) in xs.iter().zip(&widths).zip(&shapes) {
             if g.wants(*x) {
                 let (gx, acc) = g.target(*x, shape, &gpu)?;
-                copy2d(gy, Block { offset: off, stride: total }, &gx, Block { offset: 0, stride: *w }, rows, *w, acc)?;
+                copy2d(
+                    gy,
+                    Block {
+                        offset: off,
+                        stride: total,
+                    },
+                    &gx,
+                    Block {
+                        offset: 0,
+                        stride: *w,
+                    },
+                    rows,
+                    *w,
+                    acc,
+                )?;
             }
             off += w;
         }
@@ -109,7 +150,21 @@ pub fn split_last(t: &Tape, x: Var, widths: &[usize]) -> Result<Vec<Var>> {
         let mut shape = lead.clone();
         shape.push(w);
         let y = Tensor::empty(xv.gpu(), &shape)?;
-        copy2d(&xv, Block { offset: off, stride: total }, &y, Block { offset: 0, stride: w }, rows, w, false)?;
+        copy2d(
+            &xv,
+            Block {
+                offset: off,
+                stride: total,
+            },
+            &y,
+            Block {
+                offset: 0,
+                stride: w,
+            },
+            rows,
+            w,
+            false,
+        )?;
         let (xshape, gpu, o) = (xv.shape().to_vec(), xv.gpu().clone(), off);
         out.push(t.record(y, &[x], move |g, gy| {
             let (gx, acc) = g.target(x, &xshape, &gpu)?;
@@ -117,7 +172,21 @@ pub fn split_last(t: &Tape, x: Var, widths: &[usize]) -> Result<Vec<Var>> {
                 // Only this piece's columns get written: the others must start at zero.
                 gpu.clear(gx.buf());
             }
-            copy2d(gy, Block { offset: 0, stride: w }, &gx, Block { offset: o, stride: total }, rows, w, true)
+            copy2d(
+                gy,
+                Block {
+                    offset: 0,
+                    stride: w,
+                },
+                &gx,
+                Block {
+                    offset: o,
+                    stride: total,
+                },
+                rows,
+                w,
+                true,
+            )
         }));
         off += w;
     }
@@ -129,21 +198,52 @@ pub fn slice_time(t: &Tape, x: Var, step: usize) -> Result<Var> {
     let xv = t.value(x);
     let s = xv.shape().to_vec();
     if s.len() < 2 || step >= s[1] {
-        return shape_err("slice_time", format!("step {step} of {s:?} (needs [B, T, ...])"));
+        return shape_err(
+            "slice_time",
+            format!("step {step} of {s:?} (needs [B, T, ...])"),
+        );
     }
     let (b, tt) = (s[0], s[1]);
     let f: usize = s[2..].iter().product();
     let mut shape = vec![b];
     shape.extend_from_slice(&s[2..]);
     let y = Tensor::empty(xv.gpu(), &shape)?;
-    copy2d(&xv, Block { offset: step * f, stride: tt * f }, &y, Block { offset: 0, stride: f }, b, f, false)?;
+    copy2d(
+        &xv,
+        Block {
+            offset: step * f,
+            stride: tt * f,
+        },
+        &y,
+        Block {
+            offset: 0,
+            stride: f,
+        },
+        b,
+        f,
+        false,
+    )?;
     let gpu = xv.gpu().clone();
     Ok(t.record(y, &[x], move |g, gy| {
         let (gx, acc) = g.target(x, &s, &gpu)?;
         if !acc {
             gpu.clear(gx.buf());
         }
-        copy2d(gy, Block { offset: 0, stride: f }, &gx, Block { offset: step * f, stride: tt * f }, b, f, true)
+        copy2d(
+            gy,
+            Block {
+                offset: 0,
+                stride: f,
+            },
+            &gx,
+            Block {
+                offset: step * f,
+                stride: tt * f,
+            },
+            b,
+            f,
+            true,
+        )
     }))
 }
 
@@ -163,7 +263,21 @@ pub fn stack_time(t: &Tape, xs: &[Var]) -> Result<Var> {
     shape.extend_from_slice(&s[1..]);
     let y = Tensor::empty(first.gpu(), &shape)?;
     for (step, v) in vals.iter().enumerate() {
-        copy2d(v, Block { offset: 0, stride: f }, &y, Block { offset: step * f, stride: tt * f }, b, f, false)?;
+        copy2d(
+            v,
+            Block {
+                offset: 0,
+                stride: f,
+            },
+            &y,
+            Block {
+                offset: step * f,
+                stride: tt * f,
+            },
+            b,
+            f,
+            false,
+        )?;
     }
     let gpu = first.gpu().clone();
     let xs = xs.to_vec();
@@ -171,7 +285,21 @@ pub fn stack_time(t: &Tape, xs: &[Var]) -> Result<Var> {
         for (step, x) in xs.iter().enumerate() {
             if g.wants(*x) {
                 let (gx, acc) = g.target(*x, &s, &gpu)?;
-                copy2d(gy, Block { offset: step * f, stride: tt * f }, &gx, Block { offset: 0, stride: f }, b, f, acc)?;
+                copy2d(
+                    gy,
+                    Block {
+                        offset: step * f,
+                        stride: tt * f,
+                    },
+                    &gx,
+                    Block {
+                        offset: 0,
+                        stride: f,
+                    },
+                    b,
+                    f,
+                    acc,
+                )?;
             }
         }
         Ok(())

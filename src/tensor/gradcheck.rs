@@ -104,7 +104,9 @@ where
                 continue;
             }
         }
-        let a = analytic[i].clone().unwrap_or_else(|| vec![0.0; values.len()]);
+        let a = analytic[i]
+            .clone()
+            .unwrap_or_else(|| vec![0.0; values.len()]);
         for j in 0..values.len() {
             let x0 = values[j];
             xs[i].1[j] = x0 + opts.step;

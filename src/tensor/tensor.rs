@@ -95,7 +95,11 @@ impl Tensor {
         if n != self.len() {
             return shape_err(
                 "reshape",
-                format!("cannot view {:?} ({} values) as {shape:?}", self.shape, self.len()),
+                format!(
+                    "cannot view {:?} ({} values) as {shape:?}",
+                    self.shape,
+                    self.len()
+                ),
             );
         }
         Ok(Tensor {
@@ -149,10 +153,7 @@ impl Tensor {
     /// `self += alpha * x`, recorded in place (used to accumulate gradients).
     pub fn axpy_assign(&self, alpha: f32, x: &Tensor) -> Result<()> {
         if x.len() != self.len() {
-            return shape_err(
-                "axpy",
-                format!("{:?} += {:?}", self.shape, x.shape),
-            );
+            return shape_err("axpy", format!("{:?} += {:?}", self.shape, x.shape));
         }
         let k = self.gpu.kernel("elementwise", "axpy", &[])?;
         let p = ElementwiseParams {
