@@ -40,14 +40,16 @@ override HAS_BIAS: bool = false;
 override ACC: bool = false;
 override ACT: u32 = 0u;
 
-fn load_a(r: u32, kk: u32) -> f32 {
-    if TRANS_A { return a[kk * p.m + r]; }
-    return a[r * p.k + kk];
+// The sizes are passed in rather than read from the uniform block inside the K loop: CPU
+// drivers (lavapipe) reload a uniform at every use.
+fn load_a(r: u32, kk: u32, m: u32, k: u32) -> f32 {
+    if TRANS_A { return a[kk * m + r]; }
+    return a[r * k + kk];
 }
 
-fn load_b(kk: u32, col: u32) -> f32 {
-    if TRANS_B { return b[col * p.k + kk]; }
-    return b[kk * p.n + col];
+fn load_b(kk: u32, col: u32, n: u32, k: u32) -> f32 {
+    if TRANS_B { return b[col * k + kk]; }
+    return b[kk * n + col];
 }
 
 @compute @workgroup_size(8, 8, 1)
@@ -62,9 +64,14 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.k; kk++) {
-        let av = vec4<f32>(load_a(r.x, kk), load_a(r.y, kk), load_a(r.z, kk), load_a(r.w, kk));
-        let bv = vec4<f32>(load_b(kk, cc.x), load_b(kk, cc.y), load_b(kk, cc.z), load_b(kk, cc.w));
+    let m = p.m;
+    let n = p.n;
+    let k = p.k;
+    for (var kk = 0u; kk < k; kk++) {
+        let av = vec4<f32>(load_a(r.x, kk, m, k), load_a(r.y, kk, m, k), load_a(r.z, kk, m, k),
+                           load_a(r.w, kk, m, k));
+        let bv = vec4<f32>(load_b(kk, cc.x, n, k), load_b(kk, cc.y, n, k), load_b(kk, cc.z, n, k),
+                           load_b(kk, cc.w, n, k));
         acc0 += av.x * bv;
         acc1 += av.y * bv;
         acc2 += av.z * bv;
