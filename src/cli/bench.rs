@@ -1,8 +1,9 @@
-//! `rssm bench`: milliseconds per world-model train step, per observe-only forward, and
-//! dispatches per step, for the presets, on the current adapter.
+//! `rssm bench`: milliseconds per world-model train step, per observe-only forward and per
+//! behaviour update, with dispatches per step, for the presets, on the current adapter.
 
 use std::time::Instant;
 
+use rssm::agent::{Behaviour, BehaviourConfig, Starts};
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::{Config, DeviceBatch, Trainer};
 use rssm::ops;
@@ -22,6 +23,15 @@ pub struct BenchArgs {
     /// Action size of the synthetic batch.
     #[arg(long, default_value_t = 1)]
     pub action_dim: usize,
+    /// Override the presets' batch size B (e.g. to fit a CPU device's binding limit).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Override the presets' sequence length T.
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Imagination horizon of the behaviour update (from every one of the B*T posterior states).
+    #[arg(long, default_value_t = 15)]
+    pub horizon: usize,
 }
 
 fn synthetic_batch(gpu: &Gpu, cfg: &Config) -> Result<DeviceBatch> {
@@ -42,9 +52,11 @@ struct Row {
     observe_ms: f64,
     dispatches: u64,
     submits: u64,
+    behaviour_ms: f64,
+    behaviour_dispatches: u64,
 }
 
-fn measure(gpu: &Gpu, name: &str, cfg: &Config, reps: usize) -> Result<Row> {
+fn measure(gpu: &Gpu, name: &str, cfg: &Config, reps: usize, horizon: usize) -> Result<Row> {
     let batch = synthetic_batch(gpu, cfg)?;
     let mut tr = Trainer::new(gpu, cfg)?;
     tr.train_step(&batch)?; // warm-up: pipelines and pool
@@ -76,7 +88,22 @@ fn measure(gpu: &Gpu, name: &str, cfg: &Config, reps: usize) -> Result<Row> {
         observe(&tr)?;
     }
     let observe_ms = t1.elapsed().as_secs_f64() * 1e3 / reps as f64;
+    // Behaviour: imagination from all B*T posterior states of the last step.
+    let bcfg = BehaviourConfig { horizon, ..BehaviourConfig::default() };
+    let mut beh = Behaviour::new(gpu, cfg, bcfg)?;
+    let (h, s) = tr.last_posterior.clone().expect("set by train_step");
+    let starts = Starts::new(&h, &s)?;
+    beh.update(&tr.model, &starts)?;
+    let s2 = gpu.stats();
+    let t2 = Instant::now();
+    for _ in 0..reps {
+        beh.update(&tr.model, &starts)?;
+    }
+    let behaviour_ms = t2.elapsed().as_secs_f64() * 1e3 / reps as f64;
+    let behaviour_dispatches = (gpu.stats().dispatches - s2.dispatches) / reps as u64;
     Ok(Row {
+        behaviour_ms,
+        behaviour_dispatches,
         preset: name.to_string(),
         bt: format!("{}x{}", cfg.batch, cfg.seq_len),
         train_ms,
@@ -91,19 +118,30 @@ pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
     let presets = args
         .presets
         .unwrap_or_else(|| vec!["small".into(), "dreamer".into()]);
-    println!("adapter: {}", gpu.report().short());
-    println!("| preset | B x T | ms / train step | ms / observe fwd | dispatches / step | submits / step |");
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| preset | B x T | ms / train step | ms / observe fwd | dispatches / train step | submits / train step | ms / behaviour update (B*T starts, H={}) | dispatches / behaviour update |",
+        args.horizon
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for name in presets {
         let mut cfg = Config::preset(&name)?;
         cfg.action_dim = args.action_dim;
-        match measure(&gpu, &name, &cfg, args.reps.max(1)) {
+        cfg.batch = args.batch.unwrap_or(cfg.batch);
+        cfg.seq_len = args.seq_len.unwrap_or(cfg.seq_len);
+        match measure(&gpu, &name, &cfg, args.reps.max(1), args.horizon) {
             Ok(r) => println!(
-                "| {} | {} | {:.1} | {:.1} | {} | {} |",
-                r.preset, r.bt, r.train_ms, r.observe_ms, r.dispatches, r.submits
+                "| {} | {} | {:.1} | {:.1} | {} | {} | {:.1} | {} |",
+                r.preset,
+                r.bt,
+                r.train_ms,
+                r.observe_ms,
+                r.dispatches,
+                r.submits,
+                r.behaviour_ms,
+                r.behaviour_dispatches
             ),
             Err(e) => println!(
-                "| {name} | {}x{} | skipped: {e} | | | |",
+                "| {name} | {}x{} | skipped: {e} | | | | | |",
                 cfg.batch, cfg.seq_len
             ),
         }
