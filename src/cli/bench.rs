@@ -89,7 +89,10 @@ fn measure(gpu: &Gpu, name: &str, cfg: &Config, reps: usize, horizon: usize) -> 
     }
     let observe_ms = t1.elapsed().as_secs_f64() * 1e3 / reps as f64;
     // Behaviour: imagination from all B*T posterior states of the last step.
-    let bcfg = BehaviourConfig { horizon, ..BehaviourConfig::default() };
+    let bcfg = BehaviourConfig {
+        horizon,
+        ..BehaviourConfig::default()
+    };
     let mut beh = Behaviour::new(gpu, cfg, bcfg)?;
     let (h, s) = tr.last_posterior.clone().expect("set by train_step");
     let starts = Starts::new(&h, &s)?;

@@ -14,8 +14,8 @@ use rssm::data::safetensors_io::load_safetensors;
 use rssm::envs::collect::{collect_episode_with_limit, RandomPolicy};
 use rssm::envs::make_env;
 use rssm::gpu::GpuOptions;
+use rssm::model::open_loop::filter_then_imagine;
 use rssm::model::{Config, WorldModel};
-use rssm::ops::gaussian::{gaussian_head, Noise};
 use rssm::ops::{self};
 use rssm::tensor::{Tape, Tensor};
 use rssm::{Error, Result};
@@ -129,33 +129,16 @@ pub fn run(opts: &GpuOptions, args: ImagineArgs) -> Result<()> {
     let embed = ops::reshape(&t, embed, &[1, c, cfg.embed()])?;
     let act_v = t.constant(&Tensor::from_vec(&gpu, &[1, c, a], &actions)?);
     let rand_v = t.constant(&Tensor::from_vec(&gpu, &[1, args.steps, a], &random)?);
-    let zeros = Tensor::zeros(&gpu, &[1, cfg.stoch])?;
-    let mut h = t.constant(&Tensor::zeros(&gpu, &[1, cfg.deter])?);
-    let mut s = t.constant(&zeros);
-    let mut feats = Vec::with_capacity(c + args.steps);
-    for step in 0..c + args.steps {
-        let action = if step < c {
-            ops::slice_time(&t, act_v, step)?
-        } else if let (Some(b), Some(ap)) = (&beh, &ap) {
-            let feat = *feats.last().expect("context >= 1");
-            action_head(&t, b.actor.forward(&t, ap, feat)?, None)?.action
+    let n = c + args.steps;
+    let feat = filter_then_imagine(&model, &t, &p, embed, c, n, |last, step| {
+        if step < c {
+            ops::slice_time(&t, act_v, step)
+        } else if let (Some(b), Some(ap), Some(feat)) = (&beh, &ap, last) {
+            Ok(action_head(&t, b.actor.forward(&t, ap, feat)?, None)?.action)
         } else {
-            ops::slice_time(&t, rand_v, step - c)?
-        };
-        let (h_new, prior) = model.img_step(&t, &p, s, action, h)?;
-        let stats = if step < c {
-            let e = ops::slice_time(&t, embed, step)?;
-            model.obs_step(&t, &p, h_new, e)?
-        } else {
-            prior
-        };
-        s = gaussian_head(&t, stats, cfg.min_std, Noise::Given(zeros.clone()))?.mean;
-        h = h_new;
-        feats.push(ops::concat_last(&t, &[s, h])?);
-    }
-    let n = feats.len();
-    let stacked = ops::stack_time(&t, &feats)?; // [1, n, F]
-    let feat = ops::reshape(&t, stacked, &[n, cfg.feat()])?;
+            ops::slice_time(&t, rand_v, step - c)
+        }
+    })?;
     let decoded = model.decode(&t, &p, feat)?;
     let frames = t.value(decoded).to_vec()?;
     write_frames_png(&args.out, &frames, n, args.cols)?;

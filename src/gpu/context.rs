@@ -616,6 +616,21 @@ impl Gpu {
             .submits += 1;
     }
 
+    /// Map `slice` for reading and wait for it (everything submitted before runs first).
+    fn map_read(&self, slice: wgpu::BufferSlice<'_>) -> Result<wgpu::BufferView> {
+        let err = |e: &dyn std::fmt::Display| Error::Readback(e.to_string());
+        let (tx, rx) = mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.shared
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| err(&e))?;
+        rx.recv().map_err(|e| err(&e))?.map_err(|e| err(&e))?;
+        slice.get_mapped_range().map_err(|e| err(&e))
+    }
+
     /// Run `record` (which records dispatches) and submit it alone, returning what it returned
     /// and the GPU time between the start of its first and the end of its last compute pass,
     /// from timestamp queries (`None` when the adapter has none). Waits for the device.
@@ -665,22 +680,8 @@ impl Gpu {
         enc.resolve_query_set(&qs, 0..2, &resolve, 0);
         enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, 16);
         self.shared.queue.submit([enc.finish()]);
-        let (tx, rx) = mpsc::channel();
-        read.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.shared
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Readback(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| Error::Readback(e.to_string()))?
-            .map_err(|e| Error::Readback(e.to_string()))?;
         let ticks: Vec<u64> = {
-            let view = read
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| Error::Readback(e.to_string()))?;
+            let view = self.map_read(read.slice(..))?;
             bytemuck::pod_collect_to_vec(&view[..])
         };
         let period = self.shared.queue.get_timestamp_period() as f64;
@@ -751,23 +752,9 @@ impl Gpu {
             }
         }
         self.flush();
-        let (tx, rx) = mpsc::channel();
-        let slice = staging.slice(0..total);
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.shared
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Readback(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| Error::Readback(e.to_string()))?
-            .map_err(|e| Error::Readback(e.to_string()))?;
         let mut out = Vec::with_capacity(bufs.len());
         {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| Error::Readback(e.to_string()))?;
+            let view = self.map_read(staging.slice(0..total))?;
             let mut off = 0;
             for b in bufs {
                 let bytes = &view[off * 4..(off + b.len) * 4];
