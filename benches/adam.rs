@@ -11,6 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::ops::adam::{Adam, AdamConfig, FlatParams};
@@ -73,16 +75,12 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     group.throughput(Throughput::Bytes((48 * n) as u64));
     group.bench_function("step (gather 5 grads + clip + adam + views)", |b| {
-        b.iter(|| {
-            adam.step(&params, &refs).unwrap();
-            gpu.sync();
-        })
+        b.iter_custom(|iters| common::gpu_timed(&gpu, iters, || adam.step(&params, &refs).unwrap()))
     });
     group.throughput(Throughput::Bytes((40 * n) as u64));
     group.bench_function("step_flat (clip + adam + views)", |b| {
-        b.iter(|| {
-            adam.step_flat(&params, &flat_grad).unwrap();
-            gpu.sync();
+        b.iter_custom(|iters| {
+            common::gpu_timed(&gpu, iters, || adam.step_flat(&params, &flat_grad).unwrap())
         })
     });
     group.finish();

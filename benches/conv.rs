@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::ops::conv::{self, ConvShape};
@@ -179,7 +181,6 @@ fn step(gpu: &Gpu, net: &Net, layers: &[Layer]) {
     let seed = Tensor::full(gpu, &t.shape(x), 1.0).unwrap();
     let grads = t.backward_with(x, seed).unwrap();
     drop(grads);
-    gpu.sync();
 }
 
 /// CPU time of this process's threads so far (Linux), in seconds. With a CPU driver (lavapipe)
@@ -286,7 +287,10 @@ fn bench(c: &mut Criterion) {
         ("decoder fwd+bwd", &decoder, &DECODER[..]),
     ] {
         let f = flops(net);
-        let t = time(|| step(&gpu, net, layers));
+        let t = time(|| {
+            step(&gpu, net, layers);
+            gpu.sync();
+        });
         println!(
             "{name} at {n} images ({:.1} GFLOP): {}",
             f / 1e9,
@@ -294,7 +298,7 @@ fn bench(c: &mut Criterion) {
         );
         group.throughput(Throughput::Elements(f as u64));
         group.bench_function(format!("{name} {n} images"), |b| {
-            b.iter(|| step(&gpu, net, layers))
+            b.iter_custom(|iters| common::gpu_timed(&gpu, iters, || step(&gpu, net, layers)))
         });
     }
     group.finish();

@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use rssm::gpu::{Gpu, GpuOptions};
@@ -39,23 +41,19 @@ fn inputs(gpu: &Gpu) -> Vec<Tensor> {
     ]
 }
 
-/// One recorded forward + backward, then wait for the device.
+/// One recorded forward + backward (submitted by the caller).
 fn step(gpu: &Gpu, ins: &[Tensor], seed: &Tensor) {
     let t = Tape::new(gpu);
     let v: Vec<_> = ins.iter().map(|x| t.param(x)).collect();
     let y = gru_cell(&t, v[0], v[1], v[2], v[3], v[4], v[5]).unwrap();
-    let grads = t.backward_with(y, seed.clone()).unwrap();
-    gpu.sync();
-    drop(grads);
+    drop(t.backward_with(y, seed.clone()).unwrap());
 }
 
-/// One recorded forward on a no-grad tape (nothing saved), then wait.
+/// One recorded forward on a no-grad tape (nothing saved; submitted by the caller).
 fn forward(gpu: &Gpu, ins: &[Tensor]) {
     let t = Tape::no_grad(gpu);
     let v: Vec<_> = ins.iter().map(|x| t.constant(x)).collect();
-    let y = gru_cell(&t, v[0], v[1], v[2], v[3], v[4], v[5]).unwrap();
-    gpu.sync();
-    drop(t.value(y));
+    gru_cell(&t, v[0], v[1], v[2], v[3], v[4], v[5]).unwrap();
 }
 
 fn bench(c: &mut Criterion) {
@@ -69,11 +67,13 @@ fn bench(c: &mut Criterion) {
     // Warm up (pipelines, pool), then a plain timing for the summary line.
     for _ in 0..2 {
         step(&gpu, &ins, &seed);
+        gpu.sync();
     }
     let n = 5;
     let t0 = Instant::now();
     for _ in 0..n {
         step(&gpu, &ins, &seed);
+        gpu.sync();
     }
     let s = t0.elapsed().as_secs_f64() / n as f64;
     println!(
@@ -90,11 +90,11 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     group.throughput(Throughput::Elements(step_flops));
     group.bench_function("cell fwd+bwd 2500x200->200", |b| {
-        b.iter(|| step(&gpu, &ins, &seed))
+        b.iter_custom(|iters| common::gpu_timed(&gpu, iters, || step(&gpu, &ins, &seed)))
     });
     group.throughput(Throughput::Elements(fwd_flops));
     group.bench_function("cell fwd (no grad) 2500x200->200", |b| {
-        b.iter(|| forward(&gpu, &ins))
+        b.iter_custom(|iters| common::gpu_timed(&gpu, iters, || forward(&gpu, &ins)))
     });
     group.finish();
 }

@@ -3,6 +3,8 @@
 //! where the adapter has them, else wall time around submit + wait. GFLOP/s = 2*M*N*K / time
 //! (criterion prints it as Gelem/s).
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::ops::matmul::{matmul_into, Act, MatmulSpec};
