@@ -257,3 +257,21 @@ fn wrong_batch_shapes_are_refused() {
     let e = model.loss(&t, &p, &b, 0).err().unwrap().to_string();
     assert!(e.contains("action must be"), "{e}");
 }
+
+#[test]
+fn steady_training_allocates_no_gpu_buffers_and_submits_once_per_step() {
+    // Its own device, so other tests' work does not move the counters.
+    let g = rssm::gpu::Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
+    let mut tr = Trainer::new(&g, &small_cfg()).unwrap();
+    run_steps(&mut tr, &g, 3);
+    let warm = g.stats();
+    run_steps(&mut tr, &g, 3);
+    let after = g.stats();
+    assert_eq!(
+        after.buffers_created, warm.buffers_created,
+        "GPU buffers created after warm-up"
+    );
+    // Per step: the batch upload is a write, then one submit with the whole step and its
+    // metrics readback.
+    assert_eq!(after.submits - warm.submits, 3, "submits for 3 steps");
+}
