@@ -278,3 +278,35 @@ fn dreamer_loop_resumes_and_imagine_draws_a_strip() {
     let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
     assert_eq!(height, 14 * 64);
 }
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_message_and_keeps_its_checkpoint() {
+    let d = tmpdir("nan");
+    let cfg = Config {
+        lr: 1e30,
+        action_dim: 1,
+        ..Config::tiny()
+    };
+    std::fs::write(d.join("c.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
+    let text = run_err(
+        rssm()
+            .args([
+                "train",
+                "--episodes",
+                "2",
+                "--steps",
+                "50",
+                "--save-every",
+                "1",
+                "--config",
+            ])
+            .arg(d.join("c.json"))
+            .arg("--logdir")
+            .arg(d.join("log")),
+    );
+    assert!(
+        text.contains("the loss became") && text.contains("last good checkpoint"),
+        "{text}"
+    );
+    assert!(d.join("log/checkpoint/checkpoint.safetensors").exists());
+}
