@@ -6,8 +6,8 @@
 //           4 C (read_write), 5 A as vec4 (read), 6 B as vec4 (read).
 // Entry points: `matmul` (any sizes, scalar loads) and `matmul_vec4` (uses 3, 4, 5, 6; for
 // operands whose contiguous axis is a multiple of 4: K % 4 == 0, M % 4 == 0 when TRANS_A,
-// N % 4 == 0 unless TRANS_B): each step of its K loop loads a 4x4 block of A and of B with
-// four vec4 loads each and does 64 FMAs as one mat4x4 product.
+// N % 4 == 0 unless TRANS_B): each step of its K loop loads 4x4 blocks of A and of B with
+// four vec4 loads each and multiplies them as mat4x4; with WIDE, 8x8 blocks per invocation.
 // Workgroup (8,8,1); each invocation computes a 4x4 block of C held in registers, so one
 // workgroup covers a 32x32 tile. Grid: x = ceil(N/32), y = ceil(M/32) (y folds into z).
 //
@@ -99,41 +99,79 @@ fn store_block(row0: u32, col0: u32, cc: vec4<u32>, acc: array<vec4<f32>, 4>) {
     }
 }
 
+// The 4x4 block of A at rows row0.. (a multiple of 4) and k = 4 kq..: column p = A[rows, 4kq+p].
+fn a_block(row0: u32, kq: u32, m: u32, k4: u32, m4: u32) -> mat4x4<f32> {
+    let kk = kq * 4u;
+    if TRANS_A {
+        let rb = min(row0 / 4u, m4 - 1u);
+        return mat4x4<f32>(a4[kk * m4 + rb], a4[(kk + 1u) * m4 + rb],
+                           a4[(kk + 2u) * m4 + rb], a4[(kk + 3u) * m4 + rb]);
+    }
+    let r = min(vec4<u32>(row0, row0 + 1u, row0 + 2u, row0 + 3u), vec4<u32>(m - 1u));
+    return transpose(mat4x4<f32>(a4[r.x * k4 + kq], a4[r.y * k4 + kq],
+                                 a4[r.z * k4 + kq], a4[r.w * k4 + kq]));
+}
+
+// The 4x4 block of B at k = 4 kq.. and columns col0..: column j = B[4kq.., col0+j].
+fn b_block(kq: u32, col0: u32, n: u32, k4: u32, n4: u32) -> mat4x4<f32> {
+    let kk = kq * 4u;
+    if TRANS_B {
+        let cc = min(vec4<u32>(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4<u32>(n - 1u));
+        return mat4x4<f32>(b4[cc.x * k4 + kq], b4[cc.y * k4 + kq],
+                           b4[cc.z * k4 + kq], b4[cc.w * k4 + kq]);
+    }
+    let cb = min(col0 / 4u, n4 - 1u);
+    return transpose(mat4x4<f32>(b4[kk * n4 + cb], b4[(kk + 1u) * n4 + cb],
+                                 b4[(kk + 2u) * n4 + cb], b4[(kk + 3u) * n4 + cb]));
+}
+
+fn store_mat(row0: u32, col0: u32, acc: mat4x4<f32>) {
+    if row0 >= p.m || col0 >= p.n { return; }
+    let cc = min(vec4<u32>(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4<u32>(p.n - 1u));
+    let t = transpose(acc);
+    store_block(row0, col0, cc, array<vec4<f32>, 4>(t[0], t[1], t[2], t[3]));
+}
+
+// WIDE: each invocation computes an 8x8 block (four 4x4 products per K step: 16 vec4 loads
+// for 256 FMAs instead of 8 for 64), a 64x64 tile per workgroup. CPU drivers run this at about
+// twice the rate of 4x4 blocks (they pay per load); GPUs prefer the 4x4 blocks' smaller tiles
+// and register footprint.
+override WIDE: bool = false;
+
 @compute @workgroup_size(8, 8, 1)
 fn matmul_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = (fold_yz(wid, nwg) * 8u + lid.y) * 4u;
-    let col0 = (wid.x * 8u + lid.x) * 4u;
-    if row0 >= p.m || col0 >= p.n { return; }
-    let r = min(vec4<u32>(row0, row0 + 1u, row0 + 2u, row0 + 3u), vec4<u32>(p.m - 1u));
-    let cc = min(vec4<u32>(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4<u32>(p.n - 1u));
+    let rb = select(4u, 8u, WIDE);
+    let row0 = (fold_yz(wid, nwg) * 8u + lid.y) * rb;
+    let col0 = (wid.x * 8u + lid.x) * rb;
+    let m = p.m;
+    let n = p.n;
+    if row0 >= m || col0 >= n { return; }
     let k4 = p.k / 4u;
-    let m4 = p.m / 4u;
-    let n4 = p.n / 4u;
-    // acc[j] = column j of the 4x4 block (over rows i).
-    var acc = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    let m4 = m / 4u;
+    let n4 = n / 4u;
+    // accXY[j] = column j of the 4x4 sub-block X (rows), Y (columns).
+    let zero = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var acc00 = zero;
+    var acc01 = zero;
+    var acc10 = zero;
+    var acc11 = zero;
     for (var kq = 0u; kq < k4; kq++) {
-        let kk = kq * 4u;
-        // am[p] = column p of the A block: A[row0..row0+3, kk+p].
-        var am: mat4x4<f32>;
-        if TRANS_A {
-            am = mat4x4<f32>(a4[kk * m4 + row0 / 4u], a4[(kk + 1u) * m4 + row0 / 4u],
-                             a4[(kk + 2u) * m4 + row0 / 4u], a4[(kk + 3u) * m4 + row0 / 4u]);
-        } else {
-            am = transpose(mat4x4<f32>(a4[r.x * k4 + kq], a4[r.y * k4 + kq],
-                                       a4[r.z * k4 + kq], a4[r.w * k4 + kq]));
+        let am0 = a_block(row0, kq, m, k4, m4);
+        let bm0 = b_block(kq, col0, n, k4, n4);
+        acc00 += am0 * bm0;
+        if WIDE {
+            let am1 = a_block(row0 + 4u, kq, m, k4, m4);
+            let bm1 = b_block(kq, col0 + 4u, n, k4, n4);
+            acc01 += am0 * bm1;
+            acc10 += am1 * bm0;
+            acc11 += am1 * bm1;
         }
-        // bm[j] = column j of the B block: B[kk..kk+3, col0+j].
-        var bm: mat4x4<f32>;
-        if TRANS_B {
-            bm = mat4x4<f32>(b4[cc.x * k4 + kq], b4[cc.y * k4 + kq],
-                             b4[cc.z * k4 + kq], b4[cc.w * k4 + kq]);
-        } else {
-            bm = transpose(mat4x4<f32>(b4[kk * n4 + col0 / 4u], b4[(kk + 1u) * n4 + col0 / 4u],
-                                       b4[(kk + 2u) * n4 + col0 / 4u], b4[(kk + 3u) * n4 + col0 / 4u]));
-        }
-        acc += am * bm;
     }
-    let t = transpose(acc);
-    store_block(row0, col0, cc, array<vec4<f32>, 4>(t[0], t[1], t[2], t[3]));
+    store_mat(row0, col0, acc00);
+    if WIDE {
+        store_mat(row0, col0 + 4u, acc01);
+        store_mat(row0 + 4u, col0, acc10);
+        store_mat(row0 + 4u, col0 + 4u, acc11);
+    }
 }

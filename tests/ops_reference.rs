@@ -85,7 +85,15 @@ fn matmul_matches_reference_all_transposes_awkward_sizes() {
 #[test]
 fn matmul_vec4_path_matches_reference() {
     // Sizes whose contiguous axes are multiples of 4 take the vec4 kernel (m or n may still be
-    // awkward where that axis is not contiguous).
+    // awkward where that axis is not contiguous), with both register-block sizes.
+    for wide in [false, true] {
+        rssm::ops::matmul::set_wide_blocks(Some(wide));
+        matmul_vec4_cases();
+    }
+    rssm::ops::matmul::set_wide_blocks(None);
+}
+
+fn matmul_vec4_cases() {
     for ta in [false, true] {
         for tb in [false, true] {
             for &(m, n, k) in &[

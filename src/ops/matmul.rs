@@ -53,6 +53,19 @@ pub struct MatmulSpec {
     pub acc: bool,
 }
 
+static WIDE_BLOCKS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Force the vec4 kernel's 8x8 (`Some(true)`) or 4x4 (`Some(false)`) register blocks instead
+/// of choosing by adapter type (`None`): lets the tests run both variants on any device.
+pub fn set_wide_blocks(wide: Option<bool>) {
+    let v = match wide {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    WIDE_BLOCKS.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Record `c (+)= act(op(a) op(b) + bias)`; `c` must hold `m * n` values.
 pub fn matmul_into(
     a: &Tensor,
@@ -81,6 +94,12 @@ pub fn matmul_into(
         }
     }
     let gpu = a.gpu();
+    // 8x8 blocks per invocation on CPU drivers (see shaders/matmul.wgsl), 4x4 on GPUs.
+    let wide = match WIDE_BLOCKS.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => gpu.report().is_cpu(),
+    };
     // The vec4 variant needs every operand's contiguous axis to be a multiple of 4.
     let vec4 = s.k > 0
         && s.k.is_multiple_of(4)
@@ -95,6 +114,7 @@ pub fn matmul_into(
             ("HAS_BIAS", bias.is_some() as u32 as f64),
             ("ACC", s.acc as u32 as f64),
             ("ACT", s.act.code()),
+            ("WIDE", (vec4 && wide) as u32 as f64),
         ],
     )?;
     let p = Params {
@@ -110,7 +130,8 @@ pub fn matmul_into(
     } else {
         [a.buf(), b.buf(), bias_buf, c.buf()]
     };
-    let grid = gpu.grid_2d(s.n.div_ceil(32), s.m.div_ceil(32));
+    let tile = if vec4 && wide { 64 } else { 32 };
+    let grid = gpu.grid_2d(s.n.div_ceil(tile), s.m.div_ceil(tile));
     gpu.dispatch(&kernel, &p, &bufs, grid);
     Ok(())
 }
