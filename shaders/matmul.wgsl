@@ -8,8 +8,9 @@
 // operands whose contiguous axis is a multiple of 4: K % 4 == 0, M % 4 == 0 when TRANS_A,
 // N % 4 == 0 unless TRANS_B): each step of its K loop loads 4x4 blocks of A and of B with
 // four vec4 loads each and multiplies them as mat4x4; with WIDE, 8x8 blocks per invocation.
-// Workgroup (8,8,1); each invocation computes a 4x4 block of C held in registers, so one
-// workgroup covers a 32x32 tile. Grid: x = ceil(N/32), y = ceil(M/32) (y folds into z).
+// Workgroup (8,8,1); each invocation computes a 4x4 (or, WIDE, 8x8) block of C held in
+// registers, so one workgroup covers a 32x32 (64x64) tile. Grid: x = ceil(N/tile),
+// y = ceil(M/tile) (y folds into z).
 //
 // Why no shared memory: on CPU drivers (lavapipe) a workgroup barrier costs more than the
 // loads it saves (16x16 shared tiles ran at 1.2 GFLOP/s there, register blocks at 17+), while
@@ -39,6 +40,11 @@ override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACC: bool = false;
 override ACT: u32 = 0u;
+// WIDE: each invocation computes an 8x8 block instead of 4x4 (in the vec4 kernel, four 4x4
+// products per K step: 16 vec4 loads for 256 FMAs instead of 8 for 64), a 64x64 tile per
+// workgroup. CPU drivers run this at about twice the rate of 4x4 blocks (they pay per load);
+// GPUs prefer the 4x4 blocks' smaller tiles and register footprint.
+override WIDE: bool = false;
 
 // The sizes are passed in rather than read from the uniform block inside the K loop: CPU
 // drivers (lavapipe) reload a uniform at every use.
@@ -52,32 +58,58 @@ fn load_b(kk: u32, col: u32, n: u32, k: u32) -> f32 {
     return b[kk * n + col];
 }
 
+// A[rows row0..row0+3, kk] (rows clamped into range: the store masks them).
+fn a_col(row0: u32, kk: u32, m: u32, k: u32) -> vec4<f32> {
+    let r = min(vec4<u32>(row0, row0 + 1u, row0 + 2u, row0 + 3u), vec4<u32>(m - 1u));
+    return vec4<f32>(load_a(r.x, kk, m, k), load_a(r.y, kk, m, k), load_a(r.z, kk, m, k),
+                     load_a(r.w, kk, m, k));
+}
+
+// B[kk, cols col0..col0+3] (columns clamped into range).
+fn b_row(kk: u32, col0: u32, n: u32, k: u32) -> vec4<f32> {
+    let c = min(vec4<u32>(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4<u32>(n - 1u));
+    return vec4<f32>(load_b(kk, c.x, n, k), load_b(kk, c.y, n, k), load_b(kk, c.z, n, k),
+                     load_b(kk, c.w, n, k));
+}
+
+// The outer product a b^T as a matrix whose column j is a * b[j].
+fn outer(av: vec4<f32>, bv: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(av * bv.x, av * bv.y, av * bv.z, av * bv.w);
+}
+
 @compute @workgroup_size(8, 8, 1)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = (fold_yz(wid, nwg) * 8u + lid.y) * 4u;
-    let col0 = (wid.x * 8u + lid.x) * 4u;
-    if row0 >= p.m || col0 >= p.n { return; }
-    let r = min(vec4<u32>(row0, row0 + 1u, row0 + 2u, row0 + 3u), vec4<u32>(p.m - 1u));
-    let cc = min(vec4<u32>(col0, col0 + 1u, col0 + 2u, col0 + 3u), vec4<u32>(p.n - 1u));
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
+    let rb = select(4u, 8u, WIDE);
+    let row0 = (fold_yz(wid, nwg) * 8u + lid.y) * rb;
+    let col0 = (wid.x * 8u + lid.x) * rb;
     let m = p.m;
     let n = p.n;
     let k = p.k;
+    if row0 >= m || col0 >= n { return; }
+    let zero = mat4x4<f32>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    var acc00 = zero;
+    var acc01 = zero;
+    var acc10 = zero;
+    var acc11 = zero;
     for (var kk = 0u; kk < k; kk++) {
-        let av = vec4<f32>(load_a(r.x, kk, m, k), load_a(r.y, kk, m, k), load_a(r.z, kk, m, k),
-                           load_a(r.w, kk, m, k));
-        let bv = vec4<f32>(load_b(kk, cc.x, n, k), load_b(kk, cc.y, n, k), load_b(kk, cc.z, n, k),
-                           load_b(kk, cc.w, n, k));
-        acc0 += av.x * bv;
-        acc1 += av.y * bv;
-        acc2 += av.z * bv;
-        acc3 += av.w * bv;
+        let av0 = a_col(row0, kk, m, k);
+        let bv0 = b_row(kk, col0, n, k);
+        acc00 += outer(av0, bv0);
+        if WIDE {
+            let av1 = a_col(row0 + 4u, kk, m, k);
+            let bv1 = b_row(kk, col0 + 4u, n, k);
+            acc01 += outer(av0, bv1);
+            acc10 += outer(av1, bv0);
+            acc11 += outer(av1, bv1);
+        }
     }
-    store_block(row0, col0, cc, array<vec4<f32>, 4>(acc0, acc1, acc2, acc3));
+    store_mat(row0, col0, acc00);
+    if WIDE {
+        store_mat(row0, col0 + 4u, acc01);
+        store_mat(row0 + 4u, col0, acc10);
+        store_mat(row0 + 4u, col0 + 4u, acc11);
+    }
 }
 
 // Add the bias, apply the activation and store (or accumulate) the in-range part of a 4x4
@@ -131,12 +163,6 @@ fn store_mat(row0: u32, col0: u32, acc: mat4x4<f32>) {
     let t = transpose(acc);
     store_block(row0, col0, cc, array<vec4<f32>, 4>(t[0], t[1], t[2], t[3]));
 }
-
-// WIDE: each invocation computes an 8x8 block (four 4x4 products per K step: 16 vec4 loads
-// for 256 FMAs instead of 8 for 64), a 64x64 tile per workgroup. CPU drivers run this at about
-// twice the rate of 4x4 blocks (they pay per load); GPUs prefer the 4x4 blocks' smaller tiles
-// and register footprint.
-override WIDE: bool = false;
 
 @compute @workgroup_size(8, 8, 1)
 fn matmul_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

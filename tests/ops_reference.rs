@@ -11,6 +11,9 @@ use rssm::tensor::{Tape, Tensor};
 
 const SIZES: [usize; 5] = [1, 3, 7, 33, 257];
 
+/// Serialises the tests that force the matmul block size.
+static WIDE_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[allow(clippy::too_many_arguments)]
 fn mm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, act: Act, acc: bool) {
     let g = gpu();
@@ -65,6 +68,16 @@ fn mm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, act: Ac
 
 #[test]
 fn matmul_matches_reference_all_transposes_awkward_sizes() {
+    // The block size is a process-wide switch: hold it while running both variants.
+    let _guard = WIDE_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    for wide in [false, true] {
+        rssm::ops::matmul::set_wide_blocks(Some(wide));
+        matmul_awkward_cases();
+    }
+    rssm::ops::matmul::set_wide_blocks(None);
+}
+
+fn matmul_awkward_cases() {
     for ta in [false, true] {
         for tb in [false, true] {
             for &(m, n, k) in &[
@@ -86,6 +99,7 @@ fn matmul_matches_reference_all_transposes_awkward_sizes() {
 fn matmul_vec4_path_matches_reference() {
     // Sizes whose contiguous axes are multiples of 4 take the vec4 kernel (m or n may still be
     // awkward where that axis is not contiguous), with both register-block sizes.
+    let _guard = WIDE_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     for wide in [false, true] {
         rssm::ops::matmul::set_wide_blocks(Some(wide));
         matmul_vec4_cases();

@@ -114,7 +114,7 @@ pub fn matmul_into(
             ("HAS_BIAS", bias.is_some() as u32 as f64),
             ("ACC", s.acc as u32 as f64),
             ("ACT", s.act.code()),
-            ("WIDE", (vec4 && wide) as u32 as f64),
+            ("WIDE", wide as u32 as f64),
         ],
     )?;
     let p = Params {
@@ -130,7 +130,7 @@ pub fn matmul_into(
     } else {
         [a.buf(), b.buf(), bias_buf, c.buf()]
     };
-    let tile = if vec4 && wide { 64 } else { 32 };
+    let tile = if wide { 64 } else { 32 };
     let grid = gpu.grid_2d(s.n.div_ceil(tile), s.m.div_ceil(tile));
     gpu.dispatch(&kernel, &p, &bufs, grid);
     Ok(())
