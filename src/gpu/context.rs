@@ -380,15 +380,7 @@ impl Gpu {
     /// A zero-filled buffer (the clear is recorded in order with the dispatches).
     pub fn zeros(&self, len: usize) -> Result<GpuBuffer> {
         let b = self.acquire(len, false)?;
-        self.shared
-            .rec
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .cmds
-            .push(Cmd::Clear {
-                buf: b.buffer.clone(),
-                size: b.bytes().next_multiple_of(4),
-            });
+        self.clear(&b);
         Ok(b)
     }
 
