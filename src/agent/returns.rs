@@ -19,20 +19,15 @@
 //! DreamerV1's `cumprod(concat([ones, pcont[:-2]]))`, always stop-gradient.
 //!
 //! # Dispatches
-//! [`lambda_return`] is built from existing ops: 5H + 8 forward (83 at H = 15): 6 copies
-//! selecting rows 0..H-1 of r and gamma and rows 1..H of v, 4 ops computing over all steps at
-//! once `B_t = r_t + mix_t gamma_t v_{t+1}` (`mix_t = 1 - lambda`, except 1 in the last row,
-//! which folds in the bootstrap `R_H = v_H`) and `A_t = lambda gamma_t`, 2H copies splitting
-//! them into rows, the 2(H-1) mul/add of the scan `R_t = B_t + A_t R_{t+1}` and H copies
-//! stacking the rows; the backward is about twice that. (A fused scan kernel would make it 1 +
-//! 1 dispatches; it needs a new kernel family, which is outside the agent layer.) [`discount_weights`] is 5 dispatches and no backward: the cumulative product is a
+//! [`lambda_return`] is the fused scan of `ops::returns`: one dispatch forward, one backward
+//! (built from elementwise ops it was 5H + 8 forward and about twice that backward).
+//! [`discount_weights`] is 5 dispatches and no backward: the cumulative product is a
 //! sum of logs, `log gamma_k = ln(gamma) - softplus(-logit_k)` (exact and finite for any
 //! logit), taken with one matmul by a constant lower-triangular `[H, H+1]` matrix, then exp.
 
 use crate::error::{shape_err, Result};
 use crate::ops::elementwise::{unary_forward, Unary};
 use crate::ops::matmul::{matmul_into, Act, MatmulSpec};
-use crate::ops::{self};
 use crate::tensor::{Tape, Tensor, Var};
 
 fn dims(op: &'static str, shape: &[usize]) -> Result<(usize, usize)> {
@@ -47,10 +42,11 @@ fn dims(op: &'static str, shape: &[usize]) -> Result<(usize, usize)> {
 
 /// Lambda-returns `[H, N]` from `reward`, `gamma` (discount times continue probability) and
 /// `value`, all time-major `[H+1, N]` (see the module docs for the indices). Gradients flow
-/// to all three inputs.
+/// to all three inputs. One fused scan dispatch forward and one backward
+/// (`ops::returns`).
 pub fn lambda_return(t: &Tape, reward: Var, gamma: Var, value: Var, lambda: f32) -> Result<Var> {
     let shape = t.shape(reward);
-    let (h, n) = dims("lambda_return", &shape)?;
+    dims("lambda_return", &shape)?;
     for (name, v) in [("gamma", gamma), ("value", value)] {
         if t.shape(v) != shape {
             return shape_err(
@@ -59,29 +55,7 @@ pub fn lambda_return(t: &Tape, reward: Var, gamma: Var, value: Var, lambda: f32)
             );
         }
     }
-    let hn = h * n;
-    let flat = |v: Var| ops::reshape(t, v, &[1, (h + 1) * n]);
-    // Rows 0..H-1 of reward and gamma, rows 1..H of value (row-major: contiguous ranges).
-    let r = ops::split_last(t, flat(reward)?, &[hn, n])?[0];
-    let g = ops::split_last(t, flat(gamma)?, &[hn, n])?[0];
-    let v_next = ops::split_last(t, flat(value)?, &[n, hn])?[1];
-    // B_t = r_t + gamma_t * mix_t * v_{t+1}, mix_t = 1 - lambda except mix_{H-1} = 1
-    // (the bootstrap R_H = v_H folded in), so that R_{H-1} = B_{H-1}.
-    let mut mix = vec![1.0 - lambda; hn];
-    mix[hn - n..].fill(1.0);
-    let mix = t.constant(&Tensor::from_vec(t.gpu(), &[1, hn], &mix)?);
-    let gv = ops::mul(t, ops::mul(t, g, v_next)?, mix)?;
-    let b = ops::add(t, r, gv)?;
-    let a = ops::scale(t, g, lambda, 0.0)?;
-    let rows = vec![n; h];
-    let b_rows = ops::split_last(t, b, &rows)?;
-    let a_rows = ops::split_last(t, a, &rows)?;
-    let mut ret = vec![b_rows[h - 1]; h];
-    for step in (0..h - 1).rev() {
-        ret[step] = ops::add(t, b_rows[step], ops::mul(t, a_rows[step], ret[step + 1])?)?;
-    }
-    let stacked = ops::stack_time(t, &ret)?; // [1, H, N]
-    ops::reshape(t, stacked, &[h, n])
+    crate::ops::returns::lambda_return(t, reward, gamma, value, lambda)
 }
 
 /// `weight_t = prod_{k<t} gamma * sigmoid(cont_logit_k)` for t = 0..H-1, `[H, N]`, from the

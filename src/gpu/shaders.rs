@@ -20,6 +20,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("conv", include_str!("../../shaders/conv.wgsl")),
     ("loss", include_str!("../../shaders/loss.wgsl")),
     ("adam", include_str!("../../shaders/adam.wgsl")),
+    ("returns", include_str!("../../shaders/returns.wgsl")),
 ];
 
 /// The source of kernel family `name` with the prelude in front, and the number of prelude

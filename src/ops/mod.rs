@@ -15,6 +15,7 @@ pub mod kl;
 pub mod loss;
 pub mod matmul;
 pub mod reduce;
+pub mod returns;
 pub mod shape;
 
 pub use elementwise::{add, elu, mul, relu, scale, sigmoid, softplus, sub, tanh, Binary, Unary};
