@@ -533,7 +533,7 @@ impl Gpu {
     /// flat index with `flat_group` from the prelude.
     pub fn grid_1d(&self, n: usize, wg: u32) -> [u32; 3] {
         let groups = (n as u64).div_ceil(wg as u64);
-        self.fold(groups, 1)
+        self.fold(groups)
     }
 
     /// Grid of `nx` by `ny` workgroups; y folds into z past the device maximum (kernels use
@@ -541,11 +541,11 @@ impl Gpu {
     pub fn grid_2d(&self, nx: usize, ny: usize) -> [u32; 3] {
         let max = self.shared.limits.max_compute_workgroups_per_dimension as u64;
         assert!(nx as u64 <= max, "grid x {nx} exceeds device maximum {max}");
-        let [y, z, _] = self.fold(ny as u64, 1);
+        let [y, z, _] = self.fold(ny as u64);
         [nx as u32, y, z]
     }
 
-    fn fold(&self, groups: u64, _unused: u64) -> [u32; 3] {
+    fn fold(&self, groups: u64) -> [u32; 3] {
         let max = self.shared.limits.max_compute_workgroups_per_dimension as u64;
         if groups <= max {
             [groups as u32, 1, 1]
