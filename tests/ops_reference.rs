@@ -66,65 +66,61 @@ fn mm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, act: Ac
     );
 }
 
-#[test]
-fn matmul_matches_reference_all_transposes_awkward_sizes() {
-    // The block size is a process-wide switch: hold it while running both variants.
+/// Run `cases` with the 4x4 and with the 8x8 register blocks. The block size is a
+/// process-wide switch: hold it while running both variants.
+fn with_both_block_sizes(cases: impl Fn()) {
     let _guard = WIDE_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     for wide in [false, true] {
         rssm::ops::matmul::set_wide_blocks(Some(wide));
-        matmul_awkward_cases();
+        cases();
     }
     rssm::ops::matmul::set_wide_blocks(None);
 }
 
-fn matmul_awkward_cases() {
+/// Every transpose combination of each size; with `variants`, also bias + ELU and accumulate.
+fn transposed_cases(sizes: &[(usize, usize, usize)], variants: bool) {
     for ta in [false, true] {
         for tb in [false, true] {
-            for &(m, n, k) in &[
-                (1, 1, 1),
-                (3, 7, 33),
-                (33, 257, 7),
-                (257, 33, 3),
-                (7, 1, 257),
-                (257, 257, 257),
-                (1, 257, 33),
-            ] {
+            for &(m, n, k) in sizes {
                 mm_case(m, n, k, ta, tb, false, Act::None, false);
+                if variants {
+                    mm_case(m, n, k, ta, tb, true, Act::Elu, false);
+                    mm_case(m, n, k, ta, tb, false, Act::None, true);
+                }
             }
         }
     }
+}
+
+#[test]
+fn matmul_matches_reference_all_transposes_awkward_sizes() {
+    let sizes = [
+        (1, 1, 1),
+        (3, 7, 33),
+        (33, 257, 7),
+        (257, 33, 3),
+        (7, 1, 257),
+        (257, 257, 257),
+        (1, 257, 33),
+    ];
+    with_both_block_sizes(|| transposed_cases(&sizes, false));
 }
 
 #[test]
 fn matmul_vec4_path_matches_reference() {
     // Sizes whose contiguous axes are multiples of 4 take the vec4 kernel (m or n may still be
-    // awkward where that axis is not contiguous), with both register-block sizes.
-    let _guard = WIDE_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
-    for wide in [false, true] {
-        rssm::ops::matmul::set_wide_blocks(Some(wide));
-        matmul_vec4_cases();
-    }
-    rssm::ops::matmul::set_wide_blocks(None);
-}
-
-fn matmul_vec4_cases() {
-    for ta in [false, true] {
-        for tb in [false, true] {
-            for &(m, n, k) in &[
-                (4, 4, 4),
-                (36, 12, 8),
-                (8, 40, 260),
-                (260, 8, 4),
-                (3, 8, 4),
-                (8, 3, 4),
-                (33, 7, 12),
-            ] {
-                mm_case(m, n, k, ta, tb, false, Act::None, false);
-                mm_case(m, n, k, ta, tb, true, Act::Elu, false);
-                mm_case(m, n, k, ta, tb, false, Act::None, true);
-            }
-        }
-    }
+    // awkward where that axis is not contiguous).
+    let sizes = [
+        (4, 4, 4),
+        (36, 12, 8),
+        (8, 40, 260),
+        (260, 8, 4),
+        (3, 8, 4),
+        (8, 3, 4),
+        (33, 7, 12),
+        (68, 72, 16),
+    ];
+    with_both_block_sizes(|| transposed_cases(&sizes, true));
 }
 
 #[test]

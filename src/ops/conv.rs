@@ -29,9 +29,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{shape_err, Result};
 use crate::gpu::Gpu;
-use crate::ops::elementwise::unary_backward;
+
 use crate::ops::grid;
-use crate::ops::matmul::Act;
+use crate::ops::matmul::{act_backward, Act};
 use crate::tensor::{Tape, Tensor, Var};
 
 #[repr(C)]
@@ -693,18 +693,7 @@ pub fn conv_transpose2d_backward(
     Ok(())
 }
 
-/// The gradient before the activation, from the saved output `y` and its gradient `gy`.
-fn pre_activation_grad(act: Act, y: Option<&Tensor>, gy: &Tensor) -> Result<Tensor> {
-    match (act.unary(), y) {
-        (Some(op), Some(y)) => {
-            let gp = Tensor::empty(gy.gpu(), y.shape())?;
-            unary_backward(y, gy, &gp, op, false)?;
-            Ok(gp)
-        }
-        _ => Ok(gy.clone()),
-    }
-}
-
+/// The Tensor-level backward of one of the two ops.
 type BackwardFn = fn(
     &Tensor,
     &Tensor,
@@ -732,22 +721,10 @@ fn record(
     let co = y.shape()[1];
     t.record(y, &[x, w, b], move |g, gy| {
         let gpu = xv.gpu().clone();
-        let gpre = pre_activation_grad(act, saved_y.as_ref(), gy)?;
-        let gx = if g.wants(x) {
-            Some(g.target(x, xv.shape(), &gpu)?)
-        } else {
-            None
-        };
-        let gw = if g.wants(w) {
-            Some(g.target(w, wv.shape(), &gpu)?)
-        } else {
-            None
-        };
-        let gb = if g.wants(b) {
-            Some(g.target(b, &[co], &gpu)?)
-        } else {
-            None
-        };
+        let gpre = act_backward(act, saved_y.as_ref(), gy)?;
+        let gx = g.wanted_target(x, xv.shape(), &gpu)?;
+        let gw = g.wanted_target(w, wv.shape(), &gpu)?;
+        let gb = g.wanted_target(b, &[co], &gpu)?;
         backward(
             &xv,
             &wv,

@@ -33,6 +33,19 @@ impl Act {
     }
 }
 
+/// The gradient before a fused activation, from its saved output `y` (`gy` itself when there
+/// is no activation): one elementwise dispatch. Shared by `linear` and the conv ops.
+pub(crate) fn act_backward(act: Act, y: Option<&Tensor>, gy: &Tensor) -> Result<Tensor> {
+    match (act.unary(), y) {
+        (Some(op), Some(y)) => {
+            let gp = Tensor::empty(gy.gpu(), y.shape())?;
+            unary_backward(y, gy, &gp, op, false)?;
+            Ok(gp)
+        }
+        _ => Ok(gy.clone()),
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -247,16 +260,8 @@ pub fn matmul(t: &Tape, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Result<
     matmul_into(&av, &bv, None, &c, spec)?;
     Ok(t.record(c, &[a, b], move |g, gc| {
         let gpu = av.gpu().clone();
-        let ga = if g.wants(a) {
-            Some(g.target(a, av.shape(), &gpu)?)
-        } else {
-            None
-        };
-        let gb = if g.wants(b) {
-            Some(g.target(b, bv.shape(), &gpu)?)
-        } else {
-            None
-        };
+        let ga = g.wanted_target(a, av.shape(), &gpu)?;
+        let gb = g.wanted_target(b, bv.shape(), &gpu)?;
         matmul_backward(
             &av,
             &bv,
@@ -318,29 +323,13 @@ pub fn linear(t: &Tape, x: Var, w: Var, b: Option<Var>, act: Act) -> Result<Var>
     inputs.extend(b);
     Ok(t.record(y, &inputs, move |g, gy| {
         let gpu = xv.gpu().clone();
-        // Gradient before the activation, from the saved output.
-        let gpre = match (act.unary(), &saved_y) {
-            (Some(op), Some(y)) => {
-                let gp = Tensor::empty(&gpu, y.shape())?;
-                unary_backward(y, gy, &gp, op, false)?;
-                gp
-            }
-            _ => gy.clone(),
-        };
+        let gpre = act_backward(act, saved_y.as_ref(), gy)?;
         let spec = MatmulSpec {
             act: Act::None,
             ..spec
         };
-        let gx = if g.wants(x) {
-            Some(g.target(x, xv.shape(), &gpu)?)
-        } else {
-            None
-        };
-        let gw = if g.wants(w) {
-            Some(g.target(w, wv.shape(), &gpu)?)
-        } else {
-            None
-        };
+        let gx = g.wanted_target(x, xv.shape(), &gpu)?;
+        let gw = g.wanted_target(w, wv.shape(), &gpu)?;
         matmul_backward(
             &xv,
             &wv,

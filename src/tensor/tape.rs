@@ -104,6 +104,23 @@ impl Grads {
     }
 }
 
+impl Grads {
+    /// [`Grads::target`] for a `v` that wants a gradient, `None` otherwise: the usual first
+    /// line of a backward closure with several inputs.
+    pub fn wanted_target(
+        &mut self,
+        v: Var,
+        shape: &[usize],
+        gpu: &Gpu,
+    ) -> Result<Option<(Tensor, bool)>> {
+        if self.wants(v) {
+            self.target(v, shape, gpu).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 /// Gradients of the leaves after `backward`.
 pub struct Gradients {
     grads: Vec<Option<Tensor>>,
