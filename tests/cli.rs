@@ -238,11 +238,13 @@ fn dreamer_loop_resumes_and_imagine_draws_a_strip() {
         "2",
         "--episode-len",
         "60",
+        "--behaviour-warmup",
+        "1",
     ];
     run_ok(
         rssm()
             .args(args)
-            .args(["--env-steps", "1060", "--logdir"])
+            .args(["--env-steps", "1060", "--action-repeat", "4", "--logdir"])
             .arg(&d),
     );
     assert!(d.join("returns.png").exists());
@@ -251,6 +253,27 @@ fn dreamer_loop_resumes_and_imagine_draws_a_strip() {
         serde_json::from_str(&std::fs::read_to_string(d.join("dreamer_state.json")).unwrap())
             .unwrap();
     let before = state["env_steps"].as_u64().unwrap();
+    let updates = state["behaviour_updates"].as_u64().unwrap();
+    assert!(
+        updates >= 1,
+        "no behaviour update after the warm-up: {state}"
+    );
+    assert_eq!(state["action_repeat"].as_u64(), Some(4));
+    // The action repeat is part of the run: another one cannot resume it.
+    let text = run_err(
+        rssm()
+            .args(args)
+            .args([
+                "--env-steps",
+                "1120",
+                "--action-repeat",
+                "2",
+                "--resume",
+                "--logdir",
+            ])
+            .arg(&d),
+    );
+    assert!(text.contains("action repeat"), "{text}");
     let text = run_ok(
         rssm()
             .args(args)
@@ -262,6 +285,7 @@ fn dreamer_loop_resumes_and_imagine_draws_a_strip() {
         serde_json::from_str(&std::fs::read_to_string(d.join("dreamer_state.json")).unwrap())
             .unwrap();
     assert!(state["env_steps"].as_u64().unwrap() > before);
+    assert!(state["behaviour_updates"].as_u64().unwrap() > updates);
     // A long imagined rollout from the dreamer checkpoint, actions from its actor.
     let out = d.join("imagine.png");
     let text = run_ok(

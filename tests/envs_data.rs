@@ -326,6 +326,51 @@ fn envs_are_deterministic_per_seed() {
 }
 
 #[test]
+fn random_policy_holds_actions_for_the_mean_it_is_given() {
+    use rssm::envs::collect::Policy;
+    // Lengths of runs of identical actions over many steps.
+    let mean_run = |mut p: RandomPolicy| {
+        let acts: Vec<Vec<f32>> = (0..4000).map(|_| p.act(&[])).collect();
+        for a in &acts {
+            assert!(
+                a.len() == 2 && a.iter().all(|x| (-1.0..=1.0).contains(x)),
+                "{a:?}"
+            );
+        }
+        let changes = acts.windows(2).filter(|w| w[0] != w[1]).count();
+        acts.len() as f64 / (changes + 1) as f64
+    };
+    let iid = mean_run(RandomPolicy::new(2, 5));
+    assert!(
+        (iid - 1.0).abs() < 1e-9,
+        "per-step policy repeated an action: {iid}"
+    );
+    assert!((mean_run(RandomPolicy::new(2, 5).with_hold(0.5)) - 1.0).abs() < 1e-9);
+    let held = mean_run(RandomPolicy::new(2, 5).with_hold(4.0));
+    assert!((3.4..4.6).contains(&held), "mean hold {held}, want about 4");
+    // A reset starts a fresh draw; the policy stays reproducible from its seed.
+    let mut a = RandomPolicy::new(1, 9).with_hold(1e9);
+    let first = a.act(&[]);
+    assert_eq!(a.act(&[]), first, "held action changed");
+    a.reset();
+    assert_ne!(a.act(&[]), first, "reset kept the held action");
+    let mut b = RandomPolicy::new(1, 9).with_hold(1e9);
+    assert_eq!(b.act(&[]), first);
+    // On the pendulum, held actions swing far higher than per-step ones.
+    let ret = |p: &mut RandomPolicy| {
+        let mut env = Pendulum::new(2).unwrap();
+        (0..4)
+            .map(|s| collect_episode(&mut env, p, s).unwrap().total_reward())
+            .sum::<f64>()
+    };
+    let (per_step, held) = (
+        ret(&mut RandomPolicy::new(1, 3)),
+        ret(&mut RandomPolicy::new(1, 3).with_hold(4.0)),
+    );
+    assert!(held > 2.0 * per_step, "held {held} vs per-step {per_step}");
+}
+
+#[test]
 fn random_episodes_have_spec_shapes_and_rewards_in_range() {
     for (name, repeat, len) in [
         ("pendulum", 2, 501),

@@ -186,6 +186,11 @@ pub struct BehaviourMetrics {
     /// Gradient norms before clipping.
     pub actor_grad_norm: f32,
     pub critic_grad_norm: f32,
+    /// Root mean square of the actor's pre-squash mean on the start states (before this
+    /// update): near 5 the policy is saturated and its gradient vanishes.
+    pub actor_mean_rms: f32,
+    /// Mean of the actor's std on the start states (5 at initialisation).
+    pub actor_std: f32,
 }
 
 /// Actor, critic, their settings and the update counter.
@@ -348,6 +353,8 @@ impl Behaviour {
         let rewards = ta.value(obj.imagined.rewards);
         let conts = ta.value(obj.imagined.conts);
         let actor_loss = ta.value(obj.loss);
+        let first_mean = ta.value(obj.imagined.first_mean);
+        let first_std = obj.imagined.first_std.map(|v| ta.value(v));
         let weights = obj.weights.clone();
         // The critic's inputs: the features of steps 0..H-1, copied out (detached).
         let feats = rows_of(&feat_all, feat_all.last_dim(), 0, h * n)?;
@@ -371,6 +378,15 @@ impl Behaviour {
         let mean_return = mean_of(&returns)?;
         let mean_reward = mean_of(&rows_of(&rewards, n, 1, h)?)?;
         let mean_cont = mean_of(&rows_of(&conts, n, 1, h)?)?;
+        let mean_sq = {
+            let nt = Tape::no_grad(&gpu);
+            let m = nt.constant(&first_mean);
+            nt.value(ops::mean_all(&nt, ops::mul(&nt, m, m)?)?)
+        };
+        let mean_std = match &first_std {
+            Some(s) => mean_of(s)?,
+            None => mean_sq.clone(),
+        };
         let an = self
             .actor
             .opt
@@ -394,6 +410,8 @@ impl Behaviour {
             mean_cont.buf(),
             an.buf(),
             cn.buf(),
+            mean_sq.buf(),
+            mean_std.buf(),
         ])?;
         self.updates += 1;
         Ok(BehaviourMetrics {
@@ -406,6 +424,8 @@ impl Behaviour {
             mean_cont: vals[5][0],
             actor_grad_norm: vals[6][0],
             critic_grad_norm: vals[7][0],
+            actor_mean_rms: vals[8][0].max(0.0).sqrt(),
+            actor_std: vals[9][0],
         })
     }
 }

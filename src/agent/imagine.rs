@@ -44,6 +44,10 @@ pub struct Imagined {
     pub cont_logits: Var,
     /// `sigmoid(cont_logits)`, `[H+1, N]`.
     pub conts: Var,
+    /// The actor's pre-squash mean `5 tanh(m / 5)` and its std (when sampling) at step 0,
+    /// `[N, A]`: what the policy looks like on the start states.
+    pub first_mean: Var,
+    pub first_std: Option<Var>,
 }
 
 impl Imagined {
@@ -106,6 +110,7 @@ pub fn imagine(
     let (mut h, mut s) = (start_h, start_s);
     let mut feats = Vec::with_capacity(horizon + 1);
     let mut actions = Vec::with_capacity(horizon);
+    let mut first = None;
     feats.push(ops::concat_last(t, &[s, h])?);
     for step in 0..horizon {
         let (actor_off, prior_off) = noise_offsets(step);
@@ -113,10 +118,11 @@ pub fn imagine(
             seed,
             offset: actor_off,
         });
-        let a = policy
-            .actor
-            .act(t, policy.params, feats[step], noise)?
-            .action;
+        let head = policy.actor.act(t, policy.params, feats[step], noise)?;
+        let a = head.action;
+        if step == 0 {
+            first = Some((head.mean, head.std));
+        }
         let (h_new, prior) = wm.img_step(t, wm_params, s, a, h)?;
         s = gaussian_head(
             t,
@@ -153,6 +159,7 @@ pub fn imagine(
         &[horizon + 1, n],
     )?;
     let conts = ops::sigmoid(t, cont_logits)?;
+    let (first_mean, first_std) = first.expect("horizon >= 1");
     Ok(Imagined {
         feats,
         actions,
@@ -160,5 +167,7 @@ pub fn imagine(
         rewards,
         cont_logits,
         conts,
+        first_mean,
+        first_std,
     })
 }

@@ -31,8 +31,13 @@ pub struct DreamerArgs {
     /// Built-in environment.
     #[arg(long, default_value = "pendulum")]
     pub env: String,
+    /// Physics steps per agent action [default: 4]. At 4 the 15 imagined steps span 1.2 s,
+    /// most of a pendulum swing; at 2 they cover under half of one, and the actor settles
+    /// for a constant torque.
+    #[arg(long)]
+    pub action_repeat: Option<usize>,
     /// Environment steps (agent actions) to collect in total, prefill included.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 7_500)]
     pub env_steps: usize,
     #[arg(long, default_value = "runs/dreamer")]
     pub logdir: PathBuf,
@@ -42,6 +47,10 @@ pub struct DreamerArgs {
     /// Random-policy episodes before training starts.
     #[arg(long, default_value_t = 5)]
     pub prefill: usize,
+    /// Mean number of steps the prefill policy holds each random action (1: a fresh uniform
+    /// action every step). Held actions swing an oscillator far further than per-step noise.
+    #[arg(long, default_value_t = 4.0)]
+    pub prefill_hold: f64,
     /// World-model + behaviour updates after each collected episode.
     #[arg(long, default_value_t = 100)]
     pub train_steps: usize,
@@ -54,14 +63,45 @@ pub struct DreamerArgs {
     /// Cap on the actions of one episode (default: the environment's time limit).
     #[arg(long)]
     pub episode_len: Option<usize>,
+    /// Actor learning rate (the spec's 8e-5 by default).
+    #[arg(long)]
+    pub actor_lr: Option<f32>,
+    /// Critic learning rate (the spec's 8e-5 by default).
+    #[arg(long)]
+    pub critic_lr: Option<f32>,
+    /// World-model steps before the first behaviour update. An actor trained on an untrained
+    /// reward model exploits its errors: within 100 updates its mean saturates the tanh and
+    /// its gradient vanishes, for good.
+    #[arg(long, default_value_t = 300)]
+    pub behaviour_warmup: u64,
+    /// Imagination horizon (the spec's 15 by default).
+    #[arg(long)]
+    pub horizon: Option<usize>,
 }
+
+/// The loop's action repeat unless `--action-repeat` says otherwise.
+const DREAMER_ACTION_REPEAT: usize = 4;
+/// Seeds of evaluation episodes start here (the random baseline uses the first ones).
+const EVAL_SEED: u64 = 0xE7A1;
+/// Episodes of the uniform random policy behind the baseline return.
+const RANDOM_BASELINE_EPISODES: usize = 5;
 
 /// What a resumed run needs besides the checkpoints and the episodes.
 #[derive(Default, Serialize, Deserialize)]
 struct LoopState {
     env_steps: usize,
     episodes: usize,
+    /// Mean return of the uniform random policy (a fresh action every step), the baseline.
     random_return: f64,
+    /// Mean return of the prefill episodes.
+    #[serde(default)]
+    prefill_return: f64,
+    /// The environment's action repeat (a resumed run must keep it).
+    #[serde(default)]
+    action_repeat: usize,
+    /// Behaviour updates done (they select the imagination noise).
+    #[serde(default)]
+    behaviour_updates: u64,
     evals: Vec<(usize, f64)>,
 }
 
@@ -109,10 +149,20 @@ fn save_episode(dir: &Path, index: usize, ep: &Episode) -> Result<()> {
 pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
     let gpu = open_gpu(opts)?;
     let mut cfg = resolve_config(&gpu, args.config.as_deref(), args.preset.as_deref())?;
-    let mut env = make_env(&args.env, None)?;
+    let mut env = make_env(
+        &args.env,
+        Some(args.action_repeat.unwrap_or(DREAMER_ACTION_REPEAT)),
+    )?;
     cfg.action_dim = env.action_dim();
     let mut trainer = Trainer::new(&gpu, &cfg)?;
-    let mut beh = Behaviour::new(&gpu, &cfg, BehaviourConfig::default())?;
+    let defaults = BehaviourConfig::default();
+    let beh_cfg = BehaviourConfig {
+        actor_lr: args.actor_lr.unwrap_or(defaults.actor_lr),
+        critic_lr: args.critic_lr.unwrap_or(defaults.critic_lr),
+        horizon: args.horizon.unwrap_or(defaults.horizon),
+        ..defaults
+    };
+    let mut beh = Behaviour::new(&gpu, &cfg, beh_cfg)?;
     let (ckpt, ep_dir) = (args.logdir.join("checkpoint"), args.logdir.join("episodes"));
     let state_path = args.logdir.join("dreamer_state.json");
     std::fs::create_dir_all(&args.logdir)?;
@@ -130,7 +180,18 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
             path: state_path.clone(),
             msg: e.to_string(),
         })?;
-        beh.updates = trainer.step;
+        if st.action_repeat != 0 && st.action_repeat != env.action_repeat() {
+            if args.action_repeat.is_some() {
+                return Err(Error::Invalid(format!(
+                    "cannot resume with action repeat {}: the run in {} uses {}",
+                    env.action_repeat(),
+                    args.logdir.display(),
+                    st.action_repeat
+                )));
+            }
+            env = make_env(&args.env, Some(st.action_repeat))?;
+        }
+        beh.updates = st.behaviour_updates;
         let (eps, failed) = rssm::data::npz::load_dir(&ep_dir)?;
         if let Some(f) = failed.first() {
             return Err(Error::Invalid(format!("cannot resume: {}", f.1)));
@@ -141,7 +202,21 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
             st.env_steps, st.episodes, trainer.step
         );
     } else {
-        let mut policy = RandomPolicy::new(env.action_dim(), cfg.seed);
+        st.action_repeat = env.action_repeat();
+        // The baseline: the uniform random policy, on the evaluation seeds.
+        let mut uniform = RandomPolicy::new(env.action_dim(), cfg.seed ^ 0xBA5E);
+        let mut total = 0.0;
+        for i in 0..RANDOM_BASELINE_EPISODES {
+            let ep = rssm::envs::collect::collect_episode_with_limit(
+                env.as_mut(),
+                &mut uniform,
+                EVAL_SEED + i as u64,
+                args.episode_len,
+            )?;
+            total += ep.total_reward();
+        }
+        st.random_return = total / RANDOM_BASELINE_EPISODES as f64;
+        let mut policy = RandomPolicy::new(env.action_dim(), cfg.seed).with_hold(args.prefill_hold);
         let mut total = 0.0;
         for i in 0..args.prefill {
             let ep = collect_episode(
@@ -155,10 +230,10 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
             st.episodes += 1;
             replay.push(ep)?;
         }
-        st.random_return = total / args.prefill.max(1) as f64;
+        st.prefill_return = total / args.prefill.max(1) as f64;
         eprintln!(
-            "prefill: {} random episodes, mean return {:.1}",
-            args.prefill, st.random_return
+            "prefill: {} random episodes (actions held {:.1} steps on average), mean return {:.1}; uniform random policy {:.1}",
+            args.prefill, args.prefill_hold, st.prefill_return, st.random_return
         );
     }
     let mut log = std::fs::OpenOptions::new()
@@ -184,6 +259,20 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
                     ckpt.display()
                 )));
             }
+            if trainer.step <= args.behaviour_warmup {
+                if trainer.step % 10 == 0 {
+                    writeln!(
+                        log,
+                        "{}",
+                        serde_json::json!({"kind": "train", "env_steps": st.env_steps, "world_model": m})
+                    )?;
+                    eprintln!(
+                        "step {} | wm loss {:.1} (image {:.1} kl {:.2}) | behaviour waits until step {} | {:.0} s",
+                        m.step, m.loss, m.image_nll, m.kl, args.behaviour_warmup, start.elapsed().as_secs_f64()
+                    );
+                }
+                continue;
+            }
             let (h, s) = trainer.last_posterior.clone().expect("set by train_step");
             let b = beh.update(&trainer.model, &Starts::new(&h, &s)?)?;
             if trainer.step % 10 == 0 {
@@ -193,8 +282,8 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
                     serde_json::json!({"kind": "train", "env_steps": st.env_steps, "world_model": m, "behaviour": b})
                 )?;
                 eprintln!(
-                    "step {} | wm loss {:.1} (image {:.1} kl {:.2}) | actor {:.3} critic {:.3} return {:.2} | {:.0} s",
-                    m.step, m.loss, m.image_nll, m.kl, b.actor_loss, b.critic_loss, b.mean_return, start.elapsed().as_secs_f64()
+                    "step {} | wm loss {:.1} (image {:.1} kl {:.2}) | actor {:.3} (mean rms {:.2} std {:.2}) critic {:.3} return {:.2} | {:.0} s",
+                    m.step, m.loss, m.image_nll, m.kl, b.actor_loss, b.actor_mean_rms, b.actor_std, b.critic_loss, b.mean_return, start.elapsed().as_secs_f64()
                 );
             }
         }
@@ -224,7 +313,7 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
                 env.as_mut(),
                 &trainer,
                 &beh,
-                0xE7A1 + st.episodes as u64,
+                EVAL_SEED + st.episodes as u64,
                 false,
                 0.0,
                 args.episode_len,
@@ -248,6 +337,7 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
         trainer.save(&ckpt)?;
         beh.actor.opt.save(&ckpt, "actor")?;
         beh.critic.opt.save(&ckpt, "critic")?;
+        st.behaviour_updates = beh.updates;
         let tmp = state_path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(&st).unwrap_or_default())?;
         std::fs::rename(&tmp, &state_path)?;

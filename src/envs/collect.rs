@@ -27,10 +27,18 @@ impl<F: FnMut(&[u8]) -> Vec<f32>> Policy for F {
 
 /// Uniform random actions in `[-1, 1]`, reproducible from a seed (the usual policy for the
 /// first, exploratory episodes).
+///
+/// By default every step draws a fresh action. [`RandomPolicy::with_hold`] keeps each draw for
+/// a random number of steps instead (geometric, mean `hold`): temporally correlated noise
+/// that, unlike per-step noise, can pump energy into an oscillator and so shows the world
+/// model states far from rest.
 #[derive(Clone, Debug)]
 pub struct RandomPolicy {
     rng: StdRng,
     action_dim: usize,
+    /// Probability of drawing a fresh action at a step (1 / mean hold).
+    redraw: f64,
+    current: Option<Vec<f32>>,
 }
 
 impl RandomPolicy {
@@ -39,15 +47,40 @@ impl RandomPolicy {
         RandomPolicy {
             rng: StdRng::seed_from_u64(seed),
             action_dim,
+            redraw: 1.0,
+            current: None,
         }
+    }
+
+    /// Holds each action for a geometric number of steps with mean `hold` (values below 1
+    /// mean 1: a fresh action every step).
+    pub fn with_hold(mut self, hold: f64) -> Self {
+        self.redraw = if hold.is_finite() && hold > 1.0 {
+            1.0 / hold
+        } else {
+            1.0
+        };
+        self
     }
 }
 
 impl Policy for RandomPolicy {
     fn act(&mut self, _obs: &[u8]) -> Vec<f32> {
-        (0..self.action_dim)
-            .map(|_| self.rng.random_range(-1.0f32..=1.0))
-            .collect()
+        let fresh = self.current.is_none() || self.redraw >= 1.0 || {
+            let u: f64 = self.rng.random();
+            u < self.redraw
+        };
+        if fresh {
+            let a: Vec<f32> = (0..self.action_dim)
+                .map(|_| self.rng.random_range(-1.0f32..=1.0))
+                .collect();
+            self.current = Some(a);
+        }
+        self.current.clone().unwrap_or_default()
+    }
+
+    fn reset(&mut self) {
+        self.current = None;
     }
 }
 

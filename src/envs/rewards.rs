@@ -8,6 +8,8 @@ pub enum Sigmoid {
     Gaussian,
     /// `1 - (d * s)^2` clipped at 0: reaches exactly zero at `d * s = 1`.
     Quadratic,
+    /// `1 - d * s` clipped at 0: a constant slope all the way out to the margin.
+    Linear,
 }
 
 /// 1 when `lower <= x <= upper`; outside, decays with the distance `d` to the nearest bound,
@@ -15,7 +17,8 @@ pub enum Sigmoid {
 /// With `margin == 0` the result is an indicator (1 inside, 0 outside).
 ///
 /// Matches `dm_control.utils.rewards.tolerance` for the sigmoids above. `value_at_margin` must
-/// be in `(0, 1)` for `Gaussian` and `[0, 1)` for `Quadratic`; it is clamped into range.
+/// be in `(0, 1)` for `Gaussian` and `[0, 1)` for `Quadratic` and `Linear`; it is clamped
+/// into range.
 pub fn tolerance(
     x: f64,
     lower: f64,
@@ -46,6 +49,14 @@ pub fn tolerance(
                 0.0
             }
         }
+        Sigmoid::Linear => {
+            let s = d * (1.0 - value_at_margin.clamp(0.0, 1.0 - 1e-12));
+            if s.abs() < 1.0 {
+                1.0 - s.abs()
+            } else {
+                0.0
+            }
+        }
     }
 }
 
@@ -61,5 +72,9 @@ mod tests {
         assert!((tolerance(-0.5, 0.0, 0.0, 1.0, Sigmoid::Quadratic, 0.0) - 0.75).abs() < 1e-12);
         assert_eq!(tolerance(-1.0, 0.0, 0.0, 1.0, Sigmoid::Quadratic, 0.0), 0.0);
         assert_eq!(tolerance(1.1, 0.0, 1.0, 0.0, Sigmoid::Gaussian, 0.1), 0.0);
+        assert!((tolerance(1.25, 0.0, 1.0, 1.0, Sigmoid::Linear, 0.0) - 0.75).abs() < 1e-12);
+        let lin_margin = tolerance(-2.0, 0.0, 1.0, 2.0, Sigmoid::Linear, 0.2);
+        assert!((lin_margin - 0.2).abs() < 1e-12);
+        assert_eq!(tolerance(-3.0, 0.0, 1.0, 2.0, Sigmoid::Linear, 0.0), 0.0);
     }
 }
