@@ -40,6 +40,10 @@ pub struct ImagineArgs {
     pub context: usize,
     #[arg(long, default_value = "pendulum")]
     pub env: String,
+    /// Physics steps per action. Default: the dreamer run's (read from the
+    /// `dreamer_state.json` beside the checkpoint folder), else the environment's own.
+    #[arg(long)]
+    pub action_repeat: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Frames per row of the picture.
@@ -92,7 +96,19 @@ pub fn run(opts: &GpuOptions, args: ImagineArgs) -> Result<()> {
         b.actor.opt.load(dir, "actor")?;
         beh = Some(b);
     }
-    let mut env = make_env(&args.env, None)?;
+    let run_repeat = || -> Option<usize> {
+        let state = args.checkpoint.parent()?.join("dreamer_state.json");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(state).ok()?).ok()?;
+        v["action_repeat"]
+            .as_u64()
+            .filter(|&r| r > 0)
+            .map(|r| r as usize)
+    };
+    let repeat = args
+        .action_repeat
+        .or_else(|| actor_dir.as_ref().and_then(|_| run_repeat()));
+    let mut env = make_env(&args.env, repeat)?;
     if env.action_dim() != cfg.action_dim {
         return Err(Error::Invalid(format!(
             "env '{}' has {} actions, the model {}",
