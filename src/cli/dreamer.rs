@@ -32,8 +32,8 @@ pub struct DreamerArgs {
     #[arg(long, default_value = "pendulum")]
     pub env: String,
     /// Physics steps per agent action [default: 4]. At 4 the 15 imagined steps span 1.2 s,
-    /// most of a pendulum swing; at 2 they cover under half of one, and the actor settles
-    /// for a constant torque.
+    /// most of a pendulum swing (at 2, under half of one), and the actor finds swinging after
+    /// fewer agent steps.
     #[arg(long)]
     pub action_repeat: Option<usize>,
     /// Environment steps (agent actions) to collect in total, prefill included.

@@ -5,7 +5,7 @@
 //!
 //! | name | physics | default action repeat | episode | per-physics-step reward in [0, 1] |
 //! | --- | --- | --- | --- | --- |
-//! | `pendulum` (default) | dt 0.02 s, 1000 steps (20 s) | 2 (25 Hz control) | 500 actions | upright: 1 within 30 degrees of vertical, Gaussian fall-off to 0.01 hanging down |
+//! | `pendulum` (default) | dt 0.02 s, 1000 steps (20 s) | 2 (25 Hz control) | 500 actions | upright: 1 within 30 degrees of vertical, linear in height outside it, 0 hanging down |
 //! | `cartpole` | dt 0.01 s, 1000 steps (10 s) | 4 (25 Hz control) | 250 actions | dm_control's smooth swing-up reward: upright x centred x small control x small velocity |
 //!
 //! Conventions shared by every [`Env`]:

@@ -18,7 +18,8 @@
 //!   nearly flat low down: 0.01 to 0.04 across every swing a random policy makes, too little
 //!   for a learned reward model to tell apart, and imagined returns carry no signal.)
 //! - Time limit: 1000 physics steps (20 s). Default action repeat 2 (25 Hz control), so an
-//!   episode is 500 actions, as in DreamerV1's dm_control setup.
+//!   episode is 500 actions, as in DreamerV1's dm_control setup. (`rssm dreamer` runs it at 4:
+//!   its 15 imagined steps then span most of a swing.)
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;

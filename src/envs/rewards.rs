@@ -1,7 +1,7 @@
 //! dm_control's reward shaping helper, `rewards.tolerance`, so the built-in tasks use the same
 //! reward vocabulary as the DeepMind Control Suite.
 
-/// Shape of the fall-off outside the bounds (dm_control's `sigmoid` argument, the two used here).
+/// Shape of the fall-off outside the bounds (dm_control's `sigmoid` argument, the ones used here).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sigmoid {
     /// `exp(-0.5 (d * s)^2)`: smooth, never exactly zero.
