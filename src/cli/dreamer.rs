@@ -70,8 +70,8 @@ pub struct DreamerArgs {
     #[arg(long)]
     pub critic_lr: Option<f32>,
     /// World-model steps before the first behaviour update. An actor trained on an untrained
-    /// reward model exploits its errors: within 100 updates its mean saturates the tanh and
-    /// its gradient vanishes, for good.
+    /// reward model exploits its errors: in runs without the warm-up its mean saturated the
+    /// tanh within 100 updates and never recovered.
     #[arg(long, default_value_t = 300)]
     pub behaviour_warmup: u64,
     /// Imagination horizon (the spec's 15 by default).
