@@ -486,10 +486,36 @@ fn behaviour_update_changes_actor_and_critic_but_not_the_world_model() {
         b.critic.params().id("critic.l2.weight").is_some()
             && b.critic.params().id("critic.l3.weight").is_none()
     );
+    // The policy statistics the first update reports, computed on the host from the actor's
+    // raw output `[m | r]` on the start features.
+    let (want_rms, want_std) = {
+        let t = Tape::no_grad(&g);
+        let feat = ops::concat_last(&t, &[t.constant(&starts.s), t.constant(&starts.h)]).unwrap();
+        let out = b.actor.forward(&t, &b.actor.bind_frozen(&t), feat).unwrap();
+        let raw = t.value(out).to_vec().unwrap();
+        let a = raw.len() / starts.len() / 2;
+        let (mut sq, mut std, mut k) = (0.0f64, 0.0f64, 0.0f64);
+        for row in raw.chunks(2 * a) {
+            for i in 0..a {
+                let mean = 5.0 * (row[i] as f64 / 5.0).tanh();
+                let x = row[a + i] as f64 + ((5.0f64).exp() - 1.0).ln();
+                sq += mean * mean;
+                std += x.exp().ln_1p() + 1e-4;
+                k += 1.0;
+            }
+        }
+        ((sq / k).sqrt(), std / k)
+    };
     let mut ms = vec![];
     for _ in 0..3 {
         ms.push(b.update(&wm, &starts).unwrap());
     }
+    let first = &ms[0];
+    assert!(
+        (first.actor_mean_rms as f64 - want_rms).abs() < 1e-4 * (1.0 + want_rms)
+            && (first.actor_std as f64 - want_std).abs() < 1e-4 * want_std,
+        "{first:?}: want mean rms {want_rms}, std {want_std}"
+    );
     eprintln!("{:?}", ms.last().unwrap());
     for m in &ms {
         for v in [

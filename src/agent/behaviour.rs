@@ -381,11 +381,13 @@ impl Behaviour {
         let mean_sq = {
             let nt = Tape::no_grad(&gpu);
             let m = nt.constant(&first_mean);
-            nt.value(ops::mean_all(&nt, ops::mul(&nt, m, m)?)?)
+            nt.value(ops::mul(&nt, m, m)?)
         };
+        let mean_sq = mean_of(&mean_sq)?;
+        // The objective always samples; a deterministic policy would have std 0.
         let mean_std = match &first_std {
             Some(s) => mean_of(s)?,
-            None => mean_sq.clone(),
+            None => Tensor::zeros(&gpu, &[1])?,
         };
         let an = self
             .actor

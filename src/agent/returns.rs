@@ -95,27 +95,8 @@ pub fn discount_weights(cont_logits: &Tensor, gamma: f32) -> Result<Tensor> {
 
 /// Plain-Rust f64 references (time-major `[H+1, N]` slices, row t at `t * n`).
 pub mod reference {
-    /// The lambda-return recursion, `[H, N]`.
-    pub fn lambda_return(
-        reward: &[f32],
-        gamma: &[f32],
-        value: &[f32],
-        n: usize,
-        lambda: f64,
-    ) -> Vec<f64> {
-        let h = reward.len() / n - 1;
-        let mut out = vec![0f64; h * n];
-        for col in 0..n {
-            let mut next = value[h * n + col] as f64; // R_H = v_H
-            for step in (0..h).rev() {
-                let i = step * n + col;
-                let v1 = value[i + n] as f64;
-                next = reward[i] as f64 + gamma[i] as f64 * ((1.0 - lambda) * v1 + lambda * next);
-                out[i] = next;
-            }
-        }
-        out
-    }
+    /// The lambda-return recursion, `[H, N]` (the kernel's own reference).
+    pub use crate::ops::returns::reference::lambda_return;
 
     /// `prod_{k<t} gamma * sigmoid(logit_k)`, `[H, N]`.
     pub fn discount_weights(logits: &[f32], n: usize, gamma: f64) -> Vec<f64> {

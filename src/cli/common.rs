@@ -18,7 +18,25 @@ pub fn open_gpu(opts: &GpuOptions) -> Result<Gpu> {
 }
 
 /// `--config FILE` beats `--preset NAME`; otherwise the preset for the adapter type.
-pub fn resolve_config(gpu: &Gpu, config: Option<&Path>, preset: Option<&str>) -> Result<Config> {
+/// `--config` / `--preset`: which model to build (shared by the commands that build one).
+#[derive(clap::Args, Debug)]
+pub struct ModelChoice {
+    /// Configuration file (.json or .toml) with the spec's keys.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Preset: dreamer (the spec's defaults) or small (for CPU devices). Default: by adapter.
+    #[arg(long)]
+    pub preset: Option<String>,
+}
+
+impl ModelChoice {
+    /// The configuration chosen, see [`resolve_config`].
+    pub fn resolve(&self, gpu: &Gpu) -> Result<Config> {
+        resolve_config(gpu, self.config.as_deref(), self.preset.as_deref())
+    }
+}
+
+fn resolve_config(gpu: &Gpu, config: Option<&Path>, preset: Option<&str>) -> Result<Config> {
     let (what, cfg) = match (config, preset) {
         (Some(path), _) => (
             format!("config file {}", path.display()),

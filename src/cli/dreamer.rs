@@ -17,17 +17,13 @@ use rssm::model::Trainer;
 use rssm::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::common::{open_gpu, resolve_config, upload_batch};
+use crate::cli::common::{open_gpu, upload_batch, ModelChoice};
 use crate::cli::picture::write_curve_png;
 
 #[derive(clap::Args, Debug)]
 pub struct DreamerArgs {
-    /// Configuration file (.json or .toml) with the spec's keys.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Preset: dreamer or small. Default: by adapter.
-    #[arg(long)]
-    pub preset: Option<String>,
+    #[command(flatten)]
+    pub model: ModelChoice,
     /// Built-in environment.
     #[arg(long, default_value = "pendulum")]
     pub env: String,
@@ -148,7 +144,7 @@ fn save_episode(dir: &Path, index: usize, ep: &Episode) -> Result<()> {
 
 pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
     let gpu = open_gpu(opts)?;
-    let mut cfg = resolve_config(&gpu, args.config.as_deref(), args.preset.as_deref())?;
+    let mut cfg = args.model.resolve(&gpu)?;
     let mut env = make_env(
         &args.env,
         Some(args.action_repeat.unwrap_or(DREAMER_ACTION_REPEAT)),
@@ -259,31 +255,32 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
                     ckpt.display()
                 )));
             }
-            if trainer.step <= args.behaviour_warmup {
-                if trainer.step % 10 == 0 {
-                    writeln!(
-                        log,
-                        "{}",
-                        serde_json::json!({"kind": "train", "env_steps": st.env_steps, "world_model": m})
-                    )?;
-                    eprintln!(
-                        "step {} | wm loss {:.1} (image {:.1} kl {:.2}) | behaviour waits until step {} | {:.0} s",
-                        m.step, m.loss, m.image_nll, m.kl, args.behaviour_warmup, start.elapsed().as_secs_f64()
-                    );
-                }
-                continue;
-            }
-            let (h, s) = trainer.last_posterior.clone().expect("set by train_step");
-            let b = beh.update(&trainer.model, &Starts::new(&h, &s)?)?;
+            let b = if trainer.step > args.behaviour_warmup {
+                let (h, s) = trainer.last_posterior.clone().expect("set by train_step");
+                Some(beh.update(&trainer.model, &Starts::new(&h, &s)?)?)
+            } else {
+                None
+            };
             if trainer.step % 10 == 0 {
                 writeln!(
                     log,
                     "{}",
                     serde_json::json!({"kind": "train", "env_steps": st.env_steps, "world_model": m, "behaviour": b})
                 )?;
+                let behaviour = match &b {
+                    Some(b) => format!(
+                        "actor {:.3} (mean rms {:.2} std {:.2}) critic {:.3} return {:.2}",
+                        b.actor_loss, b.actor_mean_rms, b.actor_std, b.critic_loss, b.mean_return
+                    ),
+                    None => format!("behaviour waits until step {}", args.behaviour_warmup),
+                };
                 eprintln!(
-                    "step {} | wm loss {:.1} (image {:.1} kl {:.2}) | actor {:.3} (mean rms {:.2} std {:.2}) critic {:.3} return {:.2} | {:.0} s",
-                    m.step, m.loss, m.image_nll, m.kl, b.actor_loss, b.actor_mean_rms, b.actor_std, b.critic_loss, b.mean_return, start.elapsed().as_secs_f64()
+                    "step {} | wm loss {:.1} (image {:.1} kl {:.2}) | {behaviour} | {:.0} s",
+                    m.step,
+                    m.loss,
+                    m.image_nll,
+                    m.kl,
+                    start.elapsed().as_secs_f64()
                 );
             }
         }

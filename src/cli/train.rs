@@ -9,17 +9,13 @@ use rssm::model::open_loop::open_loop;
 use rssm::model::Trainer;
 use rssm::{Error, Result};
 
-use crate::cli::common::{load_data, open_gpu, resolve_config, upload_batch, DataSource};
+use crate::cli::common::{load_data, open_gpu, upload_batch, DataSource, ModelChoice};
 use crate::cli::picture::write_open_loop_png;
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// Configuration file (.json or .toml) with the spec's keys.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Preset: dreamer (the spec's defaults) or small (for CPU devices). Default: by adapter.
-    #[arg(long)]
-    pub preset: Option<String>,
+    #[command(flatten)]
+    pub model: ModelChoice,
     /// Built-in environment to collect random-policy episodes from.
     #[arg(long, default_value = "pendulum")]
     pub env: String,
@@ -45,7 +41,7 @@ pub struct TrainArgs {
 
 pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
     let gpu = open_gpu(opts)?;
-    let mut cfg = resolve_config(&gpu, args.config.as_deref(), args.preset.as_deref())?;
+    let mut cfg = args.model.resolve(&gpu)?;
     let src = match &args.data {
         Some(d) => DataSource::Dir(d.clone()),
         None => DataSource::Env {
@@ -56,7 +52,7 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
     let replay = load_data(&src, cfg.seed)?;
     let action_dim = replay.action_dim().unwrap_or(0);
     // Presets take the action size from the data; a config file that names one must match.
-    if args.config.is_some() && cfg.action_dim != 0 && cfg.action_dim != action_dim {
+    if args.model.config.is_some() && cfg.action_dim != 0 && cfg.action_dim != action_dim {
         return Err(Error::Invalid(format!(
             "config action_dim {} but the data has {action_dim}",
             cfg.action_dim
