@@ -107,6 +107,8 @@ pub struct Stats {
     pub readbacks: u64,
     /// Compiled pipelines.
     pub pipelines: u64,
+    /// Bind groups created (at flush; a steady loop reuses cached ones).
+    pub bind_groups_created: u64,
 }
 
 struct Shared {
@@ -590,7 +592,7 @@ impl Gpu {
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("step"),
                 });
-        rec.encode(&self.shared.device, &mut encoder);
+        let bind_groups = rec.encode(&self.shared.device, &mut encoder);
         // Submit and advance the epoch before releasing the recorder: a buffer freed by a
         // command in this batch must not count as "freed before the last submit" (and so be
         // handed to an upload) until the batch really is submitted.
@@ -601,11 +603,13 @@ impl Gpu {
             .unwrap_or_else(|e| e.into_inner())
             .epoch += 1;
         drop(rec);
-        self.shared
+        let mut c = self
+            .shared
             .counters
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .submits += 1;
+            .unwrap_or_else(|e| e.into_inner());
+        c.submits += 1;
+        c.bind_groups_created += bind_groups;
     }
 
     /// Map `slice` for reading and wait for it (everything submitted before runs first).

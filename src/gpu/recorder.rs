@@ -68,8 +68,13 @@ impl Recorder {
     }
 
     /// Encode everything recorded so far into `encoder`. The arena must already hold the
-    /// parameters (see `Gpu::flush`).
-    pub(crate) fn encode(&mut self, device: &wgpu::Device, encoder: &mut wgpu::CommandEncoder) {
+    /// parameters (see `Gpu::flush`). Returns the number of bind groups it created.
+    pub(crate) fn encode(
+        &mut self,
+        device: &wgpu::Device,
+        encoder: &mut wgpu::CommandEncoder,
+    ) -> u64 {
+        let mut created = 0;
         let params_buf = self.params_buf.clone();
         let cmds = std::mem::take(&mut self.cmds);
         let timestamps = self.timestamps.take();
@@ -130,6 +135,7 @@ impl Recorder {
                                 });
                             }
                         }
+                        created += 1;
                         let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
                             label: None,
                             layout: &kernel.layout,
@@ -158,5 +164,6 @@ impl Recorder {
             }
         }
         self.params.clear();
+        created
     }
 }
