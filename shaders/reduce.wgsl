@@ -11,7 +11,7 @@
 //   expand       y[i] (+)= alpha * x[(i / div) % modulo] for i < n: the backward of every sum above
 //                (sum_rows: div = cols; sum_leading: div = 1, modulo = cols; scalar: div = n).
 //                [backward] Workgroup (WG,1,1).
-// Overrides: ACC (expand adds into y).
+// Overrides: ACC (sum_leading and expand add into y: bias gradients accumulate in place).
 
 struct Params {
     n: u32,
@@ -65,7 +65,7 @@ fn sum_leading(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     for (var r = 0u; r < p.rows; r++) {
         s += x[r * p.cols + c];
     }
-    y[c] = p.alpha * s;
+    if ACC { y[c] += p.alpha * s; } else { y[c] = p.alpha * s; }
 }
 
 @compute @workgroup_size(WG)

@@ -79,7 +79,7 @@ fn measure(gpu: &Gpu, name: &str, cfg: &Config, reps: usize, horizon: usize) -> 
         let action = t.constant(&batch.action);
         let eps = Tensor::zeros(gpu, &[cfg.batch, cfg.seq_len, cfg.stoch])?;
         let o = tr.model.observe(&t, &p, embed, action, &eps)?;
-        t.value(o.last_h).to_vec()?;
+        t.value(o.last_state(&t)?.0).to_vec()?;
         Ok(())
     };
     observe(&tr)?;

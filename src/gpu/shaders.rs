@@ -21,6 +21,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("loss", include_str!("../../shaders/loss.wgsl")),
     ("adam", include_str!("../../shaders/adam.wgsl")),
     ("returns", include_str!("../../shaders/returns.wgsl")),
+    ("rssm", include_str!("../../shaders/rssm.wgsl")),
 ];
 
 /// The source of kernel family `name` with the prelude in front, and the number of prelude

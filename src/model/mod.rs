@@ -8,4 +8,4 @@ pub mod world_model;
 
 pub use config::Config;
 pub use trainer::{StepMetrics, Trainer};
-pub use world_model::{DeviceBatch, LossOut, WorldModel};
+pub use world_model::{DeviceBatch, LossOut, Observed, RssmPath, WorldModel};

@@ -14,6 +14,7 @@ use crate::nn::{Bound, Init, Linear, Mlp, ParamId, ParamStore};
 use crate::ops::gaussian::{gaussian_head, normal_noise, Noise};
 use crate::ops::kl::kl_balanced;
 use crate::ops::loss::{bce_with_logits, mean_of_sum, mse_nll};
+use crate::ops::rssm::{fused_plan, ObserveDims, RssmParams};
 use crate::ops::{self, conv, Act};
 use crate::tensor::{Tape, Tensor, Var};
 
@@ -48,6 +49,8 @@ pub struct WorldModel {
     pub rssm: Rssm,
     pub reward: Mlp,
     pub cont: Mlp,
+    /// How `observe` runs (default: automatic).
+    pub rssm_path: RssmPath,
 }
 
 /// One batch on the device: `obs [B,T,3,64,64]` in [-0.5, 0.5], `action [B,T,A]`,
@@ -83,9 +86,42 @@ pub struct Observed {
     pub stoch: Var,
     pub post_stats: Var,
     pub prior_stats: Var,
-    /// The last step's state (to continue with the prior).
-    pub last_h: Var,
-    pub last_s: Var,
+    /// Which path recorded it.
+    pub path: RssmPath,
+}
+
+impl Observed {
+    /// The last step's state `(h [B, deter], s [B, stoch])`, to continue with the prior.
+    pub fn last_state(&self, t: &Tape) -> Result<(Var, Var)> {
+        let steps = t.shape(self.deter)[1];
+        Ok((
+            ops::slice_time(t, self.deter, steps - 1)?,
+            ops::slice_time(t, self.stoch, steps - 1)?,
+        ))
+    }
+}
+
+/// How `observe` runs the RSSM over time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RssmPath {
+    /// The fused kernels where the device and the shapes allow them, else the per-op path.
+    #[default]
+    Auto,
+    /// The fused kernels (`ops::rssm`): a handful of dispatches whatever T is. An error where
+    /// they cannot run.
+    Fused,
+    /// One kernel per op per time step: the readable reference.
+    PerOp,
+}
+
+impl std::fmt::Display for RssmPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RssmPath::Auto => "auto",
+            RssmPath::Fused => "fused",
+            RssmPath::PerOp => "per-op",
+        })
+    }
 }
 
 fn conv_layer(
@@ -214,6 +250,7 @@ impl WorldModel {
             },
             reward,
             cont,
+            rssm_path: RssmPath::Auto,
         })
     }
 
@@ -273,9 +310,88 @@ impl WorldModel {
         r.obs_stats.forward(t, p, y, Act::None)
     }
 
+    /// The RSSM's parameters as tape variables, in `ops::rssm`'s grouping.
+    pub fn rssm_vars(&self, p: &Bound) -> RssmParams<Var> {
+        let r = &self.rssm;
+        let bias = |l: &Linear| p.var(l.bias);
+        RssmParams {
+            img_in_w: p.var(r.img_in.weight),
+            img_in_b: bias(&r.img_in),
+            w_ih: p.var(r.w_ih),
+            w_hh: p.var(r.w_hh),
+            b_ih: p.var(r.b_ih),
+            b_hh: p.var(r.b_hh),
+            img_out_w: p.var(r.img_out.weight),
+            img_out_b: bias(&r.img_out),
+            img_stats_w: p.var(r.img_stats.weight),
+            img_stats_b: bias(&r.img_stats),
+            obs_out_w: p.var(r.obs_out.weight),
+            obs_out_b: bias(&r.obs_out),
+            obs_stats_w: p.var(r.obs_stats.weight),
+            obs_stats_b: bias(&r.obs_stats),
+        }
+    }
+
+    /// The path `observe` takes for a `[batch, steps]` sequence on `gpu`, and, when it is the
+    /// per-op one, why.
+    pub fn observe_path(&self, gpu: &Gpu, batch: usize, steps: usize) -> (RssmPath, String) {
+        let c = &self.cfg;
+        let dims = ObserveDims {
+            batch,
+            steps,
+            stoch: c.stoch,
+            action: c.action_dim,
+            deter: c.deter,
+            hidden: c.hidden,
+            embed: c.embed(),
+        };
+        match self.rssm_path {
+            RssmPath::PerOp => (RssmPath::PerOp, "chosen".into()),
+            RssmPath::Fused => (RssmPath::Fused, String::new()),
+            RssmPath::Auto => match fused_plan(gpu, &dims) {
+                Ok(_) => (RssmPath::Fused, String::new()),
+                Err(why) => (RssmPath::PerOp, why),
+            },
+        }
+    }
+
     /// Run the RSSM over a `[B,T]` batch of embeddings and actions from a zero state, sampling
-    /// the posterior with `eps [B,T,S]`. Every step is only recorded.
+    /// the posterior with `eps [B,T,S]`. Every step is only recorded: on the fused path the
+    /// whole sequence is a handful of dispatches, on the per-op path about 16 per step.
     pub fn observe(
+        &self,
+        t: &Tape,
+        p: &Bound,
+        embed: Var,
+        action: Var,
+        eps: &Tensor,
+    ) -> Result<Observed> {
+        let es = t.shape(embed);
+        let (path, _) = self.observe_path(t.gpu(), es[0], es[1]);
+        // The fused op treats the actions as constants (they are data in the world model).
+        if path == RssmPath::Fused && !t.requires_grad(action) {
+            let o = ops::rssm::observe(
+                t,
+                embed,
+                &t.value(action),
+                eps,
+                self.rssm_vars(p),
+                self.cfg.min_std,
+            )?;
+            return Ok(Observed {
+                deter: o.deter,
+                stoch: o.stoch,
+                post_stats: o.post,
+                prior_stats: o.prior,
+                path: RssmPath::Fused,
+            });
+        }
+        self.observe_per_op(t, p, embed, action, eps)
+    }
+
+    /// The per-op `observe`: `img_step`, `obs_step` and the Gaussian head recorded per time
+    /// step. The reference the fused kernels are tested against.
+    pub fn observe_per_op(
         &self,
         t: &Tape,
         p: &Bound,
@@ -310,8 +426,7 @@ impl WorldModel {
             stoch: ops::stack_time(t, &ss)?,
             post_stats: ops::stack_time(t, &qs)?,
             prior_stats: ops::stack_time(t, &ps)?,
-            last_h: h,
-            last_s: s,
+            path: RssmPath::PerOp,
         })
     }
 

@@ -16,6 +16,7 @@ pub mod loss;
 pub mod matmul;
 pub mod reduce;
 pub mod returns;
+pub mod rssm;
 pub mod shape;
 
 pub use elementwise::{add, elu, mul, relu, scale, sigmoid, softplus, sub, tanh, Binary, Unary};

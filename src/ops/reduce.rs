@@ -55,17 +55,9 @@ pub fn sum_leading_into(x: &Tensor, y: &Tensor, acc: bool) -> Result<()> {
         alpha: 1.0,
         ..Default::default()
     };
-    if acc {
-        // Sum into a temporary, then add: keeps sum_leading a plain store.
-        let tmp = Tensor::empty(gpu, y.shape())?;
-        let k = gpu.kernel("reduce", "sum_leading", &[])?;
-        gpu.dispatch(&k, &p, &[x.buf(), tmp.buf()], grid(gpu, cols));
-        y.axpy_assign(1.0, &tmp)
-    } else {
-        let k = gpu.kernel("reduce", "sum_leading", &[])?;
-        gpu.dispatch(&k, &p, &[x.buf(), y.buf()], grid(gpu, cols));
-        Ok(())
-    }
+    let k = gpu.kernel("reduce", "sum_leading", &[("ACC", acc as u32 as f64)])?;
+    gpu.dispatch(&k, &p, &[x.buf(), y.buf()], grid(gpu, cols));
+    Ok(())
 }
 
 /// Record `y[i] (+)= alpha * x[(i / div) % modulo]`.

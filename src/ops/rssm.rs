@@ -1,0 +1,805 @@
+//! The RSSM's `observe` fused over time (`shaders/rssm.wgsl`): the whole sequence's forward in
+//! one persistent dispatch and its backward through time in one more, instead of ~16 dispatches
+//! per step forward and ~37 backward on the per-op path (`model::WorldModel::observe_per_op`,
+//! which stays as the reference these kernels are tested against and as the fallback).
+//!
+//! One training step's RSSM is then:
+//! - forward (5 dispatches): pack the loop's weights (two kernels: every matrix transposed for
+//!   the forward and as is for the backward, and the biases, into one buffer), copy `obs_out`'s
+//!   embedding columns out, the embedding's half of `obs_out` as ONE GEMM over all B*T rows
+//!   (`xe = embed W_oe^T + b_oo`, the step's largest matmul), then `observe_forward`;
+//! - backward: `observe_backward` in reverse time writes every step's pre-activation gradients;
+//!   then each weight gradient is one GEMM over all B*T rows (`dW = dPre^T X`) and each bias
+//!   gradient one column sum, accumulated in place, plus one GEMM for the embedding's gradient.
+//!
+//! The action's half of `img_in` is computed inside the loop rather than as a GEMM before it:
+//! it is `action_dim` (1-6) multiply-adds per unit, less than reading a precomputed value.
+//!
+//! Layouts: the outputs are `[B, T, ...]` like the per-op path's; the arrays whose weight
+//! gradient pairs step t with step t-1 (GRU and `img_in`) are saved time-major `[T, B, ...]` so
+//! that every GEMM operand is one contiguous block of rows.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::error::{shape_err, Error, Result};
+use crate::gpu::Gpu;
+use crate::ops::grid;
+use crate::ops::matmul::{matmul_into, Act, MatmulSpec};
+use crate::ops::reduce::sum_leading_into;
+use crate::ops::shape::{copy2d, Block};
+use crate::tensor::{Grads, Tape, Tensor, Var};
+
+/// Rows per workgroup the kernels can hold at most (`RMAX` in the shader).
+pub const MAX_TILE_ROWS: usize = 8;
+/// Storage buffers the backward kernel binds (the most of the family).
+pub const STORAGE_BUFFERS_NEEDED: u32 = 18;
+/// Threads per workgroup of the persistent kernels.
+const THREADS: u32 = 64;
+
+/// The RSSM's fourteen parameters (spec names in the comments), generic over what holds them
+/// (tensors, tape variables, gradient targets).
+#[derive(Clone, Copy, Debug)]
+pub struct RssmParams<T> {
+    /// `rssm.img_in.weight [hidden, stoch + action]`
+    pub img_in_w: T,
+    /// `rssm.img_in.bias [hidden]`
+    pub img_in_b: T,
+    /// `rssm.gru.weight_ih [3 deter, hidden]`
+    pub w_ih: T,
+    /// `rssm.gru.weight_hh [3 deter, deter]`
+    pub w_hh: T,
+    /// `rssm.gru.bias_ih [3 deter]`
+    pub b_ih: T,
+    /// `rssm.gru.bias_hh [3 deter]`
+    pub b_hh: T,
+    /// `rssm.img_out.weight [hidden, deter]`
+    pub img_out_w: T,
+    /// `rssm.img_out.bias [hidden]`
+    pub img_out_b: T,
+    /// `rssm.img_stats.weight [2 stoch, hidden]`
+    pub img_stats_w: T,
+    /// `rssm.img_stats.bias [2 stoch]`
+    pub img_stats_b: T,
+    /// `rssm.obs_out.weight [hidden, deter + embed]`
+    pub obs_out_w: T,
+    /// `rssm.obs_out.bias [hidden]`
+    pub obs_out_b: T,
+    /// `rssm.obs_stats.weight [2 stoch, hidden]`
+    pub obs_stats_w: T,
+    /// `rssm.obs_stats.bias [2 stoch]`
+    pub obs_stats_b: T,
+}
+
+impl<T> RssmParams<T> {
+    /// All fourteen, in the field order.
+    pub fn to_array(self) -> [T; 14] {
+        [
+            self.img_in_w,
+            self.img_in_b,
+            self.w_ih,
+            self.w_hh,
+            self.b_ih,
+            self.b_hh,
+            self.img_out_w,
+            self.img_out_b,
+            self.img_stats_w,
+            self.img_stats_b,
+            self.obs_out_w,
+            self.obs_out_b,
+            self.obs_stats_w,
+            self.obs_stats_b,
+        ]
+    }
+
+    /// Apply `f` to each.
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> RssmParams<U> {
+        RssmParams {
+            img_in_w: f(self.img_in_w),
+            img_in_b: f(self.img_in_b),
+            w_ih: f(self.w_ih),
+            w_hh: f(self.w_hh),
+            b_ih: f(self.b_ih),
+            b_hh: f(self.b_hh),
+            img_out_w: f(self.img_out_w),
+            img_out_b: f(self.img_out_b),
+            img_stats_w: f(self.img_stats_w),
+            img_stats_b: f(self.img_stats_b),
+            obs_out_w: f(self.obs_out_w),
+            obs_out_b: f(self.obs_out_b),
+            obs_stats_w: f(self.obs_stats_w),
+            obs_stats_b: f(self.obs_stats_b),
+        }
+    }
+
+    /// Borrow each.
+    pub fn as_ref(&self) -> RssmParams<&T> {
+        RssmParams {
+            img_in_w: &self.img_in_w,
+            img_in_b: &self.img_in_b,
+            w_ih: &self.w_ih,
+            w_hh: &self.w_hh,
+            b_ih: &self.b_ih,
+            b_hh: &self.b_hh,
+            img_out_w: &self.img_out_w,
+            img_out_b: &self.img_out_b,
+            img_stats_w: &self.img_stats_w,
+            img_stats_b: &self.img_stats_b,
+            obs_out_w: &self.obs_out_w,
+            obs_out_b: &self.obs_out_b,
+            obs_stats_w: &self.obs_stats_w,
+            obs_stats_b: &self.obs_stats_b,
+        }
+    }
+}
+
+/// Sizes of one fused `observe`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObserveDims {
+    pub batch: usize,
+    pub steps: usize,
+    pub stoch: usize,
+    pub action: usize,
+    pub deter: usize,
+    pub hidden: usize,
+    pub embed: usize,
+}
+
+impl ObserveDims {
+    /// Check every operand's shape: `embed [B,T,E]`, `action [B,T,A]`, `eps [B,T,S]` and the
+    /// parameters' spec shapes.
+    pub fn of(
+        embed: &Tensor,
+        action: &Tensor,
+        eps: &Tensor,
+        w: &RssmParams<&Tensor>,
+    ) -> Result<ObserveDims> {
+        let es = embed.shape();
+        if es.len() != 3 || es.contains(&0) {
+            return shape_err("rssm observe", format!("embed must be [B,T,E], got {es:?}"));
+        }
+        let (b, t, e) = (es[0], es[1], es[2]);
+        let ws = w.obs_stats_w.shape();
+        if ws.len() != 2 || !ws[0].is_multiple_of(2) {
+            return shape_err(
+                "rssm observe",
+                format!("obs_stats weight must be [2S, hidden], got {ws:?}"),
+            );
+        }
+        let (s, hd) = (ws[0] / 2, ws[1]);
+        let dd = w.w_hh.shape().get(1).copied().unwrap_or(0);
+        let a = action.shape().get(2).copied().unwrap_or(0);
+        let d = ObserveDims {
+            batch: b,
+            steps: t,
+            stoch: s,
+            action: a,
+            deter: dd,
+            hidden: hd,
+            embed: e,
+        };
+        let want: [(&str, &Tensor, Vec<usize>); 17] = [
+            ("action", action, vec![b, t, a]),
+            ("eps", eps, vec![b, t, s]),
+            ("embed", embed, vec![b, t, e]),
+            ("rssm.img_in.weight", w.img_in_w, vec![hd, s + a]),
+            ("rssm.img_in.bias", w.img_in_b, vec![hd]),
+            ("rssm.gru.weight_ih", w.w_ih, vec![3 * dd, hd]),
+            ("rssm.gru.weight_hh", w.w_hh, vec![3 * dd, dd]),
+            ("rssm.gru.bias_ih", w.b_ih, vec![3 * dd]),
+            ("rssm.gru.bias_hh", w.b_hh, vec![3 * dd]),
+            ("rssm.img_out.weight", w.img_out_w, vec![hd, dd]),
+            ("rssm.img_out.bias", w.img_out_b, vec![hd]),
+            ("rssm.img_stats.weight", w.img_stats_w, vec![2 * s, hd]),
+            ("rssm.img_stats.bias", w.img_stats_b, vec![2 * s]),
+            ("rssm.obs_out.weight", w.obs_out_w, vec![hd, dd + e]),
+            ("rssm.obs_out.bias", w.obs_out_b, vec![hd]),
+            ("rssm.obs_stats.weight", w.obs_stats_w, vec![2 * s, hd]),
+            ("rssm.obs_stats.bias", w.obs_stats_b, vec![2 * s]),
+        ];
+        for (name, tns, shape) in want {
+            if tns.shape() != shape.as_slice() {
+                return shape_err(
+                    "rssm observe",
+                    format!("{name} must be {shape:?}, got {:?}", tns.shape()),
+                );
+            }
+        }
+        if s == 0 || dd == 0 || hd == 0 || a == 0 {
+            return shape_err("rssm observe", format!("empty sizes {d:?}"));
+        }
+        Ok(d)
+    }
+
+    /// Workgroup floats per row: forward, backward.
+    fn per_row(&self) -> (usize, usize) {
+        let (s, dd, hd) = (self.stoch, self.deter, self.hidden);
+        (3 * s + 2 * dd + 2 * hd, 5 * s + 2 * hd + 5 * dd)
+    }
+}
+
+/// How the fused kernels run on this device: rows per workgroup (forward, backward).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FusedPlan {
+    pub rows_fwd: usize,
+    pub rows_bwd: usize,
+}
+
+/// Rows per workgroup that fit the device's workgroup memory, or why the fused kernels cannot
+/// run here (then the per-op path does).
+pub fn fused_plan(gpu: &Gpu, d: &ObserveDims) -> std::result::Result<FusedPlan, String> {
+    let lim = gpu.limits();
+    if lim.max_storage_buffers_per_shader_stage < STORAGE_BUFFERS_NEEDED {
+        return Err(format!(
+            "the device allows {} storage buffers per shader stage, the fused RSSM needs {}",
+            lim.max_storage_buffers_per_shader_stage, STORAGE_BUFFERS_NEEDED
+        ));
+    }
+    if lim.max_compute_invocations_per_workgroup < THREADS
+        || lim.max_compute_workgroup_size_x < THREADS
+    {
+        return Err(format!(
+            "the device allows fewer than {THREADS} threads per workgroup"
+        ));
+    }
+    let floats = lim.max_compute_workgroup_storage_size as usize / 4;
+    let (pf, pb) = d.per_row();
+    // More rows per tile reuse each weight read more; but keep at least two workgroups busy.
+    let cap = MAX_TILE_ROWS.min(d.batch.div_ceil(2).max(1));
+    let rows = |per: usize| (floats / per).min(cap);
+    let (rf, rb) = (rows(pf), rows(pb));
+    if rf == 0 || rb == 0 {
+        return Err(format!(
+            "one row needs {} bytes of workgroup memory (deter {}, hidden {}, stoch {}), the device has {}",
+            4 * pf.max(pb),
+            d.deter,
+            d.hidden,
+            d.stoch,
+            4 * floats
+        ));
+    }
+    Ok(FusedPlan {
+        rows_fwd: rf,
+        rows_bwd: rb,
+    })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    batch: u32,
+    steps: u32,
+    stoch: u32,
+    act: u32,
+    deter: u32,
+    hidden: u32,
+    min_std: f32,
+    flags: u32,
+    t: [u32; 7],
+    w: [u32; 7],
+    b: [u32; 6],
+    obs_in: u32,
+    n_pack: u32,
+}
+
+const HAS_DDETER: u32 = 1;
+const HAS_DSTOCH: u32 = 2;
+const HAS_DPOST: u32 = 4;
+const HAS_DPRIOR: u32 = 8;
+
+impl Params {
+    /// Sizes and the packed buffer's layout; returns the packed length too.
+    fn new(d: &ObserveDims, min_std: f32) -> (Params, usize) {
+        let (s, a, dd, hd) = (d.stoch, d.action, d.deter, d.hidden);
+        // [out, in] of the seven matrices, in the shader's order.
+        let mats = [
+            (hd, s + a),
+            (3 * dd, hd),
+            (3 * dd, dd),
+            (hd, dd),
+            (2 * s, hd),
+            (hd, dd),
+            (2 * s, hd),
+        ];
+        let mut off = 0usize;
+        let mut p = Params {
+            batch: d.batch as u32,
+            steps: d.steps as u32,
+            stoch: s as u32,
+            act: a as u32,
+            deter: dd as u32,
+            hidden: hd as u32,
+            min_std,
+            obs_in: (dd + d.embed) as u32,
+            ..Default::default()
+        };
+        let mut n_pack = 0;
+        for (i, (o, n)) in mats.iter().enumerate() {
+            p.t[i] = off as u32;
+            off += o * n;
+            p.w[i] = off as u32;
+            off += o * n;
+            n_pack += o * n;
+        }
+        p.n_pack = n_pack as u32;
+        let biases = [hd, 3 * dd, 3 * dd, hd, 2 * s, 2 * s];
+        for (i, n) in biases.iter().enumerate() {
+            p.b[i] = off as u32;
+            off += n;
+        }
+        (p, off)
+    }
+}
+
+/// What the forward saved for the backward.
+#[derive(Clone, Debug)]
+pub struct ObserveSaved {
+    wp: Tensor,
+    /// `obs_out`'s embedding columns `[hidden, embed]`.
+    we: Tensor,
+    inp_in: Tensor,
+    x: Tensor,
+    gates: Tensor,
+    hprev: Tensor,
+    y_img: Tensor,
+    y_obs: Tensor,
+}
+
+/// The fused forward's outputs, all `[B, T, ...]`.
+#[derive(Clone, Debug)]
+pub struct ObserveOut {
+    /// `h_t` `[B,T,deter]`
+    pub deter: Tensor,
+    /// `s_t` `[B,T,stoch]`, sampled from the posterior with the given noise
+    pub stoch: Tensor,
+    /// posterior `[mean | raw]` `[B,T,2 stoch]`
+    pub post: Tensor,
+    /// prior `[mean | raw]` `[B,T,2 stoch]`
+    pub prior: Tensor,
+    /// For the backward (with `save`).
+    pub saved: Option<ObserveSaved>,
+}
+
+fn kernel_consts(rows: usize, per: usize) -> [(&'static str, f64); 3] {
+    [
+        ("R", rows as f64),
+        ("WGT", THREADS as f64),
+        ("SH", (rows * per) as f64),
+    ]
+}
+
+/// Record the fused forward of `observe` from a zero state: 5 dispatches whatever T is.
+pub fn observe_forward(
+    embed: &Tensor,
+    action: &Tensor,
+    eps: &Tensor,
+    w: &RssmParams<&Tensor>,
+    min_std: f32,
+    save: bool,
+) -> Result<ObserveOut> {
+    let d = ObserveDims::of(embed, action, eps, w)?;
+    let gpu = embed.gpu();
+    let plan = fused_plan(gpu, &d).map_err(|e| Error::Invalid(format!("fused RSSM: {e}")))?;
+    let (b, t, s, a, dd, hd, e) = (
+        d.batch, d.steps, d.stoch, d.action, d.deter, d.hidden, d.embed,
+    );
+    let n = b * t;
+    let (p, packed) = Params::new(&d, min_std);
+    let wp = Tensor::empty(gpu, &[packed])?;
+    let k = gpu.kernel("rssm", "pack_weights", &[])?;
+    gpu.dispatch(
+        &k,
+        &p,
+        &[
+            w.img_in_w.buf(),
+            w.w_ih.buf(),
+            w.w_hh.buf(),
+            w.img_out_w.buf(),
+            w.img_stats_w.buf(),
+            w.obs_out_w.buf(),
+            w.obs_stats_w.buf(),
+            wp.buf(),
+        ],
+        grid(gpu, p.n_pack as usize),
+    );
+    let k = gpu.kernel("rssm", "pack_biases", &[])?;
+    gpu.dispatch(
+        &k,
+        &p,
+        &[
+            wp.buf(),
+            w.img_in_b.buf(),
+            w.b_ih.buf(),
+            w.b_hh.buf(),
+            w.img_out_b.buf(),
+            w.img_stats_b.buf(),
+            w.obs_stats_b.buf(),
+        ],
+        grid(gpu, 2 * hd + 6 * dd + 4 * s),
+    );
+    // xe = embed W_oe^T + b_oo over all B*T rows.
+    let we = Tensor::empty(gpu, &[hd, e])?;
+    copy2d(
+        w.obs_out_w,
+        Block {
+            offset: dd,
+            stride: dd + e,
+        },
+        &we,
+        Block {
+            offset: 0,
+            stride: e,
+        },
+        hd,
+        e,
+        false,
+    )?;
+    let xe = Tensor::empty(gpu, &[b, t, hd])?;
+    matmul_into(
+        embed,
+        &we,
+        Some(w.obs_out_b),
+        &xe,
+        MatmulSpec {
+            m: n,
+            n: hd,
+            k: e,
+            trans_a: false,
+            trans_b: true,
+            act: Act::None,
+            acc: false,
+        },
+    )?;
+    let deter = Tensor::empty(gpu, &[b, t, dd])?;
+    let stoch = Tensor::empty(gpu, &[b, t, s])?;
+    let post = Tensor::empty(gpu, &[b, t, 2 * s])?;
+    let prior = Tensor::empty(gpu, &[b, t, 2 * s])?;
+    let buf = |shape: &[usize]| -> Result<Tensor> {
+        if save {
+            Tensor::empty(gpu, shape)
+        } else {
+            Tensor::empty(gpu, &[1])
+        }
+    };
+    let inp_in = buf(&[t, b, s + a])?;
+    let x = buf(&[t, b, hd])?;
+    let gates = buf(&[t, b, 4 * dd])?;
+    let hprev = buf(&[t, b, dd])?;
+    let y_img = buf(&[b, t, hd])?;
+    let y_obs = buf(&[b, t, hd])?;
+    let (per_f, _) = d.per_row();
+    let mut consts = kernel_consts(plan.rows_fwd, per_f).to_vec();
+    consts.push(("SAVE", save as u32 as f64));
+    let k = gpu.kernel("rssm", "observe_forward", &consts)?;
+    gpu.dispatch(
+        &k,
+        &p,
+        &[
+            wp.buf(),
+            xe.buf(),
+            action.buf(),
+            eps.buf(),
+            deter.buf(),
+            stoch.buf(),
+            post.buf(),
+            prior.buf(),
+            inp_in.buf(),
+            x.buf(),
+            gates.buf(),
+            hprev.buf(),
+            y_img.buf(),
+            y_obs.buf(),
+        ],
+        [b.div_ceil(plan.rows_fwd) as u32, 1, 1],
+    );
+    Ok(ObserveOut {
+        deter,
+        stoch,
+        post,
+        prior,
+        saved: save.then_some(ObserveSaved {
+            wp,
+            we,
+            inp_in,
+            x,
+            gates,
+            hprev,
+            y_img,
+            y_obs,
+        }),
+    })
+}
+
+/// Gradients arriving at the fused forward's outputs (`None`: that output got none).
+#[derive(Clone, Copy, Default)]
+pub struct ObserveOutGrads<'a> {
+    pub deter: Option<&'a Tensor>,
+    pub stoch: Option<&'a Tensor>,
+    pub post: Option<&'a Tensor>,
+    pub prior: Option<&'a Tensor>,
+}
+
+/// Where the input gradients go: `(tensor, acc)` for each wanted one (`acc`: add to it).
+pub struct ObserveGradTargets<'a> {
+    pub embed: Option<(&'a Tensor, bool)>,
+    pub params: RssmParams<Option<(&'a Tensor, bool)>>,
+}
+
+/// `target (+)= dPre^T X` over all rows: a weight gradient `[out, in]` from the pre-activation
+/// gradients `[rows, out]` and the layer's inputs `[rows, in]`.
+fn weight_grad(dpre: &Tensor, x: &Tensor, target: (&Tensor, bool)) -> Result<()> {
+    let (out_f, in_f) = (dpre.last_dim(), x.last_dim());
+    matmul_into(
+        dpre,
+        x,
+        None,
+        target.0,
+        MatmulSpec {
+            m: out_f,
+            n: in_f,
+            k: dpre.rows(),
+            trans_a: true,
+            trans_b: false,
+            act: Act::None,
+            acc: target.1,
+        },
+    )
+}
+
+/// Record the fused backward: one persistent dispatch in reverse time, then one GEMM per wanted
+/// weight gradient, one column sum per wanted bias and one GEMM for the embedding's gradient.
+pub fn observe_backward(
+    embed: &Tensor,
+    action: &Tensor,
+    eps: &Tensor,
+    w: &RssmParams<&Tensor>,
+    out: &ObserveOut,
+    g: &ObserveOutGrads,
+    targets: &ObserveGradTargets,
+) -> Result<()> {
+    let d = ObserveDims::of(embed, action, eps, w)?;
+    let saved = out
+        .saved
+        .as_ref()
+        .ok_or_else(|| Error::Tape("fused RSSM backward: the forward ran without saving".into()))?;
+    let gpu = embed.gpu();
+    let plan = fused_plan(gpu, &d).map_err(|e| Error::Invalid(format!("fused RSSM: {e}")))?;
+    let (b, t, s, dd, hd, e) = (d.batch, d.steps, d.stoch, d.deter, d.hidden, d.embed);
+    let (mut p, _) = Params::new(&d, 0.0);
+    let check = |name: &str, x: Option<&Tensor>, like: &Tensor| -> Result<()> {
+        match x {
+            Some(x) if x.len() != like.len() => shape_err(
+                "rssm observe backward",
+                format!(
+                    "gradient of {name} {:?} for an output of shape {:?}",
+                    x.shape(),
+                    like.shape()
+                ),
+            ),
+            _ => Ok(()),
+        }
+    };
+    check("deter", g.deter, &out.deter)?;
+    check("stoch", g.stoch, &out.stoch)?;
+    check("post", g.post, &out.post)?;
+    check("prior", g.prior, &out.prior)?;
+    let dummy = Tensor::empty(gpu, &[1])?;
+    let mut flag = |x: Option<&Tensor>, bit: u32| {
+        if x.is_some() {
+            p.flags |= bit;
+        }
+    };
+    flag(g.deter, HAS_DDETER);
+    flag(g.stoch, HAS_DSTOCH);
+    flag(g.post, HAS_DPOST);
+    flag(g.prior, HAS_DPRIOR);
+    fn or_dummy<'a>(x: Option<&'a Tensor>, dummy: &'a Tensor) -> &'a crate::gpu::GpuBuffer {
+        x.unwrap_or(dummy).buf()
+    }
+    let dgi = Tensor::empty(gpu, &[t, b, 3 * dd])?;
+    let dgh = Tensor::empty(gpu, &[t, b, 3 * dd])?;
+    let d_img_in = Tensor::empty(gpu, &[t, b, hd])?;
+    let d_img_out = Tensor::empty(gpu, &[b, t, hd])?;
+    let d_obs_out = Tensor::empty(gpu, &[b, t, hd])?;
+    let d_post = Tensor::empty(gpu, &[b, t, 2 * s])?;
+    let (_, per_b) = d.per_row();
+    let k = gpu.kernel(
+        "rssm",
+        "observe_backward",
+        &kernel_consts(plan.rows_bwd, per_b),
+    )?;
+    let bufs = [
+        saved.wp.buf(),
+        eps.buf(),
+        out.post.buf(),
+        saved.x.buf(),
+        saved.gates.buf(),
+        saved.hprev.buf(),
+        saved.y_img.buf(),
+        saved.y_obs.buf(),
+        or_dummy(g.deter, &dummy),
+        or_dummy(g.stoch, &dummy),
+        or_dummy(g.post, &dummy),
+        or_dummy(g.prior, &dummy),
+        dgi.buf(),
+        dgh.buf(),
+        d_img_in.buf(),
+        d_img_out.buf(),
+        d_obs_out.buf(),
+        d_post.buf(),
+    ];
+    gpu.dispatch(&k, &p, &bufs, [b.div_ceil(plan.rows_bwd) as u32, 1, 1]);
+
+    let tg = &targets.params;
+    let bias = |dpre: &Tensor, target: Option<(&Tensor, bool)>| -> Result<()> {
+        match target {
+            Some((y, acc)) => sum_leading_into(dpre, y, acc),
+            None => Ok(()),
+        }
+    };
+    let wgrad = |dpre: &Tensor, x: &Tensor, target: Option<(&Tensor, bool)>| -> Result<()> {
+        match target {
+            Some(tg) => weight_grad(dpre, x, tg),
+            None => Ok(()),
+        }
+    };
+    // img_in and the GRU: time-major rows.
+    wgrad(&d_img_in, &saved.inp_in, tg.img_in_w)?;
+    bias(&d_img_in, tg.img_in_b)?;
+    wgrad(&dgi, &saved.x, tg.w_ih)?;
+    bias(&dgi, tg.b_ih)?;
+    wgrad(&dgh, &saved.hprev, tg.w_hh)?;
+    bias(&dgh, tg.b_hh)?;
+    // img_out, img_stats, obs_stats: batch-major rows.
+    wgrad(&d_img_out, &out.deter, tg.img_out_w)?;
+    bias(&d_img_out, tg.img_out_b)?;
+    if let Some(dprior) = g.prior {
+        wgrad(dprior, &saved.y_img, tg.img_stats_w)?;
+        bias(dprior, tg.img_stats_b)?;
+    } else {
+        for (y, acc) in [tg.img_stats_w, tg.img_stats_b].into_iter().flatten() {
+            if !acc {
+                gpu.clear(y.buf());
+            }
+        }
+    }
+    wgrad(&d_post, &saved.y_obs, tg.obs_stats_w)?;
+    bias(&d_post, tg.obs_stats_b)?;
+    // obs_out: its deter columns from h, its embedding columns from the embedding; each GEMM
+    // into a temporary, then a strided copy into the weight gradient's columns.
+    if let Some((gw, acc)) = tg.obs_out_w {
+        for (x, width, col) in [(&out.deter, dd, 0), (embed, e, dd)] {
+            let part = Tensor::empty(gpu, &[hd, width])?;
+            weight_grad(&d_obs_out, x, (&part, false))?;
+            copy2d(
+                &part,
+                Block {
+                    offset: 0,
+                    stride: width,
+                },
+                gw,
+                Block {
+                    offset: col,
+                    stride: dd + e,
+                },
+                hd,
+                width,
+                acc,
+            )?;
+        }
+    }
+    bias(&d_obs_out, tg.obs_out_b)?;
+    if let Some((ge, acc)) = targets.embed {
+        matmul_into(
+            &d_obs_out,
+            &saved.we,
+            None,
+            ge,
+            MatmulSpec {
+                m: b * t,
+                n: e,
+                k: hd,
+                trans_a: false,
+                trans_b: false,
+                act: Act::None,
+                acc,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The fused observe's outputs on the tape.
+#[derive(Clone, Copy, Debug)]
+pub struct ObserveVars {
+    pub deter: Var,
+    pub stoch: Var,
+    pub post: Var,
+    pub prior: Var,
+}
+
+/// Fused `observe` on the tape: `embed [B,T,E]` (differentiable), `action [B,T,A]` and the
+/// posterior noise `eps [B,T,S]` (constants), the fourteen RSSM parameters. Like
+/// [`crate::ops::gaussian::gaussian_head`], the four outputs are recorded over one hidden node
+/// whose backward runs once, after all four have stashed their gradients.
+pub fn observe(
+    t: &Tape,
+    embed: Var,
+    action: &Tensor,
+    eps: &Tensor,
+    params: RssmParams<Var>,
+    min_std: f32,
+) -> Result<ObserveVars> {
+    let ev = t.value(embed);
+    let wv = params.map(|v| t.value(v));
+    let out = observe_forward(&ev, action, eps, &wv.as_ref(), min_std, t.grad_enabled())?;
+    let stash: Rc<RefCell<[Option<Tensor>; 4]>> = Rc::default();
+    let st = stash.clone();
+    let gpu = ev.gpu().clone();
+    let (action, eps) = (action.clone(), eps.clone());
+    let mut inputs = vec![embed];
+    inputs.extend(params.to_array());
+    let saved_out = out.clone();
+    let hub = t.record(
+        out.deter.clone(),
+        &inputs,
+        move |grads: &mut Grads, _token| {
+            let [gd, gs, gq, gp] = std::mem::take(&mut *st.borrow_mut());
+            let g = ObserveOutGrads {
+                deter: gd.as_ref(),
+                stoch: gs.as_ref(),
+                post: gq.as_ref(),
+                prior: gp.as_ref(),
+            };
+            let embed_t = grads.wanted_target(embed, ev.shape(), &gpu)?;
+            let mut param_t: Vec<Option<(Tensor, bool)>> = Vec::with_capacity(14);
+            for (v, val) in params.to_array().into_iter().zip(wv.as_ref().to_array()) {
+                param_t.push(grads.wanted_target(v, val.shape(), &gpu)?);
+            }
+            let pt: Vec<Option<(&Tensor, bool)>> = param_t
+                .iter()
+                .map(|o| o.as_ref().map(|(x, acc)| (x, *acc)))
+                .collect();
+            let targets = ObserveGradTargets {
+                embed: embed_t.as_ref().map(|(x, acc)| (x, *acc)),
+                params: RssmParams {
+                    img_in_w: pt[0],
+                    img_in_b: pt[1],
+                    w_ih: pt[2],
+                    w_hh: pt[3],
+                    b_ih: pt[4],
+                    b_hh: pt[5],
+                    img_out_w: pt[6],
+                    img_out_b: pt[7],
+                    img_stats_w: pt[8],
+                    img_stats_b: pt[9],
+                    obs_out_w: pt[10],
+                    obs_out_b: pt[11],
+                    obs_stats_w: pt[12],
+                    obs_stats_b: pt[13],
+                },
+            };
+            observe_backward(&ev, &action, &eps, &wv.as_ref(), &saved_out, &g, &targets)
+        },
+    );
+    let mut vars = [hub; 4];
+    for (k, value) in [out.deter, out.stoch, out.post, out.prior]
+        .into_iter()
+        .enumerate()
+    {
+        let st = stash.clone();
+        let gpu = t.gpu().clone();
+        vars[k] = t.record(value, &[hub], move |grads, g| {
+            st.borrow_mut()[k] = Some(g.clone());
+            // A token gradient so that the hidden node's backward runs; no dispatch.
+            grads.target(hub, &[1], &gpu)?;
+            Ok(())
+        });
+    }
+    Ok(ObserveVars {
+        deter: vars[0],
+        stoch: vars[1],
+        post: vars[2],
+        prior: vars[3],
+    })
+}

@@ -1,0 +1,360 @@
+//! The fused RSSM (`ops::rssm`, `shaders/rssm.wgsl`) against the per-op path it replaces: the
+//! same states, statistics and gradients at awkward sizes (batch not a multiple of the tile,
+//! T = 1 and T = 50, widths not multiples of 4 or 8, action sizes 1 and 6); its gradient
+//! against finite differences; and the world-model step's dispatch count, which must not grow
+//! with T.
+
+mod common;
+
+use common::{gpu, rand_vec};
+use rssm::gpu::Gpu;
+use rssm::model::{Config, DeviceBatch, RssmPath, Trainer, WorldModel};
+use rssm::ops::rssm::{fused_plan, observe, ObserveDims, RssmParams};
+use rssm::tensor::{gradcheck, GradcheckOptions, Tape, Tensor, Var};
+
+/// Widths that are multiples of neither 4 nor 8.
+fn awkward(action_dim: usize) -> Config {
+    Config {
+        deter: 13,
+        stoch: 5,
+        hidden: 11,
+        depth: 1,
+        units: 7,
+        action_dim,
+        ..Config::tiny()
+    }
+}
+
+/// A model whose biases are not zero (zero biases would leave parts of the backward untested).
+fn model(g: &Gpu, cfg: &Config) -> WorldModel {
+    let m = WorldModel::new(g, cfg).unwrap();
+    for (i, t) in m.params.tensors().iter().enumerate() {
+        if m.params.names()[i].ends_with(".bias") {
+            g.write(t.buf(), &rand_vec(t.len(), 90 + i as u64, -0.3, 0.3))
+                .unwrap();
+        }
+    }
+    m
+}
+
+struct Run {
+    outputs: Vec<Vec<f32>>,
+    grads: Vec<(String, Vec<f32>)>,
+}
+
+/// `observe` on one path; the gradient of `sum(w * [deter | stoch | post | prior])` for every
+/// RSSM parameter and the embedding.
+fn run(m: &WorldModel, path: RssmPath, b: usize, t: usize, seed: u64) -> Run {
+    let g = gpu();
+    let c = &m.cfg;
+    let (e, a, s) = (c.embed(), c.action_dim, c.stoch);
+    let tape = Tape::new(&g);
+    let p = m.params.bind(&tape);
+    let embed = tape
+        .param(&Tensor::from_vec(&g, &[b, t, e], &rand_vec(b * t * e, seed, -1.0, 1.0)).unwrap());
+    let action = tape.constant(
+        &Tensor::from_vec(&g, &[b, t, a], &rand_vec(b * t * a, seed + 1, -1.0, 1.0)).unwrap(),
+    );
+    let eps = Tensor::from_vec(&g, &[b, t, s], &rand_vec(b * t * s, seed + 2, -1.5, 1.5)).unwrap();
+    let o = match path {
+        RssmPath::PerOp => m.observe_per_op(&tape, &p, embed, action, &eps).unwrap(),
+        _ => {
+            let o = observe(
+                &tape,
+                embed,
+                &tape.value(action),
+                &eps,
+                m.rssm_vars(&p),
+                c.min_std,
+            )
+            .unwrap();
+            rssm::model::Observed {
+                deter: o.deter,
+                stoch: o.stoch,
+                post_stats: o.post,
+                prior_stats: o.prior,
+                path: RssmPath::Fused,
+            }
+        }
+    };
+    let outs = [o.deter, o.stoch, o.post_stats, o.prior_stats];
+    let outputs: Vec<Vec<f32>> = outs
+        .iter()
+        .map(|v| tape.value(*v).to_vec().unwrap())
+        .collect();
+    let cat = rssm::ops::concat_last(&tape, &outs).unwrap();
+    let n = tape.value(cat).len();
+    let w = Tensor::from_vec(&g, &tape.shape(cat), &rand_vec(n, seed + 3, -1.0, 1.0)).unwrap();
+    let rv = m.rssm_vars(&p).to_array();
+    let names = [
+        "img_in.weight",
+        "img_in.bias",
+        "gru.weight_ih",
+        "gru.weight_hh",
+        "gru.bias_ih",
+        "gru.bias_hh",
+        "img_out.weight",
+        "img_out.bias",
+        "img_stats.weight",
+        "img_stats.bias",
+        "obs_out.weight",
+        "obs_out.bias",
+        "obs_stats.weight",
+        "obs_stats.bias",
+    ];
+    let mut want: Vec<(String, Var)> = names
+        .iter()
+        .zip(rv)
+        .map(|(n, v)| (n.to_string(), v))
+        .collect();
+    want.push(("embed".into(), embed));
+    let grads = tape.backward_with(cat, w).unwrap();
+    let grads = want
+        .into_iter()
+        .map(|(n, v)| {
+            let gv = grads
+                .get(v)
+                .unwrap_or_else(|| panic!("no gradient for {n}"));
+            (n, gv.to_vec().unwrap())
+        })
+        .collect();
+    Run { outputs, grads }
+}
+
+/// Largest |got - want| relative to the largest |want|: the two paths sum in different orders,
+/// so they agree to f32 rounding of the whole tensor's scale.
+fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs() as f64));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
+    assert!(got.iter().all(|x| x.is_finite()), "non-finite values");
+    if scale == 0.0 {
+        diff
+    } else {
+        diff / scale
+    }
+}
+
+fn compare(cfg: Config, b: usize, t: usize) {
+    let g = gpu();
+    let m = model(&g, &cfg);
+    let dims = ObserveDims {
+        batch: b,
+        steps: t,
+        stoch: cfg.stoch,
+        action: cfg.action_dim,
+        deter: cfg.deter,
+        hidden: cfg.hidden,
+        embed: cfg.embed(),
+    };
+    let plan = fused_plan(&g, &dims).expect("the fused RSSM runs on the test device");
+    assert!(
+        b % plan.rows_fwd != 0 || b % plan.rows_bwd != 0 || b == 1,
+        "pick a batch that leaves a partial tile: {b} rows, plan {plan:?}"
+    );
+    let fused = run(&m, RssmPath::Fused, b, t, 11);
+    let reference = run(&m, RssmPath::PerOp, b, t, 11);
+    let names = ["deter", "stoch", "post", "prior"];
+    for (k, name) in names.iter().enumerate() {
+        let e = rel_err(&fused.outputs[k], &reference.outputs[k]);
+        assert!(
+            e <= 1e-5,
+            "B={b} T={t}: {name} differs by {e:.2e} (relative)"
+        );
+    }
+    for ((name, got), (_, want)) in fused.grads.iter().zip(&reference.grads) {
+        let e = rel_err(got, want);
+        assert!(
+            e <= 1e-5,
+            "B={b} T={t} A={}: gradient of {name} differs by {e:.2e} (relative)",
+            cfg.action_dim
+        );
+        // At T = 1 the GRU only ever sees h = 0: weight_hh's gradient is exactly zero.
+        let zero_expected = t == 1 && name == "gru.weight_hh";
+        assert_eq!(
+            want.iter().any(|x| x.abs() > 1e-4),
+            !zero_expected,
+            "gradient of {name}: {}",
+            if zero_expected {
+                "must be zero at T = 1"
+            } else {
+                "all but zero, the comparison would prove nothing"
+            }
+        );
+    }
+}
+
+#[test]
+fn fused_matches_per_op_single_step() {
+    compare(awkward(1), 3, 1);
+}
+
+#[test]
+fn fused_matches_per_op_partial_tile_action_6() {
+    compare(awkward(6), 5, 7);
+}
+
+#[test]
+fn fused_matches_per_op_fifty_steps() {
+    compare(awkward(2), 3, 50);
+}
+
+#[test]
+fn fused_gradient_matches_finite_differences() {
+    let g = gpu();
+    let cfg = Config {
+        deter: 3,
+        stoch: 2,
+        hidden: 3,
+        depth: 1,
+        action_dim: 1,
+        ..Config::tiny()
+    };
+    let m = model(&g, &cfg);
+    let (b, t, e) = (2, 3, cfg.embed());
+    let mut inputs: Vec<(Vec<usize>, Vec<f32>)> =
+        vec![(vec![b, t, e], rand_vec(b * t * e, 5, -1.0, 1.0))];
+    let ids = {
+        let tape = Tape::no_grad(&g);
+        let p = m.params.bind(&tape);
+        let rv = m.rssm_vars(&p).to_array();
+        let vars = p.vars().to_vec();
+        rv.map(|v| vars.iter().position(|x| *x == v).unwrap())
+    };
+    for (k, id) in ids.iter().enumerate() {
+        let tns = &m.params.tensors()[*id];
+        // Weights of order one make every path of the recurrence matter.
+        inputs.push((
+            tns.shape().to_vec(),
+            rand_vec(tns.len(), 200 + k as u64, -0.8, 0.8),
+        ));
+    }
+    let action = Tensor::from_vec(&g, &[b, t, 1], &rand_vec(b * t, 6, -1.0, 1.0)).unwrap();
+    let eps = Tensor::from_vec(&g, &[b, t, 2], &rand_vec(b * t * 2, 7, -1.0, 1.0)).unwrap();
+    let report = gradcheck(&g, &inputs, &GradcheckOptions::default(), |tape, v| {
+        let params = RssmParams {
+            img_in_w: v[1],
+            img_in_b: v[2],
+            w_ih: v[3],
+            w_hh: v[4],
+            b_ih: v[5],
+            b_hh: v[6],
+            img_out_w: v[7],
+            img_out_b: v[8],
+            img_stats_w: v[9],
+            img_stats_b: v[10],
+            obs_out_w: v[11],
+            obs_out_b: v[12],
+            obs_stats_w: v[13],
+            obs_stats_b: v[14],
+        };
+        let o = observe(tape, v[0], &action, &eps, params, cfg.min_std)?;
+        rssm::ops::concat_last(tape, &[o.deter, o.stoch, o.post, o.prior])
+    })
+    .unwrap();
+    let total: usize = inputs.iter().map(|(_, v)| v.len()).sum();
+    assert_eq!(report.checked, total);
+}
+
+fn synthetic(g: &Gpu, cfg: &Config) -> DeviceBatch {
+    let (b, t, a) = (cfg.batch, cfg.seq_len, cfg.action_dim);
+    let n = b * t;
+    DeviceBatch {
+        obs: Tensor::from_vec(
+            g,
+            &[b, t, 3, 64, 64],
+            &rand_vec(n * 3 * 64 * 64, 1, -0.5, 0.5),
+        )
+        .unwrap(),
+        action: Tensor::from_vec(g, &[b, t, a], &rand_vec(n * a, 2, -1.0, 1.0)).unwrap(),
+        reward: Tensor::from_vec(g, &[b, t], &rand_vec(n, 3, 0.0, 1.0)).unwrap(),
+        cont: Tensor::full(g, &[b, t], 1.0).unwrap(),
+        eps: None,
+    }
+}
+
+/// The whole world-model loss and every parameter's gradient agree between the two paths.
+#[test]
+fn world_model_loss_and_gradients_match_per_op() {
+    let g = gpu();
+    let cfg = Config {
+        batch: 3,
+        seq_len: 4,
+        ..awkward(2)
+    };
+    let mut m = model(&g, &cfg);
+    let batch = synthetic(&g, &cfg);
+    let mut results = vec![];
+    for path in [RssmPath::Fused, RssmPath::PerOp] {
+        m.rssm_path = path;
+        let tape = Tape::new(&g);
+        let p = m.params.bind(&tape);
+        let out = m.loss(&tape, &p, &batch, 3).unwrap();
+        let loss = tape.value(out.loss).to_scalar().unwrap();
+        let vars = p.vars().to_vec();
+        let grads = tape.backward(out.loss).unwrap();
+        let gs: Vec<Vec<f32>> = vars
+            .iter()
+            .map(|v| grads.get(*v).unwrap().to_vec().unwrap())
+            .collect();
+        results.push((loss, gs));
+    }
+    let (lf, gf) = &results[0];
+    let (lr, gr) = &results[1];
+    assert!(
+        ((lf - lr) / lr).abs() <= 1e-5,
+        "loss: fused {lf}, per-op {lr}"
+    );
+    for (i, (a, b)) in gf.iter().zip(gr).enumerate() {
+        let e = rel_err(a, b);
+        assert!(
+            e <= 1e-5,
+            "gradient of {} differs by {e:.2e}",
+            m.params.names()[i]
+        );
+    }
+}
+
+/// Dispatches of one steady training step at T = 16 and T = 50: within 5 of each other (the
+/// fused RSSM does not grow with T), and no buffer created.
+#[test]
+fn train_step_dispatches_do_not_grow_with_t() {
+    let g = gpu();
+    let mut counts = vec![];
+    for t in [16, 50] {
+        let cfg = Config {
+            seq_len: t,
+            batch: 2,
+            ..awkward(2)
+        };
+        let mut tr = Trainer::new(&g, &cfg).unwrap();
+        assert_eq!(
+            tr.model.observe_path(&g, cfg.batch, t).0,
+            RssmPath::Fused,
+            "the test device runs the fused path"
+        );
+        let batch = synthetic(&g, &cfg);
+        tr.train_step(&batch).unwrap();
+        tr.train_step(&batch).unwrap();
+        let s0 = g.stats();
+        tr.train_step(&batch).unwrap();
+        let s1 = g.stats();
+        assert_eq!(
+            s1.buffers_created, s0.buffers_created,
+            "T={t}: buffers created"
+        );
+        counts.push(s1.dispatches - s0.dispatches);
+    }
+    assert!(
+        counts[0].abs_diff(counts[1]) <= 5,
+        "dispatches per train step: {counts:?} at T = 16, 50"
+    );
+    assert!(
+        counts[1] <= 200,
+        "dispatches per train step at T = 50: {}",
+        counts[1]
+    );
+}
