@@ -319,7 +319,7 @@ fn world_model_loss_and_gradients_match_per_op() {
 }
 
 /// Dispatches of one steady training step at T = 16 and T = 50: within 5 of each other (the
-/// fused RSSM does not grow with T), and no buffer created.
+/// fused RSSM does not grow with T), and neither a buffer nor a bind group created.
 #[test]
 fn train_step_dispatches_do_not_grow_with_t() {
     let g = gpu();

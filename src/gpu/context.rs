@@ -317,9 +317,15 @@ impl Gpu {
             .dispatch_count()
     }
 
-    /// Free the pool's cached buffers (memory goes back to the driver).
+    /// Free the pool's cached buffers (memory goes back to the driver), and the cached bind
+    /// groups that keep buffers alive.
     pub fn trim(&self) {
         self.flush();
+        self.shared
+            .rec
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear_bind_groups();
         self.shared
             .pool
             .lock()
@@ -574,6 +580,8 @@ impl Gpu {
                 mapped_at_creation: false,
             }));
             rec.params_cap = cap;
+            // Cached bind groups point into the old arena.
+            rec.clear_bind_groups();
             let mut c = self
                 .shared
                 .counters

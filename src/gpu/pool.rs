@@ -39,11 +39,16 @@ impl PoolState {
     /// current epoch (see the module docs).
     pub(crate) fn take(&mut self, class: u64, for_upload: bool) -> Option<wgpu::Buffer> {
         let list = self.free.get_mut(&class)?;
-        let pos = if for_upload {
-            list.iter().position(|(_, e)| *e < self.epoch)?
-        } else {
-            list.len().checked_sub(1)?
-        };
+        // The least free buffer in wgpu's fixed order on buffers, not the last freed: a steady
+        // loop that frees and takes the same buffers every step then gets the same buffer at
+        // the same point of every step, so its cached bind groups are reused (see recorder).
+        let epoch = self.epoch;
+        let pos = list
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, e))| !for_upload || *e < epoch)
+            .min_by(|a, b| a.1 .0.cmp(&b.1 .0))
+            .map(|(i, _)| i)?;
         Some(list.swap_remove(pos).0)
     }
 

@@ -3,8 +3,11 @@
 //!
 //! Each dispatch's small uniform parameter block goes into one CPU-side arena that is uploaded
 //! with a single `write_buffer` per submit, so recording a dispatch creates no GPU buffer. Bind
-//! groups are created at flush time, when the arena buffer is known.
+//! groups are made at flush time, when the arena buffer is known, and cached: a steady training
+//! loop records the same kernels on the same pooled buffers at the same arena offsets every
+//! step, so after its first step it creates no bind group at all (tested by counting).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::gpu::pipelines::Kernel;
@@ -31,6 +34,13 @@ pub(crate) enum Cmd {
     },
 }
 
+/// What makes a bind group: the kernel (by address: the pipeline cache keeps every kernel alive),
+/// the parameter block's arena offset and the storage buffers with their bound sizes.
+type BindKey = (usize, u64, Vec<(u32, wgpu::Buffer, u64)>);
+
+/// Cached bind groups kept at most; past it the least recently used half is dropped.
+const BIND_CACHE_CAP: usize = 16_384;
+
 #[derive(Default)]
 pub(crate) struct Recorder {
     pub(crate) cmds: Vec<Cmd>,
@@ -40,6 +50,9 @@ pub(crate) struct Recorder {
     pub(crate) params: Vec<u8>,
     pub(crate) params_buf: Option<wgpu::Buffer>,
     pub(crate) params_cap: u64,
+    /// Bind groups by what they bind, with the encode (flush) that last used each.
+    bind_groups: HashMap<BindKey, (wgpu::BindGroup, Arc<Kernel>, u64)>,
+    encodes: u64,
 }
 
 /// Size of one parameter slot; every kernel's `Params` struct fits in it.
@@ -60,6 +73,38 @@ impl Recorder {
         off
     }
 
+    /// Forget every cached bind group (they keep their buffers alive): when the parameter arena
+    /// is replaced or the pool drops its free buffers.
+    pub(crate) fn clear_bind_groups(&mut self) {
+        self.bind_groups.clear();
+    }
+
+    /// The cached bind group for `key`, made with `make` on a miss; counts misses in `created`.
+    fn bind_group(
+        &mut self,
+        key: BindKey,
+        kernel: &Arc<Kernel>,
+        created: &mut u64,
+        make: impl FnOnce() -> wgpu::BindGroup,
+    ) -> wgpu::BindGroup {
+        let now = self.encodes;
+        if let Some((bg, _, used)) = self.bind_groups.get_mut(&key) {
+            *used = now;
+            return bg.clone();
+        }
+        if self.bind_groups.len() >= BIND_CACHE_CAP {
+            let mut ages: Vec<u64> = self.bind_groups.values().map(|v| v.2).collect();
+            let mid = ages.len() / 2;
+            let cut = *ages.select_nth_unstable(mid).1;
+            self.bind_groups.retain(|_, v| v.2 > cut);
+        }
+        *created += 1;
+        let bg = make();
+        self.bind_groups
+            .insert(key, (bg.clone(), kernel.clone(), now));
+        bg
+    }
+
     pub(crate) fn dispatch_count(&self) -> usize {
         self.cmds
             .iter()
@@ -75,6 +120,7 @@ impl Recorder {
         encoder: &mut wgpu::CommandEncoder,
     ) -> u64 {
         let mut created = 0;
+        self.encodes += 1;
         let params_buf = self.params_buf.clone();
         let cmds = std::mem::take(&mut self.cmds);
         let timestamps = self.timestamps.take();
@@ -112,34 +158,45 @@ impl Recorder {
                         groups,
                     }) = cmds.get(i)
                     {
-                        let mut entries = Vec::with_capacity(bufs.len() + 1);
-                        if kernel.used.first() == Some(&0) {
-                            entries.push(wgpu::BindGroupEntry {
-                                binding: 0,
-                                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                    buffer: params_buf.as_ref().expect("params arena"),
-                                    offset: *params,
-                                    size: std::num::NonZeroU64::new(PARAM_SLOT),
-                                }),
-                            });
-                        }
-                        for (b, buf, size) in bufs {
-                            if kernel.used.binary_search(b).is_ok() {
+                        let key: BindKey = (
+                            Arc::as_ptr(kernel) as usize,
+                            *params,
+                            bufs.iter()
+                                .filter(|(b, _, _)| kernel.used.binary_search(b).is_ok())
+                                .cloned()
+                                .collect(),
+                        );
+                        let bg = self.bind_group(key, kernel, &mut created, || {
+                            let mut entries = Vec::with_capacity(bufs.len() + 1);
+                            if kernel.used.first() == Some(&0) {
                                 entries.push(wgpu::BindGroupEntry {
-                                    binding: *b,
+                                    binding: 0,
                                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                        buffer: buf,
-                                        offset: 0,
-                                        size: std::num::NonZeroU64::new(*size),
+                                        buffer: params_buf.as_ref().expect("params arena"),
+                                        offset: *params,
+                                        size: std::num::NonZeroU64::new(PARAM_SLOT),
                                     }),
                                 });
                             }
-                        }
-                        created += 1;
-                        let bg = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                            label: None,
-                            layout: &kernel.layout,
-                            entries: &entries,
+                            for (b, buf, size) in bufs {
+                                if kernel.used.binary_search(b).is_ok() {
+                                    entries.push(wgpu::BindGroupEntry {
+                                        binding: *b,
+                                        resource: wgpu::BindingResource::Buffer(
+                                            wgpu::BufferBinding {
+                                                buffer: buf,
+                                                offset: 0,
+                                                size: std::num::NonZeroU64::new(*size),
+                                            },
+                                        ),
+                                    });
+                                }
+                            }
+                            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                                label: None,
+                                layout: &kernel.layout,
+                                entries: &entries,
+                            })
                         });
                         pass.set_pipeline(&kernel.pipeline);
                         pass.set_bind_group(0, &bg, &[]);
