@@ -344,7 +344,8 @@ fn picks(len: usize) -> Vec<usize> {
 
 /// The actor's gradient, which reaches it only through the frozen dynamics (actions -> GRU ->
 /// prior sample -> features -> reward, continue and critic heads), against central differences
-/// of the actor loss with the discount weights held fixed (they are stop-gradient).
+/// of the actor loss with the discount weights and the actor's own inputs held fixed (both are
+/// stop-gradient: the actor sees `sg(feat_t)`).
 #[test]
 fn actor_gradient_through_dynamics_matches_finite_differences() {
     let g = gpu();
@@ -360,12 +361,13 @@ fn actor_gradient_through_dynamics_matches_finite_differences() {
     let t = Tape::new(&g);
     let obj = b.actor_objective(&t, &wm, &starts, seed, None).unwrap();
     let weights = obj.weights.clone();
+    let inputs: Vec<Tensor> = obj.imagined.feats.iter().map(|f| t.value(*f)).collect();
     let vars = obj.actor_params.vars().to_vec();
     let grads = t.backward(obj.loss).unwrap();
     let loss_at = || -> f64 {
         let t = Tape::no_grad(&g);
         let o = b
-            .actor_objective(&t, &wm, &starts, seed, Some(&weights))
+            .actor_objective_fixed(&t, &wm, &starts, seed, Some(&weights), Some(&inputs))
             .unwrap();
         t.value(o.loss).to_scalar().unwrap() as f64
     };
@@ -400,6 +402,61 @@ fn actor_gradient_through_dynamics_matches_finite_differences() {
     assert!(
         largest > 1e-2,
         "the check is vacuous: largest actor gradient {largest:.2e}"
+    );
+}
+
+/// The stop-gradient on the actor's input is real: letting the actor see the live features
+/// (finite differences without holding its inputs fixed) gives a different gradient, so the
+/// check above would catch a path that leaked through the actor's input.
+#[test]
+fn actor_input_is_stop_gradient() {
+    let g = gpu();
+    let (h, n) = (4, 6);
+    let (wm, b, starts) = tiny(&g, h, n);
+    let a = wm.cfg.action_dim;
+    let mut bias = vec![0.0f32; 2 * a];
+    bias[a..].fill(-4.0);
+    b.actor.opt.flat.set("actor.out.bias", &bias).unwrap();
+    let seed = b.noise_seed(3);
+    let t = Tape::new(&g);
+    let obj = b.actor_objective(&t, &wm, &starts, seed, None).unwrap();
+    let weights = obj.weights.clone();
+    let inputs: Vec<Tensor> = obj.imagined.feats.iter().map(|f| t.value(*f)).collect();
+    let loss_at = |fixed: bool| -> f64 {
+        let t = Tape::no_grad(&g);
+        let o = b
+            .actor_objective_fixed(
+                &t,
+                &wm,
+                &starts,
+                seed,
+                Some(&weights),
+                fixed.then_some(inputs.as_slice()),
+            )
+            .unwrap();
+        t.value(o.loss).to_scalar().unwrap() as f64
+    };
+    // The actor's first layer: its inputs matter at every step.
+    let store = b.actor.params();
+    let name = "actor.l0.weight";
+    let values = store.tensor(store.id(name).unwrap()).to_vec().unwrap();
+    let step = 1e-2f32;
+    let mut largest_gap = 0.0f64;
+    for j in picks(values.len()) {
+        let mut d = [0.0f64; 2];
+        for (k, fixed) in [true, false].into_iter().enumerate() {
+            set_elem(&g, store, name, j, values[j] + step);
+            let lp = loss_at(fixed);
+            set_elem(&g, store, name, j, values[j] - step);
+            let lm = loss_at(fixed);
+            set_elem(&g, store, name, j, values[j]);
+            d[k] = (lp - lm) / (2.0 * step as f64);
+        }
+        largest_gap = largest_gap.max((d[0] - d[1]).abs());
+    }
+    assert!(
+        largest_gap > 1e-4,
+        "holding the actor's inputs fixed changed no derivative (largest gap {largest_gap:.2e})"
     );
 }
 

@@ -4,7 +4,9 @@
 //! Everything is only recorded on the caller's tape (no readback per step). The world model's
 //! parameters are expected bound frozen (`ParamStore::bind_frozen`: constants), the actor's as
 //! tape parameters, so the gradient of anything computed from the imagined features flows
-//! back through the frozen dynamics (GRU, prior head, prior sample) into the actor.
+//! back through the frozen dynamics (GRU, prior head, prior sample) into the actor. The actor
+//! sees its input through a stop-gradient, as in DreamerV1/V2 (`a_t = actor(sg(feat_t))`): its
+//! parameters get gradient through the actions it takes, never through its own later inputs.
 //!
 //! Per imagined step, in dispatches: `concat(s, h)` (2), the actor's 5 linears, its action
 //! head (10, see `agent::actor`), `img_step` (concat 2, `img_in` 1, GRU 3, `img_out` 1,
@@ -17,7 +19,7 @@ use crate::model::WorldModel;
 use crate::nn::Bound;
 use crate::ops::gaussian::{gaussian_head, Noise};
 use crate::ops::{self};
-use crate::tensor::{Tape, Var};
+use crate::tensor::{Tape, Tensor, Var};
 
 use super::actor::Actor;
 
@@ -77,6 +79,35 @@ pub fn imagine(
     horizon: usize,
     seed: u64,
 ) -> Result<Imagined> {
+    imagine_with_actor_inputs(
+        t, wm, wm_params, policy, start_h, start_s, horizon, seed, None,
+    )
+}
+
+/// [`imagine`], with the actor's input at step t taken from `actor_inputs[t]` `[N, feat]`
+/// instead of the imagined feature (both are constants to the actor). With the features of an
+/// unperturbed rollout, finite differences of a perturbed actor see exactly the stop-gradient
+/// semantics: only the path through the actions it takes.
+#[allow(clippy::too_many_arguments)]
+pub fn imagine_with_actor_inputs(
+    t: &Tape,
+    wm: &WorldModel,
+    wm_params: &Bound,
+    policy: Policy<'_>,
+    start_h: Var,
+    start_s: Var,
+    horizon: usize,
+    seed: u64,
+    actor_inputs: Option<&[Tensor]>,
+) -> Result<Imagined> {
+    if let Some(xs) = actor_inputs {
+        if xs.len() < horizon {
+            return shape_err(
+                "imagine",
+                format!("{} actor inputs for horizon {horizon}", xs.len()),
+            );
+        }
+    }
     let cfg = &wm.cfg;
     let (hs, ss) = (t.shape(start_h), t.shape(start_s));
     if hs.len() != 2
@@ -118,7 +149,12 @@ pub fn imagine(
             seed,
             offset: actor_off,
         });
-        let head = policy.actor.act(t, policy.params, feats[step], noise)?;
+        // Stop-gradient on the actor's input (the specification's behaviour learning).
+        let actor_in = match actor_inputs {
+            Some(xs) => t.constant(&xs[step]),
+            None => t.detach(feats[step]),
+        };
+        let head = policy.actor.act(t, policy.params, actor_in, noise)?;
         let a = head.action;
         if step == 0 {
             first = Some((head.mean, head.std));

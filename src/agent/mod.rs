@@ -24,5 +24,5 @@ pub use behaviour::{
     behaviour_update, ActorObjective, Behaviour, BehaviourConfig, BehaviourMetrics,
     CriticObjective, Starts,
 };
-pub use imagine::{imagine, noise_offsets, Imagined, Policy};
+pub use imagine::{imagine, imagine_with_actor_inputs, noise_offsets, Imagined, Policy};
 pub use returns::{discount_weights, lambda_return};

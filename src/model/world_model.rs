@@ -114,6 +114,32 @@ pub enum RssmPath {
     PerOp,
 }
 
+impl RssmPath {
+    /// The environment variable that overrides the default path (`auto`, `fused`, `per-op`).
+    pub const ENV: &'static str = "RSSM_OBSERVE_PATH";
+
+    /// Parse `auto`, `fused` or `per-op`.
+    pub fn parse(s: &str) -> Result<RssmPath> {
+        match s {
+            "auto" => Ok(RssmPath::Auto),
+            "fused" => Ok(RssmPath::Fused),
+            "per-op" | "perop" => Ok(RssmPath::PerOp),
+            other => Err(crate::error::Error::Invalid(format!(
+                "RSSM path '{other}': expected auto, fused or per-op"
+            ))),
+        }
+    }
+
+    /// `RSSM_OBSERVE_PATH` when set, else `Auto`.
+    pub fn from_env() -> Result<RssmPath> {
+        match std::env::var(Self::ENV) {
+            Ok(v) if !v.is_empty() => RssmPath::parse(&v)
+                .map_err(|e| crate::error::Error::Invalid(format!("{}: {e}", Self::ENV))),
+            _ => Ok(RssmPath::Auto),
+        }
+    }
+}
+
 impl std::fmt::Display for RssmPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -250,7 +276,7 @@ impl WorldModel {
             },
             reward,
             cont,
-            rssm_path: RssmPath::Auto,
+            rssm_path: RssmPath::from_env()?,
         })
     }
 
