@@ -48,6 +48,20 @@ fn run_err(cmd: &mut Command) -> String {
 fn info_names_the_adapter() {
     let text = run_ok(rssm().arg("info"));
     assert!(text.contains(&gpu().report().name), "{text}");
+    // Features as a list of names, not a debug dump of bitflags.
+    assert!(!text.contains("Features {") && !text.contains("FeaturesWGPU"), "{text}");
+    let features = text.split("features").nth(1).unwrap_or("");
+    for name in gpu().report().features.split(", ").filter(|n| !n.is_empty()) {
+        assert!(features.contains(&format!("\n  {name}")), "{name}: {text}");
+    }
+}
+
+#[test]
+fn no_driver_noise_without_a_runtime_dir() {
+    // Containers, CI jobs and ssh sessions often have no XDG_RUNTIME_DIR; Mesa then prints
+    // "XDG_RUNTIME_DIR is invalid or not set", which reads as our failure.
+    let text = run_ok(rssm().arg("info").env_remove("XDG_RUNTIME_DIR"));
+    assert!(!text.contains("XDG_RUNTIME_DIR"), "{text}");
 }
 
 fn losses(dir: &Path) -> Vec<f64> {
@@ -247,7 +261,11 @@ fn dreamer_loop_resumes_and_imagine_draws_a_strip() {
             .args(["--env-steps", "1060", "--action-repeat", "4", "--logdir"])
             .arg(&d),
     );
-    assert!(d.join("returns.png").exists());
+    let svg = std::fs::read_to_string(d.join("returns.svg")).unwrap();
+    assert!(
+        svg.contains("environment steps") && svg.contains("uniform random policy"),
+        "returns.svg: {svg}"
+    );
     assert!(d.join("checkpoint/actor.safetensors").exists());
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("dreamer_state.json")).unwrap())
@@ -333,4 +351,61 @@ fn a_diverging_run_stops_with_a_clear_message_and_keeps_its_checkpoint() {
         "{text}"
     );
     assert!(d.join("log/checkpoint/checkpoint.safetensors").exists());
+}
+
+#[test]
+fn numeric_flags_out_of_range_are_refused_by_name() {
+    let d = tmpdir("flags");
+    for (cmd, flag, value) in [
+        ("train", "--save-every", "0"),
+        ("train", "--episodes", "0"),
+        ("dreamer", "--eval-every", "0"),
+        ("dreamer", "--prefill", "0"),
+        ("dreamer", "--actor-lr", "0"),
+        ("dreamer", "--critic-lr", "nan"),
+        ("dreamer", "--expl-noise", "-1"),
+        ("dreamer", "--prefill-hold", "0.5"),
+        ("dreamer", "--horizon", "0"),
+        ("imagine", "--cols", "0"),
+        ("bench", "--reps", "0"),
+    ] {
+        let mut c = rssm();
+        c.arg(cmd).arg(format!("{flag}={value}"));
+        match cmd {
+            "train" | "dreamer" => c.arg("--logdir").arg(&d),
+            "imagine" => c.args(["--checkpoint", "x"]),
+            _ => &mut c,
+        };
+        let text = run_err(&mut c);
+        assert!(text.contains(flag), "{cmd} {flag} {value}: {text}");
+    }
+}
+
+#[test]
+fn config_errors_name_every_bad_key() {
+    let d = tmpdir("badcfg");
+    let cfg = d.join("c.json");
+    std::fs::write(&cfg, r#"{"deter": -5, "kl_scale": "big", "unitz": 3}"#).unwrap();
+    let text = run_err(
+        rssm()
+            .args(["train", "--steps", "1", "--config"])
+            .arg(&cfg)
+            .arg("--logdir")
+            .arg(d.join("log")),
+    );
+    for key in ["'deter'", "'kl_scale'", "'unitz'", "c.json"] {
+        assert!(text.contains(key), "{key}: {text}");
+    }
+    std::fs::write(&cfg, r#"{"free_nats": -1, "grad_clip": 0}"#).unwrap();
+    let text = run_err(
+        rssm()
+            .args(["train", "--steps", "1", "--config"])
+            .arg(&cfg)
+            .arg("--logdir")
+            .arg(d.join("log")),
+    );
+    assert!(
+        text.contains("free_nats") && text.contains("grad_clip"),
+        "{text}"
+    );
 }

@@ -10,7 +10,7 @@ use rssm::ops;
 use rssm::tensor::{Tape, Tensor};
 use rssm::Result;
 
-use crate::cli::common::open_gpu;
+use crate::cli::common::{flag, open_gpu};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -18,19 +18,19 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub presets: Option<Vec<String>>,
     /// Timed repetitions after one warm-up step.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = flag::at_least_one::<usize>())]
     pub reps: usize,
     /// Action size of the synthetic batch.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = flag::at_least_one::<usize>())]
     pub action_dim: usize,
     /// Override the presets' batch size B (e.g. to fit a CPU device's binding limit).
-    #[arg(long)]
+    #[arg(long, value_parser = flag::at_least_one::<usize>())]
     pub batch: Option<usize>,
     /// Override the presets' sequence length T.
-    #[arg(long)]
+    #[arg(long, value_parser = flag::at_least_one::<usize>())]
     pub seq_len: Option<usize>,
     /// Imagination horizon of the behaviour update (from every one of the B*T posterior states).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = flag::at_least_one::<usize>())]
     pub horizon: usize,
 }
 

@@ -123,3 +123,77 @@ pub fn upload_batch(gpu: &Gpu, b: &Batch) -> Result<DeviceBatch> {
         eps: None,
     })
 }
+
+/// Range checks of numeric flags, for clap's `value_parser`: a bad value is refused before
+/// anything runs, by a message that names the flag (clap adds `for '--flag <VALUE>'`).
+pub mod flag {
+    use clap::builder::RangedU64ValueParser;
+
+    /// An integer >= 1 (counts, intervals, sizes).
+    pub fn at_least_one<T>() -> RangedU64ValueParser<T>
+    where
+        T: TryFrom<u64> + Clone + Send + Sync + 'static,
+        <T as TryFrom<u64>>::Error: std::fmt::Display + Send + Sync + 'static,
+    {
+        RangedU64ValueParser::<T>::new().range(1..)
+    }
+
+    fn float(s: &str) -> Result<f64, String> {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}' is not a number"))?;
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(format!("{s} is not a finite number"))
+        }
+    }
+
+    /// A finite number > 0 (learning rates).
+    pub fn positive_f32(s: &str) -> Result<f32, String> {
+        let v = float(s)?;
+        if v > 0.0 && v <= f32::MAX as f64 {
+            Ok(v as f32)
+        } else {
+            Err(format!("{s} must be > 0"))
+        }
+    }
+
+    /// A finite number >= 0 (noise scales).
+    pub fn non_negative_f32(s: &str) -> Result<f32, String> {
+        let v = float(s)?;
+        if (0.0..=f32::MAX as f64).contains(&v) {
+            Ok(v as f32)
+        } else {
+            Err(format!("{s} must be >= 0"))
+        }
+    }
+
+    /// A finite number >= 1 (mean hold lengths).
+    pub fn at_least_one_f64(s: &str) -> Result<f64, String> {
+        let v = float(s)?;
+        if v >= 1.0 {
+            Ok(v)
+        } else {
+            Err(format!("{s} must be >= 1"))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn floats_are_range_checked() {
+            assert_eq!(positive_f32("1e-4"), Ok(1e-4));
+            for bad in ["0", "-1", "nan", "inf", "x", "1e300"] {
+                assert!(positive_f32(bad).is_err(), "{bad}");
+            }
+            assert_eq!(non_negative_f32("0"), Ok(0.0));
+            assert!(non_negative_f32("-0.1").is_err());
+            assert_eq!(at_least_one_f64("1"), Ok(1.0));
+            assert!(at_least_one_f64("0.5").is_err());
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! `rssm dreamer`: the full Dreamer loop on a built-in environment — prefill with random
 //! episodes, then alternate collecting with the current actor (with exploration noise) and
 //! training the world model and the behaviour; periodic evaluation episodes; returns as JSON
-//! lines and a PNG learning curve; checkpoints of every part; `--resume`.
+//! lines and an SVG learning curve; checkpoints of every part; `--resume`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,8 +17,8 @@ use rssm::model::Trainer;
 use rssm::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::common::{open_gpu, upload_batch, ModelChoice};
-use crate::cli::picture::write_curve_png;
+use crate::cli::common::{flag, open_gpu, upload_batch, ModelChoice};
+use crate::cli::plot::{write_charts_svg, Chart, Series};
 
 #[derive(clap::Args, Debug)]
 pub struct DreamerArgs {
@@ -30,10 +30,10 @@ pub struct DreamerArgs {
     /// Physics steps per agent action [default: 4]. At 4 the 15 imagined steps span 1.2 s,
     /// most of a pendulum swing (at 2, under half of one), and the actor finds swinging after
     /// fewer agent steps.
-    #[arg(long)]
+    #[arg(long, value_parser = flag::at_least_one::<usize>())]
     pub action_repeat: Option<usize>,
     /// Environment steps (agent actions) to collect in total, prefill included.
-    #[arg(long, default_value_t = 7_500)]
+    #[arg(long, default_value_t = 7_500, value_parser = flag::at_least_one::<usize>())]
     pub env_steps: usize,
     #[arg(long, default_value = "runs/dreamer")]
     pub logdir: PathBuf,
@@ -41,29 +41,29 @@ pub struct DreamerArgs {
     #[arg(long)]
     pub resume: bool,
     /// Random-policy episodes before training starts.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = flag::at_least_one::<usize>())]
     pub prefill: usize,
     /// Mean number of steps the prefill policy holds each random action (1: a fresh uniform
     /// action every step). Held actions swing an oscillator far further than per-step noise.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, value_parser = flag::at_least_one_f64)]
     pub prefill_hold: f64,
     /// World-model + behaviour updates after each collected episode.
     #[arg(long, default_value_t = 100)]
     pub train_steps: usize,
     /// Collected episodes between evaluation episodes.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = flag::at_least_one::<usize>())]
     pub eval_every: usize,
     /// Std of the Gaussian exploration noise added to the actor's sampled action.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.3, value_parser = flag::non_negative_f32)]
     pub expl_noise: f32,
     /// Cap on the actions of one episode (default: the environment's time limit).
-    #[arg(long)]
+    #[arg(long, value_parser = flag::at_least_one::<usize>())]
     pub episode_len: Option<usize>,
     /// Actor learning rate (the spec's 8e-5 by default).
-    #[arg(long)]
+    #[arg(long, value_parser = flag::positive_f32)]
     pub actor_lr: Option<f32>,
     /// Critic learning rate (the spec's 8e-5 by default).
-    #[arg(long)]
+    #[arg(long, value_parser = flag::positive_f32)]
     pub critic_lr: Option<f32>,
     /// World-model steps before the first behaviour update. An actor trained on an untrained
     /// reward model exploits its errors: in runs without the warm-up its mean saturated the
@@ -71,7 +71,7 @@ pub struct DreamerArgs {
     #[arg(long, default_value_t = 300)]
     pub behaviour_warmup: u64,
     /// Imagination horizon (the spec's 15 by default).
-    #[arg(long)]
+    #[arg(long, value_parser = flag::at_least_one::<usize>())]
     pub horizon: Option<usize>,
 }
 
@@ -134,6 +134,28 @@ fn run_episode(
         }
     }
     Ok(ep.finish())
+}
+
+/// Evaluation return against environment steps, beside the uniform random policy's.
+fn write_returns_chart(path: &Path, st: &LoopState) -> Result<()> {
+    let evals: Vec<(f64, f64)> = st.evals.iter().map(|(s, r)| (*s as f64, *r)).collect();
+    let baseline: Vec<(f64, f64)> = evals.iter().map(|(s, _)| (*s, st.random_return)).collect();
+    let chart = Chart {
+        caption: "Dreamer: evaluation return",
+        x_label: "environment steps (agent actions)",
+        y_label: "return per episode",
+        series: vec![
+            Series {
+                name: "actor (mode, no noise)",
+                points: evals,
+            },
+            Series {
+                name: "uniform random policy",
+                points: baseline,
+            },
+        ],
+    };
+    write_charts_svg(path, &[chart], 1)
 }
 
 fn save_episode(dir: &Path, index: usize, ep: &Episode) -> Result<()> {
@@ -326,18 +348,17 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
                 "eval at {} env steps: return {ret:.1} (random policy {:.1})",
                 st.env_steps, st.random_return
             );
-            let curve: Vec<(f64, f64)> = st.evals.iter().map(|(s, r)| (*s as f64, *r)).collect();
-            let baseline: Vec<(f64, f64)> =
-                curve.iter().map(|(s, _)| (*s, st.random_return)).collect();
-            write_curve_png(&args.logdir.join("returns.png"), &[&curve, &baseline])?;
+            write_returns_chart(&args.logdir.join("returns.svg"), &st)?;
         }
         trainer.save(&ckpt)?;
         beh.actor.opt.save(&ckpt, "actor")?;
         beh.critic.opt.save(&ckpt, "critic")?;
         st.behaviour_updates = beh.updates;
-        let tmp = state_path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&st).unwrap_or_default())?;
-        std::fs::rename(&tmp, &state_path)?;
+        let text = serde_json::to_string_pretty(&st).map_err(|e| Error::File {
+            path: state_path.clone(),
+            msg: format!("cannot encode the loop state: {e}"),
+        })?;
+        rssm::data::atomic::write_bytes_atomically(&state_path, text.as_bytes())?;
     }
     eprintln!(
         "done: {} env steps in {:.0} s",

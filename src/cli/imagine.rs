@@ -20,7 +20,7 @@ use rssm::ops::{self};
 use rssm::tensor::{Tape, Tensor};
 use rssm::{Error, Result};
 
-use crate::cli::common::open_gpu;
+use crate::cli::common::{flag, open_gpu};
 use crate::cli::picture::write_frames_png;
 
 #[derive(clap::Args, Debug)]
@@ -33,21 +33,21 @@ pub struct ImagineArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Imagined steps after the context.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = flag::at_least_one::<usize>())]
     pub steps: usize,
     /// Real frames observed before imagining.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = flag::at_least_one::<usize>())]
     pub context: usize,
     #[arg(long, default_value = "pendulum")]
     pub env: String,
     /// Physics steps per action. Default: the dreamer run's (read from the
     /// `dreamer_state.json` beside the checkpoint folder), else the environment's own.
-    #[arg(long)]
+    #[arg(long, value_parser = flag::at_least_one::<usize>())]
     pub action_repeat: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Frames per row of the picture.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = flag::at_least_one::<usize>())]
     pub cols: usize,
     #[arg(long, default_value = "imagine.png")]
     pub out: PathBuf,

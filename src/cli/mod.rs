@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod imagine;
 pub mod info;
 pub mod picture;
+pub mod plot;
 pub mod train;
 
 use clap::{Parser, Subcommand};

@@ -1,15 +1,19 @@
-//! Pictures: open-loop prediction grids as PNG (rows truth / model / error per sequence).
+//! Pictures: open-loop prediction grids as PNG (rows truth / model / error per sequence, each
+//! labelled) and frame strips, written atomically.
 
 use std::path::Path;
 
-use rssm::{Error, Result};
+use rssm::data::atomic::write_atomically;
+use rssm::data::DataError;
+use rssm::Result;
 
 fn to_u8(v: f32) -> u8 {
     ((v + 0.5) * 255.0).round().clamp(0.0, 255.0) as u8
 }
 
 /// `truth` and `model` are `[B, T, 3, 64, 64]` in [-0.5, 0.5]. Writes a PNG with three rows per
-/// sequence: truth, model, |error| (amplified x2), one 64x64 tile per step.
+/// sequence — truth, model, |error| (amplified x2), one 64x64 tile per step — each labelled
+/// in a white column on the left.
 pub fn write_open_loop_png(
     path: &Path,
     truth: &[f32],
@@ -17,8 +21,21 @@ pub fn write_open_loop_png(
     b: usize,
     steps: usize,
 ) -> Result<()> {
-    let (w, h) = (steps * 64, b * 3 * 64);
+    let img = open_loop_image(truth, model, b, steps);
+    write_rgb(path, &img, LABEL_WIDTH + steps * 64, b * 3 * 64)
+}
+
+/// The RGB pixels of [`write_open_loop_png`]'s picture.
+fn open_loop_image(truth: &[f32], model: &[f32], b: usize, steps: usize) -> Vec<u8> {
+    let (w, h) = (LABEL_WIDTH + steps * 64, b * 3 * 64);
     let mut img = vec![0u8; w * h * 3];
+    for py in 0..h {
+        img[py * w * 3..(py * w + LABEL_WIDTH) * 3].fill(255);
+    }
+    for band in 0..b * 3 {
+        let y = band * 64 + (64 - 7 * GLYPH_SCALE) / 2;
+        draw_text(&mut img, w, 4, y, ROW_LABELS[band % 3]);
+    }
     let frame = 3 * 64 * 64;
     for bi in 0..b {
         for t in 0..steps {
@@ -27,7 +44,7 @@ pub fn write_open_loop_png(
                 for y in 0..64 {
                     for x in 0..64 {
                         let py = (bi * 3 + row) * 64 + y;
-                        let px = t * 64 + x;
+                        let px = LABEL_WIDTH + t * 64 + x;
                         for c in 0..3 {
                             let i = off + c * 64 * 64 + y * 64 + x;
                             let v = match row {
@@ -42,7 +59,7 @@ pub fn write_open_loop_png(
             }
         }
     }
-    write_rgb(path, &img, w, h)
+    img
 }
 
 /// A grid of frames `[N, 3, 64, 64]` in [-0.5, 0.5], `cols` per row, as a PNG (a strip a
@@ -67,73 +84,117 @@ pub fn write_frames_png(path: &Path, frames: &[f32], n: usize, cols: usize) -> R
     write_rgb(path, &img, w, h)
 }
 
-/// A line plot of `(x, y)` series on a white 640x360 canvas with light grid lines: enough to
-/// see a learning curve. Colours: first series blue, second orange.
-pub fn write_curve_png(path: &Path, series: &[&[(f64, f64)]]) -> Result<()> {
-    let (w, h, m) = (640usize, 360usize, 30usize);
-    let mut img = vec![255u8; w * h * 3];
-    let pts: Vec<(f64, f64)> = series.iter().flat_map(|s| s.iter().copied()).collect();
-    if pts.is_empty() {
-        return write_rgb(path, &img, w, h);
-    }
-    let (x0, x1) = pts
-        .iter()
-        .fold((f64::MAX, f64::MIN), |a, p| (a.0.min(p.0), a.1.max(p.0)));
-    let (y0, y1) = pts
-        .iter()
-        .fold((0f64, f64::MIN), |a, p| (a.0.min(p.1), a.1.max(p.1)));
-    let sx = |x: f64| m as f64 + (x - x0) / (x1 - x0).max(1e-9) * (w - 2 * m) as f64;
-    let sy = |y: f64| (h - m) as f64 - (y - y0) / (y1 - y0).max(1e-9) * (h - 2 * m) as f64;
-    let mut put = |x: i64, y: i64, c: [u8; 3]| {
-        if x >= 0 && y >= 0 && (x as usize) < w && (y as usize) < h {
-            let i = (y as usize * w + x as usize) * 3;
-            img[i..i + 3].copy_from_slice(&c);
-        }
+fn write_rgb(path: &Path, img: &[u8], w: usize, h: usize) -> Result<()> {
+    let err = |e: png::EncodingError| DataError::BadFile {
+        path: path.to_path_buf(),
+        reason: format!("cannot encode the PNG: {e}"),
     };
-    for k in 0..=4 {
-        let y = (m + k * (h - 2 * m) / 4) as i64;
-        for x in m..w - m {
-            put(x as i64, y, [225, 225, 225]);
-        }
-    }
-    let colours = [[31, 119, 180], [255, 127, 14]];
-    for (si, s) in series.iter().enumerate() {
-        let c = colours[si % 2];
-        for pair in s.windows(2) {
-            let (ax, ay, bx, by) = (sx(pair[0].0), sy(pair[0].1), sx(pair[1].0), sy(pair[1].1));
-            let steps = ((bx - ax).abs().max((by - ay).abs()) as usize).max(1);
-            for k in 0..=steps {
-                let f = k as f64 / steps as f64;
-                let (x, y) = ((ax + f * (bx - ax)) as i64, (ay + f * (by - ay)) as i64);
-                for d in -1..=1 {
-                    put(x, y + d, c);
-                }
-            }
-        }
-        for p in s.iter() {
-            for dx in -2..=2 {
-                for dy in -2..=2 {
-                    put(sx(p.0) as i64 + dx, sy(p.1) as i64 + dy, c);
-                }
-            }
-        }
-    }
-    write_rgb(path, &img, w, h)
+    write_atomically(path, |file| {
+        let mut enc = png::Encoder::new(file, w as u32, h as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(err)?;
+        writer.write_image_data(img).map_err(err)?;
+        writer.finish().map_err(err)
+    })?;
+    Ok(())
 }
 
-fn write_rgb(path: &Path, img: &[u8], w: usize, h: usize) -> Result<()> {
-    let tmp = path.with_extension("png.tmp");
-    let file = std::fs::File::create(&tmp)?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    let err = |e: png::EncodingError| Error::File {
-        path: path.to_path_buf(),
-        msg: e.to_string(),
-    };
-    let mut writer = enc.write_header().map_err(err)?;
-    writer.write_image_data(img).map_err(err)?;
-    writer.finish().map_err(err)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+/// Width of the label column left of an open-loop grid.
+const LABEL_WIDTH: usize = 68;
+/// Glyph scale: each font pixel is a 2x2 block.
+const GLYPH_SCALE: usize = 2;
+
+/// A 5x7 bitmap of each letter the row labels use (rows top to bottom, bit 4 = left column).
+/// Built in, so the picture needs no font file.
+fn glyph(c: char) -> Option<[u8; 7]> {
+    Some(match c {
+        'd' => [0b00001, 0b00001, 0b01101, 0b10011, 0b10001, 0b10001, 0b01111],
+        'e' => [0, 0, 0b01110, 0b10001, 0b11111, 0b10000, 0b01110],
+        'h' => [0b10000, 0b10000, 0b10110, 0b11001, 0b10001, 0b10001, 0b10001],
+        'l' => [0b01100, 0b00100, 0b00100, 0b00100, 0b00100, 0b00100, 0b01110],
+        'm' => [0, 0, 0b11010, 0b10101, 0b10101, 0b10101, 0b10101],
+        'o' => [0, 0, 0b01110, 0b10001, 0b10001, 0b10001, 0b01110],
+        'r' => [0, 0, 0b10110, 0b11001, 0b10000, 0b10000, 0b10000],
+        't' => [0b01000, 0b01000, 0b11110, 0b01000, 0b01000, 0b01001, 0b00110],
+        'u' => [0, 0, 0b10001, 0b10001, 0b10001, 0b10011, 0b01101],
+        _ => return None,
+    })
+}
+
+/// Draws `text` in black into the RGB image `img` (width `w`) with its top-left at `(x, y)`.
+fn draw_text(img: &mut [u8], w: usize, x: usize, y: usize, text: &str) {
+    for (i, c) in text.chars().enumerate() {
+        let Some(rows) = glyph(c) else { continue };
+        let gx = x + i * 6 * GLYPH_SCALE;
+        for (ry, bits) in rows.iter().enumerate() {
+            for rx in 0..5 {
+                if bits & (0b10000 >> rx) == 0 {
+                    continue;
+                }
+                for dy in 0..GLYPH_SCALE {
+                    for dx in 0..GLYPH_SCALE {
+                        let (px, py) = (gx + rx * GLYPH_SCALE + dx, y + ry * GLYPH_SCALE + dy);
+                        let at = (py * w + px) * 3;
+                        if px < w && at + 3 <= img.len() {
+                            img[at..at + 3].fill(0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The row labels of an open-loop grid, top to bottom.
+const ROW_LABELS: [&str; 3] = ["truth", "model", "error"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The label column of band `band` as a bitmap of dark pixels.
+    fn label_pixels(img: &[u8], w: usize, band: usize) -> Vec<bool> {
+        (band * 64..(band + 1) * 64)
+            .flat_map(|y| (0..LABEL_WIDTH).map(move |x| (x, y)))
+            .map(|(x, y)| img[(y * w + x) * 3] < 128)
+            .collect()
+    }
+
+    #[test]
+    fn open_loop_rows_are_labelled_truth_model_error() {
+        let (b, steps) = (2, 3);
+        let n = b * steps * 3 * 64 * 64;
+        let truth = vec![0.5f32; n];
+        let model = vec![-0.5f32; n];
+        let img = open_loop_image(&truth, &model, b, steps);
+        let w = LABEL_WIDTH + steps * 64;
+        assert_eq!(img.len(), w * b * 3 * 64 * 3);
+        // Every band has a label, the three differ, and they repeat for the next sequence.
+        let bands: Vec<Vec<bool>> = (0..b * 3).map(|k| label_pixels(&img, w, k)).collect();
+        for (k, band) in bands.iter().enumerate() {
+            let dark = band.iter().filter(|&&d| d).count();
+            assert!(dark > 40, "band {k} has no label ({dark} dark pixels)");
+        }
+        assert_ne!(bands[0], bands[1]);
+        assert_ne!(bands[1], bands[2]);
+        assert_ne!(bands[0], bands[2]);
+        assert_eq!(bands[0..3], bands[3..6]);
+        // The labels are the words: drawing them alone gives the same pixels.
+        for (k, word) in ROW_LABELS.iter().enumerate() {
+            let mut alone = vec![255u8; LABEL_WIDTH * 64 * 3];
+            draw_text(&mut alone, LABEL_WIDTH, 4, (64 - 7 * GLYPH_SCALE) / 2, word);
+            let want: Vec<bool> = alone.chunks(3).map(|p| p[0] < 128).collect();
+            assert_eq!(bands[k], want, "{word}");
+        }
+        // Truth (white), model (black), error (|1| * 2, saturated white) tiles right of it.
+        let px = |x: usize, y: usize| img[(y * w + x) * 3];
+        assert_eq!(px(LABEL_WIDTH + 10, 10), 255);
+        assert_eq!(px(LABEL_WIDTH + 10, 64 + 10), 0);
+        assert_eq!(px(LABEL_WIDTH + 10, 128 + 10), 255);
+        // Every letter of the labels has a glyph.
+        for word in ROW_LABELS {
+            assert!(word.chars().all(|c| glyph(c).is_some()), "{word}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! `rssm train`: learn a world model from pixels (built-in environment or `.npz` episodes).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rssm::gpu::GpuOptions;
@@ -9,8 +9,9 @@ use rssm::model::open_loop::open_loop;
 use rssm::model::Trainer;
 use rssm::{Error, Result};
 
-use crate::cli::common::{load_data, open_gpu, upload_batch, DataSource, ModelChoice};
+use crate::cli::common::{flag, load_data, open_gpu, upload_batch, DataSource, ModelChoice};
 use crate::cli::picture::write_open_loop_png;
+use crate::cli::plot::{write_charts_svg, Chart, Series};
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
@@ -23,7 +24,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Random-policy episodes to collect from the environment.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = flag::at_least_one::<usize>())]
     pub episodes: usize,
     /// Training steps (in total, counting those of a resumed run).
     #[arg(long, default_value_t = 1000)]
@@ -35,7 +36,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: bool,
     /// Steps between checkpoints (and open-loop pictures).
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 250, value_parser = flag::at_least_one::<u64>())]
     pub save_every: u64,
 }
 
@@ -100,7 +101,8 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
                 m.loss, m.step, m.image_nll, m.reward_nll, m.cont_nll, m.kl, ckpt.display()
             )));
         }
-        writeln!(metrics, "{}", serde_json::to_string(&m).unwrap_or_default())?;
+        let line = serde_json::to_string(&m).map_err(|e| Error::Invalid(e.to_string()))?;
+        writeln!(metrics, "{line}")?;
         let rate = (trainer.step - first) as f64 / start.elapsed().as_secs_f64();
         let line = format!(
             "loss {:.1} image {:.1} reward {:.3} cont {:.3} kl {:.2} | {rate:.2} steps/s",
@@ -130,7 +132,14 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
                 pic_batch.batch_size,
                 pic_batch.seq_len,
             )?;
-            let msg = format!("step {}: checkpoint and {}", trainer.step, path.display());
+            let chart = args.logdir.join("losses.svg");
+            write_loss_chart(&args.logdir.join("metrics.jsonl"), &chart)?;
+            let msg = format!(
+                "step {}: checkpoint, {} and {}",
+                trainer.step,
+                path.display(),
+                chart.display()
+            );
             if pb.is_hidden() {
                 eprintln!("{msg}");
             } else {
@@ -145,4 +154,47 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The loss terms of every step in `metrics` (this run's and, resumed, the earlier ones'),
+/// one panel per term, against the step.
+fn write_loss_chart(metrics: &Path, out: &Path) -> Result<()> {
+    const TERMS: [(&str, &str); 6] = [
+        ("loss", "total loss"),
+        ("image_nll", "image NLL"),
+        ("reward_nll", "reward NLL"),
+        ("cont_nll", "continue NLL"),
+        ("kl", "KL (nats, before free nats)"),
+        ("grad_norm", "gradient norm (before clipping)"),
+    ];
+    let text = std::fs::read_to_string(metrics).map_err(|e| Error::File {
+        path: metrics.to_path_buf(),
+        msg: e.to_string(),
+    })?;
+    let mut curves: Vec<Vec<(f64, f64)>> = vec![Vec::new(); TERMS.len()];
+    // A line that does not parse (a run killed mid-write) is skipped, not fatal.
+    for value in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
+        let Some(step) = value["step"].as_f64() else {
+            continue;
+        };
+        for (curve, (key, _)) in curves.iter_mut().zip(TERMS) {
+            if let Some(v) = value[key].as_f64() {
+                curve.push((step, v));
+            }
+        }
+    }
+    let charts: Vec<Chart> = curves
+        .into_iter()
+        .zip(TERMS)
+        .map(|(points, (key, caption))| Chart {
+            caption,
+            x_label: "training step",
+            y_label: key,
+            series: vec![Series { name: key, points }],
+        })
+        .collect();
+    write_charts_svg(out, &charts, 3)
 }

@@ -2,14 +2,17 @@
 //!
 //! - [`episode`]: [`Episode`], one recorded trajectory with the spec's time-step conventions.
 //! - [`npz`]: Dreamer's `.npz` episode files (load, save, load a whole folder).
+//! - `npy`: the `.npy` array format inside them (parse, convert, numpy's header layout).
 //! - [`replay`]: [`ReplayBuffer`], uniform `[B, T]` window sampling into a ready-to-upload [`Batch`].
 //! - [`safetensors_io`]: host-side named `f32` tensors in `.safetensors` files (checkpoints).
+//! - [`atomic`]: the atomic file writes every file of the program goes through.
 //!
 //! Everything here reports failures through [`DataError`]; nothing panics on bad files or bad
 //! arguments. This layer never touches the GPU: it can be tested and reused without a device.
 
-mod atomic;
+pub mod atomic;
 pub mod episode;
+mod npy;
 pub mod npz;
 pub mod replay;
 pub mod safetensors_io;

@@ -204,7 +204,8 @@ fn describe_parse_error(bytes: &[u8], err: &SafeTensorError) -> String {
                 .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
                 .max()
                 .unwrap_or(0);
-            let expected = 8 + n + end;
+            // Offsets come from the damaged file: add without overflowing.
+            let expected = (8 + n).saturating_add(end);
             return if (len as u64) < expected {
                 format!("truncated: tensor data should end at byte {expected} but the file has {len} bytes")
             } else {

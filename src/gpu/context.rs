@@ -30,6 +30,7 @@ pub struct AdapterReport {
     pub max_invocations_per_workgroup: u32,
     pub max_workgroup_storage: u32,
     pub timestamps: bool,
+    /// Optional features of the adapter, comma-separated names.
     pub features: String,
 }
 
@@ -86,8 +87,22 @@ impl fmt::Display for AdapterReport {
             "timestamps   {}",
             if self.timestamps { "yes" } else { "no" }
         )?;
-        write!(f, "features     {}", self.features)
+        write!(f, "features")?;
+        if self.features.is_empty() {
+            write!(f, "     none beyond WebGPU's")?;
+        }
+        for name in self.features.split(", ").filter(|n| !n.is_empty()) {
+            write!(f, "\n  {name}")?;
+        }
+        Ok(())
     }
+}
+
+/// The adapter's optional features as readable names (`TIMESTAMP_QUERY, SHADER_F16, ...`),
+/// comma-separated, instead of the bitflags' debug dump.
+fn feature_names(features: wgpu::Features) -> String {
+    let names: Vec<&str> = features.iter_names().map(|(name, _)| name).collect();
+    names.join(", ")
 }
 
 /// Counters for tests and benchmarks.
@@ -154,6 +169,7 @@ const NO_ADAPTER_HELP: &str = "no GPU adapter found.\n\
 impl Gpu {
     /// Every adapter wgpu finds (name, backend, type), for `rssm info --all`.
     pub fn list_adapters() -> Vec<String> {
+        crate::gpu::runtime_dir::ensure_runtime_dir();
         let instance =
             wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
@@ -171,6 +187,8 @@ impl Gpu {
     /// with the adapter's own limits (the WebGPU defaults, e.g. 128 MiB per storage binding,
     /// are too small for a B=50, T=50 batch).
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
+        // Before any instance: Mesa reads it when the driver loads.
+        crate::gpu::runtime_dir::ensure_runtime_dir();
         // Native APIs first; GL only when WGPU_BACKEND asks for it or nothing else exists
         // (creating a GL instance without a display prints EGL noise).
         let instance_for = |backends: wgpu::Backends| {
@@ -256,7 +274,7 @@ impl Gpu {
             max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
             max_workgroup_storage: limits.max_compute_workgroup_storage_size,
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
-            features: format!("{:?}", adapter.features()),
+            features: feature_names(adapter.features()),
         };
         Ok(Gpu {
             shared: Arc::new(Shared {

@@ -10,6 +10,7 @@ pub mod context;
 pub mod pipelines;
 pub mod pool;
 pub mod recorder;
+pub mod runtime_dir;
 pub mod shaders;
 
 pub use context::{AdapterReport, Gpu, GpuOptions, Stats};

@@ -73,6 +73,10 @@ pub struct LossOut {
     pub kl_loss: Tensor,
     pub posterior_mean: Tensor,
     pub prior_mean: Tensor,
+    /// The stds of the two distributions in the KL, `[B,T,stoch]` (for checks of the balanced
+    /// KL's gradient, which needs both sides' statistics).
+    pub posterior_std: Tensor,
+    pub prior_std: Tensor,
     pub deter: Tensor,
     /// The posterior samples `[B,T,stoch]` (with `deter`, the starts of imagination).
     pub stoch: Tensor,
@@ -573,6 +577,8 @@ impl WorldModel {
             kl_loss: t.value(kl.value),
             posterior_mean: t.value(q.mean).reshape(&[b, steps, cfg.stoch])?,
             prior_mean: t.value(pr.mean).reshape(&[b, steps, cfg.stoch])?,
+            posterior_std: t.value(q.std).reshape(&[b, steps, cfg.stoch])?,
+            prior_std: t.value(pr.std).reshape(&[b, steps, cfg.stoch])?,
             deter: t.value(o.deter),
             stoch: t.value(o.stoch),
             decoded: t.value(decoded).reshape(&[b, steps, 3, 64, 64])?,

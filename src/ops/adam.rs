@@ -54,7 +54,7 @@ const CHUNK: usize = WG_1D as usize * PER_THREAD;
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     n_partials: u32,
     _pad0: u32,

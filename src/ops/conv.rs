@@ -36,7 +36,7 @@ use crate::tensor::{Tape, Tensor, Var};
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     r: u32,
     o: u32,

@@ -20,7 +20,7 @@ use crate::tensor::{Tape, Tensor, Var};
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     s: u32,
     min_std: f32,

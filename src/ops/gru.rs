@@ -25,7 +25,7 @@ use crate::tensor::{Tape, Tensor, Var};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     batch: u32,
     hidden: u32,
     n: u32,

@@ -16,7 +16,7 @@ use crate::tensor::{Grads, Tape, Tensor, Var};
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     rows: u32,
     s: u32,
     n: u32,

@@ -48,7 +48,7 @@ pub(crate) fn act_backward(act: Act, y: Option<&Tensor>, gy: &Tensor) -> Result<
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     m: u32,
     n: u32,
     k: u32,

@@ -8,7 +8,7 @@ use crate::tensor::{Tape, Tensor, Var};
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     rows: u32,
     cols: u32,

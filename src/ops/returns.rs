@@ -12,7 +12,7 @@ use crate::tensor::{Tape, Tensor, Var};
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
+pub(crate) struct Params {
     h: u32,
     n: u32,
     lambda: f32,

@@ -50,11 +50,16 @@ pub struct GradcheckReport {
     pub checked: usize,
     pub max_abs_err: f64,
     pub worst: Option<(usize, usize, f64, f64)>,
+    /// The largest gradient seen (analytic or numeric, in absolute value). A check whose
+    /// gradients are all below `atol` compares nothing and is refused.
+    pub max_abs_grad: f64,
 }
 
 /// Check `f`'s input gradients against central finite differences. `inputs` are
 /// `(shape, values)` pairs; every input is a parameter of the tape. Returns an error naming
-/// the first input element that fails, with both values.
+/// the first input element that fails, with both values; also an error when nothing was
+/// checked (no elements selected) or every checked gradient is below `atol` (the comparison
+/// would pass for any backward).
 pub fn gradcheck<F>(
     gpu: &Gpu,
     inputs: &[(Vec<usize>, Vec<f32>)],
@@ -96,6 +101,7 @@ where
         checked: 0,
         max_abs_err: 0.0,
         worst: None,
+        max_abs_grad: 0.0,
     };
     let mut xs: Vec<(Vec<usize>, Vec<f32>)> = inputs.to_vec();
     for (i, (_, values)) in inputs.iter().enumerate() {
@@ -120,6 +126,7 @@ where
             let an = a[j] as f64;
             let err = (an - numeric).abs();
             report.checked += 1;
+            report.max_abs_grad = report.max_abs_grad.max(an.abs()).max(numeric.abs());
             if err > report.max_abs_err {
                 report.max_abs_err = err;
                 report.worst = Some((i, j, an, numeric));
@@ -130,6 +137,19 @@ where
                 )));
             }
         }
+    }
+    // A check that compared nothing, or only zeros, would pass for any backward.
+    if report.checked == 0 {
+        return Err(Error::Tape(
+            "gradcheck checked nothing: no input elements were selected".into(),
+        ));
+    }
+    if report.max_abs_grad <= opts.atol {
+        return Err(Error::Tape(format!(
+            "gradcheck compared only tiny gradients (all |g| <= {:.1e} = atol over {} elements): \
+             it would accept any backward; use inputs where the function varies",
+            report.max_abs_grad, report.checked
+        )));
     }
     Ok(report)
 }
