@@ -49,9 +49,17 @@ fn info_names_the_adapter() {
     let text = run_ok(rssm().arg("info"));
     assert!(text.contains(&gpu().report().name), "{text}");
     // Features as a list of names, not a debug dump of bitflags.
-    assert!(!text.contains("Features {") && !text.contains("FeaturesWGPU"), "{text}");
+    assert!(
+        !text.contains("Features {") && !text.contains("FeaturesWGPU"),
+        "{text}"
+    );
     let features = text.split("features").nth(1).unwrap_or("");
-    for name in gpu().report().features.split(", ").filter(|n| !n.is_empty()) {
+    for name in gpu()
+        .report()
+        .features
+        .split(", ")
+        .filter(|n| !n.is_empty())
+    {
         assert!(features.contains(&format!("\n  {name}")), "{name}: {text}");
     }
 }

@@ -141,11 +141,7 @@ fn check_whole_loss(cfg: Config) {
         let values = tensor.to_vec().unwrap();
         // A conv weight or bias moves many pre-activations (a bias: every one of its channel),
         // so a step of 1e-2 carries some of them across a ReLU kink: a smaller step for those.
-        let h = if name.contains("conv") {
-            1e-3f32
-        } else {
-            1e-2
-        };
+        let h = if name.contains("conv") { 1e-3f32 } else { 1e-2 };
         // Up to ELEMENTS evenly spread elements, first and last included.
         let len = values.len();
         let mut picks: Vec<usize> = (0..ELEMENTS)
@@ -398,11 +394,17 @@ fn training_lowers_the_loss_on_held_out_data() {
     let ep = collect_episode_with_limit(held_out_env.as_mut(), &mut policy, 99, Some(60)).unwrap();
     held_out.push(ep).unwrap();
     let n = cfg.batch * cfg.seq_len * cfg.stoch;
-    let eps = Tensor::from_vec(&g, &[cfg.batch, cfg.seq_len, cfg.stoch], &rand_vec(n, 5, -1.0, 1.0))
-        .unwrap();
+    let eps = Tensor::from_vec(
+        &g,
+        &[cfg.batch, cfg.seq_len, cfg.stoch],
+        &rand_vec(n, 5, -1.0, 1.0),
+    )
+    .unwrap();
     let eval = upload(
         &g,
-        &held_out.sample_with_seed(cfg.batch, cfg.seq_len, 7).unwrap(),
+        &held_out
+            .sample_with_seed(cfg.batch, cfg.seq_len, 7)
+            .unwrap(),
         Some(eps),
     );
 

@@ -117,7 +117,9 @@ mod tests {
         assert_eq!(names(&dir), vec![std::ffi::OsString::from("a.bin")]);
         // A destination that cannot be written: an error naming it, nothing created.
         let missing = dir.join("no-such-folder").join("b.bin");
-        let e = write_bytes_atomically(&missing, b"x").unwrap_err().to_string();
+        let e = write_bytes_atomically(&missing, b"x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("b.bin"), "{e}");
         // A folder in the way of the rename: the error names it, no temporary is left.
         fs::create_dir(dir.join("c.bin")).unwrap();
