@@ -373,8 +373,8 @@ fn held_out_loss(model: &WorldModel, b: &DeviceBatch) -> f32 {
 const TRAIN_STEPS: u64 = 25;
 
 /// Training learns: a tiny world model on random-policy pendulum episodes lowers its loss on a
-/// held-out batch to under half within 25 steps (893 -> 304 when written, 4.4 s under load; a few
-/// seconds on lavapipe).
+/// held-out batch to under half within 25 steps (893 -> 304 when written: 4.4 s on lavapipe
+/// with other builds running).
 #[test]
 fn training_lowers_the_loss_on_held_out_data() {
     use rssm::envs::collect::{collect_episode_with_limit, RandomPolicy};
