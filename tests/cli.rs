@@ -126,6 +126,18 @@ fn train_writes_pictures_and_resumes_exactly() {
     // The picture is a real PNG of 3 rows per sequence.
     let png = std::fs::read(a.join("open_loop_000004.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+    // The loss chart, rewritten at each checkpoint, with every term.
+    let svg = std::fs::read_to_string(a.join("losses.svg")).unwrap();
+    for text in ["training step", "image NLL", "gradient norm"] {
+        assert!(svg.contains(text), "losses.svg lacks {text}");
+    }
+    // Every file was written atomically: no temporary is left anywhere.
+    for dir in [a.clone(), a.join("checkpoint")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().to_string();
+            assert!(!name.ends_with(".tmp"), "temporary left behind: {name}");
+        }
+    }
 }
 
 #[test]
