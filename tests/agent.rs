@@ -697,3 +697,47 @@ fn starts_come_from_the_posterior_states_of_a_batch() {
     // Mismatched leading shapes are rejected.
     assert!(Starts::new(&out.deter, &starts.s).is_err());
 }
+
+/// The critic tracks returns: with a reward head that predicts about 0.5 everywhere, the
+/// critic's error on the imagined lambda-returns (its loss) falls to under a tenth within
+/// 100 updates (to 0.047 of it when written), and its mean value approaches the mean return.
+#[test]
+fn critic_learns_the_imagined_returns() {
+    let g = gpu();
+    let cfg = Config::tiny();
+    let wm = WorldModel::new(&g, &cfg).unwrap();
+    let bias = wm.params.tensor(wm.params.id("reward.out.bias").unwrap());
+    g.write(bias.buf(), &[0.5]).unwrap();
+    let bcfg = BehaviourConfig {
+        horizon: 5,
+        gamma: 0.9,
+        critic_lr: 3e-3,
+        ..BehaviourConfig::default()
+    };
+    let mut b = Behaviour::new(&g, &cfg, bcfg).unwrap();
+    let n = 16;
+    let h = Tensor::from_vec(&g, &[n, cfg.deter], &rand_vec(n * cfg.deter, 33, -0.9, 0.9)).unwrap();
+    let s = Tensor::from_vec(&g, &[n, cfg.stoch], &rand_vec(n * cfg.stoch, 34, -1.5, 1.5)).unwrap();
+    let starts = Starts::new(&h, &s).unwrap();
+    let metrics: Vec<_> = (0..100).map(|_| b.update(&wm, &starts).unwrap()).collect();
+    let mean = |ms: &[rssm::agent::BehaviourMetrics],
+                f: fn(&rssm::agent::BehaviourMetrics) -> f32| {
+        ms.iter().map(|m| f(m) as f64).sum::<f64>() / ms.len() as f64
+    };
+    let first = mean(&metrics[..3], |m| m.critic_loss);
+    let last = mean(&metrics[95..], |m| m.critic_loss);
+    let (ret, val) = (
+        mean(&metrics[95..], |m| m.mean_return),
+        mean(&metrics[95..], |m| m.mean_value),
+    );
+    eprintln!("critic loss {first:.4} -> {last:.4}; mean return {ret:.3}, mean value {val:.3}");
+    assert!(first > 0.05, "the returns are already predicted: {first}");
+    assert!(
+        last < 0.1 * first,
+        "the critic's error on the lambda-returns went from {first} to {last}, not below a tenth"
+    );
+    assert!(
+        (val - ret).abs() < 0.2 * ret.abs(),
+        "mean value {val} does not track the mean return {ret}"
+    );
+}

@@ -49,9 +49,17 @@ fn info_names_the_adapter() {
     let text = run_ok(rssm().arg("info"));
     assert!(text.contains(&gpu().report().name), "{text}");
     // Features as a list of names, not a debug dump of bitflags.
-    assert!(!text.contains("Features {") && !text.contains("FeaturesWGPU"), "{text}");
+    assert!(
+        !text.contains("Features {") && !text.contains("FeaturesWGPU"),
+        "{text}"
+    );
     let features = text.split("features").nth(1).unwrap_or("");
-    for name in gpu().report().features.split(", ").filter(|n| !n.is_empty()) {
+    for name in gpu()
+        .report()
+        .features
+        .split(", ")
+        .filter(|n| !n.is_empty())
+    {
         assert!(features.contains(&format!("\n  {name}")), "{name}: {text}");
     }
 }
@@ -118,6 +126,18 @@ fn train_writes_pictures_and_resumes_exactly() {
     // The picture is a real PNG of 3 rows per sequence.
     let png = std::fs::read(a.join("open_loop_000004.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");
+    // The loss chart, rewritten at each checkpoint, with every term.
+    let svg = std::fs::read_to_string(a.join("losses.svg")).unwrap();
+    for text in ["training step", "image NLL", "gradient norm"] {
+        assert!(svg.contains(text), "losses.svg lacks {text}");
+    }
+    // Every file was written atomically: no temporary is left anywhere.
+    for dir in [a.clone(), a.join("checkpoint")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().to_string();
+            assert!(!name.ends_with(".tmp"), "temporary left behind: {name}");
+        }
+    }
 }
 
 #[test]

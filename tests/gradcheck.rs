@@ -302,8 +302,8 @@ fn gaussian_heads_into_balanced_kl() {
         (vec![rows, 2 * s], rand_vec(rows * 2 * s, 60, -1.0, 1.0)),
         (vec![rows, 2 * s], rand_vec(rows * 2 * s, 61, -1.0, 1.0)),
     ];
-    let eps = rssm::tensor::Tensor::from_vec(&g, &[rows, s], &rand_vec(rows * s, 62, -1.5, 1.5))
-        .unwrap();
+    let eps =
+        rssm::tensor::Tensor::from_vec(&g, &[rows, s], &rand_vec(rows * s, 62, -1.5, 1.5)).unwrap();
     let x0 = inputs.clone();
     for alpha in [0.8f32, 0.3] {
         let report = gradcheck(&g, &inputs, &opts(), |t, v| {

@@ -49,7 +49,10 @@ fn entry_layout(family: &str, entry: &str) -> Result<(EntryLayout, Vec<String>),
             continue;
         }
         if binding.group != 0 {
-            return Err(format!("{family}::{entry} uses bind group {}", binding.group));
+            return Err(format!(
+                "{family}::{entry} uses bind group {}",
+                binding.group
+            ));
         }
         match var.space {
             AddressSpace::Uniform if binding.binding == 0 => {
@@ -136,11 +139,41 @@ fn the_check_catches_typos_and_layout_changes() {
         .expect("gru_cell is registered");
     check(&good).unwrap();
     for (bad, what) in [
-        (KernelSig { family: "gruu", ..good }, "family"),
-        (KernelSig { entry: "gru_cel", ..good }, "entry"),
-        (KernelSig { constants: &["SAVED"], ..good }, "override"),
-        (KernelSig { params_bytes: good.params_bytes + 4, ..good }, "params"),
-        (KernelSig { buffers: good.buffers + 1, ..good }, "buffers"),
+        (
+            KernelSig {
+                family: "gruu",
+                ..good
+            },
+            "family",
+        ),
+        (
+            KernelSig {
+                entry: "gru_cel",
+                ..good
+            },
+            "entry",
+        ),
+        (
+            KernelSig {
+                constants: &["SAVED"],
+                ..good
+            },
+            "override",
+        ),
+        (
+            KernelSig {
+                params_bytes: good.params_bytes + 4,
+                ..good
+            },
+            "params",
+        ),
+        (
+            KernelSig {
+                buffers: good.buffers + 1,
+                ..good
+            },
+            "buffers",
+        ),
     ] {
         assert!(check(&bad).is_err(), "a wrong {what} passed: {bad:?}");
     }
@@ -241,7 +274,10 @@ fn every_kernel_used_in_the_source_is_registered() {
         }
     }
     for k in KERNELS {
-        if !calls.iter().any(|(f, e, _, _)| f == k.family && e == k.entry) {
+        if !calls
+            .iter()
+            .any(|(f, e, _, _)| f == k.family && e == k.entry)
+        {
             problems.push(format!(
                 "{}::{} is registered but no code dispatches it",
                 k.family, k.entry

@@ -305,10 +305,7 @@ fn npy_parser_survives_damaged_arrays() {
     let dir = tmpdir("npy");
     let path = dir.join("damaged.npz");
     let t = 2;
-    let image = npy(
-        &header("|u1", "(2, 64, 64, 3)"),
-        &vec![7u8; t * FRAME_LEN],
-    );
+    let image = npy(&header("|u1", "(2, 64, 64, 3)"), &vec![7u8; t * FRAME_LEN]);
     let action = npy(&header("<f4", "(2, 1)"), &f32_bytes(&[0.0, 0.5]));
     let reward = npy(&header("<f4", "(2,)"), &f32_bytes(&[1.0, 2.0]));
     let discount = npy(&header("<f4", "(2,)"), &f32_bytes(&[1.0, 0.0]));
@@ -345,7 +342,11 @@ fn npy_parser_survives_damaged_arrays() {
         // Every truncation of the header and a sweep of the data.
         let data_start = good.iter().position(|&b| b == b'\n').unwrap() + 1;
         for cut in cut_points(good.len(), &[6, 8, 10, data_start], 300) {
-            run(with(key, good[..cut].to_vec()), format!("{key} cut at {cut}"), Expect::Err);
+            run(
+                with(key, good[..cut].to_vec()),
+                format!("{key} cut at {cut}"),
+                Expect::Err,
+            );
         }
         // Every header byte flipped.
         for at in 0..data_start {
@@ -386,8 +387,14 @@ fn npy_parser_survives_damaged_arrays() {
         header("<f4", "(-1,)"),
         header("<f4", "(2.5,)"),
         header("<f4", "()"),
-        header("<f4", "(2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2)"),
-        header("<f4", "((((((((((((((((((((2,),),),),),),),),),),),),),),),),),),),)"),
+        header(
+            "<f4",
+            "(2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2)",
+        ),
+        header(
+            "<f4",
+            "((((((((((((((((((((2,),),),),),),),),),),),),),),),),),),),)",
+        ),
         header("<c8", "(2,)"),
         header("|O", "(2,)"),
         header("<U4", "(2,)"),
@@ -416,15 +423,35 @@ fn npy_parser_survives_damaged_arrays() {
     ];
     for key in ["image", "action", "reward", "discount"] {
         for h in &bad_headers {
-            run(with(key, npy(h, &data)), format!("{key} header {h}"), Expect::Err);
+            run(
+                with(key, npy(h, &data)),
+                format!("{key} header {h}"),
+                Expect::Err,
+            );
         }
     }
     // Right syntax, wrong meaning: every array with another array's dtype or shape.
     let wrong = [
-        ("image", header("<f4", "(2, 64, 64, 3)"), vec![0u8; 2 * FRAME_LEN * 4]),
-        ("image", header("|u1", "(2, 3, 64, 64)"), vec![0u8; 2 * FRAME_LEN]),
-        ("image", header("|u1", "(2, 64, 64)"), vec![0u8; 2 * 64 * 64]),
-        ("image", header("|i1", "(2, 64, 64, 3)"), vec![0u8; 2 * FRAME_LEN]),
+        (
+            "image",
+            header("<f4", "(2, 64, 64, 3)"),
+            vec![0u8; 2 * FRAME_LEN * 4],
+        ),
+        (
+            "image",
+            header("|u1", "(2, 3, 64, 64)"),
+            vec![0u8; 2 * FRAME_LEN],
+        ),
+        (
+            "image",
+            header("|u1", "(2, 64, 64)"),
+            vec![0u8; 2 * 64 * 64],
+        ),
+        (
+            "image",
+            header("|i1", "(2, 64, 64, 3)"),
+            vec![0u8; 2 * FRAME_LEN],
+        ),
         ("image", header("|u1", "(0, 64, 64, 3)"), vec![]),
         ("action", header("|u1", "(2, 1)"), vec![0u8; 2]),
         ("action", header("<i4", "(2, 1)"), vec![0u8; 8]),
@@ -432,12 +459,24 @@ fn npy_parser_survives_damaged_arrays() {
         ("action", header("<f4", "(3, 1)"), vec![0u8; 12]),
         ("action", header("<f4", "(2, 0)"), vec![]),
         ("action", header("<f4", "(2, 1, 1)"), vec![0u8; 8]),
-        ("action", header("<f4", "(2, 1)"), f32_bytes(&[f32::NAN, 0.0])),
+        (
+            "action",
+            header("<f4", "(2, 1)"),
+            f32_bytes(&[f32::NAN, 0.0]),
+        ),
         ("reward", header("<f4", "(2, 2)"), vec![0u8; 16]),
         ("reward", header("<f4", "(1,)"), vec![0u8; 4]),
-        ("reward", header("<f8", "(2,)"), f64::INFINITY.to_le_bytes().repeat(2)),
+        (
+            "reward",
+            header("<f8", "(2,)"),
+            f64::INFINITY.to_le_bytes().repeat(2),
+        ),
         ("discount", header("<f4", "(2,)"), f32_bytes(&[2.0, 0.0])),
-        ("discount", header("<i8", "(2,)"), (-1i64).to_le_bytes().repeat(2)),
+        (
+            "discount",
+            header("<i8", "(2,)"),
+            (-1i64).to_le_bytes().repeat(2),
+        ),
         ("discount", header("<f4", "(2,)"), vec![0u8; 9]),
     ];
     for (key, h, d) in wrong {
@@ -448,7 +487,11 @@ fn npy_parser_survives_damaged_arrays() {
         let entries: Vec<(&str, Vec<u8>)> =
             arrays.iter().filter(|(k, _)| *k != key).cloned().collect();
         run(npz(&entries), format!("without {key}"), Expect::Err);
-        run(with(key, b"not an array".to_vec()), format!("{key} not npy"), Expect::Err);
+        run(
+            with(key, b"not an array".to_vec()),
+            format!("{key} not npy"),
+            Expect::Err,
+        );
         run(with(key, Vec::new()), format!("{key} empty"), Expect::Err);
     }
     report(failures, cases);
@@ -549,21 +592,66 @@ fn safetensors_reader_survives_damaged_files() {
     // Hand-written headers: huge shapes and offsets, wrong dtypes, overlaps and gaps.
     let data = vec![0u8; 16];
     for (header, expect) in [
-        (r#"{"x":{"dtype":"F32","shape":[4],"data_offsets":[0,18446744073709551615]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"F32","shape":[4],"data_offsets":[18446744073709551615,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"F32","shape":[-4],"data_offsets":[0,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"F32","shape":[5],"data_offsets":[0,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"I32","shape":[4],"data_offsets":[0,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"U8","shape":[16],"data_offsets":[0,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"BOOL","shape":[16],"data_offsets":[0,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"F8_E4M3","shape":[16],"data_offsets":[0,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"C64","shape":[2],"data_offsets":[0,16]}}"#, Expect::Err),
-        (r#"{"x":{"dtype":"F33","shape":[4],"data_offsets":[0,16]}}"#, Expect::Err),
+        (
+            r#"{"x":{"dtype":"F32","shape":[4],"data_offsets":[0,18446744073709551615]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"F32","shape":[4],"data_offsets":[18446744073709551615,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"F32","shape":[-4],"data_offsets":[0,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"F32","shape":[5],"data_offsets":[0,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"I32","shape":[4],"data_offsets":[0,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"U8","shape":[16],"data_offsets":[0,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"BOOL","shape":[16],"data_offsets":[0,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"F8_E4M3","shape":[16],"data_offsets":[0,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"C64","shape":[2],"data_offsets":[0,16]}}"#,
+            Expect::Err,
+        ),
+        (
+            r#"{"x":{"dtype":"F33","shape":[4],"data_offsets":[0,16]}}"#,
+            Expect::Err,
+        ),
         (r#"{"x":{"dtype":"F32","shape":[4]}}"#, Expect::Err),
         (r#"{"x":{"shape":[4],"data_offsets":[0,16]}}"#, Expect::Err),
         (r#"{"x":[1,2,3]}"#, Expect::Err),
@@ -571,14 +659,33 @@ fn safetensors_reader_survives_damaged_files() {
         (r#"{"__metadata__":"x"}"#, Expect::Err),
         (r#"[]"#, Expect::Err),
         (r#"null"#, Expect::Err),
-        (r#"{"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}"#, Expect::Err),
+        (
+            r#"{"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}"#,
+            Expect::Err,
+        ),
         ("{\"x\":\u{0}}", Expect::Err),
-        (r#"{"x":{"dtype":"F64","shape":[2],"data_offsets":[0,16]}}"#, Expect::Any),
-        (r#"{"x":{"dtype":"F16","shape":[8],"data_offsets":[0,16]}}"#, Expect::Any),
-        (r#"{"x":{"dtype":"BF16","shape":[8],"data_offsets":[0,16]}}"#, Expect::Any),
-        (r#"{"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"y":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, Expect::Any),
+        (
+            r#"{"x":{"dtype":"F64","shape":[2],"data_offsets":[0,16]}}"#,
+            Expect::Any,
+        ),
+        (
+            r#"{"x":{"dtype":"F16","shape":[8],"data_offsets":[0,16]}}"#,
+            Expect::Any,
+        ),
+        (
+            r#"{"x":{"dtype":"BF16","shape":[8],"data_offsets":[0,16]}}"#,
+            Expect::Any,
+        ),
+        (
+            r#"{"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"y":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+            Expect::Any,
+        ),
     ] {
-        run(safetensors_file(header, &data), format!("header {header}"), expect);
+        run(
+            safetensors_file(header, &data),
+            format!("header {header}"),
+            expect,
+        );
     }
     // F64 values outside the f32 range are an error, not infinities.
     run(

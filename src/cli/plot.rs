@@ -110,6 +110,8 @@ fn draw<DB: DrawingBackend>(
         .y_desc(chart.y_label)
         .x_labels(6)
         .y_labels(6)
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label)
         .axis_desc_style(("sans-serif", 16))
         .label_style(("sans-serif", 13))
         .light_line_style(RGBColor(235, 235, 235))
@@ -130,11 +132,35 @@ fn draw<DB: DrawingBackend>(
     }
     ctx.configure_series_labels()
         .label_font(("sans-serif", 13))
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend_corner(&chart.series))
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(190, 190, 190))
         .draw()?;
     Ok(())
+}
+
+/// A tick value without float noise or a needless ".0": 600, 0.25, 1e-5 as 0.00001.
+fn tick_label(v: &f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Where the legend covers least: a first line that falls (a loss) leaves the upper right
+/// free, one that rises (a return) the upper left.
+fn legend_corner(series: &[Series]) -> SeriesLabelPosition {
+    let first = series.first().map(|s| thin(&s.points)).unwrap_or_default();
+    let half = first.len() / 2;
+    let mean = |p: &[(f64, f64)]| p.iter().map(|q| q.1).sum::<f64>() / p.len().max(1) as f64;
+    if half > 0 && mean(&first[half..]) < mean(&first[..half]) {
+        SeriesLabelPosition::UpperRight
+    } else {
+        SeriesLabelPosition::UpperLeft
+    }
 }
 
 #[cfg(test)]
@@ -170,7 +196,7 @@ mod tests {
             assert!(svg.contains(text), "{text:?} missing from the chart");
         }
         // Tick labels: numbers along both axes.
-        for tick in ["\n1000.0\n", "\n2000.0\n", "\n0.0\n", "\n400.0\n"] {
+        for tick in ["\n1000\n", "\n2000\n", "\n0\n", "\n400\n"] {
             assert!(svg.contains(tick), "tick {tick:?} missing");
         }
         // Empty, flat and non-finite series still draw.
@@ -191,6 +217,10 @@ mod tests {
         }];
         assert!(render(&odd, 2).unwrap().contains("flat"));
         let long: Vec<(f64, f64)> = (0..10_000).map(|i| (i as f64, (i as f64).sin())).collect();
+        assert_eq!(tick_label(&600.0), "600");
+        assert_eq!(tick_label(&0.30000000000000004), "0.3");
+        assert_eq!(tick_label(&-0.0), "0");
+        assert_eq!(tick_label(&1e-5), "0.00001");
         let thinned = thin(&long);
         assert!(thinned.len() <= MAX_POINTS + 1);
         assert_eq!(thinned.last(), long.last());

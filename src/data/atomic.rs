@@ -33,9 +33,16 @@ where
     prefix.push(name);
     prefix.push(".");
     // Dropped on every early return (and on unwind), which deletes the file.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // A temporary file is private (0600) by default; the file it becomes should have the
+    // permissions any newly created file gets (0666 less the umask), like `File::create`.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder
         .tempfile_in(parent)
         .map_err(|e| DataError::io(path, "create a temporary file beside", e))?;
     {
@@ -97,6 +104,16 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"hello");
         write_bytes_atomically(&path, b"bye").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"bye");
+        // The permissions of a newly created file, not a temporary's private ones.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let plain = dir.join("plain.bin");
+            fs::write(&plain, b"x").unwrap();
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), mode(&plain));
+            fs::remove_file(&plain).unwrap();
+        }
         // A failing writer leaves the old content and no temporary.
         let err = write_atomically(&path, |w| {
             w.write_all(b"partial").unwrap();
@@ -117,7 +134,9 @@ mod tests {
         assert_eq!(names(&dir), vec![std::ffi::OsString::from("a.bin")]);
         // A destination that cannot be written: an error naming it, nothing created.
         let missing = dir.join("no-such-folder").join("b.bin");
-        let e = write_bytes_atomically(&missing, b"x").unwrap_err().to_string();
+        let e = write_bytes_atomically(&missing, b"x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("b.bin"), "{e}");
         // A folder in the way of the rename: the error names it, no temporary is left.
         fs::create_dir(dir.join("c.bin")).unwrap();

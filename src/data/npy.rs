@@ -44,7 +44,11 @@ impl NpyArray {
 
     /// Converts to `f32`. Floats of 2, 4 or 8 bytes are accepted; `bool` and integers only when
     /// `allow_discrete` (for discount / is_terminal flags).
-    pub(crate) fn into_f32(self, key: &str, allow_discrete: bool) -> std::result::Result<Vec<f32>, String> {
+    pub(crate) fn into_f32(
+        self,
+        key: &str,
+        allow_discrete: bool,
+    ) -> std::result::Result<Vec<f32>, String> {
         let Dtype {
             kind,
             size,

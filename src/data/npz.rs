@@ -33,8 +33,8 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use super::atomic::write_atomically;
-use super::npy::{npy_header, parse_npy, NpyArray};
 use super::episode::{Episode, FRAME_LEN, IMAGE_CHANNELS, IMAGE_SIZE};
+use super::npy::{npy_header, parse_npy, NpyArray};
 use super::{DataError, Result};
 
 /// How `.npy` entries are stored inside a written `.npz`.

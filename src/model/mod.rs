@@ -2,6 +2,7 @@
 //! the conv encoder and decoder, the reward and continue heads, and the loss.
 
 pub mod config;
+mod device_batch;
 pub mod open_loop;
 pub mod trainer;
 pub mod world_model;

@@ -44,6 +44,7 @@ macro_rules! kernel {
 use super::{adam, conv, gaussian, gru, kl, loss, matmul, reduce, returns, shape};
 
 /// Every kernel dispatched from Rust. One line per entry point.
+#[rustfmt::skip]
 pub const KERNELS: &[KernelSig] = &[
     kernel!(adam::Params, "adam", "sumsq_partial", [], 2),
     kernel!(adam::Params, "adam", "norm_finish", ["CLIP"], 3),
@@ -59,43 +60,19 @@ pub const KERNELS: &[KernelSig] = &[
     kernel!(ElementwiseParams, "elementwise", "binary_backward", ["BOP", "WHICH", "ACC"], 4),
     kernel!(ElementwiseParams, "elementwise", "axpy", [], 2),
     kernel!(gaussian::Params, "gaussian", "gaussian_forward", ["SEEDED"], 5),
-    kernel!(
-        gaussian::Params,
-        "gaussian",
-        "gaussian_backward",
-        ["HAS_GMEAN", "HAS_GSTD", "HAS_GSAMPLE", "ACC"],
-        6
-    ),
+    kernel!(gaussian::Params, "gaussian", "gaussian_backward", ["HAS_GMEAN", "HAS_GSTD", "HAS_GSAMPLE", "ACC"], 6),
     kernel!(gaussian::Params, "gaussian", "normal", [], 1),
     kernel!(gaussian::Params, "gaussian", "random_bits", [], 1),
     kernel!(gru::Params, "gru", "gru_cell", ["SAVE"], 5),
     kernel!(gru::Params, "gru", "gru_cell_backward", ["HAS_DH", "ACC_DH"], 6),
     kernel!(kl::Params, "kl", "kl_rows", [], 5),
-    kernel!(
-        kl::Params,
-        "kl",
-        "kl_backward",
-        ["SIDE", "SCALAR_G", "HAS_M", "HAS_S", "ACC_M", "ACC_S"],
-        8
-    ),
+    kernel!(kl::Params, "kl", "kl_backward", ["SIDE", "SCALAR_G", "HAS_M", "HAS_S", "ACC_M", "ACC_S"], 8),
     kernel!(kl::Params, "kl", "kl_mean_clamp", [], 4),
     kernel!(loss::Params, "loss", "row_loss_thread", ["KIND"], 3),
     kernel!(loss::Params, "loss", "row_loss_wg", ["KIND"], 3),
     kernel!(loss::Params, "loss", "row_loss_backward", ["KIND", "WHICH", "ACC", "ROW2D"], 4),
-    kernel!(
-        matmul::Params,
-        "matmul",
-        "matmul",
-        ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "WIDE"],
-        4
-    ),
-    kernel!(
-        matmul::Params,
-        "matmul",
-        "matmul_vec4",
-        ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "WIDE"],
-        4
-    ),
+    kernel!(matmul::Params, "matmul", "matmul", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "WIDE"], 4),
+    kernel!(matmul::Params, "matmul", "matmul_vec4", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "WIDE"], 4),
     kernel!(reduce::Params, "reduce", "sum_rows", [], 2),
     kernel!(reduce::Params, "reduce", "sum_leading", [], 2),
     kernel!(reduce::Params, "reduce", "expand", ["ACC"], 2),
