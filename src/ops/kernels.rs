@@ -41,7 +41,7 @@ macro_rules! kernel {
     };
 }
 
-use super::{adam, conv, gaussian, gru, kl, loss, matmul, reduce, returns, shape};
+use super::{adam, conv, gaussian, gru, kl, loss, matmul, reduce, returns, rssm, shape};
 
 /// Every kernel dispatched from Rust. One line per entry point.
 #[rustfmt::skip]
@@ -74,9 +74,13 @@ pub const KERNELS: &[KernelSig] = &[
     kernel!(matmul::Params, "matmul", "matmul", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "WIDE"], 4),
     kernel!(matmul::Params, "matmul", "matmul_vec4", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "WIDE"], 4),
     kernel!(reduce::Params, "reduce", "sum_rows", [], 2),
-    kernel!(reduce::Params, "reduce", "sum_leading", [], 2),
+    kernel!(reduce::Params, "reduce", "sum_leading", ["ACC"], 2),
     kernel!(reduce::Params, "reduce", "expand", ["ACC"], 2),
     kernel!(returns::Params, "returns", "lambda_return", [], 4),
     kernel!(returns::Params, "returns", "lambda_return_backward", [], 7),
+    kernel!(rssm::Params, "rssm", "pack_weights", [], 8),
+    kernel!(rssm::Params, "rssm", "pack_biases", [], 7),
+    kernel!(rssm::Params, "rssm", "observe_forward", ["R", "WGT", "SH", "SAVE"], 14),
+    kernel!(rssm::Params, "rssm", "observe_backward", ["R", "WGT", "SH"], 18),
     kernel!(shape::Params, "shape", "copy2d", ["ACC"], 2),
 ];
