@@ -138,7 +138,15 @@ fn rel_err(got: &[f32], want: &[f32]) -> f64 {
     }
 }
 
+/// Serialises the comparisons: one of them switches the tiling for the whole process.
+static TILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn compare(cfg: Config, b: usize, t: usize) {
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    compare_unlocked(cfg, b, t)
+}
+
+fn compare_unlocked(cfg: Config, b: usize, t: usize) {
     let g = gpu();
     let m = model(&g, &cfg);
     let dims = ObserveDims {
@@ -200,6 +208,18 @@ fn fused_matches_per_op_partial_tile_action_6() {
 #[test]
 fn fused_matches_per_op_fifty_steps() {
     compare(awkward(2), 3, 50);
+}
+
+/// The tiling chosen for GPUs (256 threads, tiles of about B/32 rows) on the test device.
+#[test]
+fn fused_matches_per_op_gpu_tiling() {
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    rssm::ops::rssm::set_gpu_tiling(Some(true));
+    let r = std::panic::catch_unwind(|| compare_unlocked(awkward(3), 37, 3));
+    rssm::ops::rssm::set_gpu_tiling(None);
+    if let Err(e) = r {
+        std::panic::resume_unwind(e);
+    }
 }
 
 #[test]
@@ -322,7 +342,8 @@ fn world_model_loss_and_gradients_match_per_op() {
 /// fused RSSM does not grow with T), and neither a buffer nor a bind group created.
 #[test]
 fn train_step_dispatches_do_not_grow_with_t() {
-    let g = gpu();
+    // A device of its own: the counters must not see the other tests' work.
+    let g = Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
     let mut counts = vec![];
     for t in [16, 50] {
         let cfg = Config {

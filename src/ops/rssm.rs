@@ -34,8 +34,28 @@ use crate::tensor::{Grads, Tape, Tensor, Var};
 pub const MAX_TILE_ROWS: usize = 8;
 /// Storage buffers the backward kernel binds (the most of the family).
 pub const STORAGE_BUFFERS_NEEDED: u32 = 18;
-/// Threads per workgroup of the persistent kernels.
-const THREADS: u32 = 64;
+static TUNING: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Force the tiling chosen for GPUs (`Some(true)`: 256 threads per workgroup, tiles of about
+/// B/32 rows so that many workgroups run) or for CPU drivers (`Some(false)`: 64 threads, tiles
+/// as large as memory allows, at least two workgroups) instead of choosing by adapter type
+/// (`None`): lets the tests run both on any device.
+pub fn set_gpu_tiling(gpu_tiling: Option<bool>) {
+    let v = match gpu_tiling {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    TUNING.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn gpu_tiling(gpu: &Gpu) -> bool {
+    match TUNING.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => !gpu.report().is_cpu(),
+    }
+}
 
 /// The RSSM's fourteen parameters (spec names in the comments), generic over what holds them
 /// (tensors, tape variables, gradient targets).
@@ -218,11 +238,13 @@ impl ObserveDims {
     }
 }
 
-/// How the fused kernels run on this device: rows per workgroup (forward, backward).
+/// How the fused kernels run on this device: rows per workgroup (forward, backward) and
+/// threads per workgroup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FusedPlan {
     pub rows_fwd: usize,
     pub rows_bwd: usize,
+    pub threads: u32,
 }
 
 /// Rows per workgroup that fit the device's workgroup memory, or why the fused kernels cannot
@@ -235,17 +257,23 @@ pub fn fused_plan(gpu: &Gpu, d: &ObserveDims) -> std::result::Result<FusedPlan, 
             lim.max_storage_buffers_per_shader_stage, STORAGE_BUFFERS_NEEDED
         ));
     }
-    if lim.max_compute_invocations_per_workgroup < THREADS
-        || lim.max_compute_workgroup_size_x < THREADS
+    // A GPU wants many workgroups of many threads (each workgroup runs on one core and the
+    // recurrence is serial); a CPU driver runs a workgroup's threads as a loop on one core
+    // and pays per barrier, so it wants few, large tiles.
+    let on_gpu = gpu_tiling(gpu);
+    let threads: u32 = if on_gpu { 256 } else { 64 };
+    if lim.max_compute_invocations_per_workgroup < threads
+        || lim.max_compute_workgroup_size_x < threads
     {
         return Err(format!(
-            "the device allows fewer than {THREADS} threads per workgroup"
+            "the device allows fewer than {threads} threads per workgroup"
         ));
     }
     let floats = lim.max_compute_workgroup_storage_size as usize / 4;
     let (pf, pb) = d.per_row();
-    // More rows per tile reuse each weight read more; but keep at least two workgroups busy.
-    let cap = MAX_TILE_ROWS.min(d.batch.div_ceil(2).max(1));
+    // More rows per tile reuse each weight read more; but keep enough workgroups busy.
+    let groups = if on_gpu { 32 } else { 2 };
+    let cap = MAX_TILE_ROWS.min(d.batch.div_ceil(groups).max(1));
     let rows = |per: usize| (floats / per).min(cap);
     let (rf, rb) = (rows(pf), rows(pb));
     if rf == 0 || rb == 0 {
@@ -261,6 +289,7 @@ pub fn fused_plan(gpu: &Gpu, d: &ObserveDims) -> std::result::Result<FusedPlan, 
     Ok(FusedPlan {
         rows_fwd: rf,
         rows_bwd: rb,
+        threads,
     })
 }
 
@@ -360,10 +389,10 @@ pub struct ObserveOut {
     pub saved: Option<ObserveSaved>,
 }
 
-fn kernel_consts(rows: usize, per: usize) -> [(&'static str, f64); 3] {
+fn kernel_consts(rows: usize, threads: u32, per: usize) -> [(&'static str, f64); 3] {
     [
         ("R", rows as f64),
-        ("WGT", THREADS as f64),
+        ("WGT", threads as f64),
         ("SH", (rows * per) as f64),
     ]
 }
@@ -468,7 +497,7 @@ pub fn observe_forward(
     let y_img = buf(&[b, t, hd])?;
     let y_obs = buf(&[b, t, hd])?;
     let (per_f, _) = d.per_row();
-    let mut consts = kernel_consts(plan.rows_fwd, per_f).to_vec();
+    let mut consts = kernel_consts(plan.rows_fwd, plan.threads, per_f).to_vec();
     consts.push(("SAVE", save as u32 as f64));
     let k = gpu.kernel("rssm", "observe_forward", &consts)?;
     gpu.dispatch(
@@ -606,7 +635,7 @@ pub fn observe_backward(
     let k = gpu.kernel(
         "rssm",
         "observe_backward",
-        &kernel_consts(plan.rows_bwd, per_b),
+        &kernel_consts(plan.rows_bwd, plan.threads, per_b),
     )?;
     let bufs = [
         saved.wp.buf(),
