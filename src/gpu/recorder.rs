@@ -16,6 +16,9 @@ pub(crate) enum Cmd {
         params: u64,
         /// `(binding, buffer, bytes)` for the storage bindings 1..
         bufs: Vec<(u32, wgpu::Buffer, u64)>,
+        /// Byte offset of each of `bufs`' bindings (a slice of a buffer larger than one
+        /// binding may hold; 0 otherwise).
+        offsets: Vec<u64>,
         groups: [u32; 3],
     },
     Copy {
@@ -109,6 +112,7 @@ impl Recorder {
                         kernel,
                         params,
                         bufs,
+                        offsets,
                         groups,
                     }) = cmds.get(i)
                     {
@@ -123,13 +127,13 @@ impl Recorder {
                                 }),
                             });
                         }
-                        for (b, buf, size) in bufs {
+                        for ((b, buf, size), offset) in bufs.iter().zip(offsets) {
                             if kernel.used.binary_search(b).is_ok() {
                                 entries.push(wgpu::BindGroupEntry {
                                     binding: *b,
                                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                                         buffer: buf,
-                                        offset: 0,
+                                        offset: *offset,
                                         size: std::num::NonZeroU64::new(*size),
                                     }),
                                 });
