@@ -25,7 +25,9 @@ struct Params {
     rows: u32,
     cols: u32,
     n: u32, // rows * cols
-    _pad: u32,
+    // First row of this dispatch in y / gy (bound whole) when the op runs over slices of
+    // operands larger than one binding.
+    row0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -82,7 +84,7 @@ fn row_loss_wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         workgroupBarrier();
     }
     if lid.x == 0u && r < p.rows {
-        out[r] = row_scale() * partial[0];
+        out[p.row0 + r] = row_scale() * partial[0];
     }
 }
 
@@ -96,7 +98,7 @@ fn row_loss_thread(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     for (var i = start; i < start + p.cols; i++) {
         s += elem_loss(a[i], b[i]);
     }
-    out[r] = row_scale() * s;
+    out[p.row0 + r] = row_scale() * s;
 }
 
 @compute @workgroup_size(WG)
@@ -123,6 +125,6 @@ fn row_loss_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     } else {
         d = select(-x, sigmoid(x) - y, WHICH == 0u);
     }
-    let g = gy[r] * d;
+    let g = gy[p.row0 + r] * d;
     if ACC { out[i] += g; } else { out[i] = g; }
 }

@@ -2,13 +2,13 @@
 //
 // Bindings: 0 params, 1 x (read), 4 y (read_write).
 // Entry points:
-//   sum_rows     y[r] = alpha * sum_{c < cols} x[r*cols + c] for r < rows (the last row may be
+//   sum_rows     y[row0 + r] = alpha * sum_{c < cols} x[r*cols + c] for r < rows (the last row may be
 //                short: elements past n are skipped, which is how a sum to a scalar runs as
 //                [ceil(n/cols), cols] then [1, partials]). One workgroup of WG threads per row
 //                (groups folded by Gpu::grid_1d), strided loads then a shared-memory tree.
 //   sum_leading  y[c] = alpha * sum_{r < rows} x[r*cols + c]: one thread per column, loop over rows
 //                (consecutive threads read consecutive addresses). Workgroup (WG,1,1).
-//   expand       y[i] (+)= alpha * x[(i / div) % modulo] for i < n: the backward of every sum above
+//   expand       y[i] (+)= alpha * x[(row0 + i / div) % modulo] for i < n: the backward of every sum above
 //                (sum_rows: div = cols; sum_leading: div = 1, modulo = cols; scalar: div = n).
 //                [backward] Workgroup (WG,1,1).
 // Overrides: ACC (sum_leading and expand add into y: bias gradients accumulate in place).
@@ -20,6 +20,9 @@ struct Params {
     div: u32,
     modulo: u32,
     alpha: f32,
+    // First row of this dispatch in y (sum_rows) or x (expand), when an op runs over slices
+    // of a tensor larger than one binding: the small per-row vector is bound whole.
+    row0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -52,7 +55,7 @@ fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         workgroupBarrier();
     }
     if lid.x == 0u && r < p.rows {
-        y[r] = p.alpha * partial[0];
+        y[p.row0 + r] = p.alpha * partial[0];
     }
 }
 
@@ -73,6 +76,6 @@ fn expand(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = flat_id(wid, nwg, lid);
     if i >= p.n { return; }
-    let v = p.alpha * x[(i / p.div) % p.modulo];
+    let v = p.alpha * x[(p.row0 + i / p.div) % p.modulo];
     if ACC { y[i] += v; } else { y[i] = v; }
 }

@@ -15,12 +15,15 @@ pub enum Error {
     /// Tensor shapes that do not fit an operation.
     #[error("shape error in {op}: {msg}")]
     Shape { op: &'static str, msg: String },
-    /// A buffer larger than the device allows in one binding.
-    #[error("{what} needs {bytes} bytes in one buffer, but this device allows at most {limit} bytes per storage binding (adapter '{adapter}'); use a smaller batch")]
+    /// Data larger than the device allows in one buffer, or (for the smallest slice an op can
+    /// bind) in one storage binding.
+    #[error("{what} needs {bytes} bytes in one {per}, but this device allows at most {limit} bytes per {per} (adapter '{adapter}'); use a smaller batch or model")]
     TooLarge {
         what: String,
         bytes: u64,
         limit: u64,
+        /// "buffer" or "storage binding".
+        per: &'static str,
         adapter: String,
     },
     /// A shader failed to parse or validate.

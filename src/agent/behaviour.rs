@@ -357,6 +357,13 @@ impl Behaviour {
     /// passes and both Adam steps, then reads the metrics back (one submit). The world model
     /// is not changed.
     pub fn update(&mut self, wm: &WorldModel, starts: &Starts) -> Result<BehaviourMetrics> {
+        self.record_update(wm, starts)?.read()
+    }
+
+    /// Record an update without submitting it: the first half of [`Behaviour::update`], for
+    /// benchmarks that time the host's recording apart from the device's work.
+    /// [`PendingUpdate::read`] submits and reads the metrics.
+    pub fn record_update(&mut self, wm: &WorldModel, starts: &Starts) -> Result<PendingUpdate> {
         let gpu = starts.h.gpu().clone();
         let (h, n) = (self.cfg.horizon, starts.len());
         let seed = self.noise_seed(self.updates);
@@ -419,21 +426,44 @@ impl Behaviour {
             .last_norm()
             .cloned()
             .unwrap_or_else(|| critic_loss.clone());
-        let vals = gpu.read_many(&[
-            actor_loss.buf(),
-            critic_loss.buf(),
-            mean_return.buf(),
-            mean_value.buf(),
-            mean_reward.buf(),
-            mean_cont.buf(),
-            an.buf(),
-            cn.buf(),
-            mean_sq.buf(),
-            mean_std.buf(),
-        ])?;
         self.updates += 1;
-        Ok(BehaviourMetrics {
+        Ok(PendingUpdate {
             update: self.updates,
+            scalars: [
+                actor_loss,
+                critic_loss,
+                mean_return,
+                mean_value,
+                mean_reward,
+                mean_cont,
+                an,
+                cn,
+                mean_sq,
+                mean_std,
+            ],
+        })
+    }
+}
+
+/// A recorded behaviour update whose metrics are not read yet (see
+/// [`Behaviour::record_update`]).
+pub struct PendingUpdate {
+    update: u64,
+    /// actor_loss, critic_loss, mean_return, mean_value, mean_reward, mean_cont, the two
+    /// gradient norms, the mean squared actor mean and the mean actor std: `[1]` tensors.
+    scalars: [Tensor; 10],
+}
+
+impl PendingUpdate {
+    /// Submit what [`Behaviour::record_update`] recorded (if not yet submitted) and read back
+    /// its metrics.
+    pub fn read(self) -> Result<BehaviourMetrics> {
+        let s = &self.scalars;
+        let gpu = s[0].gpu().clone();
+        let bufs: Vec<_> = s.iter().map(|t| t.buf()).collect();
+        let vals = gpu.read_many(&bufs)?;
+        Ok(BehaviourMetrics {
+            update: self.update,
             actor_loss: vals[0][0],
             critic_loss: vals[1][0],
             mean_return: vals[2][0],

@@ -9,12 +9,15 @@
 //! - [`returns`]: [`lambda_return`] and [`discount_weights`], with plain-Rust references.
 //! - [`behaviour`]: [`Behaviour`] with its [`BehaviourConfig`], the two objectives and
 //!   [`Behaviour::update`].
+//! - [`flops`]: the matmul and conv FLOPs of a world-model update, an observe-only forward, a
+//!   behaviour update and an imagination, counted from a configuration's shapes.
 //!
 //! Everything is recorded onto tapes and only read back at the end of an update.
 
 pub mod acting;
 pub mod actor;
 pub mod behaviour;
+pub mod flops;
 pub mod imagine;
 pub mod returns;
 
@@ -22,7 +25,7 @@ pub use acting::{act, AgentState};
 pub use actor::{action_head, init_std_raw, ActionOut, Actor, Critic, Optimised};
 pub use behaviour::{
     behaviour_update, ActorObjective, Behaviour, BehaviourConfig, BehaviourMetrics,
-    CriticObjective, Starts,
+    CriticObjective, PendingUpdate, Starts,
 };
 pub use imagine::{imagine, imagine_with_actor_inputs, noise_offsets, Imagined, Policy};
 pub use returns::{discount_weights, lambda_return};

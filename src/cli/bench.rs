@@ -1,14 +1,22 @@
-//! `rssm bench`: milliseconds per world-model train step, per observe-only forward and per
-//! behaviour update, with dispatches per step, for the presets, on the current adapter.
+//! `rssm bench`: the engine's workloads on the current adapter — a world-model update, an
+//! observe-only forward, a behaviour update, a long imagination and a 512^3 matmul — with, per
+//! steady step: milliseconds (GPU timestamps where a GPU has them, else wall clock),
+//! the host's milliseconds to record the step and to encode + submit it, dispatches, bind groups
+//! and buffers created, and GFLOP/s against the step's matmul + conv FLOPs
+//! ([`rssm::agent::flops`]). `--json` prints the same as one JSON document (read by
+//! `benches/pytorch/compare.py`).
 
 use std::time::Instant;
 
-use rssm::agent::{Behaviour, BehaviourConfig, Starts};
+use serde::Serialize;
+
+use rssm::agent::flops::{self, Flops};
+use rssm::agent::{imagine, Behaviour, BehaviourConfig, Policy, Starts};
 use rssm::gpu::{Gpu, GpuOptions};
-use rssm::model::{Config, DeviceBatch, Trainer};
-use rssm::ops;
+use rssm::model::{Config, DeviceBatch, Trainer, WorldModel};
+use rssm::ops::{self, matmul::MatmulSpec, Act};
 use rssm::tensor::{Tape, Tensor};
-use rssm::Result;
+use rssm::{Error, Result};
 
 use crate::cli::common::{flag, open_gpu};
 
@@ -17,13 +25,16 @@ pub struct BenchArgs {
     /// Presets to measure (default: small and dreamer).
     #[arg(long, value_delimiter = ',')]
     pub presets: Option<Vec<String>>,
-    /// Timed repetitions after one warm-up step.
+    /// Workloads: train, observe, behaviour, imagine, matmul (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub workloads: Option<Vec<String>>,
+    /// Timed repetitions of each workload after one warm-up.
     #[arg(long, default_value_t = 3, value_parser = flag::at_least_one::<usize>())]
     pub reps: usize,
     /// Action size of the synthetic batch.
     #[arg(long, default_value_t = 1, value_parser = flag::at_least_one::<usize>())]
     pub action_dim: usize,
-    /// Override the presets' batch size B (e.g. to fit a CPU device's binding limit).
+    /// Override the presets' batch size B.
     #[arg(long, value_parser = flag::at_least_one::<usize>())]
     pub batch: Option<usize>,
     /// Override the presets' sequence length T.
@@ -32,6 +43,80 @@ pub struct BenchArgs {
     /// Imagination horizon of the behaviour update (from every one of the B*T posterior states).
     #[arg(long, default_value_t = 15, value_parser = flag::at_least_one::<usize>())]
     pub horizon: usize,
+    /// Start states of the long imagination.
+    #[arg(long, default_value_t = 16)]
+    pub imagine_starts: usize,
+    /// Steps of the long imagination.
+    #[arg(long, default_value_t = 1000)]
+    pub imagine_steps: usize,
+    /// Print one JSON document on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the second pass that times each step with GPU timestamps (`ms` is then wall clock).
+    #[arg(long)]
+    pub wall_only: bool,
+}
+
+const WORKLOADS: [&str; 5] = ["train", "observe", "behaviour", "imagine", "matmul"];
+
+/// One measured workload, per steady step (the mean of `reps` after a warm-up).
+#[derive(Clone, Debug, Serialize)]
+pub struct Measured {
+    /// `train`, `observe`, `behaviour`, `imagine` or `matmul`.
+    pub workload: String,
+    /// Preset name (`-` for the matmul).
+    pub preset: String,
+    /// The workload's size in words, e.g. `B=16 T=50`.
+    pub size: String,
+    /// Milliseconds per step: `gpu_ms` where measured on a GPU, else `wall_ms`.
+    pub ms: f64,
+    /// `gpu-timestamps` or `wall-clock`: what `ms` is.
+    pub timing: &'static str,
+    /// Wall-clock milliseconds per step: record, submit, wait, read the results back.
+    pub wall_ms: f64,
+    /// Device milliseconds between the start of the step's first and the end of its last
+    /// compute pass (timestamp queries), when the adapter has them and the step is one submit.
+    pub gpu_ms: Option<f64>,
+    /// Host milliseconds to record the step (tape, kernels, parameters), not waiting.
+    pub host_record_ms: f64,
+    /// Host milliseconds of `gpu.flush()`: bind groups, encoding and the submit, not waiting.
+    pub host_submit_ms: f64,
+    pub dispatches: u64,
+    pub bind_groups: u64,
+    pub buffers_created: u64,
+    pub submits: u64,
+    /// Matmul + conv GFLOP of one step (forward + backward), counted from the shapes.
+    pub gflop: f64,
+    /// `gflop / ms`.
+    pub gflops: f64,
+}
+
+/// The whole run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub adapter: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub timestamps: bool,
+    /// Bytes one storage binding may hold in this run.
+    pub max_binding: u64,
+    /// How the RSSM runs over time, per preset (see [`rssm_path`]).
+    pub rssm_path: String,
+    pub reps: usize,
+    pub results: Vec<Measured>,
+}
+
+/// Which RSSM implementation the world model runs for this batch on this device (the fused
+/// kernels or the per-op path), and why when it is the per-op one: the one place the benchmark
+/// names it.
+fn rssm_path(model: &WorldModel, gpu: &Gpu, cfg: &Config) -> String {
+    let (path, why) = model.observe_path(gpu, cfg.batch, cfg.seq_len);
+    if why.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path} ({why})")
+    }
 }
 
 fn synthetic_batch(gpu: &Gpu, cfg: &Config) -> Result<DeviceBatch> {
@@ -45,110 +130,390 @@ fn synthetic_batch(gpu: &Gpu, cfg: &Config) -> Result<DeviceBatch> {
     })
 }
 
-struct Row {
-    preset: String,
-    bt: String,
-    train_ms: f64,
-    observe_ms: f64,
-    dispatches: u64,
-    submits: u64,
-    behaviour_ms: f64,
-    behaviour_dispatches: u64,
+/// Time `reps` steady steps of a workload after one warm-up. `record` records a step without
+/// submitting it; `finish` submits what is left, waits and reads the results back.
+fn time_steps<P>(
+    gpu: &Gpu,
+    reps: usize,
+    timestamps: bool,
+    mut record: impl FnMut() -> Result<P>,
+    mut finish: impl FnMut(P) -> Result<()>,
+) -> Result<Timing> {
+    let warm = record()?;
+    finish(warm)?;
+    let s0 = gpu.stats();
+    let (mut rec_s, mut submit_s, mut wall_s) = (0.0, 0.0, 0.0);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        let pending = record()?;
+        let t1 = Instant::now();
+        gpu.flush();
+        let t2 = Instant::now();
+        finish(pending)?;
+        rec_s += (t1 - t0).as_secs_f64();
+        submit_s += (t2 - t1).as_secs_f64();
+        wall_s += t0.elapsed().as_secs_f64();
+    }
+    let s1 = gpu.stats();
+    let per = |a: u64, b: u64| (b - a) / reps as u64;
+    let submits = per(s0.submits, s1.submits);
+    // Timestamps bracket one submit: only a step that is one submit (plus its readback) is
+    // timed on the device.
+    let mut gpu_ms = None;
+    if timestamps && gpu.report().timestamps && submits <= 2 {
+        let mut total = 0.0;
+        let mut all = true;
+        for _ in 0..reps {
+            let (pending, secs) = gpu.gpu_time(&mut record)?;
+            finish(pending?)?;
+            match secs {
+                Some(s) => total += s,
+                None => all = false,
+            }
+        }
+        if all {
+            gpu_ms = Some(total * 1e3 / reps as f64);
+        }
+    }
+    let n = reps as f64;
+    Ok(Timing {
+        wall_ms: wall_s * 1e3 / n,
+        gpu_ms,
+        host_record_ms: rec_s * 1e3 / n,
+        host_submit_ms: submit_s * 1e3 / n,
+        dispatches: per(s0.dispatches, s1.dispatches),
+        bind_groups: per(s0.bind_groups_created, s1.bind_groups_created),
+        buffers_created: per(s0.buffers_created, s1.buffers_created),
+        submits,
+    })
 }
 
-fn measure(gpu: &Gpu, name: &str, cfg: &Config, reps: usize, horizon: usize) -> Result<Row> {
+struct Timing {
+    wall_ms: f64,
+    gpu_ms: Option<f64>,
+    host_record_ms: f64,
+    host_submit_ms: f64,
+    dispatches: u64,
+    bind_groups: u64,
+    buffers_created: u64,
+    submits: u64,
+}
+
+fn measured(
+    gpu: &Gpu,
+    workload: &str,
+    preset: &str,
+    size: String,
+    t: Timing,
+    f: Flops,
+) -> Measured {
+    // On a CPU driver the "device" is the host: its timestamps (lavapipe's ran above the wall
+    // clock of the same step) say nothing the wall clock does not, so `ms` is the wall clock.
+    let (ms, timing) = match t.gpu_ms {
+        Some(g) if !gpu.report().is_cpu() => (g, "gpu-timestamps"),
+        _ => (t.wall_ms, "wall-clock"),
+    };
+    let gflop = f.total() * 1e-9;
+    Measured {
+        workload: workload.to_string(),
+        preset: preset.to_string(),
+        size,
+        ms,
+        timing,
+        wall_ms: t.wall_ms,
+        gpu_ms: t.gpu_ms,
+        host_record_ms: t.host_record_ms,
+        host_submit_ms: t.host_submit_ms,
+        dispatches: t.dispatches,
+        bind_groups: t.bind_groups,
+        buffers_created: t.buffers_created,
+        submits: t.submits,
+        gflop,
+        gflops: gflop / (ms * 1e-3),
+    }
+}
+
+/// Read one value of `t` back: submits what is pending and waits for it.
+fn wait_on(t: &Tensor) -> Result<()> {
+    let one = Tensor::empty(t.gpu(), &[1])?;
+    t.gpu().copy(t.buf(), 0, one.buf(), 0, 1);
+    one.to_vec().map(|_| ())
+}
+
+/// The first `rows` rows of `t [N, d]`, copied.
+fn first_rows(t: &Tensor, rows: usize) -> Result<Tensor> {
+    let d = t.last_dim();
+    if rows > t.rows() {
+        return Err(Error::Invalid(format!(
+            "bench: {rows} imagination starts, but the batch has only {} states",
+            t.rows()
+        )));
+    }
+    let out = Tensor::empty(t.gpu(), &[rows, d])?;
+    t.gpu().copy(t.buf(), 0, out.buf(), 0, rows * d);
+    Ok(out)
+}
+
+fn measure_preset(
+    gpu: &Gpu,
+    name: &str,
+    cfg: &Config,
+    args: &BenchArgs,
+    wanted: &dyn Fn(&str) -> bool,
+    out: &mut Vec<Measured>,
+) -> Result<String> {
+    let reps = args.reps.max(1);
     let batch = synthetic_batch(gpu, cfg)?;
     let mut tr = Trainer::new(gpu, cfg)?;
-    tr.train_step(&batch)?; // warm-up: pipelines and pool
-    let s0 = gpu.stats();
-    let t0 = Instant::now();
-    for _ in 0..reps {
+    let path = rssm_path(&tr.model, gpu, cfg);
+    let bt = format!("B={} T={}", cfg.batch, cfg.seq_len);
+    if wanted("train") {
+        let t = time_steps(
+            gpu,
+            reps,
+            !args.wall_only,
+            || tr.record_step(&batch),
+            |p| p.read().map(|_| ()),
+        )?;
+        out.push(measured(
+            gpu,
+            "train",
+            name,
+            bt.clone(),
+            t,
+            flops::world_model_update(cfg),
+        ));
+        report_progress(out);
+    }
+    if tr.last_posterior.is_none() && (wanted("behaviour") || wanted("imagine")) {
+        // The behaviour and imagination starts come from a step's posterior states.
         tr.train_step(&batch)?;
     }
-    let train_ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
-    let s1 = gpu.stats();
-    // Observe only: encoder + RSSM over the sequence, no heads, no backward.
-    let observe = |tr: &Trainer| -> Result<()> {
-        let t = Tape::no_grad(gpu);
-        let p = tr.model.params.bind_frozen(&t);
-        let n = cfg.batch * cfg.seq_len;
-        let obs = t.constant(&batch.obs);
-        let images = ops::reshape(&t, obs, &[n, 3, 64, 64])?;
-        let embed = tr.model.encode(&t, &p, images)?;
-        let embed = ops::reshape(&t, embed, &[cfg.batch, cfg.seq_len, cfg.embed()])?;
-        let action = t.constant(&batch.action);
-        let eps = Tensor::zeros(gpu, &[cfg.batch, cfg.seq_len, cfg.stoch])?;
-        let o = tr.model.observe(&t, &p, embed, action, &eps)?;
-        t.value(o.last_state(&t)?.0).to_vec()?;
-        Ok(())
-    };
-    observe(&tr)?;
-    let t1 = Instant::now();
-    for _ in 0..reps {
-        observe(&tr)?;
+    let model = &tr.model;
+    if wanted("observe") {
+        // Encoder + RSSM over the sequence: no heads, no backward.
+        let record = || -> Result<Tensor> {
+            let t = Tape::no_grad(gpu);
+            let p = model.params.bind_frozen(&t);
+            let n = cfg.batch * cfg.seq_len;
+            let obs = t.constant(&batch.obs);
+            let images = ops::reshape(&t, obs, &[n, 3, 64, 64])?;
+            let embed = model.encode(&t, &p, images)?;
+            let embed = ops::reshape(&t, embed, &[cfg.batch, cfg.seq_len, cfg.embed()])?;
+            let action = t.constant(&batch.action);
+            let eps = Tensor::zeros(gpu, &[cfg.batch, cfg.seq_len, cfg.stoch])?;
+            let o = model.observe(&t, &p, embed, action, &eps)?;
+            Ok(t.value(o.deter))
+        };
+        let t = time_steps(gpu, reps, !args.wall_only, record, |h| wait_on(&h))?;
+        out.push(measured(
+            gpu,
+            "observe",
+            name,
+            bt.clone(),
+            t,
+            flops::observe_forward(cfg),
+        ));
+        report_progress(out);
     }
-    let observe_ms = t1.elapsed().as_secs_f64() * 1e3 / reps as f64;
-    // Behaviour: imagination from all B*T posterior states of the last step.
+    let Some((h, s)) = tr.last_posterior.clone() else {
+        return Ok(path);
+    };
     let bcfg = BehaviourConfig {
-        horizon,
+        horizon: args.horizon,
         ..BehaviourConfig::default()
     };
     let mut beh = Behaviour::new(gpu, cfg, bcfg)?;
-    let (h, s) = tr.last_posterior.clone().expect("set by train_step");
-    let starts = Starts::new(&h, &s)?;
-    beh.update(&tr.model, &starts)?;
-    let s2 = gpu.stats();
-    let t2 = Instant::now();
-    for _ in 0..reps {
-        beh.update(&tr.model, &starts)?;
+    if wanted("behaviour") {
+        let starts = Starts::new(&h, &s)?;
+        let n = starts.len();
+        let t = time_steps(
+            gpu,
+            reps,
+            !args.wall_only,
+            || beh.record_update(model, &starts),
+            |p| p.read().map(|_| ()),
+        )?;
+        out.push(measured(
+            gpu,
+            "behaviour",
+            name,
+            format!("{n} starts, H={}", args.horizon),
+            t,
+            flops::behaviour_update(cfg, n, args.horizon),
+        ));
+        report_progress(out);
     }
-    let behaviour_ms = t2.elapsed().as_secs_f64() * 1e3 / reps as f64;
-    let behaviour_dispatches = (gpu.stats().dispatches - s2.dispatches) / reps as u64;
-    Ok(Row {
-        behaviour_ms,
-        behaviour_dispatches,
-        preset: name.to_string(),
-        bt: format!("{}x{}", cfg.batch, cfg.seq_len),
-        train_ms,
-        observe_ms,
-        dispatches: (s1.dispatches - s0.dispatches) / reps as u64,
-        submits: (s1.submits - s0.submits) / reps as u64,
-    })
+    if wanted("imagine") {
+        let starts = Starts::new(&h, &s)?;
+        let k = args.imagine_starts;
+        let (sh, ss) = (first_rows(&starts.h, k)?, first_rows(&starts.s, k)?);
+        let steps = args.imagine_steps;
+        let record = || -> Result<Tensor> {
+            let t = Tape::no_grad(gpu);
+            let wm_p = model.params.bind_frozen(&t);
+            let actor_p = beh.actor.bind_frozen(&t);
+            let policy = Policy {
+                actor: &beh.actor,
+                params: &actor_p,
+                deterministic: false,
+            };
+            let (h0, s0) = (t.constant(&sh), t.constant(&ss));
+            let im = imagine(&t, model, &wm_p, policy, h0, s0, steps, cfg.seed)?;
+            Ok(t.value(im.rewards))
+        };
+        let t = time_steps(gpu, reps, !args.wall_only, record, |r| wait_on(&r))?;
+        out.push(measured(
+            gpu,
+            "imagine",
+            name,
+            format!("{k} starts x {steps} steps"),
+            t,
+            flops::imagination(cfg, k, steps),
+        ));
+        report_progress(out);
+    }
+    Ok(path)
+}
+
+/// The 512^3 matmul (the vec4 kernel), ten per step so the submit cost is shared.
+fn measure_matmul(gpu: &Gpu, reps: usize, timestamps: bool) -> Result<Measured> {
+    const N: usize = 512;
+    const PER_STEP: usize = 10;
+    let a = Tensor::full(gpu, &[N, N], 0.01)?;
+    let b = Tensor::full(gpu, &[N, N], 0.02)?;
+    let c = Tensor::empty(gpu, &[N, N])?;
+    let spec = MatmulSpec {
+        m: N,
+        n: N,
+        k: N,
+        trans_a: false,
+        trans_b: false,
+        act: Act::None,
+        acc: false,
+    };
+    let record = || -> Result<()> {
+        for _ in 0..PER_STEP {
+            ops::matmul::matmul_into(&a, &b, None, &c, spec)?;
+        }
+        Ok(())
+    };
+    let t = time_steps(gpu, reps, timestamps, record, |_| wait_on(&c))?;
+    let f = Flops {
+        forward: PER_STEP as f64 * flops::matmul(N, N, N),
+        backward: 0.0,
+    };
+    Ok(measured(
+        gpu,
+        "matmul",
+        "-",
+        format!("{PER_STEP} x 512^3"),
+        t,
+        f,
+    ))
+}
+
+fn report_progress(out: &[Measured]) {
+    if let Some(m) = out.last() {
+        eprintln!(
+            "bench: {} {} ({}): {:.1} ms ({})",
+            m.workload, m.preset, m.size, m.ms, m.timing
+        );
+    }
+}
+
+fn print_table(r: &Report) {
+    println!(
+        "adapter: {} ({}, {}); timestamps: {}; RSSM path: {}; max storage binding {} MiB; {} reps",
+        r.adapter,
+        r.backend,
+        r.device_type,
+        if r.timestamps { "yes" } else { "no" },
+        r.rssm_path,
+        r.max_binding >> 20,
+        r.reps
+    );
+    println!();
+    println!("| workload | preset | size | ms / step | timing | wall ms | host record ms | host submit ms | dispatches | bind groups | buffers created | GFLOP | GFLOP/s |");
+    println!(
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for m in &r.results {
+        println!(
+            "| {} | {} | {} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.2} | {:.1} |",
+            m.workload,
+            m.preset,
+            m.size,
+            m.ms,
+            m.timing,
+            m.wall_ms,
+            m.host_record_ms,
+            m.host_submit_ms,
+            m.dispatches,
+            m.bind_groups,
+            m.buffers_created,
+            m.gflop,
+            m.gflops
+        );
+    }
 }
 
 pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
     let gpu = open_gpu(opts)?;
     let presets = args
         .presets
+        .clone()
         .unwrap_or_else(|| vec!["small".into(), "dreamer".into()]);
-    println!(
-        "| preset | B x T | ms / train step | ms / observe fwd | dispatches / train step | submits / train step | ms / behaviour update (B*T starts, H={}) | dispatches / behaviour update |",
-        args.horizon
-    );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    for name in presets {
-        let mut cfg = Config::preset(&name)?;
+    let workloads = args
+        .workloads
+        .clone()
+        .unwrap_or_else(|| WORKLOADS.iter().map(|s| s.to_string()).collect());
+    if let Some(bad) = workloads.iter().find(|w| !WORKLOADS.contains(&w.as_str())) {
+        return Err(Error::Invalid(format!(
+            "unknown workload '{bad}'; available: {}",
+            WORKLOADS.join(", ")
+        )));
+    }
+    let wanted = |w: &str| workloads.iter().any(|x| x == w);
+    let mut results = Vec::new();
+    let mut paths = Vec::new();
+    let per_preset = WORKLOADS[..4].iter().any(|w| wanted(w));
+    for name in presets.iter().filter(|_| per_preset) {
+        let mut cfg = Config::preset(name)?;
         cfg.action_dim = args.action_dim;
         cfg.batch = args.batch.unwrap_or(cfg.batch);
         cfg.seq_len = args.seq_len.unwrap_or(cfg.seq_len);
-        match measure(&gpu, &name, &cfg, args.reps.max(1), args.horizon) {
-            Ok(r) => println!(
-                "| {} | {} | {:.1} | {:.1} | {} | {} | {:.1} | {} |",
-                r.preset,
-                r.bt,
-                r.train_ms,
-                r.observe_ms,
-                r.dispatches,
-                r.submits,
-                r.behaviour_ms,
-                r.behaviour_dispatches
-            ),
-            Err(e) => println!(
-                "| {name} | {}x{} | skipped: {e} | | | | | |",
-                cfg.batch, cfg.seq_len
-            ),
-        }
+        cfg.validate()?;
+        let path = measure_preset(&gpu, name, &cfg, &args, &wanted, &mut results)?;
+        paths.push(format!("{name}: {path}"));
         gpu.trim();
+    }
+    if wanted("matmul") {
+        results.push(measure_matmul(&gpu, args.reps.max(1), !args.wall_only)?);
+        report_progress(&results);
+    }
+    let r = gpu.report();
+    let report = Report {
+        adapter: r.name.clone(),
+        backend: r.backend.clone(),
+        device_type: r.device_type.clone(),
+        driver: r.driver.clone(),
+        timestamps: r.timestamps,
+        max_binding: gpu.binding_limit(),
+        rssm_path: if paths.is_empty() {
+            "-".to_string()
+        } else {
+            paths.join(", ")
+        },
+        reps: args.reps.max(1),
+        results,
+    };
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Invalid(format!("bench: JSON: {e}")))?;
+        println!("{text}");
+    } else {
+        print_table(&report);
     }
     Ok(())
 }

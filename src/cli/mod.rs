@@ -20,6 +20,10 @@ pub struct Cli {
     /// WGPU_BACKEND=vulkan|metal|dx12|gl restricts the backends searched.
     #[arg(long, global = true)]
     pub adapter: Option<String>,
+    /// Cap one storage binding at this many bytes (below the adapter's limit), so that ops run
+    /// over slices as large batches do on devices with small limits.
+    #[arg(long, global = true)]
+    pub max_binding: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,6 +48,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> rssm::Result<()> {
     let gpu_opts = rssm::gpu::GpuOptions {
         adapter: cli.adapter.clone(),
+        max_binding: cli.max_binding,
     };
     match cli.command {
         Command::Info(args) => info::run(&gpu_opts, args),

@@ -5,7 +5,7 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::{Kernel, PipelineCache};
-use crate::gpu::pool::{size_class, GpuBuffer, PoolState};
+use crate::gpu::pool::{size_class, BufRange, GpuBuffer, PoolState};
 use crate::gpu::recorder::{Cmd, Recorder, PARAM_SLOT};
 
 /// How to choose the adapter.
@@ -14,6 +14,10 @@ pub struct GpuOptions {
     /// Case-insensitive substring of the adapter name (`--adapter`); falls back to the
     /// `WGPU_ADAPTER_NAME` environment variable.
     pub adapter: Option<String>,
+    /// Cap on the bytes of one storage binding, below the adapter's own limit: makes a small
+    /// model take the sliced paths that large batches take on real devices (tests, `rssm bench
+    /// --max-binding`). `None`: the adapter's `max_storage_buffer_binding_size`.
+    pub max_binding: Option<u64>,
 }
 
 /// What we tell the user about the device at start.
@@ -25,6 +29,8 @@ pub struct AdapterReport {
     pub driver: String,
     pub max_storage_binding: u64,
     pub max_buffer: u64,
+    /// Binding offsets of storage buffers must be multiples of this (bytes).
+    pub storage_offset_alignment: u32,
     pub max_storage_buffers_per_stage: u32,
     pub max_workgroups_per_dim: u32,
     pub max_invocations_per_workgroup: u32,
@@ -61,6 +67,11 @@ impl fmt::Display for AdapterReport {
             f,
             "  max buffer size             {} MiB",
             self.max_buffer >> 20
+        )?;
+        writeln!(
+            f,
+            "  storage offset alignment    {} B",
+            self.storage_offset_alignment
         )?;
         writeln!(
             f,
@@ -131,6 +142,8 @@ struct Shared {
     queue: wgpu::Queue,
     report: AdapterReport,
     limits: wgpu::Limits,
+    /// Bytes one storage binding may hold: the adapter's limit or the `max_binding` cap.
+    binding_limit: u64,
     pool: Arc<Mutex<PoolState>>,
     pipelines: Mutex<PipelineCache>,
     rec: Mutex<Recorder>,
@@ -142,6 +155,18 @@ struct Shared {
 #[derive(Clone)]
 pub struct Gpu {
     shared: Arc<Shared>,
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn lcm(a: u64, b: u64) -> u64 {
+    a / gcd(a, b) * b
 }
 
 fn type_rank(t: wgpu::DeviceType) -> u32 {
@@ -269,6 +294,7 @@ impl Gpu {
                 .to_string(),
             max_storage_binding: limits.max_storage_buffer_binding_size as u64,
             max_buffer: limits.max_buffer_size,
+            storage_offset_alignment: limits.min_storage_buffer_offset_alignment,
             max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
             max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
@@ -276,11 +302,22 @@ impl Gpu {
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             features: feature_names(adapter.features()),
         };
+        if opts.max_binding == Some(0) {
+            return Err(Error::Invalid(
+                "the storage binding cap must be at least 4 bytes".into(),
+            ));
+        }
+        let binding_limit = opts
+            .max_binding
+            .unwrap_or(u64::MAX)
+            .min(limits.max_storage_buffer_binding_size as u64)
+            .min(limits.max_buffer_size);
         Ok(Gpu {
             shared: Arc::new(Shared {
                 device,
                 queue,
                 report,
+                binding_limit,
                 limits,
                 pool: Arc::new(Mutex::new(PoolState::default())),
                 pipelines: Mutex::new(PipelineCache::default()),
@@ -351,28 +388,83 @@ impl Gpu {
             .trim();
     }
 
-    /// Check that `len` f32 elements fit in one storage binding.
+    /// Bytes one storage binding may hold (the adapter's limit, or the `max_binding` cap).
+    pub fn binding_limit(&self) -> u64 {
+        self.shared.binding_limit
+    }
+
+    /// Check that `len` f32 elements fit in one buffer (`max_buffer_size`). A buffer may be
+    /// larger than one binding: ops then bind it in slices (see [`Gpu::rows_per_binding`]).
     pub fn check_len(&self, len: usize, what: &str) -> Result<()> {
         let bytes = len as u64 * 4;
-        let limit = self
-            .shared
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.shared.limits.max_buffer_size);
+        let limit = self.shared.limits.max_buffer_size;
         if bytes > limit {
             return Err(Error::TooLarge {
                 what: what.to_string(),
                 bytes,
                 limit,
+                per: "buffer",
                 adapter: self.shared.report.name.clone(),
             });
         }
         Ok(())
     }
 
+    /// How many rows an op may give one dispatch so that every operand's slice fits one
+    /// storage binding: operand `i` holds `row_elems[i]` f32 per row (the op runs over `rows`
+    /// rows), and `whole_elems` are operands bound whole in every slice (weights). Returns
+    /// `rows` when everything fits (one dispatch, as without slicing). Slices start at a
+    /// multiple of the device's storage offset alignment, so a slice is a whole number of
+    /// "granules" of rows. Errors, naming `what`, when not even one granule fits.
+    pub fn rows_per_binding(
+        &self,
+        what: &str,
+        rows: usize,
+        row_elems: &[usize],
+        whole_elems: &[usize],
+    ) -> Result<usize> {
+        let limit = self.shared.binding_limit;
+        let too_large = |what: String, bytes: u64| Error::TooLarge {
+            what,
+            bytes,
+            limit,
+            per: "storage binding",
+            adapter: self.shared.report.name.clone(),
+        };
+        if let Some(&w) = whole_elems.iter().max() {
+            if w as u64 * 4 > limit {
+                return Err(too_large(format!("an operand of {what}"), w as u64 * 4));
+            }
+        }
+        let widest = row_elems.iter().copied().max().unwrap_or(0) as u64 * 4;
+        if widest == 0 || rows as u64 * widest <= limit {
+            return Ok(rows.max(1));
+        }
+        if widest > limit {
+            return Err(too_large(format!("one row of {what}"), widest));
+        }
+        let align = (self.shared.limits.min_storage_buffer_offset_alignment as u64).max(4);
+        let granule = row_elems
+            .iter()
+            .filter(|e| **e > 0)
+            .fold(1u64, |g, e| lcm(g, align / gcd(*e as u64 * 4, align)));
+        let per = limit / widest / granule * granule;
+        if per == 0 {
+            return Err(too_large(
+                format!(
+                    "{granule} rows of {what} (slices must start at a multiple of {align} bytes)"
+                ),
+                granule * widest,
+            ));
+        }
+        Ok(per as usize)
+    }
+
     fn acquire(&self, len: usize, for_upload: bool) -> Result<GpuBuffer> {
         self.check_len(len, "a tensor")?;
-        let class = size_class(len as u64 * 4);
+        // The size class may round past the device's largest buffer; the exact size still fits.
+        let bytes = len as u64 * 4;
+        let class = size_class(bytes).min(self.shared.limits.max_buffer_size.max(bytes));
         let mut pool = self.shared.pool.lock().unwrap_or_else(|e| e.into_inner());
         let buffer = match pool.take(class, for_upload) {
             Some(b) => b,
@@ -486,6 +578,20 @@ impl Gpu {
         bufs: &[&GpuBuffer],
         groups: [u32; 3],
     ) {
+        let ranges: Vec<BufRange<'_>> = bufs.iter().map(|b| b.whole()).collect();
+        self.dispatch_ranges(kernel, params, &ranges, groups);
+    }
+
+    /// [`Gpu::dispatch`] with each storage binding a range of its buffer. Every range must fit
+    /// one binding and start at a multiple of the storage offset alignment: ops size their
+    /// slices with [`Gpu::rows_per_binding`], so a violation is a bug in the op (panics).
+    pub fn dispatch_ranges<P: bytemuck::Pod>(
+        &self,
+        kernel: &Arc<Kernel>,
+        params: &P,
+        bufs: &[BufRange<'_>],
+        groups: [u32; 3],
+    ) {
         if groups.contains(&0) {
             return;
         }
@@ -496,6 +602,7 @@ impl Gpu {
             kernel.label
         );
         let align = self.shared.limits.min_uniform_buffer_offset_alignment as u64;
+        let storage_align = self.shared.limits.min_storage_buffer_offset_alignment as u64;
         let storage: Vec<u32> = kernel.used.iter().copied().filter(|b| *b != 0).collect();
         assert_eq!(
             storage.len(),
@@ -504,6 +611,22 @@ impl Gpu {
             kernel.label,
             bufs.len()
         );
+        for r in bufs {
+            assert!(
+                r.bytes() <= self.shared.binding_limit,
+                "{}: a binding of {} bytes exceeds the {}-byte storage binding limit (the op \
+                 must slice it with rows_per_binding)",
+                kernel.label,
+                r.bytes(),
+                self.shared.binding_limit
+            );
+            assert!(
+                r.byte_offset().is_multiple_of(storage_align),
+                "{}: binding offset {} is not a multiple of {storage_align}",
+                kernel.label,
+                r.byte_offset()
+            );
+        }
         let mut rec = self.shared.rec.lock().unwrap_or_else(|e| e.into_inner());
         let off = rec.push_params(bytemuck::bytes_of(params), align);
         rec.cmds.push(Cmd::Dispatch {
@@ -512,8 +635,9 @@ impl Gpu {
             bufs: storage
                 .iter()
                 .zip(bufs)
-                .map(|(binding, b)| (*binding, b.buffer.clone(), b.bytes()))
+                .map(|(binding, b)| (*binding, b.buf.buffer.clone(), b.bytes()))
                 .collect(),
+            offsets: bufs.iter().map(|b| b.byte_offset()).collect(),
             groups,
         });
         drop(rec);

@@ -15,7 +15,7 @@ pub mod shaders;
 
 pub use context::{AdapterReport, Gpu, GpuOptions, Stats};
 pub use pipelines::Kernel;
-pub use pool::GpuBuffer;
+pub use pool::{BufRange, GpuBuffer};
 
 /// Workgroup size used by the 1-D (elementwise-style) kernels; must match `WG` in the shaders'
 /// common prelude.

@@ -91,6 +91,50 @@ impl GpuBuffer {
     pub fn raw(&self) -> &wgpu::Buffer {
         &self.buffer
     }
+    /// All elements, for [`Gpu::dispatch_ranges`](super::Gpu::dispatch_ranges).
+    pub fn whole(&self) -> BufRange<'_> {
+        BufRange {
+            buf: self,
+            offset: 0,
+            len: self.len,
+        }
+    }
+    /// Elements `offset .. offset + len`, to be bound on their own (a slice of a tensor larger
+    /// than one storage binding may hold). Panics when the range leaves the buffer.
+    pub fn range(&self, offset: usize, len: usize) -> BufRange<'_> {
+        assert!(
+            offset + len <= self.len,
+            "range {offset}..{} of a buffer of {} f32",
+            offset + len,
+            self.len
+        );
+        BufRange {
+            buf: self,
+            offset,
+            len,
+        }
+    }
+}
+
+/// A run of a buffer's elements bound as one storage binding.
+#[derive(Clone, Copy, Debug)]
+pub struct BufRange<'a> {
+    pub(crate) buf: &'a GpuBuffer,
+    /// First element.
+    pub(crate) offset: usize,
+    /// Number of elements.
+    pub(crate) len: usize,
+}
+
+impl BufRange<'_> {
+    /// Byte offset of the binding.
+    pub fn byte_offset(&self) -> u64 {
+        self.offset as u64 * 4
+    }
+    /// Bytes bound (at least 4: a binding cannot be empty).
+    pub fn bytes(&self) -> u64 {
+        (self.len as u64 * 4).max(4)
+    }
 }
 
 impl Drop for GpuBuffer {

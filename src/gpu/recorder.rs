@@ -19,6 +19,9 @@ pub(crate) enum Cmd {
         params: u64,
         /// `(binding, buffer, bytes)` for the storage bindings 1..
         bufs: Vec<(u32, wgpu::Buffer, u64)>,
+        /// Byte offset of each of `bufs`' bindings (a slice of a buffer larger than one
+        /// binding may hold; 0 otherwise).
+        offsets: Vec<u64>,
         groups: [u32; 3],
     },
     Copy {
@@ -35,8 +38,9 @@ pub(crate) enum Cmd {
 }
 
 /// What makes a bind group: the kernel (by address: the pipeline cache keeps every kernel alive),
-/// the parameter block's arena offset and the storage buffers with their bound sizes.
-type BindKey = (usize, u64, Vec<(u32, wgpu::Buffer, u64)>);
+/// the parameter block's arena offset and the storage buffers with their bound ranges
+/// `(binding, buffer, bytes, offset)`.
+type BindKey = (usize, u64, Vec<(u32, wgpu::Buffer, u64, u64)>);
 
 /// Cached bind groups kept at most; past it the least recently used half is dropped.
 const BIND_CACHE_CAP: usize = 16_384;
@@ -155,6 +159,7 @@ impl Recorder {
                         kernel,
                         params,
                         bufs,
+                        offsets,
                         groups,
                     }) = cmds.get(i)
                     {
@@ -162,8 +167,9 @@ impl Recorder {
                             Arc::as_ptr(kernel) as usize,
                             *params,
                             bufs.iter()
-                                .filter(|(b, _, _)| kernel.used.binary_search(b).is_ok())
-                                .cloned()
+                                .zip(offsets)
+                                .filter(|((b, _, _), _)| kernel.used.binary_search(b).is_ok())
+                                .map(|((b, buf, size), off)| (*b, buf.clone(), *size, *off))
                                 .collect(),
                         );
                         let bg = self.bind_group(key, kernel, &mut created, || {
@@ -178,14 +184,14 @@ impl Recorder {
                                     }),
                                 });
                             }
-                            for (b, buf, size) in bufs {
+                            for ((b, buf, size), offset) in bufs.iter().zip(offsets) {
                                 if kernel.used.binary_search(b).is_ok() {
                                     entries.push(wgpu::BindGroupEntry {
                                         binding: *b,
                                         resource: wgpu::BindingResource::Buffer(
                                             wgpu::BufferBinding {
                                                 buffer: buf,
-                                                offset: 0,
+                                                offset: *offset,
                                                 size: std::num::NonZeroU64::new(*size),
                                             },
                                         ),

@@ -8,5 +8,5 @@ pub mod trainer;
 pub mod world_model;
 
 pub use config::Config;
-pub use trainer::{StepMetrics, Trainer};
+pub use trainer::{PendingStep, StepMetrics, Trainer};
 pub use world_model::{DeviceBatch, LossOut, Observed, RssmPath, WorldModel};

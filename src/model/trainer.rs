@@ -32,6 +32,34 @@ pub struct StepMetrics {
     pub grad_norm: f32,
 }
 
+/// A recorded training step whose metrics are not read yet (see [`Trainer::record_step`]).
+pub struct PendingStep {
+    step: u64,
+    /// loss, image_nll, reward_nll, cont_nll, kl, kl_loss, grad_norm: `[1]` tensors.
+    scalars: [Tensor; 7],
+}
+
+impl PendingStep {
+    /// Submit what [`Trainer::record_step`] recorded (if not yet submitted) and read back its
+    /// metrics.
+    pub fn read(self) -> Result<StepMetrics> {
+        let s = &self.scalars;
+        let gpu = s[0].gpu().clone();
+        let bufs: Vec<_> = s.iter().map(|t| t.buf()).collect();
+        let vals = gpu.read_many(&bufs)?;
+        Ok(StepMetrics {
+            step: self.step,
+            loss: vals[0][0],
+            image_nll: vals[1][0],
+            reward_nll: vals[2][0],
+            cont_nll: vals[3][0],
+            kl: vals[4][0],
+            kl_loss: vals[5][0],
+            grad_norm: vals[6][0],
+        })
+    }
+}
+
 /// Model + optimiser + step counter.
 pub struct Trainer {
     pub model: WorldModel,
@@ -69,6 +97,13 @@ impl Trainer {
     /// One training step on `batch`: records the loss, its backward and the update, submits
     /// once, and reads back the metrics.
     pub fn train_step(&mut self, batch: &DeviceBatch) -> Result<StepMetrics> {
+        self.record_step(batch)?.read()
+    }
+
+    /// Record a training step (loss, backward, update) without submitting it: the first half
+    /// of [`Trainer::train_step`], for benchmarks that time the host's recording apart from
+    /// the device's work. [`PendingStep::read`] submits and reads the metrics.
+    pub fn record_step(&mut self, batch: &DeviceBatch) -> Result<PendingStep> {
         let gpu = batch.obs.gpu().clone();
         let tape = Tape::new(&gpu);
         let p = self.model.params.bind(&tape);
@@ -85,26 +120,19 @@ impl Trainer {
             .last_norm()
             .cloned()
             .unwrap_or_else(|| loss.clone());
-        let vals = gpu.read_many(&[
-            loss.buf(),
-            out.image_nll.buf(),
-            out.reward_nll.buf(),
-            out.cont_nll.buf(),
-            out.kl.buf(),
-            out.kl_loss.buf(),
-            norm.buf(),
-        ])?;
         self.step += 1;
         self.last_posterior = Some((out.deter.clone(), out.stoch.clone()));
-        Ok(StepMetrics {
+        Ok(PendingStep {
             step: self.step,
-            loss: vals[0][0],
-            image_nll: vals[1][0],
-            reward_nll: vals[2][0],
-            cont_nll: vals[3][0],
-            kl: vals[4][0],
-            kl_loss: vals[5][0],
-            grad_norm: vals[6][0],
+            scalars: [
+                loss,
+                out.image_nll,
+                out.reward_nll,
+                out.cont_nll,
+                out.kl,
+                out.kl_loss,
+                norm,
+            ],
         })
     }
 

@@ -28,10 +28,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{shape_err, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{BufRange, Gpu};
 
-use crate::ops::grid;
 use crate::ops::matmul::{act_backward, Act};
+use crate::ops::{grid, slices};
 use crate::tensor::{Tape, Tensor, Var};
 
 #[repr(C)]
@@ -198,20 +198,33 @@ fn main_into(
     } else {
         (ps.oh, ps.ow, 1)
     };
-    let groups = (ps.n * qh * qw).div_ceil(npos * WG_MAIN) * phases;
-    let grid = gpu.grid_2d(ps.o.div_ceil(4 * cb4), groups);
-    // The bias binding is part of the layout even without a bias: bind the input there.
-    gpu.dispatch(
-        &kernel,
-        &p,
-        &[
-            inp.buf(),
-            packed.buf(),
-            bias.unwrap_or(inp).buf(),
-            out.buf(),
-        ],
-        grid,
-    );
+    // Images per dispatch: input and output slices must each fit one storage binding.
+    let (in_img, out_img) = (ps.r * ps.ih * ps.iw, ps.o * ps.oh * ps.ow);
+    let per = gpu.rows_per_binding(
+        "a convolution's images",
+        ps.n,
+        &[in_img, out_img],
+        &[packed_len * 4, ps.o],
+    )?;
+    for (first, n) in slices(ps.n, per) {
+        let groups = (n * qh * qw).div_ceil(npos * WG_MAIN) * phases;
+        let grid = gpu.grid_2d(ps.o.div_ceil(4 * cb4), groups);
+        let p = Params { n: n as u32, ..p };
+        let inp_r = inp.buf().range(first * in_img, n * in_img);
+        // The bias binding is part of the layout even without a bias: bind the input there.
+        let bias_r = bias.map_or(inp_r, |b| b.buf().whole());
+        gpu.dispatch_ranges(
+            &kernel,
+            &p,
+            &[
+                inp_r,
+                packed.buf().whole(),
+                bias_r,
+                out.buf().range(first * out_img, n * out_img),
+            ],
+            grid,
+        );
+    }
     Ok(())
 }
 
@@ -236,10 +249,11 @@ fn reduce_splits(
 }
 
 /// Images per split and number of splits for a reduction over `n` images with `parallel`
-/// independent outputs (invocations) per split and `out_len` values of partial output per split.
-fn split_images(n: usize, parallel: usize, out_len: usize) -> (usize, usize) {
+/// independent outputs (invocations) per split and `out_len` values of partial output per split;
+/// the partial sums stay within `max_partial` values.
+fn split_images(n: usize, parallel: usize, out_len: usize, max_partial: usize) -> (usize, usize) {
     let want = (TARGET_INVOCATIONS / parallel.max(1))
-        .min(MAX_PARTIAL / out_len.max(1))
+        .min(max_partial / out_len.max(1))
         .clamp(1, n.max(1));
     let imgs = n.div_ceil(want).max(1);
     (imgs, n.div_ceil(imgs).max(1))
@@ -261,15 +275,48 @@ struct WgradGeom {
     s: usize,
 }
 
+/// Partial-sum buffers stay within [`MAX_PARTIAL`] values and one storage binding.
+fn max_partial(gpu: &Gpu) -> usize {
+    MAX_PARTIAL.min((gpu.binding_limit() / 4) as usize)
+}
+
 /// Record `gw (+)= wgrad(small, large)`, split over images into partial sums when that gives
-/// more parallelism.
+/// more parallelism, and over slices of images that fit one storage binding (each slice adds
+/// to `gw`).
 fn wgrad_into(small: &Tensor, large: &Tensor, gw: &Tensor, g: WgradGeom, acc: bool) -> Result<()> {
     let gpu = small.gpu();
+    let (small_img, large_img) = (g.a * g.sh * g.sw, g.b * g.lh * g.lw);
+    let per = gpu.rows_per_binding(
+        "a convolution's weight gradient",
+        g.n,
+        &[small_img, large_img],
+        &[gw.len()],
+    )?;
+    for (i, (first, n)) in slices(g.n, per).enumerate() {
+        wgrad_slice(
+            small.buf().range(first * small_img, n * small_img),
+            large.buf().range(first * large_img, n * large_img),
+            gw,
+            WgradGeom { n, ..g },
+            acc || i > 0,
+        )?;
+    }
+    Ok(())
+}
+
+fn wgrad_slice(
+    small: BufRange<'_>,
+    large: BufRange<'_>,
+    gw: &Tensor,
+    g: WgradGeom,
+    acc: bool,
+) -> Result<()> {
+    let gpu = gw.gpu();
     let c = g.b * g.kh * g.kw;
     let out_len = g.a * c;
     let ncol = block(gpu);
     let tiles = g.a.div_ceil(WG_TILE_A) * c.div_ceil(ncol);
-    let (imgs, splits) = split_images(g.n, tiles, out_len);
+    let (imgs, splits) = split_images(g.n, tiles, out_len, max_partial(gpu));
     let k = gpu.kernel("conv", "wgrad", &[("NCOL", ncol as f64)])?;
     let p = Params {
         n: g.n as u32,
@@ -288,31 +335,44 @@ fn wgrad_into(small: &Tensor, large: &Tensor, gw: &Tensor, g: WgradGeom, acc: bo
     };
     let grid = gpu.grid_2d(tiles.div_ceil(WG_MAIN), splits);
     if splits == 1 && !acc {
-        gpu.dispatch(&k, &p, &[small.buf(), gw.buf(), large.buf()], grid);
+        gpu.dispatch_ranges(&k, &p, &[small, gw.buf().whole(), large], grid);
         return Ok(());
     }
     gpu.check_len(splits * out_len, "conv weight-gradient partial sums")?;
     let partial = Tensor::empty(gpu, &[splits * out_len])?;
-    gpu.dispatch(&k, &p, &[small.buf(), partial.buf(), large.buf()], grid);
+    gpu.dispatch_ranges(&k, &p, &[small, partial.buf().whole(), large], grid);
     reduce_splits(&partial, gw, out_len, splits, acc)
 }
 
-/// Record `gb (+)= sum over images and pixels of g[n, o, :, :]`.
+/// Record `gb (+)= sum over images and pixels of g[n, o, :, :]`, over slices of images that fit
+/// one storage binding.
 fn bias_grad_into(g: &Tensor, gb: &Tensor, n: usize, o: usize, hw: usize, acc: bool) -> Result<()> {
     let gpu = g.gpu();
-    let (imgs, splits) = split_images(n, o, o);
-    let partial = Tensor::empty(gpu, &[splits * o])?;
-    let k = gpu.kernel("conv", "bias_grad", &[])?;
-    let p = Params {
-        n: n as u32,
-        o: o as u32,
-        imgs: imgs as u32,
-        len: hw as u32,
-        splits: splits as u32,
-        ..Default::default()
-    };
-    gpu.dispatch(&k, &p, &[g.buf(), partial.buf()], grid(gpu, splits * o));
-    reduce_splits(&partial, gb, o, splits, acc)
+    let per = gpu.rows_per_binding("a convolution's bias gradient", n, &[o * hw], &[o])?;
+    for (i, (first, cnt)) in slices(n, per).enumerate() {
+        let (imgs, splits) = split_images(cnt, o, o, max_partial(gpu));
+        let partial = Tensor::empty(gpu, &[splits * o])?;
+        let k = gpu.kernel("conv", "bias_grad", &[])?;
+        let p = Params {
+            n: cnt as u32,
+            o: o as u32,
+            imgs: imgs as u32,
+            len: hw as u32,
+            splits: splits as u32,
+            ..Default::default()
+        };
+        gpu.dispatch_ranges(
+            &k,
+            &p,
+            &[
+                g.buf().range(first * o * hw, cnt * o * hw),
+                partial.buf().whole(),
+            ],
+            grid(gpu, splits * o),
+        );
+        reduce_splits(&partial, gb, o, splits, acc || i > 0)?;
+    }
+    Ok(())
 }
 
 /// Validated sizes of a convolution: `x [n, ci, h, w]`, kernel `kh x kw`, stride `s`, and the
@@ -933,7 +993,7 @@ mod tests {
             (3, 100_000, 10),
             (2500, 3, 3),
         ] {
-            let (imgs, splits) = split_images(n, par, len);
+            let (imgs, splits) = split_images(n, par, len, super::MAX_PARTIAL);
             assert!(imgs >= 1 && splits >= 1);
             assert!(
                 imgs * splits >= n && imgs * (splits - 1) < n,

@@ -1,7 +1,8 @@
 //! Elementwise unary and binary ops (`shaders/elementwise.wgsl`), with row-vector broadcasting.
 
 use crate::error::{shape_err, Result};
-use crate::ops::grid;
+use crate::gpu::BufRange;
+use crate::ops::{grid, slices};
 use crate::tensor::tensor::ElementwiseParams;
 use crate::tensor::{Tape, Tensor, Var};
 
@@ -58,12 +59,15 @@ pub fn unary_forward(x: &Tensor, op: Unary) -> Result<Tensor> {
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, x.shape())?;
     let k = gpu.kernel("elementwise", "unary", &[("OP", op.code())])?;
-    gpu.dispatch(
-        &k,
-        &op.params(x.len()),
-        &[x.buf(), y.buf()],
-        grid(gpu, x.len()),
-    );
+    let per = gpu.rows_per_binding("a unary op", x.len(), &[1, 1], &[])?;
+    for (first, n) in slices(x.len(), per) {
+        gpu.dispatch_ranges(
+            &k,
+            &op.params(n),
+            &[x.buf().range(first, n), y.buf().range(first, n)],
+            grid(gpu, n),
+        );
+    }
     Ok(y)
 }
 
@@ -86,12 +90,19 @@ pub fn unary_backward(
             ("ACC", acc as u32 as f64),
         ],
     )?;
-    gpu.dispatch(
-        &k,
-        &op.params(saved.len()),
-        &[saved.buf(), gy.buf(), gx.buf()],
-        grid(gpu, saved.len()),
-    );
+    let per = gpu.rows_per_binding("a unary op's gradient", saved.len(), &[1, 1, 1], &[])?;
+    for (first, n) in slices(saved.len(), per) {
+        gpu.dispatch_ranges(
+            &k,
+            &op.params(n),
+            &[
+                saved.buf().range(first, n),
+                gy.buf().range(first, n),
+                gx.buf().range(first, n),
+            ],
+            grid(gpu, n),
+        );
+    }
     Ok(())
 }
 
@@ -175,13 +186,44 @@ pub fn binary_forward(a: &Tensor, b: &Tensor, op: Binary) -> Result<Tensor> {
     let gpu = a.gpu();
     let z = Tensor::empty(gpu, &shape)?;
     let k = gpu.kernel("elementwise", "binary", &[("BOP", op.code())])?;
-    let p = ElementwiseParams {
-        n: z.len() as u32,
-        la: a.len() as u32,
-        lb: b.len() as u32,
-        ..Default::default()
-    };
-    gpu.dispatch(&k, &p, &[a.buf(), b.buf(), z.buf()], grid(gpu, z.len()));
+    // Slices of whole broadcast copies: an operand as long as `z` is sliced with it, the
+    // shorter one (broadcast as `i % len`) is bound whole in every slice.
+    let (la, lb, n) = (a.len(), b.len(), z.len());
+    let unit = if la == lb { 1 } else { la.min(lb).max(1) };
+    let sliced = |l: usize| if l == n { unit } else { 0 };
+    let whole: Vec<usize> = [la, lb].into_iter().filter(|l| *l != n).collect();
+    let per = gpu.rows_per_binding(
+        "a binary op",
+        n / unit,
+        &[sliced(la), sliced(lb), unit],
+        &whole,
+    )?;
+    for (first, rows) in slices(n / unit, per) {
+        let (start, len) = (first * unit, rows * unit);
+        fn part(t: &Tensor, n: usize, start: usize, len: usize) -> BufRange<'_> {
+            if t.len() == n {
+                t.buf().range(start, len)
+            } else {
+                t.buf().whole()
+            }
+        }
+        let p = ElementwiseParams {
+            n: len as u32,
+            la: if la == n { len } else { la } as u32,
+            lb: if lb == n { len } else { lb } as u32,
+            ..Default::default()
+        };
+        gpu.dispatch_ranges(
+            &k,
+            &p,
+            &[
+                part(a, n, start, len),
+                part(b, n, start, len),
+                z.buf().range(start, len),
+            ],
+            grid(gpu, len),
+        );
+    }
     Ok(z)
 }
 
@@ -206,19 +248,75 @@ pub fn binary_backward(
             ("ACC", acc as u32 as f64),
         ],
     )?;
-    let p = ElementwiseParams {
-        n: out.len() as u32,
-        la: a.len() as u32,
-        lb: b.len() as u32,
-        n_out: gz.len() as u32,
-        ..Default::default()
-    };
-    gpu.dispatch(
-        &k,
-        &p,
-        &[a.buf(), b.buf(), gz.buf(), out.buf()],
-        grid(gpu, out.len()),
-    );
+    if a.len() == b.len() {
+        // Equal shapes: a plain elementwise pass, sliced to the binding limit.
+        let len = a.len();
+        let per = gpu.rows_per_binding("a binary op's gradient", len, &[1, 1, 1, 1], &[])?;
+        for (first, n) in slices(len, per) {
+            let p = ElementwiseParams {
+                n: n as u32,
+                la: n as u32,
+                lb: n as u32,
+                n_out: n as u32,
+                ..Default::default()
+            };
+            let bufs = [a, b, gz, out].map(|t| t.buf().range(first, n));
+            gpu.dispatch_ranges(&k, &p, &bufs, grid(gpu, n));
+        }
+        return Ok(());
+    }
+    // Broadcasting: slices of whole copies of the short operand (bound whole). The long
+    // operand's gradient is sliced with `gz`; the short one's sums over the copies, each slice
+    // after the first adding to it.
+    let n_out = gz.len();
+    let unit = a.len().min(b.len()).max(1);
+    let sliced = |l: usize| if l == n_out { unit } else { 0 };
+    let short_out = out.len() != n_out;
+    let whole: Vec<usize> = [a.len(), b.len(), out.len()]
+        .into_iter()
+        .filter(|l| *l != n_out)
+        .collect();
+    let per = gpu.rows_per_binding(
+        "a broadcast binary op's gradient",
+        n_out / unit,
+        &[sliced(a.len()), sliced(b.len()), unit, sliced(out.len())],
+        &whole,
+    )?;
+    for (i, (first, copies)) in slices(n_out / unit, per).enumerate() {
+        let (start, len) = (first * unit, copies * unit);
+        fn part(t: &Tensor, n_out: usize, start: usize, len: usize) -> BufRange<'_> {
+            if t.len() == n_out {
+                t.buf().range(start, len)
+            } else {
+                t.buf().whole()
+            }
+        }
+        let acc_here = acc || (short_out && i > 0);
+        let k = gpu.kernel(
+            "elementwise",
+            "binary_backward",
+            &[
+                ("BOP", op.code()),
+                ("WHICH", which as f64),
+                ("ACC", acc_here as u32 as f64),
+            ],
+        )?;
+        let local = |l: usize| if l == n_out { len } else { l } as u32;
+        let p = ElementwiseParams {
+            n: local(out.len()),
+            la: local(a.len()),
+            lb: local(b.len()),
+            n_out: len as u32,
+            ..Default::default()
+        };
+        let bufs = [
+            part(a, n_out, start, len),
+            part(b, n_out, start, len),
+            gz.buf().range(start, len),
+            part(out, n_out, start, len),
+        ];
+        gpu.dispatch_ranges(&k, &p, &bufs, grid(gpu, p.n as usize));
+    }
     Ok(())
 }
 

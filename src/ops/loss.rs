@@ -16,8 +16,8 @@
 use crate::error::{shape_err, Result};
 use crate::gpu::WG_1D;
 use crate::ops::elementwise::add;
-use crate::ops::grid;
 use crate::ops::reduce::mean_all;
+use crate::ops::{grid, slices};
 use crate::tensor::{Tape, Tensor, Var};
 
 #[repr(C)]
@@ -26,7 +26,8 @@ pub(crate) struct Params {
     rows: u32,
     cols: u32,
     n: u32,
-    _pad: u32,
+    /// First row of the dispatch in the per-row vector (bound whole).
+    row0: u32,
 }
 
 /// Which loss. Codes match `KIND` in the shader.
@@ -74,12 +75,12 @@ fn check(op: &'static str, a: &Tensor, b: &Tensor, cols: usize) -> Result<usize>
     Ok(a.len() / cols)
 }
 
-fn params(rows: usize, cols: usize) -> Params {
+fn params(rows: usize, cols: usize, row0: usize) -> Params {
     Params {
         rows: rows as u32,
         cols: cols as u32,
         n: (rows * cols) as u32,
-        _pad: 0,
+        row0: row0 as u32,
     }
 }
 
@@ -90,23 +91,24 @@ pub fn row_loss_forward(a: &Tensor, b: &Tensor, cols: usize, kind: RowLoss) -> R
     let gpu = a.gpu();
     let y = Tensor::empty(gpu, &[rows])?;
     let consts = [("KIND", kind.code())];
-    if cols <= THREAD_PER_ROW_MAX_COLS {
-        let k = gpu.kernel("loss", "row_loss_thread", &consts)?;
-        gpu.dispatch(
-            &k,
-            &params(rows, cols),
-            &[a.buf(), b.buf(), y.buf()],
-            grid(gpu, rows),
-        );
-    } else {
-        let k = gpu.kernel("loss", "row_loss_wg", &consts)?;
-        let groups = gpu.grid_1d(rows * WG_1D as usize, WG_1D);
-        gpu.dispatch(
-            &k,
-            &params(rows, cols),
-            &[a.buf(), b.buf(), y.buf()],
-            groups,
-        );
+    // Rows per dispatch: every operand's slice must fit one storage binding.
+    // (The per-row output is bound whole: the kernel writes from row `row0`.)
+    let per = gpu.rows_per_binding("a row loss", rows, &[cols, cols], &[rows])?;
+    for (first, n) in slices(rows, per) {
+        let bufs = [
+            a.buf().range(first * cols, n * cols),
+            b.buf().range(first * cols, n * cols),
+            y.buf().whole(),
+        ];
+        let p = params(n, cols, first);
+        if cols <= THREAD_PER_ROW_MAX_COLS {
+            let k = gpu.kernel("loss", "row_loss_thread", &consts)?;
+            gpu.dispatch_ranges(&k, &p, &bufs, grid(gpu, n));
+        } else {
+            let k = gpu.kernel("loss", "row_loss_wg", &consts)?;
+            let groups = gpu.grid_1d(n * WG_1D as usize, WG_1D);
+            gpu.dispatch_ranges(&k, &p, &bufs, groups);
+        }
     }
     Ok(y)
 }
@@ -150,17 +152,22 @@ pub fn row_loss_backward(
             ("ROW2D", row2d as u32 as f64),
         ],
     )?;
-    let groups = if row2d {
-        gpu.grid_2d(tiles, rows)
-    } else {
-        grid(gpu, a.len())
-    };
-    gpu.dispatch(
-        &k,
-        &params(rows, cols),
-        &[a.buf(), b.buf(), gy.buf(), out.buf()],
-        groups,
-    );
+    let per = gpu.rows_per_binding("a row loss's gradient", rows, &[cols, cols, cols], &[rows])?;
+    for (first, n) in slices(rows, per) {
+        let groups = if row2d {
+            gpu.grid_2d(tiles, n)
+        } else {
+            grid(gpu, n * cols)
+        };
+        let (start, len) = (first * cols, n * cols);
+        let bufs = [
+            a.buf().range(start, len),
+            b.buf().range(start, len),
+            gy.buf().whole(),
+            out.buf().range(start, len),
+        ];
+        gpu.dispatch_ranges(&k, &params(n, cols, first), &bufs, groups);
+    }
     Ok(())
 }
 

@@ -2,8 +2,10 @@
 //! (`shaders/matmul.wgsl`), and `linear` (PyTorch `nn.Linear`) built on it.
 
 use crate::error::{shape_err, Result};
+use crate::gpu::{BufRange, Gpu};
 use crate::ops::elementwise::{unary_backward, Unary};
 use crate::ops::reduce::sum_leading_into;
+use crate::ops::slices;
 use crate::tensor::{Tape, Tensor, Var};
 
 /// Activation fused into the matmul's store. Codes match `activate()` in the prelude.
@@ -107,6 +109,62 @@ pub fn matmul_into(
         }
     }
     let gpu = a.gpu();
+    let bias_len = bias.map_or(0, |b| b.len());
+    if !s.trans_a {
+        // Row blocks: rows of `a` and `c` are contiguous; `b` and the bias are bound whole.
+        let per = gpu.rows_per_binding("a matmul", s.m, &[s.k, s.n], &[s.k * s.n, bias_len])?;
+        for (first, m) in slices(s.m, per) {
+            matmul_dispatch(
+                gpu,
+                a.buf().range(first * s.k, m * s.k),
+                b.buf().whole(),
+                bias.map(|b| b.buf().whole()),
+                c.buf().range(first * s.n, m * s.n),
+                MatmulSpec { m, ..s },
+            )?;
+        }
+        return Ok(());
+    }
+    if !s.trans_b && bias.is_none() && s.act == Act::None {
+        // `a` stored [k, m], `b` [k, n] (a weight gradient): blocks of the reduction, each
+        // adding to `c`.
+        let per = gpu.rows_per_binding("a matmul", s.k, &[s.m, s.n], &[s.m * s.n])?;
+        for (i, (first, k)) in slices(s.k, per).enumerate() {
+            matmul_dispatch(
+                gpu,
+                a.buf().range(first * s.m, k * s.m),
+                b.buf().range(first * s.n, k * s.n),
+                None,
+                c.buf().whole(),
+                MatmulSpec {
+                    k,
+                    acc: s.acc || i > 0,
+                    ..s
+                },
+            )?;
+        }
+        return Ok(());
+    }
+    gpu.rows_per_binding("a matmul", 1, &[a.len(), b.len(), c.len(), bias_len], &[])?;
+    matmul_dispatch(
+        gpu,
+        a.buf().whole(),
+        b.buf().whole(),
+        bias.map(|b| b.buf().whole()),
+        c.buf().whole(),
+        s,
+    )
+}
+
+/// One matmul dispatch on bound ranges (sizes already checked).
+fn matmul_dispatch(
+    gpu: &Gpu,
+    a: BufRange<'_>,
+    b: BufRange<'_>,
+    bias: Option<BufRange<'_>>,
+    c: BufRange<'_>,
+    s: MatmulSpec,
+) -> Result<()> {
     // 8x8 blocks per invocation on CPU drivers (see shaders/matmul.wgsl), 4x4 on GPUs.
     let wide = match WIDE_BLOCKS.load(std::sync::atomic::Ordering::Relaxed) {
         1 => false,
@@ -137,15 +195,15 @@ pub fn matmul_into(
     };
     // The bias binding is part of the entry point's layout even when HAS_BIAS is off; bind `a`
     // there (read-only twice is allowed) rather than a dummy buffer.
-    let bias_buf = bias.unwrap_or(a).buf();
+    let bias_buf = bias.unwrap_or(a);
     let bufs = if vec4 {
-        [bias_buf, c.buf(), a.buf(), b.buf()]
+        [bias_buf, c, a, b]
     } else {
-        [a.buf(), b.buf(), bias_buf, c.buf()]
+        [a, b, bias_buf, c]
     };
     let tile = if wide { 64 } else { 32 };
     let grid = gpu.grid_2d(s.n.div_ceil(tile), s.m.div_ceil(tile));
-    gpu.dispatch(&kernel, &p, &bufs, grid);
+    gpu.dispatch_ranges(&kernel, &p, &bufs, grid);
     Ok(())
 }
 

@@ -31,3 +31,10 @@ use crate::gpu::Gpu;
 pub(crate) fn grid(gpu: &Gpu, n: usize) -> [u32; 3] {
     gpu.grid_1d(n, crate::gpu::WG_1D)
 }
+
+/// `(first row, rows)` of each slice when `rows` rows run `per` at a time (see
+/// [`Gpu::rows_per_binding`]); one slice of all rows when `per >= rows`.
+pub(crate) fn slices(rows: usize, per: usize) -> impl Iterator<Item = (usize, usize)> {
+    let per = per.max(1);
+    (0..rows.div_ceil(per)).map(move |i| (i * per, per.min(rows - i * per)))
+}

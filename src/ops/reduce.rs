@@ -3,7 +3,7 @@
 
 use crate::error::{shape_err, Result};
 use crate::gpu::WG_1D;
-use crate::ops::grid;
+use crate::ops::{grid, slices};
 use crate::tensor::{Tape, Tensor, Var};
 
 #[repr(C)]
@@ -15,6 +15,8 @@ pub(crate) struct Params {
     div: u32,
     modulo: u32,
     alpha: f32,
+    /// First row of the dispatch in the per-row vector (bound whole), see the shader.
+    row0: u32,
 }
 
 /// Record `y[r] = alpha * sum of x's r-th run of `cols` values` (the last run may be short).
@@ -22,19 +24,27 @@ fn sum_rows_into(x: &Tensor, cols: usize, alpha: f32, y: &Tensor) -> Result<()> 
     let gpu = x.gpu();
     let rows = x.len().div_ceil(cols.max(1));
     let k = gpu.kernel("reduce", "sum_rows", &[])?;
-    let p = Params {
-        n: x.len() as u32,
-        rows: rows as u32,
-        cols: cols as u32,
-        alpha,
-        ..Default::default()
-    };
-    gpu.dispatch(
-        &k,
-        &p,
-        &[x.buf(), y.buf()],
-        gpu.grid_1d(rows * WG_1D as usize, WG_1D),
-    );
+    // Slices of whole rows that fit one binding (the last row may be short); `y` is bound
+    // whole and written from row `row0`.
+    let per = gpu.rows_per_binding("a row sum", rows, &[cols], &[y.len()])?;
+    for (first, n) in slices(rows, per) {
+        let start = first * cols;
+        let len = (n * cols).min(x.len() - start);
+        let p = Params {
+            n: len as u32,
+            rows: n as u32,
+            cols: cols as u32,
+            alpha,
+            row0: first as u32,
+            ..Default::default()
+        };
+        gpu.dispatch_ranges(
+            &k,
+            &p,
+            &[x.buf().range(start, len), y.buf().whole()],
+            gpu.grid_1d(n * WG_1D as usize, WG_1D),
+        );
+    }
     Ok(())
 }
 
@@ -48,15 +58,22 @@ pub fn sum_leading_into(x: &Tensor, y: &Tensor, acc: bool) -> Result<()> {
             format!("{:?} into {:?}", x.shape(), y.shape()),
         );
     }
-    let p = Params {
-        n: x.len() as u32,
-        rows: (x.len() / cols) as u32,
-        cols: cols as u32,
-        alpha: 1.0,
-        ..Default::default()
-    };
-    let k = gpu.kernel("reduce", "sum_leading", &[("ACC", acc as u32 as f64)])?;
-    gpu.dispatch(&k, &p, &[x.buf(), y.buf()], grid(gpu, cols));
+    let rows = x.len() / cols;
+    // Slices of rows that fit one binding; every slice after the first adds to `y`.
+    let per = gpu.rows_per_binding("a column sum", rows, &[cols], &[cols])?;
+    for (i, (first, n)) in slices(rows, per).enumerate() {
+        let p = Params {
+            n: (n * cols) as u32,
+            rows: n as u32,
+            cols: cols as u32,
+            alpha: 1.0,
+            ..Default::default()
+        };
+        let add = acc || i > 0;
+        let k = gpu.kernel("reduce", "sum_leading", &[("ACC", add as u32 as f64)])?;
+        let xs = x.buf().range(first * cols, n * cols);
+        gpu.dispatch_ranges(&k, &p, &[xs, y.buf().whole()], grid(gpu, cols));
+    }
     Ok(())
 }
 
@@ -71,14 +88,38 @@ fn expand_into(
 ) -> Result<()> {
     let gpu = x.gpu();
     let k = gpu.kernel("reduce", "expand", &[("ACC", acc as u32 as f64)])?;
-    let p = Params {
-        n: y.len() as u32,
-        div: div.max(1) as u32,
-        modulo: modulo.max(1) as u32,
-        alpha,
-        ..Default::default()
+    let (div, modulo) = (div.max(1), modulo.max(1));
+    let len = y.len();
+    // `y[i] = alpha * x[(row0 + i / div) % modulo]` over slices of `y` that fit one binding,
+    // `x` bound whole: slices of `x`'s broadcast copies when `div` is 1 or `x` is one value,
+    // else of rows of `div` values starting at row `row0` (the `sum_rows` backward).
+    let (unit, rows_of_div) = if modulo == 1 {
+        (1, false)
+    } else if div == 1 {
+        (modulo, false)
+    } else {
+        (div, true)
     };
-    gpu.dispatch(&k, &p, &[x.buf(), y.buf()], grid(gpu, y.len()));
+    let units = len.div_ceil(unit);
+    let per = gpu.rows_per_binding("a broadcast", units, &[unit], &[x.len()])?;
+    for (first, n) in slices(units, per) {
+        let start = first * unit;
+        let count = (n * unit).min(len - start);
+        let p = Params {
+            n: count as u32,
+            div: div as u32,
+            modulo: modulo as u32,
+            alpha,
+            row0: if rows_of_div { first as u32 } else { 0 },
+            ..Default::default()
+        };
+        gpu.dispatch_ranges(
+            &k,
+            &p,
+            &[x.buf().whole(), y.buf().range(start, count)],
+            grid(gpu, count),
+        );
+    }
     Ok(())
 }
 
@@ -121,14 +162,15 @@ pub fn sum_leading(t: &Tape, x: Var) -> Result<Var> {
 
 /// Two-pass reduction of all of `x` to one value times `alpha`: chunks of 4096, then the partials.
 fn reduce_all(x: &Tensor, alpha: f32) -> Result<Tensor> {
-    const CHUNK: usize = 4096;
     let gpu = x.gpu();
+    // Values per first-pass row: 4096, or fewer when 8 rows would not fit one binding.
+    let chunk = 4096.min((gpu.binding_limit() / 32).max(1) as usize);
     let out = Tensor::empty(gpu, &[1])?;
-    if x.len() <= CHUNK {
-        sum_rows_into(x, CHUNK, alpha, &out)?;
+    if x.len() <= chunk {
+        sum_rows_into(x, chunk, alpha, &out)?;
     } else {
-        let partial = Tensor::empty(gpu, &[x.len().div_ceil(CHUNK)])?;
-        sum_rows_into(x, CHUNK, 1.0, &partial)?;
+        let partial = Tensor::empty(gpu, &[x.len().div_ceil(chunk)])?;
+        sum_rows_into(x, chunk, 1.0, &partial)?;
         sum_rows_into(&partial, partial.len(), alpha, &out)?;
     }
     Ok(out)

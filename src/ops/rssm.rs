@@ -269,6 +269,17 @@ pub fn fused_plan(gpu: &Gpu, d: &ObserveDims) -> std::result::Result<FusedPlan, 
             "the device allows fewer than {threads} threads per workgroup"
         ));
     }
+    // The kernels bind whole tensors: the largest must fit one binding (else the per-op path,
+    // whose ops run over slices that fit).
+    let (b, t, s, dd, hd, e) = (d.batch, d.steps, d.stoch, d.deter, d.hidden, d.embed);
+    let packed = Params::new(d, 0.0).1;
+    let largest = (b * t * (4 * dd).max(e).max(hd).max(2 * s + d.action)).max(packed) as u64 * 4;
+    if largest > gpu.binding_limit() {
+        return Err(format!(
+            "a {largest}-byte operand exceeds the device's {}-byte storage binding",
+            gpu.binding_limit()
+        ));
+    }
     let floats = lim.max_compute_workgroup_storage_size as usize / 4;
     let (pf, pb) = d.per_row();
     // More rows per tile reuse each weight read more; but keep enough workgroups busy.

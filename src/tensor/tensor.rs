@@ -156,17 +156,22 @@ impl Tensor {
             return shape_err("axpy", format!("{:?} += {:?}", self.shape, x.shape));
         }
         let k = self.gpu.kernel("elementwise", "axpy", &[])?;
-        let p = ElementwiseParams {
-            n: self.len() as u32,
-            alpha,
-            ..Default::default()
-        };
-        self.gpu.dispatch(
-            &k,
-            &p,
-            &[x.buf(), self.buf()],
-            self.gpu.grid_1d(self.len(), crate::gpu::WG_1D),
-        );
+        let len = self.len();
+        let per = self.gpu.rows_per_binding("axpy", len, &[1, 1], &[])?;
+        for first in (0..len).step_by(per) {
+            let n = per.min(len - first);
+            let p = ElementwiseParams {
+                n: n as u32,
+                alpha,
+                ..Default::default()
+            };
+            self.gpu.dispatch_ranges(
+                &k,
+                &p,
+                &[x.buf().range(first, n), self.buf().range(first, n)],
+                self.gpu.grid_1d(n, crate::gpu::WG_1D),
+            );
+        }
         Ok(())
     }
 }
