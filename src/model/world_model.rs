@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use crate::error::{shape_err, Result};
 use crate::gpu::Gpu;
 use crate::model::Config;
-use crate::nn::{Bound, Init, Linear, Mlp, ParamId, ParamStore};
+use crate::nn::{Bound, GruCell, Init, Linear, Mlp, ParamId, ParamStore};
 use crate::ops::gaussian::{gaussian_head, normal_noise, Noise};
 use crate::ops::kl::kl_balanced;
 use crate::ops::loss::{bce_with_logits, mean_of_sum, mse_nll};
@@ -29,10 +29,8 @@ pub struct ConvLayer {
 #[derive(Clone, Debug)]
 pub struct Rssm {
     pub img_in: Linear,
-    pub w_ih: ParamId,
-    pub w_hh: ParamId,
-    pub b_ih: ParamId,
-    pub b_hh: ParamId,
+    /// `rssm.gru.*`
+    pub gru: GruCell,
     pub img_out: Linear,
     pub img_stats: Linear,
     pub obs_out: Linear,
@@ -226,35 +224,7 @@ impl WorldModel {
         }
         let (s, a, h, dd) = (cfg.stoch, cfg.action_dim, cfg.hidden, cfg.deter);
         let img_in = Linear::new(&mut p, gpu, "rssm.img_in", s + a, h, &mut rng)?;
-        let bound = 1.0 / (dd as f32).sqrt();
-        let w_ih = p.add(
-            gpu,
-            "rssm.gru.weight_ih",
-            &[3 * dd, h],
-            Init::Uniform(bound),
-            &mut rng,
-        )?;
-        let w_hh = p.add(
-            gpu,
-            "rssm.gru.weight_hh",
-            &[3 * dd, dd],
-            Init::Uniform(bound),
-            &mut rng,
-        )?;
-        let b_ih = p.add(
-            gpu,
-            "rssm.gru.bias_ih",
-            &[3 * dd],
-            Init::Uniform(bound),
-            &mut rng,
-        )?;
-        let b_hh = p.add(
-            gpu,
-            "rssm.gru.bias_hh",
-            &[3 * dd],
-            Init::Uniform(bound),
-            &mut rng,
-        )?;
+        let gru = GruCell::new(&mut p, gpu, "rssm.gru", h, dd, &mut rng)?;
         let img_out = Linear::new(&mut p, gpu, "rssm.img_out", dd, h, &mut rng)?;
         let img_stats = Linear::new(&mut p, gpu, "rssm.img_stats", h, 2 * s, &mut rng)?;
         let obs_out = Linear::new(&mut p, gpu, "rssm.obs_out", dd + cfg.embed(), h, &mut rng)?;
@@ -269,10 +239,7 @@ impl WorldModel {
             decoder,
             rssm: Rssm {
                 img_in,
-                w_ih,
-                w_hh,
-                b_ih,
-                b_hh,
+                gru,
                 img_out,
                 img_stats,
                 obs_out,
@@ -318,15 +285,7 @@ impl WorldModel {
         let r = &self.rssm;
         let sa = ops::concat_last(t, &[s_prev, a_prev])?;
         let x = r.img_in.forward(t, p, sa, Act::Elu)?;
-        let h = ops::gru::gru_cell(
-            t,
-            x,
-            h_prev,
-            p.var(r.w_ih),
-            p.var(r.w_hh),
-            p.var(r.b_ih),
-            p.var(r.b_hh),
-        )?;
+        let h = r.gru.forward(t, p, x, h_prev)?;
         let y = r.img_out.forward(t, p, h, Act::Elu)?;
         let stats = r.img_stats.forward(t, p, y, Act::None)?;
         Ok((h, stats))
@@ -347,10 +306,10 @@ impl WorldModel {
         RssmParams {
             img_in_w: p.var(r.img_in.weight),
             img_in_b: bias(&r.img_in),
-            w_ih: p.var(r.w_ih),
-            w_hh: p.var(r.w_hh),
-            b_ih: p.var(r.b_ih),
-            b_hh: p.var(r.b_hh),
+            w_ih: p.var(r.gru.weight_ih),
+            w_hh: p.var(r.gru.weight_hh),
+            b_ih: p.var(r.gru.bias_ih),
+            b_hh: p.var(r.gru.bias_hh),
             img_out_w: p.var(r.img_out.weight),
             img_out_b: bias(&r.img_out),
             img_stats_w: p.var(r.img_stats.weight),

@@ -218,6 +218,53 @@ impl Linear {
     }
 }
 
+/// A GRU cell with PyTorch `GRUCell`'s parameters: `{name}.weight_ih [3H, I]`,
+/// `{name}.weight_hh [3H, H]`, `{name}.bias_ih [3H]`, `{name}.bias_hh [3H]`, all initialised
+/// `U(-1/sqrt(H), 1/sqrt(H))` as PyTorch does.
+#[derive(Clone, Copy, Debug)]
+pub struct GruCell {
+    pub weight_ih: ParamId,
+    pub weight_hh: ParamId,
+    pub bias_ih: ParamId,
+    pub bias_hh: ParamId,
+}
+
+impl GruCell {
+    /// Register the four parameters of a cell from `inp` to `hidden` units.
+    pub fn new(
+        store: &mut ParamStore,
+        gpu: &Gpu,
+        name: &str,
+        inp: usize,
+        hidden: usize,
+        rng: &mut impl Rng,
+    ) -> Result<GruCell> {
+        let bound = Init::Uniform(1.0 / (hidden as f32).sqrt());
+        let mut add = |suffix: &str, shape: &[usize]| {
+            store.add(gpu, &format!("{name}.{suffix}"), shape, bound, rng)
+        };
+        Ok(GruCell {
+            weight_ih: add("weight_ih", &[3 * hidden, inp])?,
+            weight_hh: add("weight_hh", &[3 * hidden, hidden])?,
+            bias_ih: add("bias_ih", &[3 * hidden])?,
+            bias_hh: add("bias_hh", &[3 * hidden])?,
+        })
+    }
+
+    /// `h' = GRUCell(x, h)`: two gate matmuls and one fused cell kernel.
+    pub fn forward(&self, t: &Tape, p: &Bound, x: Var, h: Var) -> Result<Var> {
+        ops::gru::gru_cell(
+            t,
+            x,
+            h,
+            p.var(self.weight_ih),
+            p.var(self.weight_hh),
+            p.var(self.bias_ih),
+            p.var(self.bias_hh),
+        )
+    }
+}
+
 /// ELU hidden layers then a linear output: the spec's heads (`{name}.l0`, ..., `{name}.out`).
 #[derive(Clone, Debug)]
 pub struct Mlp {
