@@ -68,6 +68,30 @@ pub struct MatmulSpec {
     pub acc: bool,
 }
 
+static PAD_NARROW: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Force `linear`'s zero padding of input widths that are not a multiple of 4 on
+/// (`Some(true)`) or off (`Some(false)`) instead of choosing by adapter type (`None`): lets the
+/// tests compare both paths on any device.
+pub fn set_pad_narrow(pad: Option<bool>) {
+    let v = match pad {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    PAD_NARROW.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Padding pays on CPU drivers, where the vec4 kernel runs ~1.8x the scalar one and a copy is
+/// cheap next to the matmul; on GPUs it is off until measured there.
+fn pad_narrow(gpu: &Gpu) -> bool {
+    match PAD_NARROW.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => gpu.report().is_cpu(),
+    }
+}
+
 static WIDE_BLOCKS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// Force the vec4 kernel's 8x8 (`Some(true)`) or 4x4 (`Some(false)`) register blocks instead
@@ -336,6 +360,22 @@ pub fn matmul(t: &Tape, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Result<
 /// activation-gradient dispatch plus one matmul per wanted input and a column sum for `b`.
 pub fn linear(t: &Tape, x: Var, w: Var, b: Option<Var>, act: Act) -> Result<Var> {
     let (xv, wv) = (t.value(x), t.value(w));
+    let in_f = wv.shape().get(1).copied().unwrap_or(0);
+    let pad = (4 - in_f % 4) % 4;
+    if pad > 0 && pad_narrow(xv.gpu()) && wv.shape().len() == 2 && xv.last_dim() == in_f {
+        // An input width that is not a multiple of 4 (the features, stoch + deter = 230)
+        // would take the scalar kernel for the forward and both gradients; zero columns
+        // appended to x and W give the same sums through the vec4 kernel. The concat's
+        // backward drops the padding's gradient.
+        let gpu = xv.gpu().clone();
+        let mut xpad_shape = xv.shape().to_vec();
+        *xpad_shape.last_mut().unwrap() = pad;
+        let xz = t.constant(&Tensor::zeros(&gpu, &xpad_shape)?);
+        let wz = t.constant(&Tensor::zeros(&gpu, &[wv.shape()[0], pad])?);
+        let xp = crate::ops::shape::concat_last(t, &[x, xz])?;
+        let wp = crate::ops::shape::concat_last(t, &[w, wz])?;
+        return linear(t, xp, wp, b, act);
+    }
     let bv = b.map(|b| t.value(b));
     if wv.shape().len() != 2 {
         return shape_err(

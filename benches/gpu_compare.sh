@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The engine through Vulkan against PyTorch CUDA (eager and torch.compile) on one NVIDIA GPU,
+# at the specification's sizes (B = 50, T = 50; behaviour from all 2,500 posterior states,
+# H = 15; 16 x 1,000 imagined steps; 10 x 512^3 matmuls), with the fp32 floor (the step's
+# matmul + conv FLOPs / the GPU's fp32 peak) beside each row. Under 5 minutes.
+#
+# Needs: a prebuilt rssm binary (`cargo build --release`), the NVIDIA driver with its Vulkan
+# ICD (`rssm info` must name the GPU), and Python with PyTorch for CUDA.
+#
+#   benches/gpu_compare.sh [RSSM_BINARY]        # default target/release/rssm
+#
+# Environment: PYTHON (default python3), PEAK_TFLOPS (default: from the GPU's SM count, FP32
+# lanes per SM and top clock), OUT (result folder, default gpu-compare), REPS (default 5).
+set -euo pipefail
+
+RSSM=${1:-target/release/rssm}
+PYTHON=${PYTHON:-python3}
+OUT=${OUT:-gpu-compare}
+REPS=${REPS:-5}
+HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$OUT"
+
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv | tee "$OUT/nvidia-smi.csv"
+"$RSSM" --adapter nvidia info | tee "$OUT/rssm-info.txt" || {
+    echo "rssm sees no NVIDIA adapter: install the driver's Vulkan ICD (libnvidia-gl / nvidia_icd.json)," >&2
+    echo "or point VK_ICD_FILENAMES at it; 'vulkaninfo --summary' should list the GPU." >&2
+    exit 1
+}
+
+if [ -z "${PEAK_TFLOPS:-}" ]; then
+    # FP32 peak = SMs x FP32 lanes per SM x 2 (FMA) x top SM clock.
+    PEAK_TFLOPS=$("$PYTHON" - <<'EOF'
+import subprocess, torch
+p = torch.cuda.get_device_properties(0)
+lanes = 64 if (p.major, p.minor) in [(6, 0), (7, 0), (7, 5), (8, 0)] else 128
+mhz = float(subprocess.check_output(
+    ["nvidia-smi", "--query-gpu=clocks.max.sm", "--format=csv,noheader,nounits"]).split()[0])
+print(f"{p.multi_processor_count * lanes * 2 * mhz * 1e6 / 1e12:.1f}")
+EOF
+)
+fi
+echo "fp32 peak: $PEAK_TFLOPS TFLOP/s" | tee "$OUT/peak.txt"
+
+# 1. The engine, with GPU timestamps (about a minute).
+timeout 110 "$RSSM" --adapter nvidia bench --json --presets dreamer --batch 50 --seq-len 50 \
+    --horizon 15 --imagine-starts 16 --imagine-steps 1000 --reps "$REPS" > "$OUT/rssm.json"
+# 2. PyTorch eager and compiled on the same GPU, then the side-by-side table.
+timeout 180 "$PYTHON" "$HERE/pytorch/compare.py" --engine-json "$OUT/rssm.json" --device cuda \
+    --batch 50 --seq-len 50 --horizon 15 --imagine-starts 16 --imagine-steps 1000 \
+    --reps "$REPS" --peak-tflops "$PEAK_TFLOPS" --out-json "$OUT/compare.json" | tee "$OUT/table.md"

@@ -1,0 +1,79 @@
+//! `rssm bench --json`: every workload reports its figures, and the FLOPs are the library's
+//! count for the configuration measured.
+
+use std::process::Command;
+
+use rssm::agent::flops;
+use rssm::model::Config;
+
+fn bench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rssm"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn json_reports_every_workload_with_its_flops() {
+    let out = bench(&[
+        "--json",
+        "--presets",
+        "tiny",
+        "--batch",
+        "2",
+        "--seq-len",
+        "3",
+        "--horizon",
+        "2",
+        "--imagine-starts",
+        "2",
+        "--imagine-steps",
+        "4",
+        "--reps",
+        "1",
+        "--workloads",
+        "train,observe,behaviour,imagine",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = r["results"].as_array().unwrap();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|m| m["workload"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["train", "observe", "behaviour", "imagine"]);
+    let cfg = Config {
+        batch: 2,
+        seq_len: 3,
+        action_dim: 1,
+        ..Config::tiny()
+    };
+    let want = [
+        flops::world_model_update(&cfg),
+        flops::observe_forward(&cfg),
+        flops::behaviour_update(&cfg, 6, 2),
+        flops::imagination(&cfg, 2, 4),
+    ];
+    for (m, f) in results.iter().zip(want) {
+        let gflop = m["gflop"].as_f64().unwrap();
+        assert!((gflop - f.total() * 1e-9).abs() <= 1e-12, "{m}");
+        assert!(m["ms"].as_f64().unwrap() > 0.0 && m["wall_ms"].as_f64().unwrap() > 0.0);
+        assert!(m["dispatches"].as_u64().unwrap() > 0, "{m}");
+        let timing = m["timing"].as_str().unwrap();
+        assert!(timing == "wall-clock" || timing == "gpu-timestamps", "{m}");
+    }
+    assert!(r["rssm_path"].is_string() && r["adapter"].is_string());
+}
+
+#[test]
+fn an_unknown_workload_is_a_clear_error() {
+    let out = bench(&["--workloads", "train,flying"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("unknown workload 'flying'") && stderr.contains("imagine"),
+        "{stderr}"
+    );
+}
