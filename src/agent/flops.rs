@@ -173,9 +173,15 @@ pub fn observe_forward(cfg: &Config) -> Flops {
     f
 }
 
-/// The actor on `rows` features: 4 hidden layers of `units`, then `2 * action_dim`.
+/// The actor on `rows` features: 4 hidden layers of `units`, then `2 * action_dim`. Its input
+/// is always data to it (a stop-gradient in imagination), so its first layer never computes an
+/// input gradient.
 fn actor(cfg: &Config, rows: usize, g: Grad) -> Flops {
-    mlp(rows, cfg.feat(), cfg.units, 4, 2 * cfg.action_dim, g, g)
+    let first = Grad {
+        input: false,
+        weight: g.weight,
+    };
+    mlp(rows, cfg.feat(), cfg.units, 4, 2 * cfg.action_dim, first, g)
 }
 
 /// A long imagination, forward only ([`crate::agent::imagine`] on a no-grad tape): `horizon`
@@ -279,9 +285,11 @@ mod tests {
         let fwd = (n * h) as f64 * step + 16.0 * 44.0 + 12.0 * 16.0;
         let b = behaviour_update(&c, n, h);
         assert_eq!(b.forward, 2.0 * fwd);
-        // Backward: the actor twice, the prior and the heads once, the critic tape twice
+        // Backward: the actor twice less its first layer's input gradient (its input is a
+        // stop-gradient: 3*2 per row), the prior and the heads once, the critic tape twice
         // less its first layer's input gradient (3*2 per row).
-        let bwd = (n * h) as f64 * (2.0 * 22.0 + 48.0) + 16.0 * 44.0 + 12.0 * (2.0 * 16.0 - 6.0);
+        let bwd =
+            (n * h) as f64 * (2.0 * 22.0 - 6.0 + 48.0) + 16.0 * 44.0 + 12.0 * (2.0 * 16.0 - 6.0);
         assert_eq!(b.backward, 2.0 * bwd);
         assert_eq!(matmul(512, 512, 512), 2.0 * 512f64.powi(3));
     }
