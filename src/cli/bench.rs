@@ -130,7 +130,12 @@ fn synthetic_batch(gpu: &Gpu, cfg: &Config) -> Result<DeviceBatch> {
     })
 }
 
-/// Time `reps` steady steps of a workload after one warm-up. `record` records a step without
+/// Warm-up steps before timing, at most: pipelines compile in the first, and the pool's
+/// buffers and with them the cached bind groups settle within a few more. Warm-up ends at the
+/// first step that creates neither a buffer nor a bind group.
+const MAX_WARMUP_STEPS: usize = 10;
+
+/// Time `reps` steady steps of a workload after the warm-up. `record` records a step without
 /// submitting it; `finish` submits what is left, waits and reads the results back.
 fn time_steps<P>(
     gpu: &Gpu,
@@ -139,8 +144,17 @@ fn time_steps<P>(
     mut record: impl FnMut() -> Result<P>,
     mut finish: impl FnMut(P) -> Result<()>,
 ) -> Result<Timing> {
-    let warm = record()?;
-    finish(warm)?;
+    for _ in 0..MAX_WARMUP_STEPS {
+        let before = gpu.stats();
+        let warm = record()?;
+        finish(warm)?;
+        let after = gpu.stats();
+        if after.bind_groups_created == before.bind_groups_created
+            && after.buffers_created == before.buffers_created
+        {
+            break;
+        }
+    }
     let s0 = gpu.stats();
     let (mut rec_s, mut submit_s, mut wall_s) = (0.0, 0.0, 0.0);
     for _ in 0..reps {
