@@ -9,12 +9,16 @@
 //! - [`returns`]: [`lambda_return`] and [`discount_weights`], with plain-Rust references.
 //! - [`behaviour`]: [`Behaviour`] with its [`BehaviourConfig`], the two objectives and
 //!   [`Behaviour::update`].
+//! - [`dreamer`]: [`Dreamer`], the whole agent (replay, world-model trainer, behaviour,
+//!   acting) behind `act` / `observe` / `update` / `save` / `load`, and [`CheckpointPolicy`], acting
+//!   from a checkpoint's weights alone.
 //!
 //! Everything is recorded onto tapes and only read back at the end of an update.
 
 pub mod acting;
 pub mod actor;
 pub mod behaviour;
+pub mod dreamer;
 pub mod imagine;
 pub mod returns;
 
@@ -23,6 +27,10 @@ pub use actor::{action_head, init_std_raw, ActionOut, Actor, Critic, Optimised};
 pub use behaviour::{
     behaviour_update, ActorObjective, Behaviour, BehaviourConfig, BehaviourMetrics,
     CriticObjective, Starts,
+};
+pub use dreamer::{
+    checkpoint_config, dream, CheckpointPolicy, DreamActions, Dreamer, DreamerCounters,
+    DreamerSettings, UpdateMetrics,
 };
 pub use imagine::{imagine, noise_offsets, Imagined, Policy};
 pub use returns::{discount_weights, lambda_return};

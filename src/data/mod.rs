@@ -8,7 +8,7 @@
 //! Everything here reports failures through [`DataError`]; nothing panics on bad files or bad
 //! arguments. This layer never touches the GPU: it can be tested and reused without a device.
 
-mod atomic;
+pub(crate) mod atomic;
 pub mod episode;
 pub mod npz;
 pub mod replay;
