@@ -64,7 +64,7 @@ class DMCPixels:
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="cartpole-swingup", help="domain-task, e.g. cartpole-swingup, walker-walk")
-    add_arguments(p, action_repeat=8, episodes_budget_steps=500_000)
+    add_arguments(p, action_repeat=8, episodes_budget_steps=500_000, train_steps=50)
     args = p.parse_args()
     domain, task = args.task.split("-", 1)
     env = DMCPixels(domain, task.replace("-", "_"), args.action_repeat)

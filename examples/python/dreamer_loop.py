@@ -22,7 +22,7 @@ import numpy as np
 import rssm
 
 
-def add_arguments(p: argparse.ArgumentParser, *, action_repeat: int, episodes_budget_steps: int) -> None:
+def add_arguments(p: argparse.ArgumentParser, *, action_repeat: int, episodes_budget_steps: int, train_steps: int) -> None:
     p.add_argument("--preset", default="small", help="world-model preset: small (CPU devices), dreamer, tiny")
     p.add_argument("--action-repeat", type=int, default=action_repeat)
     p.add_argument("--env-steps", type=int, default=episodes_budget_steps, help="physics steps to collect in all, prefill included")
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser, *, action_repeat: int, episodes_bu
     p.add_argument("--prefill", type=int, default=5, help="random episodes before training")
     p.add_argument("--prefill-hold", type=float, default=4.0, help="mean steps a prefill action is held")
     p.add_argument("--random-episodes", type=int, default=5, help="uniform random episodes for the baseline")
-    p.add_argument("--train-steps", type=int, default=100, help="updates after each collected episode")
+    p.add_argument("--train-steps", type=int, default=train_steps, help="updates after each collected episode")
     p.add_argument("--behaviour-warmup", type=int, default=300, help="world-model steps before the first behaviour update")
     p.add_argument("--expl-noise", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
@@ -40,15 +40,18 @@ def add_arguments(p: argparse.ArgumentParser, *, action_repeat: int, episodes_bu
 
 def run_episode(env, choose, seed: int, observe=None):
     """One episode; `choose(frame) -> action`; `observe(frame, action, reward, terminal, done)`
-    (action None for the first frame). Returns the episode's return and its agent steps."""
+    (action None for the first frame). Returns the episode's return (in the environment's own
+    reward) and its agent steps."""
     frame, _ = env.reset(seed=seed)
     if observe:
         observe(frame, None, 0.0, False, False)
     total, steps = 0.0, 0
     while True:
         action = choose(frame)
-        frame, reward, terminated, truncated, _ = env.step(action)
-        total += reward
+        frame, reward, terminated, truncated, info = env.step(action)
+        # Returns are reported in the environment's own reward (the agent may train on a
+        # rescaled one).
+        total += info.get("env_reward", reward)
         steps += 1
         if observe:
             observe(frame, action, reward, terminated, terminated or truncated)

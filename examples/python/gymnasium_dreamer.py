@@ -24,9 +24,14 @@ from pixel_env import PixelEnv  # noqa: E402
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="Pendulum-v1", help="a Gymnasium id with a continuous action space")
-    add_arguments(p, action_repeat=2, episodes_budget_steps=100_000)
+    p.add_argument("--reward-scale", type=float, default=None, help="the agent trains on scale * r + shift per physics step (default: Pendulum-v1 onto [0, 1], else 1)")
+    p.add_argument("--reward-shift", type=float, default=None)
+    add_arguments(p, action_repeat=4, episodes_budget_steps=100_000, train_steps=20)
     args = p.parse_args()
-    env = PixelEnv(gym.make(args.env, render_mode="rgb_array"), action_repeat=args.action_repeat)
+    pendulum = args.env.startswith("Pendulum")
+    scale = args.reward_scale if args.reward_scale is not None else (1 / 16.2736044 if pendulum else 1.0)
+    shift = args.reward_shift if args.reward_shift is not None else (1.0 if pendulum else 0.0)
+    env = PixelEnv(gym.make(args.env, render_mode="rgb_array"), action_repeat=args.action_repeat, reward_scale=scale, reward_shift=shift)
     train(env, args, title=f"{args.env} from pixels, preset {args.preset}, action repeat {args.action_repeat}")
 
 

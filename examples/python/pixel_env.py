@@ -44,11 +44,25 @@ class PixelEnv(gym.Wrapper):
     - each action is applied ``action_repeat`` times, the rewards summed; the episode stops at
       the first ``terminated`` or ``truncated``.
 
+    - ``reward_scale * r + reward_shift`` per physics step is what ``step`` returns (the
+      environment's own reward sum is in ``info["env_reward"]``): Pendulum-v1's cost in
+      [-16.27, 0] maps onto [0, 1] with scale 1 / 16.2736 and shift 1, the range of the
+      DeepMind Control Suite's rewards that Dreamer's defaults were made for; over episodes of
+      a fixed length a shift changes no policy's rank.
+
     ``physics_steps`` counts the underlying environment's steps (what "environment steps" means
     in the Dreamer papers).
     """
 
-    def __init__(self, env: gym.Env, action_repeat: int = 2, size: int = 64, from_render: bool | None = None):
+    def __init__(
+        self,
+        env: gym.Env,
+        action_repeat: int = 2,
+        size: int = 64,
+        from_render: bool | None = None,
+        reward_scale: float = 1.0,
+        reward_shift: float = 0.0,
+    ):
         super().__init__(env)
         space = env.action_space
         if not isinstance(space, gym.spaces.Box):
@@ -73,6 +87,7 @@ class PixelEnv(gym.Wrapper):
         self.action_dim = int(self._low.size)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (self.action_dim,), np.float32)
         self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
+        self.reward_scale, self.reward_shift = float(reward_scale), float(reward_shift)
         self.physics_steps = 0
 
     def _frame(self, obs) -> np.ndarray:
@@ -91,13 +106,15 @@ class PixelEnv(gym.Wrapper):
             raise ValueError(f"action: expected {self.action_dim} components, got {a.size}")
         a = np.clip(a, -1.0, 1.0)
         env_action = (self._low + (a + 1.0) * 0.5 * (self._high - self._low)).reshape(self._action_shape)
-        total = 0.0
+        total = raw = 0.0
         terminated = truncated = False
         info = {}
         for _ in range(self.action_repeat):
             obs, reward, terminated, truncated, info = self.env.step(env_action.astype(self.env.action_space.dtype))
             self.physics_steps += 1
-            total += float(reward)
+            raw += float(reward)
+            total += self.reward_scale * float(reward) + self.reward_shift
             if terminated or truncated:
                 break
+        info = dict(info, env_reward=raw)
         return self._frame(obs), total, terminated, truncated, info

@@ -214,7 +214,12 @@ fn batch_obs(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<f32>, usize, u
         return Ok((chw, b, t));
     }
     if dtype_kind(&a) == 'f' && shape[2..] == [3, 64, 64] {
-        let (data, _) = float_array(obj, name, &[Some(b), Some(t), Some(3), Some(64), Some(64)], "")?;
+        let (data, _) = float_array(
+            obj,
+            name,
+            &[Some(b), Some(t), Some(3), Some(64), Some(64)],
+            "",
+        )?;
         if let Some(v) = data.iter().find(|v| v.abs() > 0.5 + 1e-6) {
             return Err(PyValueError::new_err(format!(
                 "{name}: float observations must lie in [-0.5, 0.5] (u8 / 255 - 0.5), found {v}"
@@ -245,7 +250,10 @@ fn to_numpy<'py>(py: Python<'py>, data: Vec<f32>, shape: &[usize]) -> PyResult<B
 fn to_frames<'py>(py: Python<'py>, chw: &[f32], b: usize, t: usize) -> PyResult<Bound<'py, PyAny>> {
     let plane = 64 * 64;
     let mut out = vec![0u8; chw.len()];
-    for (src, dst) in chw.chunks_exact(FRAME_LEN).zip(out.chunks_exact_mut(FRAME_LEN)) {
+    for (src, dst) in chw
+        .chunks_exact(FRAME_LEN)
+        .zip(out.chunks_exact_mut(FRAME_LEN))
+    {
         for i in 0..plane {
             for c in 0..3 {
                 let v = (src[c * plane + i] + 0.5) * 255.0;
@@ -365,7 +373,9 @@ fn json_of(v: &Bound<'_, PyAny>, key: &str) -> PyResult<serde_json::Value> {
         let f: f64 = v.extract()?;
         return serde_json::Number::from_f64(f)
             .map(serde_json::Value::Number)
-            .ok_or_else(|| PyValueError::new_err(format!("Config: {key} must be finite, got {f}")));
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("Config: {key} must be finite, got {f}"))
+            });
     }
     Err(PyValueError::new_err(format!(
         "Config: {key} must be a number, got {}",
@@ -455,7 +465,12 @@ impl PyConfig {
         let d = config_dict(py, &self.cfg)?;
         let parts: Vec<String> = d
             .iter()
-            .map(|(k, v)| format!("{k}={}", v.repr().map(|r| r.to_string()).unwrap_or_default()))
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.repr().map(|r| r.to_string()).unwrap_or_default()
+                )
+            })
             .collect();
         Ok(format!("rssm.Config({})", parts.join(", ")))
     }
@@ -615,10 +630,7 @@ fn start_state(cfg: &Config, start: &Bound<'_, PyAny>) -> PyResult<(Vec<f32>, Ve
 }
 
 /// The actor of a `Dreamer` or a `Policy`.
-fn with_actor<T>(
-    actor: &Bound<'_, PyAny>,
-    f: impl FnOnce(&Actor) -> PyResult<T>,
-) -> PyResult<T> {
+fn with_actor<T>(actor: &Bound<'_, PyAny>, f: impl FnOnce(&Actor) -> PyResult<T>) -> PyResult<T> {
     if let Ok(d) = actor.extract::<PyRef<'_, PyDreamer>>() {
         return f(&d.agent.behaviour.actor);
     }
@@ -943,7 +955,8 @@ fn update_means<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let n = ms.len().max(1) as f64;
-    let wm = |f: fn(&StepMetrics) -> f32| ms.iter().map(|m| f(&m.world_model) as f64).sum::<f64>() / n;
+    let wm =
+        |f: fn(&StepMetrics) -> f32| ms.iter().map(|m| f(&m.world_model) as f64).sum::<f64>() / n;
     d.set_item("updates", ms.len())?;
     d.set_item("step", ms.last().map(|m| m.world_model.step))?;
     d.set_item("loss", wm(|m| m.loss))?;
@@ -953,10 +966,7 @@ fn update_means<'py>(
     d.set_item("kl", wm(|m| m.kl))?;
     d.set_item("kl_loss", wm(|m| m.kl_loss))?;
     d.set_item("grad_norm", wm(|m| m.grad_norm))?;
-    d.set_item(
-        "first_loss",
-        ms.first().map(|m| m.world_model.loss),
-    )?;
+    d.set_item("first_loss", ms.first().map(|m| m.world_model.loss))?;
     d.set_item("last_loss", ms.last().map(|m| m.world_model.loss))?;
     let beh: Vec<_> = ms.iter().filter_map(|m| m.behaviour.as_ref()).collect();
     d.set_item("behaviour_updates", beh.len())?;
@@ -1086,9 +1096,7 @@ impl PyDreamer {
                         "reward: must be finite, got {reward}"
                     )));
                 }
-                engine(py, || {
-                    agent.observe(&av, reward as f32, &f, terminal, done)
-                })
+                engine(py, || agent.observe(&av, reward as f32, &f, terminal, done))
             }
         }
     }
@@ -1252,6 +1260,12 @@ impl PyPolicy {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Raise what a panic inside the engine becomes (for the tests of this boundary).
+#[pyfunction]
+fn _engine_panic(py: Python<'_>) -> PyResult<()> {
+    engine(py, || -> rssm::Result<()> { panic!("a deliberate panic") })
+}
+
 /// rssm: train Recurrent State-Space Models (Dreamer world models) and Dreamer agents on any
 /// GPU (or CPU Vulkan driver) through wgpu.
 #[pymodule]
@@ -1262,6 +1276,7 @@ fn rssm_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyWorldModel>()?;
     m.add_class::<PyDreamer>()?;
     m.add_class::<PyPolicy>()?;
+    m.add_function(wrap_pyfunction!(_engine_panic, m)?)?;
     m.add("EngineError", m.py().get_type::<EngineError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

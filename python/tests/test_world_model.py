@@ -176,3 +176,10 @@ def test_engine_errors_become_python_exceptions(tmp_path, device):
         rssm.WorldModel.load(tmp_path / "wm", device=device)
     with pytest.raises(rssm.EngineError, match="no-such-adapter-xyz"):
         rssm.Device(adapter="no-such-adapter-xyz")
+
+
+def test_a_panic_in_the_engine_is_an_exception_not_a_crash():
+    with pytest.raises(rssm.EngineError, match="internal error in the rssm engine: a deliberate panic"):
+        rssm._engine_panic()
+    # The interpreter and the module go on working.
+    assert rssm.Config("tiny").deter == 4

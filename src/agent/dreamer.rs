@@ -152,10 +152,7 @@ fn check_action(action: &[f32], action_dim: usize) -> Result<()> {
             action.len()
         )));
     }
-    if let Some(i) = action
-        .iter()
-        .position(|a| !a.is_finite() || a.abs() > 1.0)
-    {
+    if let Some(i) = action.iter().position(|a| !a.is_finite() || a.abs() > 1.0) {
         return Err(Error::Invalid(format!(
             "action[{i}] is {}: actions must be finite and in [-1, 1]",
             action[i]
@@ -398,9 +395,8 @@ impl Dreamer {
         if with_replay {
             let ep_dir = dir.join("episodes");
             std::fs::create_dir_all(&ep_dir)?;
-            let first = self.counters.episodes as usize - self.replay.len().min(
-                self.counters.episodes as usize,
-            );
+            let first = self.counters.episodes as usize
+                - self.replay.len().min(self.counters.episodes as usize);
             for (i, ep) in self.replay.episodes().enumerate() {
                 let path = ep_dir.join(format!("episode_{:06}.npz", first + i));
                 if !path.exists() {
@@ -419,7 +415,7 @@ impl Dreamer {
         crate::data::atomic::write_atomically(&dir.join("agent.json"), |f| {
             use std::io::Write;
             f.write_all(text.as_bytes())
-                .map_err(|e| crate::data::DataError::io(&dir.join("agent.json"), "write", e))
+                .map_err(|e| crate::data::DataError::io(dir.join("agent.json"), "write", e))
         })?;
         Ok(())
     }
