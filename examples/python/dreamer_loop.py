@@ -168,7 +168,8 @@ def train(env, args, title: str) -> dict:
         write_curve(args.logdir, st["evals"], st["random_return"], title)
     log.close()
     # The trained agent acting from its checkpoint alone (world model + actor weights).
+    print(f"done: {env.physics_steps} env steps in {time.time() - start:.0f} s")
     policy = rssm.Policy.load(ckpt, device=device)
     policy_ret, _ = run_episode(env, lambda f: policy.act(f), eval_seed + 999)
-    print(f"done: {env.physics_steps} env steps in {time.time() - start:.0f} s; the policy loaded from {ckpt} returns {policy_ret:.1f}")
+    print(f"the policy loaded from {ckpt} (world model + actor weights) returns {policy_ret:.1f}")
     return {"random_return": st["random_return"], "evals": st["evals"], "policy_return": policy_ret}
