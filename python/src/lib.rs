@@ -316,7 +316,12 @@ impl PyDevice {
     #[new]
     #[pyo3(signature = (adapter = None))]
     fn new(py: Python<'_>, adapter: Option<String>) -> PyResult<Self> {
-        let gpu = engine(py, || Gpu::new(&GpuOptions { adapter, ..Default::default() }))?;
+        let gpu = engine(py, || {
+            Gpu::new(&GpuOptions {
+                adapter,
+                ..Default::default()
+            })
+        })?;
         Ok(PyDevice { gpu })
     }
 
