@@ -32,7 +32,7 @@ def test_config_takes_the_spec_keys_and_rejects_unknown_ones():
         rssm.Config("small", detr=64)
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         rssm.Config("huge")
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="deter must be in 1..="):
         rssm.Config("tiny", deter=0)
     with pytest.raises(ValueError, match="min_std"):
         rssm.Config("tiny", min_std="big")
