@@ -131,9 +131,10 @@ fn synthetic_batch(gpu: &Gpu, cfg: &Config) -> Result<DeviceBatch> {
 }
 
 /// Warm-up steps before timing, at most: pipelines compile in the first, and the pool's
-/// buffers and with them the cached bind groups settle within a few more. Warm-up ends at the
-/// first step that creates neither a buffer nor a bind group.
-const MAX_WARMUP_STEPS: usize = 10;
+/// buffers and with them the cached bind groups settle within a few more (they can cycle
+/// through a few assignments first). Warm-up ends after two consecutive steps that create
+/// neither a buffer nor a bind group.
+const MAX_WARMUP_STEPS: usize = 12;
 
 /// Time `reps` steady steps of a workload after the warm-up. `record` records a step without
 /// submitting it; `finish` submits what is left, waits and reads the results back.
@@ -144,14 +145,16 @@ fn time_steps<P>(
     mut record: impl FnMut() -> Result<P>,
     mut finish: impl FnMut(P) -> Result<()>,
 ) -> Result<Timing> {
+    let mut clean = 0;
     for _ in 0..MAX_WARMUP_STEPS {
         let before = gpu.stats();
         let warm = record()?;
         finish(warm)?;
         let after = gpu.stats();
-        if after.bind_groups_created == before.bind_groups_created
-            && after.buffers_created == before.buffers_created
-        {
+        let settled = after.bind_groups_created == before.bind_groups_created
+            && after.buffers_created == before.buffers_created;
+        clean = if settled { clean + 1 } else { 0 };
+        if clean == 2 {
             break;
         }
     }
