@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::agent::acting::{act, AgentState};
 use crate::agent::actor::Actor;
 use crate::agent::behaviour::{Behaviour, BehaviourConfig, BehaviourMetrics, Starts};
-use crate::data::replay::{Batch, ReplayBuffer};
+use crate::data::replay::ReplayBuffer;
 use crate::data::safetensors_io::load_safetensors;
 use crate::data::{Episode, EpisodeBuilder, FRAME_LEN};
 use crate::error::{Error, Result};
@@ -159,18 +159,6 @@ fn check_action(action: &[f32], action_dim: usize) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// A host batch on the device.
-fn upload(gpu: &Gpu, b: &Batch) -> Result<DeviceBatch> {
-    let (bs, t, a) = (b.batch_size, b.seq_len, b.action_dim);
-    Ok(DeviceBatch {
-        obs: Tensor::from_vec(gpu, &[bs, t, 3, 64, 64], &b.obs)?,
-        action: Tensor::from_vec(gpu, &[bs, t, a], &b.action)?,
-        reward: Tensor::from_vec(gpu, &[bs, t], &b.reward)?,
-        cont: Tensor::from_vec(gpu, &[bs, t], &b.cont)?,
-        eps: None,
-    })
 }
 
 /// The configuration of a checkpoint folder: `agent.json` when there is one (written by
@@ -358,7 +346,9 @@ impl Dreamer {
             cfg.seed
                 .wrapping_add(self.trainer.step.wrapping_mul(0x9E37_79B9)),
         )?;
-        let m = self.trainer.train_step(&upload(&self.gpu, &host)?)?;
+        let m = self
+            .trainer
+            .train_step(&DeviceBatch::upload(&self.gpu, &host)?)?;
         if !m.loss.is_finite() {
             return Err(Error::Invalid(format!(
                 "world-model loss became {} at step {}",

@@ -2,12 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use rssm::data::replay::{Batch, ReplayBuffer};
+use rssm::data::replay::ReplayBuffer;
 use rssm::envs::collect::{collect_episode, RandomPolicy};
 use rssm::envs::make_env;
 use rssm::gpu::{Gpu, GpuOptions};
-use rssm::model::{Config, DeviceBatch};
-use rssm::tensor::Tensor;
+use rssm::model::Config;
 use rssm::{Error, Result};
 
 /// Open the device and say which one it is.
@@ -110,18 +109,6 @@ pub fn load_data(src: &DataSource, seed: u64) -> Result<ReplayBuffer> {
         }
     }
     Ok(replay)
-}
-
-/// Upload a host batch.
-pub fn upload_batch(gpu: &Gpu, b: &Batch) -> Result<DeviceBatch> {
-    let (bs, t, a) = (b.batch_size, b.seq_len, b.action_dim);
-    Ok(DeviceBatch {
-        obs: Tensor::from_vec(gpu, &[bs, t, 3, 64, 64], &b.obs)?,
-        action: Tensor::from_vec(gpu, &[bs, t, a], &b.action)?,
-        reward: Tensor::from_vec(gpu, &[bs, t], &b.reward)?,
-        cont: Tensor::from_vec(gpu, &[bs, t], &b.cont)?,
-        eps: None,
-    })
 }
 
 /// Range checks of numeric flags, for clap's `value_parser`: a bad value is refused before

@@ -13,11 +13,11 @@ use rssm::data::Episode;
 use rssm::envs::collect::{collect_episode, RandomPolicy};
 use rssm::envs::{make_env, Env};
 use rssm::gpu::GpuOptions;
-use rssm::model::Trainer;
+use rssm::model::{DeviceBatch, Trainer};
 use rssm::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::common::{flag, open_gpu, upload_batch, ModelChoice};
+use crate::cli::common::{flag, open_gpu, ModelChoice};
 use crate::cli::plot::{write_charts_svg, Chart, Series};
 
 #[derive(clap::Args, Debug)]
@@ -268,7 +268,7 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
                 cfg.seed
                     .wrapping_add(trainer.step.wrapping_mul(0x9E37_79B9)),
             )?;
-            let m = trainer.train_step(&upload_batch(&gpu, &host)?)?;
+            let m = trainer.train_step(&DeviceBatch::upload(&gpu, &host)?)?;
             if !m.loss.is_finite() {
                 return Err(Error::Invalid(format!(
                     "world-model loss became {} at step {}; the last good checkpoint is in {}",

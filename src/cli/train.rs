@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use rssm::gpu::GpuOptions;
 use rssm::model::open_loop::open_loop;
-use rssm::model::Trainer;
+use rssm::model::{DeviceBatch, Trainer};
 use rssm::{Error, Result};
 
-use crate::cli::common::{flag, load_data, open_gpu, upload_batch, DataSource, ModelChoice};
+use crate::cli::common::{flag, load_data, open_gpu, DataSource, ModelChoice};
 use crate::cli::picture::write_open_loop_png;
 use crate::cli::plot::{write_charts_svg, Chart, Series};
 
@@ -92,7 +92,7 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
             cfg.seed
                 .wrapping_add(trainer.step.wrapping_mul(0x9E37_79B9)),
         )?;
-        let batch = upload_batch(&gpu, &host)?;
+        let batch = DeviceBatch::upload(&gpu, &host)?;
         let m = trainer.train_step(&batch)?;
         if !m.loss.is_finite() {
             pb.abandon();
@@ -120,7 +120,7 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
         if trainer.step % args.save_every == 0 || trainer.step == args.steps {
             trainer.save(&ckpt)?;
             last_saved = trainer.step;
-            let pics = upload_batch(&gpu, &pic_batch)?;
+            let pics = DeviceBatch::upload(&gpu, &pic_batch)?;
             let pred = open_loop(&trainer.model, &pics, 5)?;
             let path = args
                 .logdir
