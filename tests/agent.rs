@@ -342,6 +342,18 @@ fn picks(len: usize) -> Vec<usize> {
     }
 }
 
+/// The tiny agent of the actor's gradient checks (H = 4, 6 starts) with smaller action noise
+/// than the initial std of 5, so actions are not all saturated; and the update's noise key.
+fn actor_check_setup(g: &Gpu) -> (WorldModel, Behaviour, Starts, u64) {
+    let (wm, b, starts) = tiny(g, 4, 6);
+    let a = wm.cfg.action_dim;
+    let mut bias = vec![0.0f32; 2 * a];
+    bias[a..].fill(-4.0);
+    b.actor.opt.flat.set("actor.out.bias", &bias).unwrap();
+    let seed = b.noise_seed(3);
+    (wm, b, starts, seed)
+}
+
 /// The actor's gradient, which reaches it only through the frozen dynamics (actions -> GRU ->
 /// prior sample -> features -> reward, continue and critic heads), against central differences
 /// of the actor loss with the discount weights and the actor's own inputs held fixed (both are
@@ -349,15 +361,7 @@ fn picks(len: usize) -> Vec<usize> {
 #[test]
 fn actor_gradient_through_dynamics_matches_finite_differences() {
     let g = gpu();
-    let (h, n) = (4, 6);
-    let (wm, b, starts) = tiny(&g, h, n);
-    // Smaller action noise than the initial std of 5, so actions are not all saturated.
-    let a = wm.cfg.action_dim;
-    let mut bias = vec![0.0f32; 2 * a];
-    bias[a..].fill(-4.0);
-    b.actor.opt.flat.set("actor.out.bias", &bias).unwrap();
-    let seed = b.noise_seed(3);
-
+    let (wm, b, starts, seed) = actor_check_setup(&g);
     let t = Tape::new(&g);
     let obj = b.actor_objective(&t, &wm, &starts, seed, None).unwrap();
     let weights = obj.weights.clone();
@@ -411,13 +415,7 @@ fn actor_gradient_through_dynamics_matches_finite_differences() {
 #[test]
 fn actor_input_is_stop_gradient() {
     let g = gpu();
-    let (h, n) = (4, 6);
-    let (wm, b, starts) = tiny(&g, h, n);
-    let a = wm.cfg.action_dim;
-    let mut bias = vec![0.0f32; 2 * a];
-    bias[a..].fill(-4.0);
-    b.actor.opt.flat.set("actor.out.bias", &bias).unwrap();
-    let seed = b.noise_seed(3);
+    let (wm, b, starts, seed) = actor_check_setup(&g);
     let t = Tape::new(&g);
     let obj = b.actor_objective(&t, &wm, &starts, seed, None).unwrap();
     let weights = obj.weights.clone();
