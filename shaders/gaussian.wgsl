@@ -5,6 +5,7 @@
 //                      generated here (and written out, so the backward and callers reuse it);
 //                      otherwise it is read from the eps binding (given noise).
 //   normal             eps[i] ~ N(0, 1): the same numbers the head draws for the same (seed, offset).
+//   normal_steps       [steps, s] normals, row i from stream (seed, offset + i * stride).
 //   random_bits        the raw Philox 4x32-10 output words (for tests: bit-exact against the CPU).
 //   gaussian_backward  [backward] d stats (+)= [d mean | d raw] from any of the gradients of mean,
 //                      std and sample (HAS_GMEAN, HAS_GSTD, HAS_GSAMPLE):
@@ -23,7 +24,7 @@
 // Bindings: 0 params
 //   forward:  1 stats (read), 2 mean (rw), 3 std (rw), 4 sample (rw), 5 eps (rw: written with
 //             SEEDED, read otherwise)
-//   normal:   5 eps (rw)            random_bits: 6 bits (rw, u32)
+//   normal, normal_steps: 5 eps (rw)            random_bits: 6 bits (rw, u32)
 //   backward: 1 stats (read), 7 eps (read), 8 g_mean (read), 9 g_std (read), 10 g_sample (read),
 //             11 d_stats (rw). An absent gradient's binding gets `stats` (read-only twice).
 // Workgroup (WG,1,1), grids folded by Gpu::grid_1d. Forward, normal and random_bits: one thread
@@ -39,6 +40,8 @@ struct Params {
     seed_hi: u32,
     off_lo: u32,
     off_hi: u32,
+    // normal_steps: offsets between consecutive steps' streams.
+    stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -98,7 +101,12 @@ fn philox(ctr: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
 
 // The 4 words of block `blk` of the stream (seed, offset).
 fn block_words(blk: u32) -> vec4<u32> {
-    return philox(vec4<u32>(blk, 0u, p.off_lo, p.off_hi), vec2<u32>(p.seed_lo, p.seed_hi));
+    return block_words_at(blk, vec2<u32>(p.off_lo, p.off_hi));
+}
+
+// The 4 words of block `blk` of the stream (seed, off), off = (lo, hi).
+fn block_words_at(blk: u32, off: vec2<u32>) -> vec4<u32> {
+    return philox(vec4<u32>(blk, 0u, off.x, off.y), vec2<u32>(p.seed_lo, p.seed_hi));
 }
 
 // A word to a uniform in (0, 1): 23 bits, centred in their interval; exact in f32.
@@ -108,7 +116,12 @@ fn uniform01(w: u32) -> f32 {
 
 // The 4 standard normals of block `blk`.
 fn block_normals(blk: u32) -> vec4<f32> {
-    let w = block_words(blk);
+    return block_normals_at(blk, vec2<u32>(p.off_lo, p.off_hi));
+}
+
+// The 4 standard normals of block `blk` of stream (seed, off).
+fn block_normals_at(blk: u32, off: vec2<u32>) -> vec4<f32> {
+    let w = block_words_at(blk, off);
     let r0 = sqrt(-2.0 * log(uniform01(w.x)));
     let t0 = PI * (2.0 * uniform01(w.y) - 1.0);
     let r1 = sqrt(-2.0 * log(uniform01(w.z)));
@@ -154,6 +167,26 @@ fn normal(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     for (var j = 0u; j < 4u; j++) {
         if first + j >= p.n { break; }
         eps[first + j] = z[j];
+    }
+}
+
+// [steps, s] normals: row i is the first s normals of stream (seed, offset + i * stride), the
+// same numbers `normal` draws for that stream (one dispatch for a whole rollout's noise).
+@compute @workgroup_size(WG)
+fn normal_steps(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let id = flat_id(wid, nwg, lid);
+    let per_step = (p.s + 3u) / 4u;
+    let step = id / per_step;
+    let blk = id - step * per_step;
+    if step * p.s >= p.n { return; }
+    let lo = p.off_lo + step * p.stride;
+    let hi = p.off_hi + select(0u, 1u, lo < p.off_lo);
+    let z = block_normals_at(blk, vec2<u32>(lo, hi));
+    for (var j = 0u; j < 4u; j++) {
+        let i = blk * 4u + j;
+        if i >= p.s { break; }
+        eps[step * p.s + i] = z[j];
     }
 }
 

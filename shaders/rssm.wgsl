@@ -75,6 +75,24 @@ struct Params {
     obs_in: u32,
     // pack kernels: elements to copy.
     n_pack: u32,
+    // Imagination (zero for observe): the actor's width, the horizon H, the actor's std floor and
+    // raw-std shift, the actor's five layers (four hidden, then out) transposed in wp and their
+    // biases, the number of actor values to pack.
+    units: u32,
+    horizon: u32,
+    act_min_std: f32,
+    init_std: f32,
+    a_w0: u32,
+    a_w1: u32,
+    a_w2: u32,
+    a_w3: u32,
+    a_w4: u32,
+    a_b0: u32,
+    a_b1: u32,
+    a_b2: u32,
+    a_b3: u32,
+    a_b4: u32,
+    n_pack_actor: u32,
 }
 
 // flags of the backward: which output gradients exist.
@@ -82,6 +100,14 @@ const HAS_DDETER: u32 = 1u;
 const HAS_DSTOCH: u32 = 2u;
 const HAS_DPOST: u32 = 4u;
 const HAS_DPRIOR: u32 = 8u;
+// flags of the imagination: actions read from `action` ([H,N,A]) instead of the actor's; the
+// actor's mode tanh(mean) instead of a sample; the prior's mean instead of a sample.
+const ACT_GIVEN: u32 = 16u;
+const ACT_MODE: u32 = 32u;
+const PRIOR_MEAN: u32 = 64u;
+// Batch-major layouts for dreams: actions (and the actor's noise) [N,H,A], features [N,H,S+D]
+// without the start states.
+const BATCH_MAJOR: u32 = 128u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> wp: array<f32>;
@@ -122,6 +148,23 @@ const HAS_DPRIOR: u32 = 8u;
 @group(0) @binding(37) var<storage, read> v_io: array<f32>;
 @group(0) @binding(38) var<storage, read> v_is: array<f32>;
 @group(0) @binding(39) var<storage, read> v_os: array<f32>;
+@group(0) @binding(40) var<storage, read> start_h: array<f32>;
+@group(0) @binding(41) var<storage, read> start_s: array<f32>;
+@group(0) @binding(42) var<storage, read> act_eps: array<f32>;
+@group(0) @binding(43) var<storage, read_write> feats: array<f32>;
+@group(0) @binding(44) var<storage, read_write> actions: array<f32>;
+@group(0) @binding(45) var<storage, read> d_feats: array<f32>;
+@group(0) @binding(46) var<storage, read_write> d_actions: array<f32>;
+@group(0) @binding(47) var<storage, read> aw0: array<f32>;
+@group(0) @binding(48) var<storage, read> aw1: array<f32>;
+@group(0) @binding(49) var<storage, read> aw2: array<f32>;
+@group(0) @binding(50) var<storage, read> aw3: array<f32>;
+@group(0) @binding(51) var<storage, read> aw4: array<f32>;
+@group(0) @binding(52) var<storage, read> ab0: array<f32>;
+@group(0) @binding(53) var<storage, read> ab1: array<f32>;
+@group(0) @binding(54) var<storage, read> ab2: array<f32>;
+@group(0) @binding(55) var<storage, read> ab3: array<f32>;
+@group(0) @binding(56) var<storage, read> ab4: array<f32>;
 
 override R: u32 = 2u;
 override WGT: u32 = 64u;
@@ -225,6 +268,166 @@ fn pack_biases(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 }
 
 // ---------------------------------------------------------------------------------------------
+// Pieces shared by observe and imagine. They work on the tile's rows in workgroup memory (`per`
+// floats per row); thread `tid` handles output units j = tid, tid + WGT, ... . The callers place
+// the barriers between pieces.
+
+// One GRU step for the tile: x at o_x, h_{t-1} at o_hc, h_t into o_hn. Saves the gates
+// [r|z|n|gh_n] time-major (row t * nrows + b) when SAVE.
+fn tile_gru(tid: u32, b0: u32, nrows: u32, t: u32, per: u32, o_x: u32, o_hc: u32, o_hn: u32) {
+    let D = p.deter;
+    let H = p.hidden;
+    for (var j = tid; j < D; j += WGT) {
+        var ir: array<f32, RMAX>;
+        var iz: array<f32, RMAX>;
+        var inn: array<f32, RMAX>;
+        var hr: array<f32, RMAX>;
+        var hz: array<f32, RMAX>;
+        var hn: array<f32, RMAX>;
+        let bir = wp[p.b_ih + j];
+        let biz = wp[p.b_ih + D + j];
+        let bin = wp[p.b_ih + 2u * D + j];
+        let bhr = wp[p.b_hh + j];
+        let bhz = wp[p.b_hh + D + j];
+        let bhn = wp[p.b_hh + 2u * D + j];
+        for (var r = 0u; r < R; r++) {
+            ir[r] = bir;
+            iz[r] = biz;
+            inn[r] = bin;
+            hr[r] = bhr;
+            hz[r] = bhz;
+            hn[r] = bhn;
+        }
+        for (var k = 0u; k < H; k++) {
+            let o = p.t_ih + k * 3u * D + j;
+            let wr = wp[o];
+            let wz = wp[o + D];
+            let wn = wp[o + 2u * D];
+            for (var r = 0u; r < R; r++) {
+                let xv = sh[r * per + o_x + k];
+                ir[r] += wr * xv;
+                iz[r] += wz * xv;
+                inn[r] += wn * xv;
+            }
+        }
+        for (var k = 0u; k < D; k++) {
+            let o = p.t_hh + k * 3u * D + j;
+            let wr = wp[o];
+            let wz = wp[o + D];
+            let wn = wp[o + 2u * D];
+            for (var r = 0u; r < R; r++) {
+                let hv = sh[r * per + o_hc + k];
+                hr[r] += wr * hv;
+                hz[r] += wz * hv;
+                hn[r] += wn * hv;
+            }
+        }
+        for (var r = 0u; r < R; r++) {
+            let rg = sigmoid(ir[r] + hr[r]);
+            let zg = sigmoid(iz[r] + hz[r]);
+            let ng = tanh_s(inn[r] + rg * hn[r]);
+            let hv = (1.0 - zg) * ng + zg * sh[r * per + o_hc + j];
+            sh[r * per + o_hn + j] = hv;
+            let b = b0 + r;
+            if SAVE && b < nrows {
+                let g = (t * nrows + b) * 4u * D + j;
+                gates[g] = rg;
+                gates[g + D] = zg;
+                gates[g + 2u * D] = ng;
+                gates[g + 3u * D] = hn[r];
+            }
+        }
+    }
+}
+
+// y = act(W [in1; in2] + b) for the tile, from workgroup memory into workgroup memory: the input
+// is the concatenation of n1 floats at src1 and n2 at src2; wt is the offset of the weight in wp,
+// transposed ([in, out]: neighbouring threads read neighbouring addresses).
+fn tile_dense(tid: u32, per: u32, n_out: u32, wt: u32, bias: u32, src1: u32, n1: u32, src2: u32,
+              n2: u32, dst: u32, use_elu: bool) {
+    for (var j = tid; j < n_out; j += WGT) {
+        var acc: array<f32, RMAX>;
+        let bv = wp[bias + j];
+        for (var r = 0u; r < R; r++) { acc[r] = bv; }
+        for (var k = 0u; k < n1; k++) {
+            let w = wp[wt + k * n_out + j];
+            for (var r = 0u; r < R; r++) { acc[r] += w * sh[r * per + src1 + k]; }
+        }
+        for (var k = 0u; k < n2; k++) {
+            let w = wp[wt + (n1 + k) * n_out + j];
+            for (var r = 0u; r < R; r++) { acc[r] += w * sh[r * per + src2 + k]; }
+        }
+        for (var r = 0u; r < R; r++) {
+            var v = acc[r];
+            if use_elu { v = elu(v); }
+            sh[r * per + dst + j] = v;
+        }
+    }
+}
+
+// The GRU's backward at step t for the tile: from g = dL/dh_t at o_dh (all paths), writes
+// [dr | dz | dn | dn r] at o_dg and g z (the direct path to h_{t-1}) back at o_dh. Row b's
+// saved gates and h_{t-1} are at time-major row t * nrows + b.
+fn tile_gru_backward(tid: u32, b0: u32, nrows: u32, t: u32, per: u32, o_dg: u32, o_dh: u32) {
+    let D = p.deter;
+    for (var j = tid; j < D; j += WGT) {
+        for (var r = 0u; r < R; r++) {
+            let b = min(b0 + r, nrows - 1u);
+            let tm = t * nrows + b;
+            let gs = tm * 4u * D + j;
+            let rg = gates[gs];
+            let zg = gates[gs + D];
+            let ng = gates[gs + 2u * D];
+            let ghn = gates[gs + 3u * D];
+            let hp = hprev[tm * D + j];
+            let gv = sh[r * per + o_dh + j];
+            let dn = gv * (1.0 - zg) * (1.0 - ng * ng);
+            let dz = gv * (hp - ng) * zg * (1.0 - zg);
+            let dr = dn * ghn * rg * (1.0 - rg);
+            let o = r * per + o_dg;
+            sh[o + j] = dr;
+            sh[o + D + j] = dz;
+            sh[o + 2u * D + j] = dn;
+            sh[o + 3u * D + j] = dn * rg;
+            sh[r * per + o_dh + j] = gv * zg;
+        }
+    }
+}
+
+// After tile_gru_backward and a barrier: dL/dh_{t-1} += W_hh^T dgh at o_dh (items j < D), and the
+// pre-activation gradient of img_in, ELU'(x) W_ih^T dgi, into o_dx (items D..D+H).
+fn tile_gru_input_backward(tid: u32, b0: u32, nrows: u32, t: u32, per: u32, o_dg: u32, o_dh: u32,
+                           o_dx: u32) {
+    let D = p.deter;
+    let H = p.hidden;
+    for (var j = tid; j < D + H; j += WGT) {
+        var acc: array<f32, RMAX>;
+        for (var r = 0u; r < R; r++) { acc[r] = 0.0; }
+        if j < D {
+            for (var k = 0u; k < 2u * D; k++) {
+                let w = wp[p.w_hh + k * D + j];
+                for (var r = 0u; r < R; r++) { acc[r] += w * sh[r * per + o_dg + k]; }
+            }
+            for (var k = 0u; k < D; k++) {
+                let w = wp[p.w_hh + (2u * D + k) * D + j];
+                for (var r = 0u; r < R; r++) { acc[r] += w * sh[r * per + o_dg + 3u * D + k]; }
+            }
+            for (var r = 0u; r < R; r++) { sh[r * per + o_dh + j] += acc[r]; }
+        } else {
+            let jj = j - D;
+            for (var k = 0u; k < 3u * D; k++) {
+                let w = wp[p.w_ih + k * H + jj];
+                for (var r = 0u; r < R; r++) { acc[r] += w * sh[r * per + o_dg + k]; }
+            }
+            for (var r = 0u; r < R; r++) {
+                let b = min(b0 + r, nrows - 1u);
+                sh[r * per + o_dx + jj] = acc[r] * elu_grad(xs[(t * nrows + b) * H + jj]);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Forward. Workgroup memory per row: s [S] | h0 [D] | h1 [D] | x [H] (later y_obs) | y [H] |
 // st [2S] (the posterior's statistics).
 
@@ -295,67 +498,11 @@ fn observe_forward(@builtin(workgroup_id) wid: vec3<u32>,
         }
         workgroupBarrier();
         // GRU cell.
-        for (var j = tid; j < D; j += WGT) {
-            var ir: array<f32, RMAX>;
-            var iz: array<f32, RMAX>;
-            var inn: array<f32, RMAX>;
-            var hr: array<f32, RMAX>;
-            var hz: array<f32, RMAX>;
-            var hn: array<f32, RMAX>;
-            let bir = wp[p.b_ih + j];
-            let biz = wp[p.b_ih + D + j];
-            let bin = wp[p.b_ih + 2u * D + j];
-            let bhr = wp[p.b_hh + j];
-            let bhz = wp[p.b_hh + D + j];
-            let bhn = wp[p.b_hh + 2u * D + j];
-            for (var r = 0u; r < R; r++) {
-                ir[r] = bir;
-                iz[r] = biz;
-                inn[r] = bin;
-                hr[r] = bhr;
-                hz[r] = bhz;
-                hn[r] = bhn;
-            }
-            for (var k = 0u; k < H; k++) {
-                let o = p.t_ih + k * 3u * D + j;
-                let wr = wp[o];
-                let wz = wp[o + D];
-                let wn = wp[o + 2u * D];
-                for (var r = 0u; r < R; r++) {
-                    let xv = sh[r * per + o_x + k];
-                    ir[r] += wr * xv;
-                    iz[r] += wz * xv;
-                    inn[r] += wn * xv;
-                }
-            }
-            for (var k = 0u; k < D; k++) {
-                let o = p.t_hh + k * 3u * D + j;
-                let wr = wp[o];
-                let wz = wp[o + D];
-                let wn = wp[o + 2u * D];
-                for (var r = 0u; r < R; r++) {
-                    let hv = sh[r * per + o_hc + k];
-                    hr[r] += wr * hv;
-                    hz[r] += wz * hv;
-                    hn[r] += wn * hv;
-                }
-            }
-            for (var r = 0u; r < R; r++) {
-                let rg = sigmoid(ir[r] + hr[r]);
-                let zg = sigmoid(iz[r] + hz[r]);
-                let ng = tanh_s(inn[r] + rg * hn[r]);
-                let hv = (1.0 - zg) * ng + zg * sh[r * per + o_hc + j];
-                sh[r * per + o_hn + j] = hv;
-                let b = b0 + r;
-                if b < B { deter[(b * T + t) * D + j] = hv; }
-                if SAVE && b < B {
-                    let g = (t * B + b) * 4u * D + j;
-                    gates[g] = rg;
-                    gates[g + D] = zg;
-                    gates[g + 2u * D] = ng;
-                    gates[g + 3u * D] = hn[r];
-                }
-            }
+        tile_gru(tid, b0, B, t, per, o_x, o_hc, o_hn);
+        for (var i = tid; i < R * D; i += WGT) {
+            let r = i / D;
+            let b = b0 + r;
+            if b < B { deter[(b * T + t) * D + i - r * D] = sh[r * per + o_hn + i - r * D]; }
         }
         workgroupBarrier();
         // y_img = ELU(W_io h + b_io), y_obs = ELU(xe + W_oh h) (into x's place: x is dead).
@@ -521,7 +668,7 @@ fn observe_backward(@builtin(workgroup_id) wid: vec3<u32>,
             }
         }
         workgroupBarrier();
-        // dL/dh_t, then the GRU cell's backward.
+        // dL/dh_t from every path, then the GRU cell's backward.
         for (var j = tid; j < D; j += WGT) {
             var g: array<f32, RMAX>;
             for (var r = 0u; r < R; r++) {
@@ -536,64 +683,31 @@ fn observe_backward(@builtin(workgroup_id) wid: vec3<u32>,
                     g[r] += wo * sh[r * per + o_dyo + i] + wi * sh[r * per + o_dyi + i];
                 }
             }
+            for (var r = 0u; r < R; r++) { sh[r * per + o_dh + j] = g[r]; }
+        }
+        tile_gru_backward(tid, b0, B, t, per, o_dg, o_dh);
+        // The same threads own the same units: store the gate gradients without a barrier.
+        for (var j = tid; j < D; j += WGT) {
             for (var r = 0u; r < R; r++) {
-                let b = min(b0 + r, B - 1u);
-                let tm = t * B + b;
-                let gs = tm * 4u * D + j;
-                let rg = gates[gs];
-                let zg = gates[gs + D];
-                let ng = gates[gs + 2u * D];
-                let ghn = gates[gs + 3u * D];
-                let hp = hprev[tm * D + j];
-                let gv = g[r];
-                let dn = gv * (1.0 - zg) * (1.0 - ng * ng);
-                let dz = gv * (hp - ng) * zg * (1.0 - zg);
-                let dr = dn * ghn * rg * (1.0 - rg);
-                let o = r * per + o_dg;
-                sh[o + j] = dr;
-                sh[o + D + j] = dz;
-                sh[o + 2u * D + j] = dn;
-                sh[o + 3u * D + j] = dn * rg;
-                sh[r * per + o_dh + j] = gv * zg;
                 if b0 + r < B {
-                    let q = tm * 3u * D + j;
-                    dgi[q] = dr;
-                    dgi[q + D] = dz;
-                    dgi[q + 2u * D] = dn;
-                    dgh[q] = dr;
-                    dgh[q + D] = dz;
-                    dgh[q + 2u * D] = dn * rg;
+                    let q = (t * B + b0 + r) * 3u * D + j;
+                    let o = r * per + o_dg;
+                    dgi[q] = sh[o + j];
+                    dgi[q + D] = sh[o + D + j];
+                    dgi[q + 2u * D] = sh[o + 2u * D + j];
+                    dgh[q] = sh[o + j];
+                    dgh[q + D] = sh[o + D + j];
+                    dgh[q + 2u * D] = sh[o + 3u * D + j];
                 }
             }
         }
         workgroupBarrier();
-        // dL/dh_{t-1} += W_hh^T dgh (items j < D); d_img_in = ELU'(x) * W_ih^T dgi (items D..D+H,
-        // into dyo's place: dyo is dead).
+        // dL/dh_{t-1} += W_hh^T dgh; d_img_in = ELU'(x) W_ih^T dgi (into dyo's place: dead).
+        tile_gru_input_backward(tid, b0, B, t, per, o_dg, o_dh, o_dyo);
         for (var j = tid; j < D + H; j += WGT) {
-            var acc: array<f32, RMAX>;
-            for (var r = 0u; r < R; r++) { acc[r] = 0.0; }
-            if j < D {
-                for (var k = 0u; k < 2u * D; k++) {
-                    let w = wp[p.w_hh + k * D + j];
-                    for (var r = 0u; r < R; r++) { acc[r] += w * sh[r * per + o_dg + k]; }
-                }
-                for (var k = 0u; k < D; k++) {
-                    let w = wp[p.w_hh + (2u * D + k) * D + j];
-                    for (var r = 0u; r < R; r++) { acc[r] += w * sh[r * per + o_dg + 3u * D + k]; }
-                }
-                for (var r = 0u; r < R; r++) { sh[r * per + o_dh + j] += acc[r]; }
-            } else {
-                let jj = j - D;
-                for (var k = 0u; k < 3u * D; k++) {
-                    let w = wp[p.w_ih + k * H + jj];
-                    for (var r = 0u; r < R; r++) { acc[r] += w * sh[r * per + o_dg + k]; }
-                }
+            if j >= D {
                 for (var r = 0u; r < R; r++) {
-                    let b = min(b0 + r, B - 1u);
-                    let tm = t * B + b;
-                    let v = acc[r] * elu_grad(xs[tm * H + jj]);
-                    sh[r * per + o_dyo + jj] = v;
-                    if b0 + r < B { d_img_in[tm * H + jj] = v; }
+                    if b0 + r < B { d_img_in[(t * B + b0 + r) * H + j - D] = sh[r * per + o_dyo + j - D]; }
                 }
             }
         }
@@ -607,6 +721,317 @@ fn observe_backward(@builtin(workgroup_id) wid: vec3<u32>,
                 for (var r = 0u; r < R; r++) { acc[r] += w * sh[r * per + o_dyo + i]; }
             }
             for (var r = 0u; r < R; r++) { sh[r * per + o_ds + j] = acc[r]; }
+        }
+        workgroupBarrier();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Imagination (`src/ops/imagine.rs`; the per-op rollout of `src/agent/imagine.rs` is its
+// reference). Each workgroup owns a tile of R start states and runs all H steps:
+//   a_t   = tanh(5 tanh(m / 5) + (softplus(r + init_std) + act_min_std) eps_t), [m | r] = actor(feat_t)
+//           (the actor's mode without the noise term; or read from `action` with ACT_GIVEN)
+//   x     = ELU(W_in [s_t, a_t] + b_in), h_{t+1} = GRU(x, h_t), y = ELU(W_io h_{t+1} + b_io)
+//   prior = W_is y + b_is,  s_{t+1} = prior_mean + (softplus(prior_raw) + min_std) eps'_t
+// and writes feat_{t+1} = [s_{t+1}, h_{t+1}] time-major. The actor's weights are packed
+// transposed into wp beside the RSSM's (`pack_actor`). Its backward runs through the frozen
+// dynamics only, in reverse time, and writes dL/da_t: the actor sees its input through a
+// stop-gradient, so its own backward is a batched one over all H N rows (on the tape).
+//   pack_actor:       47-51 the actor's weights [out, in], 52-56 its biases, 33 wp.
+//   imagine_forward:  1 wp, 40 start_h [N,D], 41 start_s [N,S], 42 act_eps [H,N,A], 4 eps (the
+//     prior's) [H,N,S], 3 action (ACT_GIVEN) [H,N,A], 43 feats [H+1,N,S+D], 44 actions [H,N,A];
+//     with SAVE: 12 hprev [H,N,D], 10 x [H,N,hidden], 11 gates [H,N,4D], 13 y_img [H,N,hidden],
+//     8 prior [H,N,2S].
+//   imagine_backward: 1 wp, 4 eps, 8 prior, 10 x, 11 gates, 12 hprev, 13 y_img, 45 d_feats
+//     [H+1,N,S+D], 46 d_actions [H,N,A]. p.batch is N; p.horizon is H.
+
+fn actor_dims(l: u32) -> vec2<u32> {
+    switch l {
+        case 0u: { return vec2<u32>(p.units, p.stoch + p.deter); }
+        case 4u: { return vec2<u32>(2u * p.act, p.units); }
+        default: { return vec2<u32>(p.units, p.units); }
+    }
+}
+
+fn actor_w(l: u32, i: u32) -> f32 {
+    switch l {
+        case 0u: { return aw0[i]; }
+        case 1u: { return aw1[i]; }
+        case 2u: { return aw2[i]; }
+        case 3u: { return aw3[i]; }
+        default: { return aw4[i]; }
+    }
+}
+
+fn actor_b(l: u32, i: u32) -> f32 {
+    switch l {
+        case 0u: { return ab0[i]; }
+        case 1u: { return ab1[i]; }
+        case 2u: { return ab2[i]; }
+        case 3u: { return ab3[i]; }
+        default: { return ab4[i]; }
+    }
+}
+
+fn actor_offsets(l: u32) -> vec2<u32> {
+    switch l {
+        case 0u: { return vec2<u32>(p.a_w0, p.a_b0); }
+        case 1u: { return vec2<u32>(p.a_w1, p.a_b1); }
+        case 2u: { return vec2<u32>(p.a_w2, p.a_b2); }
+        case 3u: { return vec2<u32>(p.a_w3, p.a_b3); }
+        default: { return vec2<u32>(p.a_w4, p.a_b4); }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn pack_actor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    var i = flat_id(wid, nwg, lid);
+    if i >= p.n_pack_actor { return; }
+    // The five weights (transposed), then the five biases.
+    for (var l = 0u; l < 5u; l++) {
+        let d = actor_dims(l);
+        if i < d.x * d.y {
+            let row = i / d.y;
+            let col = i - row * d.y;
+            wp_out[actor_offsets(l).x + col * d.x + row] = actor_w(l, i);
+            return;
+        }
+        i -= d.x * d.y;
+    }
+    for (var l = 0u; l < 5u; l++) {
+        let n = actor_dims(l).x;
+        if i < n {
+            wp_out[actor_offsets(l).y + i] = actor_b(l, i);
+            return;
+        }
+        i -= n;
+    }
+}
+
+// Workgroup memory per row: s [S] | h0 [D] | h1 [D] | u0 [M] | u1 [M] | st [2S] | ao [2A] | a [A],
+// M = max(units, hidden).
+@compute @workgroup_size(WGT)
+fn imagine_forward(@builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+    let S = p.stoch;
+    let A = p.act;
+    let D = p.deter;
+    let H = p.hidden;
+    let U = p.units;
+    let N = p.batch;
+    let HZ = p.horizon;
+    let F = S + D;
+    let M = max(U, H);
+    let tid = lid.x;
+    let b0 = wid.x * R;
+    let per = 3u * S + 2u * D + 2u * M + 3u * A;
+    let o_s = 0u;
+    let o_h0 = S;
+    let o_h1 = S + D;
+    let o_u0 = S + 2u * D;
+    let o_u1 = o_u0 + M;
+    let o_st = o_u1 + M;
+    let o_ao = o_st + 2u * S;
+    let o_a = o_ao + 2u * A;
+    let given = (p.flags & ACT_GIVEN) != 0u;
+    let mode = (p.flags & ACT_MODE) != 0u;
+    let pmean = (p.flags & PRIOR_MEAN) != 0u;
+    let bm = (p.flags & BATCH_MAJOR) != 0u;
+    // The start states: feature row 0.
+    for (var i = tid; i < R * F; i += WGT) {
+        let r = i / F;
+        let k = i - r * F;
+        let b = min(b0 + r, N - 1u);
+        var v = 0.0;
+        if k < S {
+            v = start_s[b * S + k];
+            sh[r * per + o_s + k] = v;
+        } else {
+            v = start_h[b * D + k - S];
+            sh[r * per + o_h0 + k - S] = v;
+        }
+        if b0 + r < N && !bm { feats[b * F + k] = v; }
+    }
+    workgroupBarrier();
+    for (var t = 0u; t < HZ; t++) {
+        let o_hc = select(o_h0, o_h1, (t & 1u) == 1u);
+        let o_hn = select(o_h1, o_h0, (t & 1u) == 1u);
+        if !given {
+            // The actor on feat_t = [s, h]: four ELU layers, then [m | r].
+            tile_dense(tid, per, U, p.a_w0, p.a_b0, o_s, S, o_hc, D, o_u0, true);
+            workgroupBarrier();
+            tile_dense(tid, per, U, p.a_w1, p.a_b1, o_u0, U, 0u, 0u, o_u1, true);
+            workgroupBarrier();
+            tile_dense(tid, per, U, p.a_w2, p.a_b2, o_u1, U, 0u, 0u, o_u0, true);
+            workgroupBarrier();
+            tile_dense(tid, per, U, p.a_w3, p.a_b3, o_u0, U, 0u, 0u, o_u1, true);
+            workgroupBarrier();
+            tile_dense(tid, per, 2u * A, p.a_w4, p.a_b4, o_u1, U, 0u, 0u, o_ao, false);
+            workgroupBarrier();
+        }
+        for (var i = tid; i < R * A; i += WGT) {
+            let r = i / A;
+            let c = i - r * A;
+            let b = min(b0 + r, N - 1u);
+            let q = select(t * N + b, b * HZ + t, bm) * A + c;
+            var a = 0.0;
+            if given {
+                a = action[q];
+            } else {
+                var x = 5.0 * tanh_s(sh[r * per + o_ao + c] / 5.0);
+                if !mode {
+                    let sd = softplus(sh[r * per + o_ao + A + c] + p.init_std) + p.act_min_std;
+                    x += sd * act_eps[q];
+                }
+                a = tanh_s(x);
+            }
+            sh[r * per + o_a + c] = a;
+            if b0 + r < N { actions[q] = a; }
+        }
+        for (var i = tid; i < R * D; i += WGT) {
+            let r = i / D;
+            let j = i - r * D;
+            if SAVE && b0 + r < N { hprev[(t * N + b0 + r) * D + j] = sh[r * per + o_hc + j]; }
+        }
+        workgroupBarrier();
+        // img_in, then the GRU, img_out and the prior's statistics; the same threads own the same
+        // units in a piece and in its save loop, so the saves need no barrier.
+        tile_dense(tid, per, H, p.t_in, p.b_in, o_s, S, o_a, A, o_u0, true);
+        for (var j = tid; j < H; j += WGT) {
+            for (var r = 0u; r < R; r++) {
+                if SAVE && b0 + r < N { xs[(t * N + b0 + r) * H + j] = sh[r * per + o_u0 + j]; }
+            }
+        }
+        workgroupBarrier();
+        tile_gru(tid, b0, N, t, per, o_u0, o_hc, o_hn);
+        workgroupBarrier();
+        tile_dense(tid, per, H, p.t_io, p.b_io, o_hn, D, 0u, 0u, o_u1, true);
+        for (var j = tid; j < H; j += WGT) {
+            for (var r = 0u; r < R; r++) {
+                if SAVE && b0 + r < N { y_img[(t * N + b0 + r) * H + j] = sh[r * per + o_u1 + j]; }
+            }
+        }
+        workgroupBarrier();
+        tile_dense(tid, per, 2u * S, p.t_is, p.b_is, o_u1, H, 0u, 0u, o_st, false);
+        for (var j = tid; j < 2u * S; j += WGT) {
+            for (var r = 0u; r < R; r++) {
+                if SAVE && b0 + r < N { prior[(t * N + b0 + r) * 2u * S + j] = sh[r * per + o_st + j]; }
+            }
+        }
+        workgroupBarrier();
+        // The prior sample; feature row t + 1.
+        for (var i = tid; i < R * F; i += WGT) {
+            let r = i / F;
+            let k = i - r * F;
+            let b = min(b0 + r, N - 1u);
+            var v = 0.0;
+            if k < S {
+                v = sh[r * per + o_st + k];
+                if !pmean {
+                    v += (softplus(sh[r * per + o_st + S + k]) + p.min_std) * eps[(t * N + b) * S + k];
+                }
+                sh[r * per + o_s + k] = v;
+            } else {
+                v = sh[r * per + o_hn + k - S];
+            }
+            let row = select((t + 1u) * N + b, b * HZ + t, bm);
+            if b0 + r < N { feats[row * F + k] = v; }
+        }
+        workgroupBarrier();
+    }
+}
+
+// Workgroup memory per row: dst [2S] | dy [hidden] (later dx) | dg [4D] | dh [D] | ds [S].
+@compute @workgroup_size(WGT)
+fn imagine_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let S = p.stoch;
+    let A = p.act;
+    let D = p.deter;
+    let H = p.hidden;
+    let N = p.batch;
+    let HZ = p.horizon;
+    let F = S + D;
+    let SA = S + A;
+    let tid = lid.x;
+    let b0 = wid.x * R;
+    let per = 3u * S + H + 5u * D;
+    let o_dst = 0u;
+    let o_dy = 2u * S;
+    let o_dg = o_dy + H;
+    let o_dh = o_dg + 4u * D;
+    let o_ds = o_dh + D;
+    let pmean = (p.flags & PRIOR_MEAN) != 0u;
+    for (var i = tid; i < R * per; i += WGT) {
+        sh[i] = 0.0;
+    }
+    workgroupBarrier();
+    for (var tt = 0u; tt < HZ; tt++) {
+        let t = HZ - 1u - tt;
+        // dL/ds_{t+1} (from the feature and from step t+1's img_in), through the prior sample.
+        for (var i = tid; i < R * 2u * S; i += WGT) {
+            let r = i / (2u * S);
+            let k = i - r * 2u * S;
+            let b = min(b0 + r, N - 1u);
+            let j = select(k, k - S, k >= S);
+            let ds = sh[r * per + o_ds + j] + d_feats[((t + 1u) * N + b) * F + j];
+            var v = ds;
+            if k >= S {
+                v = 0.0;
+                if !pmean {
+                    v = ds * eps[(t * N + b) * S + j] * sigmoid(prior[(t * N + b) * 2u * S + k]);
+                }
+            }
+            sh[r * per + o_dst + k] = v;
+        }
+        workgroupBarrier();
+        // Through img_stats and ELU: img_out's pre-activation gradient.
+        for (var j = tid; j < H; j += WGT) {
+            var acc: array<f32, RMAX>;
+            for (var r = 0u; r < R; r++) { acc[r] = 0.0; }
+            for (var k = 0u; k < 2u * S; k++) {
+                let w = wp[p.w_is + k * H + j];
+                for (var r = 0u; r < R; r++) { acc[r] += w * sh[r * per + o_dst + k]; }
+            }
+            for (var r = 0u; r < R; r++) {
+                let b = min(b0 + r, N - 1u);
+                sh[r * per + o_dy + j] = acc[r] * elu_grad(y_img[(t * N + b) * H + j]);
+            }
+        }
+        workgroupBarrier();
+        // dL/dh_{t+1} from every path, then the GRU cell's backward.
+        for (var j = tid; j < D; j += WGT) {
+            var g: array<f32, RMAX>;
+            for (var r = 0u; r < R; r++) {
+                let b = min(b0 + r, N - 1u);
+                g[r] = sh[r * per + o_dh + j] + d_feats[((t + 1u) * N + b) * F + S + j];
+            }
+            for (var i = 0u; i < H; i++) {
+                let w = wp[p.w_io + i * D + j];
+                for (var r = 0u; r < R; r++) { g[r] += w * sh[r * per + o_dy + i]; }
+            }
+            for (var r = 0u; r < R; r++) { sh[r * per + o_dh + j] = g[r]; }
+        }
+        tile_gru_backward(tid, b0, N, t, per, o_dg, o_dh);
+        workgroupBarrier();
+        tile_gru_input_backward(tid, b0, N, t, per, o_dg, o_dh, o_dy);
+        workgroupBarrier();
+        // d[s_t, a_t] = W_in^T dx: dL/ds_t is carried, dL/da_t written.
+        for (var j = tid; j < SA; j += WGT) {
+            var acc: array<f32, RMAX>;
+            for (var r = 0u; r < R; r++) { acc[r] = 0.0; }
+            for (var i = 0u; i < H; i++) {
+                let w = wp[p.w_in + i * SA + j];
+                for (var r = 0u; r < R; r++) { acc[r] += w * sh[r * per + o_dy + i]; }
+            }
+            for (var r = 0u; r < R; r++) {
+                if j < S {
+                    sh[r * per + o_ds + j] = acc[r];
+                } else if b0 + r < N {
+                    d_actions[(t * N + b0 + r) * A + j - S] = acc[r];
+                }
+            }
         }
         workgroupBarrier();
     }

@@ -260,7 +260,8 @@ fn imagination_uses_the_documented_noise_streams() {
     };
     let (sh, ss) = (t.constant(&starts.h), t.constant(&starts.s));
     let im = imagine(&t, &wm, &wp, policy, sh, ss, 2, seed).unwrap();
-    assert_eq!((im.feats.len(), im.actions.len(), im.horizon()), (3, 2, 2));
+    let (feats, acts) = (im.feat_values(&t).unwrap(), im.action_values(&t).unwrap());
+    assert_eq!((feats.len(), acts.len(), im.horizon()), (3, 2, 2));
     assert_eq!(t.shape(im.feat_all), vec![3 * n, cfg.feat()]);
     assert_eq!(t.shape(im.rewards), vec![3, n]);
     // Step 0 by hand: actor noise stream (seed, 0), prior noise stream (seed, 1).
@@ -276,7 +277,7 @@ fn imagination_uses_the_documented_noise_streams() {
         .unwrap()
         .sample;
     let feat1 = ops::concat_last(&t, &[s1, h1]).unwrap();
-    let got = t.value(im.feats[1]).to_vec().unwrap();
+    let got = feats[1].to_vec().unwrap();
     assert_close(
         &got,
         &t.value(feat1).to_vec().unwrap(),
@@ -285,7 +286,7 @@ fn imagination_uses_the_documented_noise_streams() {
         "feat_1",
     );
     assert_close(
-        &t.value(im.actions[0]).to_vec().unwrap(),
+        &acts[0].to_vec().unwrap(),
         &t.value(a0).to_vec().unwrap(),
         1e-6,
         1e-5,
@@ -365,7 +366,7 @@ fn actor_gradient_through_dynamics_matches_finite_differences() {
     let t = Tape::new(&g);
     let obj = b.actor_objective(&t, &wm, &starts, seed, None).unwrap();
     let weights = obj.weights.clone();
-    let inputs: Vec<Tensor> = obj.imagined.feats.iter().map(|f| t.value(*f)).collect();
+    let inputs: Vec<Tensor> = obj.imagined.feat_values(&t).unwrap();
     let vars = obj.actor_params.vars().to_vec();
     let grads = t.backward(obj.loss).unwrap();
     let loss_at = || -> f64 {
@@ -419,7 +420,7 @@ fn actor_input_is_stop_gradient() {
     let t = Tape::new(&g);
     let obj = b.actor_objective(&t, &wm, &starts, seed, None).unwrap();
     let weights = obj.weights.clone();
-    let inputs: Vec<Tensor> = obj.imagined.feats.iter().map(|f| t.value(*f)).collect();
+    let inputs: Vec<Tensor> = obj.imagined.feat_values(&t).unwrap();
     let loss_at = |fixed: bool| -> f64 {
         let t = Tape::no_grad(&g);
         let o = b

@@ -23,6 +23,7 @@ use crate::model::Config;
 use crate::nn::{Bound, Mlp, ParamStore};
 use crate::ops::adam::{Adam, AdamConfig, FlatParams};
 use crate::ops::gaussian::{gaussian_head, Noise};
+use crate::ops::imagine::ActorWeights;
 use crate::ops::{self};
 use crate::tensor::{Gradients, Tape, Tensor, Var};
 
@@ -180,6 +181,18 @@ impl Actor {
     /// The network's raw output `[N, 2A]` = `[m | r]` for `feat [N, stoch + deter]`.
     pub fn forward(&self, t: &Tape, p: &Bound, feat: Var) -> Result<Var> {
         self.net.forward(t, p, feat)
+    }
+
+    /// The weights as the fused imagination reads them (`ops::imagine`; four hidden layers).
+    pub fn fused_weights(&self) -> ActorWeights<'_> {
+        let ls = self.net.linears();
+        let p = self.params();
+        ActorWeights {
+            weights: std::array::from_fn(|l| p.tensor(ls[l].weight)),
+            biases: std::array::from_fn(|l| p.tensor(ls[l].bias)),
+            std_shift: init_std_raw(),
+            min_std: ACTOR_MIN_STD,
+        }
     }
 
     /// The action for `feat`: sampled with `noise` (`Some`), or `tanh(mean)` (`None`).

@@ -376,8 +376,8 @@ impl Behaviour {
         let rewards = ta.value(obj.imagined.rewards);
         let conts = ta.value(obj.imagined.conts);
         let actor_loss = ta.value(obj.loss);
-        let first_mean = ta.value(obj.imagined.first_mean);
-        let first_std = obj.imagined.first_std.map(|v| ta.value(v));
+        let first_mean = obj.imagined.first_mean.clone();
+        let first_std = obj.imagined.first_std.clone();
         let weights = obj.weights.clone();
         // The critic's inputs: the features of steps 0..H-1, copied out (detached).
         let feats = rows_of(&feat_all, feat_all.last_dim(), 0, h * n)?;

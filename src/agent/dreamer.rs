@@ -583,6 +583,35 @@ pub fn dream(
     let gpu = h.gpu().clone();
     let t = Tape::no_grad(&gpu);
     let p = model.params.bind_frozen(&t);
+    let fused = model.imagine_path(&gpu, b, steps).0 == crate::model::RssmPath::Fused
+        && match &actions {
+            DreamActions::Actor(actor) => actor.net.layers.len() == 4,
+            DreamActions::Given(_) => true,
+        };
+    if fused {
+        // The whole dream in 3-4 dispatches, its features batch-major, then one decode.
+        use crate::ops::imagine::{imagine_forward, Actions};
+        let w = model.rssm_vars(&p).map(|v| t.value(v));
+        let acts = match &actions {
+            DreamActions::Actor(actor) => Actions::Actor(actor.fused_weights(), None),
+            DreamActions::Given(a) => Actions::Given(a),
+        };
+        let out = imagine_forward(
+            h,
+            s,
+            &w.as_ref(),
+            cfg.embed(),
+            acts,
+            None,
+            steps,
+            cfg.min_std,
+            false,
+            true,
+        )?;
+        let feat = t.constant(&out.feats.reshape(&[b * steps, cfg.feat()])?);
+        let decoded = model.decode(&t, &p, feat)?;
+        return t.value(decoded).reshape(&[b, steps, 3, 64, 64]);
+    }
     let (ap, given) = match &actions {
         DreamActions::Actor(actor) => (Some(actor.bind_frozen(&t)), None),
         DreamActions::Given(a) => (None, Some(t.constant(a))),

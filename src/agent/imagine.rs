@@ -15,13 +15,14 @@
 //! and a sigmoid (1) run on all `(H+1) N` rows at once, instead of 8 dispatches per step.
 
 use crate::error::{shape_err, Result};
-use crate::model::WorldModel;
+use crate::model::{RssmPath, WorldModel};
 use crate::nn::Bound;
-use crate::ops::gaussian::{gaussian_head, Noise};
+use crate::ops::gaussian::{gaussian_head, normal_noise_steps, Noise};
+use crate::ops::imagine::{imagine_forward, rollout, Actions, ActorWeights};
 use crate::ops::{self};
 use crate::tensor::{Tape, Tensor, Var};
 
-use super::actor::Actor;
+use super::actor::{init_std_raw, Actor, ACTOR_MIN_STD};
 
 /// The actor, its parameters on the tape, and whether it samples (training) or acts with
 /// `tanh(mean)` (evaluation).
@@ -34,12 +35,16 @@ pub struct Policy<'a> {
 
 /// An imagined trajectory of H steps from N start states.
 pub struct Imagined {
-    /// `feat_t = concat(s_t, h_t)` `[N, stoch + deter]` for t = 0..H (t = 0: the start).
-    pub feats: Vec<Var>,
-    /// `a_t` `[N, A]` taken in state t, t = 0..H-1.
-    pub actions: Vec<Var>,
-    /// All features stacked time-major, `[(H+1) N, stoch + deter]` (row `t * N + n`).
+    /// The horizon H and the number of start states N.
+    pub horizon: usize,
+    pub starts: usize,
+    /// Which implementation ran: the fused kernels or one op per step.
+    pub path: RssmPath,
+    /// `feat_t = concat(s_t, h_t)` for t = 0..H (t = 0: the start), stacked time-major,
+    /// `[(H+1) N, stoch + deter]` (row `t * N + n`).
     pub feat_all: Var,
+    /// `a_t` for t = 0..H-1, time-major `[H N, A]`.
+    pub actions: Var,
     /// The reward head's mean, `[H+1, N]`.
     pub rewards: Var,
     /// The continue head's logit, `[H+1, N]`.
@@ -48,15 +53,41 @@ pub struct Imagined {
     pub conts: Var,
     /// The actor's pre-squash mean `5 tanh(m / 5)` and its std (when sampling) at step 0,
     /// `[N, A]`: what the policy looks like on the start states.
-    pub first_mean: Var,
-    pub first_std: Option<Var>,
+    pub first_mean: Tensor,
+    pub first_std: Option<Tensor>,
 }
 
 impl Imagined {
     /// The horizon H.
     pub fn horizon(&self) -> usize {
-        self.actions.len()
+        self.horizon
     }
+
+    /// The features of each step t = 0..H, `[N, stoch + deter]` each (copies of the values).
+    pub fn feat_values(&self, t: &Tape) -> Result<Vec<Tensor>> {
+        let all = t.value(self.feat_all);
+        (0..=self.horizon)
+            .map(|k| rows_of(&all, k * self.starts, self.starts))
+            .collect()
+    }
+
+    /// The actions of each step t = 0..H-1, `[N, A]` each (copies of the values).
+    pub fn action_values(&self, t: &Tape) -> Result<Vec<Tensor>> {
+        let all = t.value(self.actions);
+        (0..self.horizon)
+            .map(|k| rows_of(&all, k * self.starts, self.starts))
+            .collect()
+    }
+}
+
+/// Rows `[from, from + rows)` of a `[R, C]` tensor as a new `[rows, C]` tensor (a buffer copy,
+/// no dispatch).
+pub(crate) fn rows_of(x: &Tensor, from: usize, rows: usize) -> Result<Tensor> {
+    let cols = x.last_dim();
+    let out = Tensor::empty(x.gpu(), &[rows, cols])?;
+    x.gpu()
+        .copy(x.buf(), from * cols, out.buf(), 0, rows * cols);
+    Ok(out)
 }
 
 /// The Philox stream offsets of step `step`'s noise: the actor's, then the prior's (key: the
@@ -138,6 +169,84 @@ pub fn imagine_with_actor_inputs(
         );
     }
     let n = hs[0];
+    let (path, _) = wm.imagine_path(t.gpu(), n, horizon);
+    // The kernel runs the specification's actor: four hidden layers.
+    let frozen = policy.actor.net.layers.len() == 4
+        && wm
+            .rssm_vars(wm_params)
+            .to_array()
+            .iter()
+            .all(|v| !t.requires_grad(*v));
+    let (feat_all, actions, first_mean, first_std, path) = if path == RssmPath::Fused && frozen {
+        let r = rollout_fused(
+            t,
+            wm,
+            wm_params,
+            policy,
+            start_h,
+            start_s,
+            horizon,
+            seed,
+            actor_inputs,
+        )?;
+        (r.0, r.1, r.2, r.3, RssmPath::Fused)
+    } else {
+        let r = rollout_per_op(
+            t,
+            wm,
+            wm_params,
+            policy,
+            start_h,
+            start_s,
+            horizon,
+            seed,
+            actor_inputs,
+        )?;
+        (r.0, r.1, r.2, r.3, RssmPath::PerOp)
+    };
+    let rewards = ops::reshape(
+        t,
+        wm.reward.forward(t, wm_params, feat_all)?,
+        &[horizon + 1, n],
+    )?;
+    let cont_logits = ops::reshape(
+        t,
+        wm.cont.forward(t, wm_params, feat_all)?,
+        &[horizon + 1, n],
+    )?;
+    let conts = ops::sigmoid(t, cont_logits)?;
+    Ok(Imagined {
+        horizon,
+        starts: n,
+        path,
+        feat_all,
+        actions,
+        rewards,
+        cont_logits,
+        conts,
+        first_mean,
+        first_std,
+    })
+}
+
+/// `(feat_all [(H+1) N, F], actions [H N, A], first mean, first std)` of a rollout.
+type Rollout = (Var, Var, Tensor, Option<Tensor>);
+
+/// One op per step (the reference): 26 dispatches per imagined step.
+#[allow(clippy::too_many_arguments)]
+fn rollout_per_op(
+    t: &Tape,
+    wm: &WorldModel,
+    wm_params: &Bound,
+    policy: Policy<'_>,
+    start_h: Var,
+    start_s: Var,
+    horizon: usize,
+    seed: u64,
+    actor_inputs: Option<&[Tensor]>,
+) -> Result<Rollout> {
+    let cfg = &wm.cfg;
+    let n = t.shape(start_h)[0];
     let (mut h, mut s) = (start_h, start_s);
     let mut feats = Vec::with_capacity(horizon + 1);
     let mut actions = Vec::with_capacity(horizon);
@@ -157,7 +266,7 @@ pub fn imagine_with_actor_inputs(
         let head = policy.actor.act(t, policy.params, actor_in, noise)?;
         let a = head.action;
         if step == 0 {
-            first = Some((head.mean, head.std));
+            first = Some((t.value(head.mean), head.std.map(|v| t.value(v))));
         }
         let (h_new, prior) = wm.img_step(t, wm_params, s, a, h)?;
         s = gaussian_head(
@@ -174,36 +283,122 @@ pub fn imagine_with_actor_inputs(
         actions.push(a);
         feats.push(ops::concat_last(t, &[s, h])?);
     }
-    // Time-major stack: each [N, F] as one row of [1, N F], stacked into [1, H+1, N F].
-    let rows: Vec<Var> = feats
-        .iter()
-        .map(|f| ops::reshape(t, *f, &[1, n * cfg.feat()]))
-        .collect::<Result<_>>()?;
-    let feat_all = ops::reshape(
-        t,
-        ops::stack_time(t, &rows)?,
-        &[(horizon + 1) * n, cfg.feat()],
-    )?;
-    let rewards = ops::reshape(
-        t,
-        wm.reward.forward(t, wm_params, feat_all)?,
-        &[horizon + 1, n],
-    )?;
-    let cont_logits = ops::reshape(
-        t,
-        wm.cont.forward(t, wm_params, feat_all)?,
-        &[horizon + 1, n],
-    )?;
-    let conts = ops::sigmoid(t, cont_logits)?;
+    // Time-major stacks: each [N, W] as one row of [1, N W], stacked into [1, K, N W].
+    let stack = |xs: &[Var], w: usize| -> Result<Var> {
+        let rows: Vec<Var> = xs
+            .iter()
+            .map(|f| ops::reshape(t, *f, &[1, n * w]))
+            .collect::<Result<_>>()?;
+        ops::reshape(t, ops::stack_time(t, &rows)?, &[xs.len() * n, w])
+    };
+    let feat_all = stack(&feats, cfg.feat())?;
+    let actions = stack(&actions, cfg.action_dim)?;
     let (first_mean, first_std) = first.expect("horizon >= 1");
-    Ok(Imagined {
-        feats,
-        actions,
-        feat_all,
-        rewards,
-        cont_logits,
-        conts,
-        first_mean,
-        first_std,
-    })
+    Ok((feat_all, actions, first_mean, first_std))
+}
+
+/// The fused kernels (`ops::imagine`): the rollout in one dispatch; then the actor recomputed
+/// on the tape on all H N detached features at once (the same values the kernel's actor saw,
+/// so the same actions), whose actions feed the rollout's node: its backward runs the dynamics
+/// in reverse in one dispatch and hands dL/da to the batched actor.
+#[allow(clippy::too_many_arguments)]
+fn rollout_fused(
+    t: &Tape,
+    wm: &WorldModel,
+    wm_params: &Bound,
+    policy: Policy<'_>,
+    start_h: Var,
+    start_s: Var,
+    horizon: usize,
+    seed: u64,
+    actor_inputs: Option<&[Tensor]>,
+) -> Result<Rollout> {
+    let cfg = &wm.cfg;
+    let gpu = t.gpu();
+    let n = t.shape(start_h)[0];
+    let (a, hn) = (cfg.action_dim, horizon * n);
+    let act_eps = if policy.deterministic {
+        None
+    } else {
+        Some(normal_noise_steps(gpu, horizon, n * a, seed, 0, 2)?.reshape(&[horizon, n, a])?)
+    };
+    let prior_eps = normal_noise_steps(gpu, horizon, n * cfg.stoch, seed, 1, 2)?
+        .reshape(&[horizon, n, cfg.stoch])?;
+    let w = wm.rssm_vars(wm_params).map(|v| t.value(v));
+    let actor_vals: Vec<Tensor> = policy
+        .actor
+        .net
+        .linears()
+        .iter()
+        .flat_map(|l| [policy.params.var(l.weight), policy.params.var(l.bias)])
+        .map(|v| t.value(v))
+        .collect();
+    let aw = ActorWeights {
+        weights: std::array::from_fn(|l| &actor_vals[2 * l]),
+        biases: std::array::from_fn(|l| &actor_vals[2 * l + 1]),
+        std_shift: init_std_raw(),
+        min_std: ACTOR_MIN_STD,
+    };
+    let (sh, ss) = (t.value(start_h), t.value(start_s));
+    let noise = act_eps
+        .as_ref()
+        .map(|e| -> Result<Noise> { Ok(Noise::Given(e.reshape(&[hn, a])?)) })
+        .transpose()?;
+    let (out, head) = match actor_inputs {
+        None => {
+            let out = imagine_forward(
+                &sh,
+                &ss,
+                &w.as_ref(),
+                cfg.embed(),
+                Actions::Actor(aw, act_eps.as_ref()),
+                Some(&prior_eps),
+                horizon,
+                cfg.min_std,
+                t.grad_enabled(),
+                false,
+            )?;
+            let feats = out.feats.reshape(&[(horizon + 1) * n, cfg.feat()])?;
+            let actor_in = t.constant(&rows_of(&feats, 0, hn)?);
+            let head = policy.actor.act(t, policy.params, actor_in, noise)?;
+            (out, head)
+        }
+        Some(xs) => {
+            let inputs = Tensor::empty(gpu, &[hn, cfg.feat()])?;
+            for (k, x) in xs.iter().take(horizon).enumerate() {
+                if x.shape() != [n, cfg.feat()] {
+                    return shape_err(
+                        "imagine",
+                        format!("actor input {k} {:?} for [{n}, {}]", x.shape(), cfg.feat()),
+                    );
+                }
+                gpu.copy(x.buf(), 0, inputs.buf(), k * n * cfg.feat(), n * cfg.feat());
+            }
+            let head = policy
+                .actor
+                .act(t, policy.params, t.constant(&inputs), noise)?;
+            let given = t.value(head.action).reshape(&[horizon, n, a])?;
+            let out = imagine_forward(
+                &sh,
+                &ss,
+                &w.as_ref(),
+                cfg.embed(),
+                Actions::Given(&given),
+                Some(&prior_eps),
+                horizon,
+                cfg.min_std,
+                t.grad_enabled(),
+                false,
+            )?;
+            (out, head)
+        }
+    };
+    let first_mean = rows_of(&t.value(head.mean), 0, n)?;
+    let first_std = head.std.map(|v| rows_of(&t.value(v), 0, n)).transpose()?;
+    let feat_all = if t.grad_enabled() {
+        rollout(t, head.action, out)?
+    } else {
+        t.constant(&out.feats.reshape(&[(horizon + 1) * n, cfg.feat()])?)
+    };
+    Ok((feat_all, head.action, first_mean, first_std))
 }

@@ -344,6 +344,30 @@ impl WorldModel {
         }
     }
 
+    /// The path imagination takes for `starts` start states and `horizon` steps with the
+    /// specification's actor (`units` wide) on `gpu`, and, when it is the per-op one, why.
+    pub fn imagine_path(&self, gpu: &Gpu, starts: usize, horizon: usize) -> (RssmPath, String) {
+        let c = &self.cfg;
+        let dims = crate::ops::imagine::ImagineDims {
+            starts,
+            horizon,
+            stoch: c.stoch,
+            action: c.action_dim,
+            deter: c.deter,
+            hidden: c.hidden,
+            embed: c.embed(),
+            units: c.units,
+        };
+        match self.rssm_path {
+            RssmPath::PerOp => (RssmPath::PerOp, "chosen".into()),
+            RssmPath::Fused => (RssmPath::Fused, String::new()),
+            RssmPath::Auto => match crate::ops::imagine::imagine_plan(gpu, &dims) {
+                Ok(_) => (RssmPath::Fused, String::new()),
+                Err(why) => (RssmPath::PerOp, why),
+            },
+        }
+    }
+
     /// Run the RSSM over a `[B,T]` batch of embeddings and actions from a zero state, sampling
     /// the posterior with `eps [B,T,S]`. Every step is only recorded: on the fused path the
     /// whole sequence is a handful of dispatches, on the per-op path about 16 per step.

@@ -273,6 +273,14 @@ pub struct Mlp {
 }
 
 impl Mlp {
+    /// The hidden layers, then the output layer.
+    pub fn linears(&self) -> Vec<&Linear> {
+        self.layers
+            .iter()
+            .chain(std::iter::once(&self.out))
+            .collect()
+    }
+
     /// Register `{name}.l0..l{layers-1}` (width `units`, ELU) and `{name}.out`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(

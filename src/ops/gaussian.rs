@@ -28,6 +28,7 @@ pub(crate) struct Params {
     seed_hi: u32,
     off_lo: u32,
     off_hi: u32,
+    stride: u32,
 }
 
 impl Params {
@@ -40,6 +41,7 @@ impl Params {
             seed_hi: (seed >> 32) as u32,
             off_lo: offset as u32,
             off_hi: (offset >> 32) as u32,
+            stride: 0,
         }
     }
 }
@@ -223,6 +225,31 @@ pub fn normal_noise(gpu: &Gpu, len: usize, seed: u64, offset: u64) -> Result<Ten
         &[out.buf()],
         grid(gpu, len.div_ceil(4)),
     );
+    Ok(out)
+}
+
+/// `[steps, len]` standard normals: row i is [`normal_noise`]`(len, seed, offset + i * stride)`
+/// (e.g. one noise stream per imagined step, all drawn in one dispatch).
+pub fn normal_noise_steps(
+    gpu: &Gpu,
+    steps: usize,
+    len: usize,
+    seed: u64,
+    offset: u64,
+    stride: u64,
+) -> Result<Tensor> {
+    check_u32(steps * len, "normal_noise_steps")?;
+    if stride > u32::MAX as u64 || offset.checked_add(stride * steps as u64).is_none() {
+        return shape_err(
+            "normal_noise_steps",
+            format!("stream offsets {offset} + {steps} x {stride} out of range"),
+        );
+    }
+    let out = Tensor::empty(gpu, &[steps, len])?;
+    let k = gpu.kernel("gaussian", "normal_steps", &[])?;
+    let mut p = Params::new(steps * len, len, 0.0, seed, offset);
+    p.stride = stride as u32;
+    gpu.dispatch(&k, &p, &[out.buf()], grid(gpu, steps * len.div_ceil(4)));
     Ok(out)
 }
 

@@ -62,6 +62,7 @@ pub const KERNELS: &[KernelSig] = &[
     kernel!(gaussian::Params, "gaussian", "gaussian_forward", ["SEEDED"], 5),
     kernel!(gaussian::Params, "gaussian", "gaussian_backward", ["HAS_GMEAN", "HAS_GSTD", "HAS_GSAMPLE", "ACC"], 6),
     kernel!(gaussian::Params, "gaussian", "normal", [], 1),
+    kernel!(gaussian::Params, "gaussian", "normal_steps", [], 1),
     kernel!(gaussian::Params, "gaussian", "random_bits", [], 1),
     kernel!(gru::Params, "gru", "gru_cell", ["SAVE"], 5),
     kernel!(gru::Params, "gru", "gru_cell_backward", ["HAS_DH", "ACC_DH"], 6),
@@ -82,5 +83,8 @@ pub const KERNELS: &[KernelSig] = &[
     kernel!(rssm::Params, "rssm", "pack_biases", [], 7),
     kernel!(rssm::Params, "rssm", "observe_forward", ["R", "WGT", "SH", "SAVE"], 14),
     kernel!(rssm::Params, "rssm", "observe_backward", ["R", "WGT", "SH"], 18),
+    kernel!(rssm::Params, "rssm", "pack_actor", [], 11),
+    kernel!(rssm::Params, "rssm", "imagine_forward", ["R", "WGT", "SH", "SAVE"], 13),
+    kernel!(rssm::Params, "rssm", "imagine_backward", ["R", "WGT", "SH"], 9),
     kernel!(shape::Params, "shape", "copy2d", ["ACC"], 2),
 ];

@@ -11,6 +11,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod gaussian;
 pub mod gru;
+pub mod imagine;
 pub mod kernels;
 pub mod kl;
 pub mod loss;

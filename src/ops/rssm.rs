@@ -250,11 +250,32 @@ pub struct FusedPlan {
 /// Rows per workgroup that fit the device's workgroup memory, or why the fused kernels cannot
 /// run here (then the per-op path does).
 pub fn fused_plan(gpu: &Gpu, d: &ObserveDims) -> std::result::Result<FusedPlan, String> {
+    // The kernels bind whole tensors: the largest must fit one binding (else the per-op path,
+    // whose ops run over slices that fit).
+    let (b, t, s, dd, hd, e) = (d.batch, d.steps, d.stoch, d.deter, d.hidden, d.embed);
+    let packed = Params::new(d, 0.0).1;
+    let largest = (b * t * (4 * dd).max(e).max(hd).max(2 * s + d.action)).max(packed);
+    let (pf, pb) = d.per_row();
+    tile_plan(gpu, b, (pf, pb), STORAGE_BUFFERS_NEEDED, largest, d)
+}
+
+/// The tiling of a persistent RSSM kernel pair over `rows` independent rows whose forward and
+/// backward need `per` workgroup floats per row, or why the device cannot run it: too few
+/// storage buffers per stage, threads per workgroup or workgroup memory, or an operand of
+/// `largest` floats past one binding.
+pub(crate) fn tile_plan(
+    gpu: &Gpu,
+    rows: usize,
+    per: (usize, usize),
+    storage: u32,
+    largest: usize,
+    sizes: &dyn std::fmt::Debug,
+) -> std::result::Result<FusedPlan, String> {
     let lim = gpu.limits();
-    if lim.max_storage_buffers_per_shader_stage < STORAGE_BUFFERS_NEEDED {
+    if lim.max_storage_buffers_per_shader_stage < storage {
         return Err(format!(
-            "the device allows {} storage buffers per shader stage, the fused RSSM needs {}",
-            lim.max_storage_buffers_per_shader_stage, STORAGE_BUFFERS_NEEDED
+            "the device allows {} storage buffers per shader stage, the fused kernels need {storage}",
+            lim.max_storage_buffers_per_shader_stage
         ));
     }
     // A GPU wants many workgroups of many threads (each workgroup runs on one core and the
@@ -269,11 +290,7 @@ pub fn fused_plan(gpu: &Gpu, d: &ObserveDims) -> std::result::Result<FusedPlan, 
             "the device allows fewer than {threads} threads per workgroup"
         ));
     }
-    // The kernels bind whole tensors: the largest must fit one binding (else the per-op path,
-    // whose ops run over slices that fit).
-    let (b, t, s, dd, hd, e) = (d.batch, d.steps, d.stoch, d.deter, d.hidden, d.embed);
-    let packed = Params::new(d, 0.0).1;
-    let largest = (b * t * (4 * dd).max(e).max(hd).max(2 * s + d.action)).max(packed) as u64 * 4;
+    let largest = largest as u64 * 4;
     if largest > gpu.binding_limit() {
         return Err(format!(
             "a {largest}-byte operand exceeds the device's {}-byte storage binding",
@@ -281,19 +298,15 @@ pub fn fused_plan(gpu: &Gpu, d: &ObserveDims) -> std::result::Result<FusedPlan, 
         ));
     }
     let floats = lim.max_compute_workgroup_storage_size as usize / 4;
-    let (pf, pb) = d.per_row();
     // More rows per tile reuse each weight read more; but keep enough workgroups busy.
     let groups = if on_gpu { 32 } else { 2 };
-    let cap = MAX_TILE_ROWS.min(d.batch.div_ceil(groups).max(1));
-    let rows = |per: usize| (floats / per).min(cap);
-    let (rf, rb) = (rows(pf), rows(pb));
+    let cap = MAX_TILE_ROWS.min(rows.div_ceil(groups).max(1));
+    let fit = |per: usize| (floats / per).min(cap);
+    let (rf, rb) = (fit(per.0), fit(per.1));
     if rf == 0 || rb == 0 {
         return Err(format!(
-            "one row needs {} bytes of workgroup memory (deter {}, hidden {}, stoch {}), the device has {}",
-            4 * pf.max(pb),
-            d.deter,
-            d.hidden,
-            d.stoch,
+            "one row needs {} bytes of workgroup memory ({sizes:?}), the device has {}",
+            4 * per.0.max(per.1),
             4 * floats
         ));
     }
@@ -307,19 +320,27 @@ pub fn fused_plan(gpu: &Gpu, d: &ObserveDims) -> std::result::Result<FusedPlan, 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Params {
-    batch: u32,
-    steps: u32,
+    pub(crate) batch: u32,
+    pub(crate) steps: u32,
     stoch: u32,
     act: u32,
     deter: u32,
     hidden: u32,
-    min_std: f32,
-    flags: u32,
+    pub(crate) min_std: f32,
+    pub(crate) flags: u32,
     t: [u32; 7],
     w: [u32; 7],
     b: [u32; 6],
     obs_in: u32,
     n_pack: u32,
+    // Imagination only (`ops::imagine`).
+    pub(crate) units: u32,
+    pub(crate) horizon: u32,
+    pub(crate) act_min_std: f32,
+    pub(crate) init_std: f32,
+    pub(crate) aw: [u32; 5],
+    pub(crate) ab: [u32; 5],
+    pub(crate) n_pack_actor: u32,
 }
 
 const HAS_DDETER: u32 = 1;
@@ -329,7 +350,7 @@ const HAS_DPRIOR: u32 = 8;
 
 impl Params {
     /// Sizes and the packed buffer's layout; returns the packed length too.
-    fn new(d: &ObserveDims, min_std: f32) -> (Params, usize) {
+    pub(crate) fn new(d: &ObserveDims, min_std: f32) -> (Params, usize) {
         let (s, a, dd, hd) = (d.stoch, d.action, d.deter, d.hidden);
         // [out, in] of the seven matrices, in the shader's order.
         let mats = [
@@ -400,12 +421,51 @@ pub struct ObserveOut {
     pub saved: Option<ObserveSaved>,
 }
 
-fn kernel_consts(rows: usize, threads: u32, per: usize) -> [(&'static str, f64); 3] {
+pub(crate) fn kernel_consts(rows: usize, threads: u32, per: usize) -> [(&'static str, f64); 3] {
     [
         ("R", rows as f64),
         ("WGT", threads as f64),
         ("SH", (rows * per) as f64),
     ]
+}
+
+/// Pack the RSSM's seven matrices (transposed and as is) and six biases into `wp` at the
+/// offsets of `p`: two dispatches.
+pub(crate) fn pack_rssm(p: &Params, w: &RssmParams<&Tensor>, wp: &Tensor) -> Result<()> {
+    let gpu = wp.gpu();
+    let (s, dd, hd) = (p.stoch as usize, p.deter as usize, p.hidden as usize);
+    let k = gpu.kernel("rssm", "pack_weights", &[])?;
+    gpu.dispatch(
+        &k,
+        p,
+        &[
+            w.img_in_w.buf(),
+            w.w_ih.buf(),
+            w.w_hh.buf(),
+            w.img_out_w.buf(),
+            w.img_stats_w.buf(),
+            w.obs_out_w.buf(),
+            w.obs_stats_w.buf(),
+            wp.buf(),
+        ],
+        grid(gpu, p.n_pack as usize),
+    );
+    let k = gpu.kernel("rssm", "pack_biases", &[])?;
+    gpu.dispatch(
+        &k,
+        p,
+        &[
+            wp.buf(),
+            w.img_in_b.buf(),
+            w.b_ih.buf(),
+            w.b_hh.buf(),
+            w.img_out_b.buf(),
+            w.img_stats_b.buf(),
+            w.obs_stats_b.buf(),
+        ],
+        grid(gpu, 2 * hd + 6 * dd + 4 * s),
+    );
+    Ok(())
 }
 
 /// Record the fused forward of `observe` from a zero state: 5 dispatches whatever T is.
@@ -426,37 +486,7 @@ pub fn observe_forward(
     let n = b * t;
     let (p, packed) = Params::new(&d, min_std);
     let wp = Tensor::empty(gpu, &[packed])?;
-    let k = gpu.kernel("rssm", "pack_weights", &[])?;
-    gpu.dispatch(
-        &k,
-        &p,
-        &[
-            w.img_in_w.buf(),
-            w.w_ih.buf(),
-            w.w_hh.buf(),
-            w.img_out_w.buf(),
-            w.img_stats_w.buf(),
-            w.obs_out_w.buf(),
-            w.obs_stats_w.buf(),
-            wp.buf(),
-        ],
-        grid(gpu, p.n_pack as usize),
-    );
-    let k = gpu.kernel("rssm", "pack_biases", &[])?;
-    gpu.dispatch(
-        &k,
-        &p,
-        &[
-            wp.buf(),
-            w.img_in_b.buf(),
-            w.b_ih.buf(),
-            w.b_hh.buf(),
-            w.img_out_b.buf(),
-            w.img_stats_b.buf(),
-            w.obs_stats_b.buf(),
-        ],
-        grid(gpu, 2 * hd + 6 * dd + 4 * s),
-    );
+    pack_rssm(&p, w, &wp)?;
     // xe = embed W_oe^T + b_oo over all B*T rows.
     let we = Tensor::empty(gpu, &[hd, e])?;
     copy2d(

@@ -1,0 +1,263 @@
+//! The fused imagination (`ops::imagine`, `imagine_*` in `shaders/rssm.wgsl`) against the
+//! per-op rollout it replaces: the same features, actions, rewards, returns, losses and actor
+//! and critic gradients at awkward sizes (start states not a multiple of the tile, H = 1 and 15,
+//! action sizes 1 and 6, widths not multiples of 4); the actor's mode and given actions; and
+//! the behaviour update's dispatch count, which must not grow with H. The actor's gradient
+//! through the fused rollout against finite differences is in `tests/agent.rs`.
+
+mod common;
+
+use common::{gpu, rand_vec};
+use rssm::agent::{Behaviour, BehaviourConfig, Starts};
+use rssm::gpu::Gpu;
+use rssm::model::{Config, RssmPath, WorldModel};
+use rssm::ops::imagine::{imagine_plan, ImagineDims};
+use rssm::tensor::{Tape, Tensor};
+
+/// Widths that are multiples of neither 4 nor 8.
+fn awkward(action_dim: usize) -> Config {
+    Config {
+        deter: 13,
+        stoch: 5,
+        hidden: 11,
+        depth: 1,
+        units: 7,
+        action_dim,
+        ..Config::tiny()
+    }
+}
+
+/// World model, actor and critic with non-zero biases (zero biases would leave parts of the
+/// kernels untested) and random start states.
+fn setup(g: &Gpu, cfg: &Config, horizon: usize, n: usize) -> (WorldModel, Behaviour, Starts) {
+    let wm = WorldModel::new(g, cfg).unwrap();
+    let b = Behaviour::new(
+        g,
+        cfg,
+        BehaviourConfig {
+            horizon,
+            ..BehaviourConfig::default()
+        },
+    )
+    .unwrap();
+    let stores = [&wm.params, b.actor.params(), b.critic.params()];
+    for (k, store) in stores.into_iter().enumerate() {
+        for (i, t) in store.tensors().iter().enumerate() {
+            if store.names()[i].ends_with(".bias") {
+                let v = rand_vec(t.len(), 90 + 17 * k as u64 + i as u64, -0.3, 0.3);
+                g.write(t.buf(), &v).unwrap();
+            }
+        }
+    }
+    let h = Tensor::from_vec(g, &[n, cfg.deter], &rand_vec(n * cfg.deter, 31, -0.9, 0.9)).unwrap();
+    let s = Tensor::from_vec(g, &[n, cfg.stoch], &rand_vec(n * cfg.stoch, 32, -1.5, 1.5)).unwrap();
+    (wm, b, Starts::new(&h, &s).unwrap())
+}
+
+struct Run {
+    values: Vec<(&'static str, Vec<f32>)>,
+    grads: Vec<(String, Vec<f32>)>,
+}
+
+/// The actor's objective on one path, its gradient for every actor parameter, and the critic's
+/// objective on the imagined features with its gradient.
+fn run(wm: &mut WorldModel, b: &Behaviour, starts: &Starts, path: RssmPath) -> Run {
+    wm.rssm_path = path;
+    let g = starts.h.gpu().clone();
+    let t = Tape::new(&g);
+    let obj = b.actor_objective(&t, wm, starts, 5, None).unwrap();
+    assert_eq!(
+        obj.imagined.path, path,
+        "the rollout took the path asked for"
+    );
+    let im = &obj.imagined;
+    let v = |x| t.value(x).to_vec().unwrap();
+    let mut values = vec![
+        ("features", v(im.feat_all)),
+        ("actions", v(im.actions)),
+        ("rewards", v(im.rewards)),
+        ("continues", v(im.conts)),
+        ("values", v(obj.values)),
+        ("returns", v(obj.returns)),
+        ("actor loss", v(obj.loss)),
+        ("first mean", im.first_mean.to_vec().unwrap()),
+    ];
+    let (h, n) = (b.cfg.horizon, starts.len());
+    let feat_all = t.value(im.feat_all);
+    let feats = Tensor::empty(&g, &[h * n, feat_all.last_dim()]).unwrap();
+    g.copy(feat_all.buf(), 0, feats.buf(), 0, feats.len());
+    let (returns, weights) = (t.value(obj.returns), obj.weights.clone());
+    let vars = obj.actor_params.vars().to_vec();
+    let grads = t.backward(obj.loss).unwrap();
+    let mut out: Vec<(String, Vec<f32>)> = b
+        .actor
+        .params()
+        .names()
+        .iter()
+        .zip(&vars)
+        .map(|(name, var)| (name.clone(), grads.get(*var).unwrap().to_vec().unwrap()))
+        .collect();
+    let tc = Tape::new(&g);
+    let c = b.critic_objective(&tc, &feats, &returns, &weights).unwrap();
+    values.push(("critic loss", tc.value(c.loss).to_vec().unwrap()));
+    let cvars = c.critic_params.vars().to_vec();
+    let cgrads = tc.backward(c.loss).unwrap();
+    for (name, var) in b.critic.params().names().iter().zip(&cvars) {
+        out.push((name.clone(), cgrads.get(*var).unwrap().to_vec().unwrap()));
+    }
+    Run { values, grads: out }
+}
+
+/// Largest |got - want| relative to the largest |want|.
+fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    assert!(got.iter().all(|x| x.is_finite()), "non-finite values");
+    let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs() as f64));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
+    if scale == 0.0 {
+        diff
+    } else {
+        diff / scale
+    }
+}
+
+/// Serialises the comparisons: one of them switches the tiling for the whole process.
+static TILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn compare(cfg: Config, horizon: usize, n: usize) {
+    let g = gpu();
+    let dims = ImagineDims {
+        starts: n,
+        horizon,
+        stoch: cfg.stoch,
+        action: cfg.action_dim,
+        deter: cfg.deter,
+        hidden: cfg.hidden,
+        embed: cfg.embed(),
+        units: cfg.units,
+    };
+    let plan = imagine_plan(&g, &dims).expect("the fused imagination runs on the test device");
+    assert!(
+        !n.is_multiple_of(plan.rows_fwd) && !n.is_multiple_of(plan.rows_bwd),
+        "pick N that leaves partial tiles: {n} rows, plan {plan:?}"
+    );
+    let (mut wm, b, starts) = setup(&g, &cfg, horizon, n);
+    let fused = run(&mut wm, &b, &starts, RssmPath::Fused);
+    let reference = run(&mut wm, &b, &starts, RssmPath::PerOp);
+    let tag = format!("H={horizon} N={n} A={}", cfg.action_dim);
+    for ((name, got), (_, want)) in fused.values.iter().zip(&reference.values) {
+        let e = rel_err(got, want);
+        assert!(e <= 1e-5, "{tag}: {name} differs by {e:.2e} (relative)");
+    }
+    for ((name, got), (_, want)) in fused.grads.iter().zip(&reference.grads) {
+        let e = rel_err(got, want);
+        assert!(
+            e <= 1e-5,
+            "{tag}: gradient of {name} differs by {e:.2e} (relative)"
+        );
+        assert!(
+            want.iter().any(|x| x.abs() > 1e-6),
+            "{tag}: gradient of {name} is all but zero, the comparison would prove nothing"
+        );
+    }
+}
+
+#[test]
+fn fused_imagination_matches_per_op_single_step() {
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    compare(awkward(1), 1, 13);
+}
+
+#[test]
+fn fused_imagination_matches_per_op_fifteen_steps_action_6() {
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    compare(awkward(6), 15, 11);
+}
+
+#[test]
+fn fused_imagination_matches_per_op_gpu_tiling() {
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    rssm::ops::rssm::set_gpu_tiling(Some(true));
+    let r = std::panic::catch_unwind(|| compare(awkward(2), 4, 37));
+    rssm::ops::rssm::set_gpu_tiling(None);
+    r.unwrap();
+}
+
+/// The actor's mode (no noise) and given actions, with the prior's mean: what dreams use.
+#[test]
+fn dreams_match_per_op() {
+    use rssm::agent::{dream, DreamActions};
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    let g = gpu();
+    let cfg = awkward(3);
+    let (steps, n) = (6, 5);
+    let (mut wm, b, starts) = setup(&g, &cfg, steps, n);
+    let actions =
+        Tensor::from_vec(&g, &[n, steps, 3], &rand_vec(n * steps * 3, 7, -1.0, 1.0)).unwrap();
+    for given in [false, true] {
+        let mut out = vec![];
+        for path in [RssmPath::Fused, RssmPath::PerOp] {
+            wm.rssm_path = path;
+            let source = if given {
+                DreamActions::Given(&actions)
+            } else {
+                DreamActions::Actor(&b.actor)
+            };
+            let d = dream(&wm, &starts.h, &starts.s, source, steps).unwrap();
+            assert_eq!(d.shape(), [n, steps, 3, 64, 64]);
+            out.push(d.to_vec().unwrap());
+        }
+        let e = rel_err(&out[0], &out[1]);
+        assert!(e <= 1e-5, "dreams differ by {e:.2e} (relative)");
+    }
+}
+
+/// Dispatches of one steady behaviour update at H = 5 and H = 15: the same (the fused rollout
+/// does not grow with H), at most 150, and neither a buffer nor a bind group created.
+#[test]
+fn behaviour_update_dispatches_do_not_grow_with_h() {
+    // A device of its own: the counters must not see the other tests' work.
+    let g = Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
+    let mut counts = vec![];
+    for horizon in [5, 15] {
+        // Widths that are multiples of 4: on CPU drivers `linear` pads other widths with extra
+        // copies (see ops::matmul), which is not what this test counts.
+        let cfg = Config {
+            deter: 12,
+            stoch: 4,
+            units: 8,
+            hidden: 8,
+            ..Config::tiny()
+        };
+        let (wm, mut b, starts) = setup(&g, &cfg, horizon, 10);
+        assert_eq!(wm.imagine_path(&g, 10, horizon).0, RssmPath::Fused);
+        for _ in 0..12 {
+            b.update(&wm, &starts).unwrap();
+        }
+        let s0 = g.stats();
+        b.update(&wm, &starts).unwrap();
+        let s1 = g.stats();
+        assert_eq!(
+            s1.buffers_created, s0.buffers_created,
+            "H={horizon}: buffers"
+        );
+        assert_eq!(
+            s1.bind_groups_created, s0.bind_groups_created,
+            "H={horizon}: bind groups"
+        );
+        counts.push(s1.dispatches - s0.dispatches);
+    }
+    eprintln!("behaviour update dispatches at H = 5, 15: {counts:?}");
+    assert_eq!(
+        counts[0], counts[1],
+        "dispatches per behaviour update: {counts:?}"
+    );
+    assert!(
+        counts[1] <= 150,
+        "dispatches per behaviour update: {}",
+        counts[1]
+    );
+}
