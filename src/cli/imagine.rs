@@ -3,18 +3,18 @@
 //! A random-policy episode of the environment gives the start: `--context` real frames are
 //! observed with the posterior, then the prior imagines `--steps` more from actions — the
 //! actor's mode when the checkpoint folder has one (`actor.safetensors`, from `rssm dreamer`),
-//! else seeded uniform random actions. The whole rollout is recorded and decoded with one
-//! submit: host work per step is only the recording of its dispatches.
+//! else seeded uniform random actions. Both run on the fused kernels where the device allows
+//! them (`ops::rssm`, `ops::imagine`): the whole dream, however long, is a few dispatches,
+//! then one batched decode.
 
 use std::path::PathBuf;
 
 use rand::{Rng, SeedableRng};
-use rssm::agent::{action_head, Behaviour, BehaviourConfig};
+use rssm::agent::{dream, Behaviour, BehaviourConfig, DreamActions};
 use rssm::data::safetensors_io::load_safetensors;
 use rssm::envs::collect::{collect_episode_with_limit, RandomPolicy};
 use rssm::envs::make_env;
 use rssm::gpu::GpuOptions;
-use rssm::model::open_loop::filter_then_imagine;
 use rssm::model::{Config, WorldModel};
 use rssm::ops::{self};
 use rssm::tensor::{Tape, Tensor};
@@ -137,26 +137,34 @@ pub fn run(opts: &GpuOptions, args: ImagineArgs) -> Result<()> {
         .map(|_| rng.random_range(-1.0..1.0))
         .collect();
 
+    // The context through the posterior (its mean: zero noise), then the dream from the last
+    // state: the fused kernels where the device allows them, a handful of dispatches in all.
     let t = Tape::no_grad(&gpu);
     let p = model.params.bind_frozen(&t);
-    let ap = beh.as_ref().map(|b| b.actor.bind_frozen(&t));
     let img = t.constant(&Tensor::from_vec(&gpu, &[c, 3, 64, 64], &obs)?);
     let embed = model.encode(&t, &p, img)?;
     let embed = ops::reshape(&t, embed, &[1, c, cfg.embed()])?;
     let act_v = t.constant(&Tensor::from_vec(&gpu, &[1, c, a], &actions)?);
-    let rand_v = t.constant(&Tensor::from_vec(&gpu, &[1, args.steps, a], &random)?);
+    let observed = model.observe(
+        &t,
+        &p,
+        embed,
+        act_v,
+        &Tensor::zeros(&gpu, &[1, c, cfg.stoch])?,
+    )?;
+    let (h, s) = observed.last_state(&t)?;
+    let feat = ops::concat_last(&t, &[observed.stoch, observed.deter])?;
+    let feat = ops::reshape(&t, feat, &[c, cfg.feat()])?;
+    let context = t.value(model.decode(&t, &p, feat)?);
+    let rand_v = Tensor::from_vec(&gpu, &[1, args.steps, a], &random)?;
+    let source = match &beh {
+        Some(b) => DreamActions::Actor(&b.actor),
+        None => DreamActions::Given(&rand_v),
+    };
+    let dreamed = dream(&model, &t.value(h), &t.value(s), source, args.steps)?;
+    let mut frames = context.to_vec()?;
+    frames.extend(dreamed.to_vec()?);
     let n = c + args.steps;
-    let feat = filter_then_imagine(&model, &t, &p, embed, c, n, |last, step| {
-        if step < c {
-            ops::slice_time(&t, act_v, step)
-        } else if let (Some(b), Some(ap), Some(feat)) = (&beh, &ap, last) {
-            Ok(action_head(&t, b.actor.forward(&t, ap, feat)?, None)?.action)
-        } else {
-            ops::slice_time(&t, rand_v, step - c)
-        }
-    })?;
-    let decoded = model.decode(&t, &p, feat)?;
-    let frames = t.value(decoded).to_vec()?;
     write_frames_png(&args.out, &frames, n, args.cols)?;
     println!(
         "wrote {} ({c} observed + {} imagined frames, actions from {})",
