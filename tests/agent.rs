@@ -9,8 +9,8 @@ use common::{assert_close, gpu, rand_vec};
 use rssm::agent::actor::reference as actor_ref;
 use rssm::agent::returns::reference as ret_ref;
 use rssm::agent::{
-    action_head, discount_weights, imagine, lambda_return, Behaviour, BehaviourConfig, Policy,
-    Starts,
+    action_head, discount_weights, imagine, lambda_return, Behaviour, BehaviourConfig,
+    ImagineNoise, Policy, Starts,
 };
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::{Config, WorldModel};
@@ -372,7 +372,14 @@ fn actor_gradient_through_dynamics_matches_finite_differences() {
     let loss_at = || -> f64 {
         let t = Tape::no_grad(&g);
         let o = b
-            .actor_objective_fixed(&t, &wm, &starts, seed, Some(&weights), Some(&inputs))
+            .actor_objective_fixed(
+                &t,
+                &wm,
+                &starts,
+                &ImagineNoise::Seeded(seed),
+                Some(&weights),
+                Some(&inputs),
+            )
             .unwrap();
         t.value(o.loss).to_scalar().unwrap() as f64
     };
@@ -428,7 +435,7 @@ fn actor_input_is_stop_gradient() {
                 &t,
                 &wm,
                 &starts,
-                seed,
+                &ImagineNoise::Seeded(seed),
                 Some(&weights),
                 fixed.then_some(inputs.as_slice()),
             )

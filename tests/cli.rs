@@ -429,3 +429,130 @@ fn config_errors_name_every_bad_key() {
         "{text}"
     );
 }
+
+/// `evaluate --behaviour`: given the Philox streams the engine would draw as explicit noise, it
+/// writes what the in-process seeded update computes; the fused and the per-op imagination
+/// write the same file; and every documented tensor is there with its shape.
+#[test]
+fn evaluate_behaviour_matches_the_in_process_objectives_on_both_paths() {
+    use rssm::agent::{Behaviour, BehaviourConfig, Starts};
+    use rssm::ops::gaussian::reference::normal_noise;
+    let g = gpu();
+    let d = tmpdir("evaluate-behaviour");
+    let cfg = Config::tiny();
+    std::fs::write(d.join("config.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
+    let model = WorldModel::new(&g, &cfg).unwrap();
+    model.params.save(&d.join("wm.safetensors")).unwrap();
+    let (h, n, a, s) = (3, 5, cfg.action_dim, cfg.stoch);
+    let bcfg = BehaviourConfig {
+        horizon: h,
+        ..BehaviourConfig::default()
+    };
+    let b = Behaviour::new(&g, &cfg, bcfg).unwrap();
+    b.actor.params().save(&d.join("actor.safetensors")).unwrap();
+    b.critic
+        .params()
+        .save(&d.join("critic.safetensors"))
+        .unwrap();
+    let seed = 99;
+    let steps = |w: usize, first: u64| -> Vec<f32> {
+        (0..h as u64)
+            .flat_map(|t| normal_noise(n * w, seed, first + 2 * t))
+            .collect()
+    };
+    let mut batch = std::collections::BTreeMap::new();
+    let start_h = rand_vec(n * cfg.deter, 5, -0.9, 0.9);
+    let start_s = rand_vec(n * s, 6, -1.5, 1.5);
+    batch.insert(
+        "start_h".to_string(),
+        HostTensor::new(vec![n, cfg.deter], start_h.clone()).unwrap(),
+    );
+    batch.insert(
+        "start_s".to_string(),
+        HostTensor::new(vec![n, s], start_s.clone()).unwrap(),
+    );
+    batch.insert(
+        "action_eps".to_string(),
+        HostTensor::new(vec![h, n, a], steps(a, 0)).unwrap(),
+    );
+    batch.insert(
+        "prior_eps".to_string(),
+        HostTensor::new(vec![h, n, s], steps(s, 1)).unwrap(),
+    );
+    save_safetensors(d.join("batch.safetensors"), &batch, None).unwrap();
+    let evaluate = |path: &str, out: &str| {
+        run_ok(
+            rssm()
+                .env("RSSM_OBSERVE_PATH", path)
+                .arg("evaluate")
+                .arg("--behaviour")
+                .arg("--config")
+                .arg(d.join("config.json"))
+                .arg("--checkpoint")
+                .arg(d.join("wm.safetensors"))
+                .arg("--actor")
+                .arg(d.join("actor.safetensors"))
+                .arg("--critic")
+                .arg(d.join("critic.safetensors"))
+                .arg("--batch")
+                .arg(d.join("batch.safetensors"))
+                .arg("--out")
+                .arg(d.join(out)),
+        );
+        load_safetensors(d.join(out)).unwrap().0
+    };
+    let fused = evaluate("fused", "fused.safetensors");
+    let per_op = evaluate("per-op", "per_op.safetensors");
+    let shapes: [(&str, Vec<usize>); 9] = [
+        ("features", vec![h + 1, n, cfg.feat()]),
+        ("actions", vec![h, n, a]),
+        ("rewards", vec![h + 1, n]),
+        ("continues", vec![h + 1, n]),
+        ("values", vec![h + 1, n]),
+        ("returns", vec![h, n]),
+        ("weights", vec![h, n]),
+        ("actor_loss", vec![1]),
+        ("critic_loss", vec![1]),
+    ];
+    let close = |got: &[f32], want: &[f32], tol: f32, what: &str| {
+        let scale = want.iter().fold(1e-3f32, |m, x| m.max(x.abs()));
+        for (x, y) in got.iter().zip(want) {
+            assert!((x - y).abs() <= tol * scale, "{what}: {x} vs {y}");
+        }
+    };
+    for (k, shape) in &shapes {
+        assert_eq!(&fused[*k].shape, shape, "{k}");
+        close(&fused[*k].data, &per_op[*k].data, 1e-5, k);
+    }
+    let names: Vec<String> = b
+        .actor
+        .params()
+        .names()
+        .iter()
+        .chain(b.critic.params().names())
+        .map(|n| format!("grad.{n}"))
+        .collect();
+    for k in &names {
+        close(&fused[k].data, &per_op[k].data, 1e-5, k);
+    }
+    // The in-process seeded objective draws the same streams on the device.
+    let starts = Starts::new(
+        &Tensor::from_vec(&g, &[n, cfg.deter], &start_h).unwrap(),
+        &Tensor::from_vec(&g, &[n, s], &start_s).unwrap(),
+    )
+    .unwrap();
+    let t = Tape::new(&g);
+    let obj = b.actor_objective(&t, &model, &starts, seed, None).unwrap();
+    close(
+        &fused["returns"].data,
+        &t.value(obj.returns).to_vec().unwrap(),
+        1e-4,
+        "returns",
+    );
+    let vars = obj.actor_params.vars().to_vec();
+    let grads = t.backward(obj.loss).unwrap();
+    for (name, v) in b.actor.params().names().iter().zip(&vars) {
+        let want = grads.get(*v).unwrap().to_vec().unwrap();
+        close(&fused[&format!("grad.{name}")].data, &want, 1e-3, name);
+    }
+}

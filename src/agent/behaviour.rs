@@ -45,7 +45,7 @@ use crate::ops::{self};
 use crate::tensor::{Tape, Tensor, Var};
 
 use super::actor::{Actor, Critic};
-use super::imagine::{imagine_with_actor_inputs, Imagined, Policy};
+use super::imagine::{imagine_with_actor_inputs, ImagineNoise, Imagined, Policy};
 use super::returns::{discount_weights, lambda_return};
 
 /// Behaviour-learning settings (the specification's defaults).
@@ -267,18 +267,25 @@ impl Behaviour {
         seed: u64,
         fixed_weights: Option<&Tensor>,
     ) -> Result<ActorObjective> {
-        self.actor_objective_fixed(t, wm, starts, seed, fixed_weights, None)
+        self.actor_objective_fixed(
+            t,
+            wm,
+            starts,
+            &ImagineNoise::Seeded(seed),
+            fixed_weights,
+            None,
+        )
     }
 
     /// [`Behaviour::actor_objective`] with the actor's inputs also fixed (`[N, feat]` per step,
     /// see [`imagine_with_actor_inputs`]): what finite differences of the actor's parameters
-    /// must hold constant to see the stop-gradient on its input.
+    /// must hold constant to see the stop-gradient on its input; and the noise given either way.
     pub fn actor_objective_fixed(
         &self,
         t: &Tape,
         wm: &WorldModel,
         starts: &Starts,
-        seed: u64,
+        noise: &ImagineNoise,
         fixed_weights: Option<&Tensor>,
         fixed_actor_inputs: Option<&[Tensor]>,
     ) -> Result<ActorObjective> {
@@ -293,7 +300,7 @@ impl Behaviour {
         };
         let (sh, ss) = (t.constant(&starts.h), t.constant(&starts.s));
         let im =
-            imagine_with_actor_inputs(t, wm, &wm_p, policy, sh, ss, h, seed, fixed_actor_inputs)?;
+            imagine_with_actor_inputs(t, wm, &wm_p, policy, sh, ss, h, noise, fixed_actor_inputs)?;
         let values = self.critic.forward(t, &critic_p, im.feat_all)?;
         let values = ops::reshape(t, values, &[h + 1, n])?;
         let gammas = ops::scale(t, im.conts, self.cfg.gamma, 0.0)?;

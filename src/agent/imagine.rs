@@ -111,8 +111,85 @@ pub fn imagine(
     seed: u64,
 ) -> Result<Imagined> {
     imagine_with_actor_inputs(
-        t, wm, wm_params, policy, start_h, start_s, horizon, seed, None,
+        t,
+        wm,
+        wm_params,
+        policy,
+        start_h,
+        start_s,
+        horizon,
+        &ImagineNoise::Seeded(seed),
+        None,
     )
+}
+
+/// Where imagination's noise comes from.
+#[derive(Clone, Debug)]
+pub enum ImagineNoise {
+    /// Philox key: step t's actor noise is the stream `(seed, 2t)`, its prior noise
+    /// `(seed, 2t + 1)` (see [`noise_offsets`]).
+    Seeded(u64),
+    /// Given standard normals, time-major: the actor's `[H, N, A]`, the prior's `[H, N, stoch]`
+    /// (to replay or to compare with another framework).
+    Given { actor: Tensor, prior: Tensor },
+}
+
+impl ImagineNoise {
+    /// `(actor [H, N, A], prior [H, N, S])` as tensors (drawn in two dispatches when seeded).
+    fn tensors(
+        &self,
+        gpu: &crate::gpu::Gpu,
+        h: usize,
+        n: usize,
+        a: usize,
+        s: usize,
+    ) -> Result<(Tensor, Tensor)> {
+        match self {
+            ImagineNoise::Seeded(seed) => Ok((
+                normal_noise_steps(gpu, h, n * a, *seed, 0, 2)?.reshape(&[h, n, a])?,
+                normal_noise_steps(gpu, h, n * s, *seed, 1, 2)?.reshape(&[h, n, s])?,
+            )),
+            ImagineNoise::Given { actor, prior } => {
+                if actor.shape() != [h, n, a] || prior.shape() != [h, n, s] {
+                    return shape_err(
+                        "imagine",
+                        format!(
+                            "noise must be actor [{h}, {n}, {a}] and prior [{h}, {n}, {s}], got {:?} and {:?}",
+                            actor.shape(),
+                            prior.shape()
+                        ),
+                    );
+                }
+                Ok((actor.clone(), prior.clone()))
+            }
+        }
+    }
+
+    /// Step `step`'s actor and prior noise for the per-op path.
+    fn step(&self, step: usize, n: usize) -> Result<(Noise, Noise)> {
+        match self {
+            ImagineNoise::Seeded(seed) => {
+                let (actor_off, prior_off) = noise_offsets(step);
+                Ok((
+                    Noise::Seeded {
+                        seed: *seed,
+                        offset: actor_off,
+                    },
+                    Noise::Seeded {
+                        seed: *seed,
+                        offset: prior_off,
+                    },
+                ))
+            }
+            ImagineNoise::Given { actor, prior } => {
+                let rows = |x: &Tensor| -> Result<Tensor> {
+                    let w = x.last_dim();
+                    rows_of(&x.reshape(&[x.len() / w, w])?, step * n, n)
+                };
+                Ok((Noise::Given(rows(actor)?), Noise::Given(rows(prior)?)))
+            }
+        }
+    }
 }
 
 /// [`imagine`], with the actor's input at step t taken from `actor_inputs[t]` `[N, feat]`
@@ -128,7 +205,7 @@ pub fn imagine_with_actor_inputs(
     start_h: Var,
     start_s: Var,
     horizon: usize,
-    seed: u64,
+    noise: &ImagineNoise,
     actor_inputs: Option<&[Tensor]>,
 ) -> Result<Imagined> {
     if let Some(xs) = actor_inputs {
@@ -186,7 +263,7 @@ pub fn imagine_with_actor_inputs(
             start_h,
             start_s,
             horizon,
-            seed,
+            noise,
             actor_inputs,
         )?;
         (r.0, r.1, r.2, r.3, RssmPath::Fused)
@@ -199,7 +276,7 @@ pub fn imagine_with_actor_inputs(
             start_h,
             start_s,
             horizon,
-            seed,
+            noise,
             actor_inputs,
         )?;
         (r.0, r.1, r.2, r.3, RssmPath::PerOp)
@@ -242,7 +319,7 @@ fn rollout_per_op(
     start_h: Var,
     start_s: Var,
     horizon: usize,
-    seed: u64,
+    noise: &ImagineNoise,
     actor_inputs: Option<&[Tensor]>,
 ) -> Result<Rollout> {
     let cfg = &wm.cfg;
@@ -253,32 +330,20 @@ fn rollout_per_op(
     let mut first = None;
     feats.push(ops::concat_last(t, &[s, h])?);
     for step in 0..horizon {
-        let (actor_off, prior_off) = noise_offsets(step);
-        let noise = (!policy.deterministic).then_some(Noise::Seeded {
-            seed,
-            offset: actor_off,
-        });
+        let (actor_noise, prior_noise) = noise.step(step, n)?;
+        let actor_noise = (!policy.deterministic).then_some(actor_noise);
         // Stop-gradient on the actor's input (the specification's behaviour learning).
         let actor_in = match actor_inputs {
             Some(xs) => t.constant(&xs[step]),
             None => t.detach(feats[step]),
         };
-        let head = policy.actor.act(t, policy.params, actor_in, noise)?;
+        let head = policy.actor.act(t, policy.params, actor_in, actor_noise)?;
         let a = head.action;
         if step == 0 {
             first = Some((t.value(head.mean), head.std.map(|v| t.value(v))));
         }
         let (h_new, prior) = wm.img_step(t, wm_params, s, a, h)?;
-        s = gaussian_head(
-            t,
-            prior,
-            cfg.min_std,
-            Noise::Seeded {
-                seed,
-                offset: prior_off,
-            },
-        )?
-        .sample;
+        s = gaussian_head(t, prior, cfg.min_std, prior_noise)?.sample;
         h = h_new;
         actions.push(a);
         feats.push(ops::concat_last(t, &[s, h])?);
@@ -310,20 +375,15 @@ fn rollout_fused(
     start_h: Var,
     start_s: Var,
     horizon: usize,
-    seed: u64,
+    noise: &ImagineNoise,
     actor_inputs: Option<&[Tensor]>,
 ) -> Result<Rollout> {
     let cfg = &wm.cfg;
     let gpu = t.gpu();
     let n = t.shape(start_h)[0];
     let (a, hn) = (cfg.action_dim, horizon * n);
-    let act_eps = if policy.deterministic {
-        None
-    } else {
-        Some(normal_noise_steps(gpu, horizon, n * a, seed, 0, 2)?.reshape(&[horizon, n, a])?)
-    };
-    let prior_eps = normal_noise_steps(gpu, horizon, n * cfg.stoch, seed, 1, 2)?
-        .reshape(&[horizon, n, cfg.stoch])?;
+    let (act_all, prior_eps) = noise.tensors(gpu, horizon, n, a, cfg.stoch)?;
+    let act_eps = (!policy.deterministic).then_some(act_all);
     let w = wm.rssm_vars(wm_params).map(|v| t.value(v));
     let actor_vals: Vec<Tensor> = policy
         .actor

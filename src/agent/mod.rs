@@ -35,5 +35,7 @@ pub use dreamer::{
     checkpoint_config, dream, CheckpointPolicy, DreamActions, Dreamer, DreamerCounters,
     DreamerSettings, UpdateMetrics,
 };
-pub use imagine::{imagine, imagine_with_actor_inputs, noise_offsets, Imagined, Policy};
+pub use imagine::{
+    imagine, imagine_with_actor_inputs, noise_offsets, ImagineNoise, Imagined, Policy,
+};
 pub use returns::{discount_weights, lambda_return};
