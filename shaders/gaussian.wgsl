@@ -7,6 +7,8 @@
 //   normal             eps[i] ~ N(0, 1): the same numbers the head draws for the same (seed, offset).
 //   normal_steps       [steps, s] normals, row i from stream (seed, offset + i * stride).
 //   random_bits        the raw Philox 4x32-10 output words (for tests: bit-exact against the CPU).
+//   with TANH (the actor's action head, `agent::actor`): mean = scale tanh(m / scale),
+//                      std = softplus(raw + shift) + min_std, sample = tanh(mean + std * eps).
 //   gaussian_backward  [backward] d stats (+)= [d mean | d raw] from any of the gradients of mean,
 //                      std and sample (HAS_GMEAN, HAS_GSTD, HAS_GSAMPLE):
 //                      d mean = g_mean + g_sample,
@@ -42,6 +44,10 @@ struct Params {
     off_hi: u32,
     // normal_steps: offsets between consecutive steps' streams.
     stride: u32,
+    // TANH (the actor's action head): raw is shifted by `shift` before the softplus, the mean
+    // bounded to scale * tanh(m / scale).
+    shift: f32,
+    scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -62,6 +68,9 @@ override HAS_GMEAN: bool = false;
 override HAS_GSTD: bool = false;
 override HAS_GSAMPLE: bool = false;
 override ACC: bool = false;
+// The actor's tanh-Gaussian: mean = scale tanh(m / scale), std = softplus(r + shift) + min_std,
+// sample = tanh(mean + std eps) (the squashed action; its gradient goes through the tanh).
+override TANH: bool = false;
 
 const PHILOX_M0: u32 = 0xD2511F53u;
 const PHILOX_M1: u32 = 0xCD9E8D57u;
@@ -142,8 +151,9 @@ fn gaussian_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         if e >= p.n { break; }
         let row = e / p.s;
         let col = e - row * p.s;
-        let m = stats[row * 2u * p.s + col];
-        let sd = softplus(stats[row * 2u * p.s + p.s + col]) + p.min_std;
+        var m = stats[row * 2u * p.s + col];
+        if TANH { m = p.scale * tanh_s(m / p.scale); }
+        let sd = softplus(stats[row * 2u * p.s + p.s + col] + p.shift) + p.min_std;
         var ep: f32;
         if SEEDED {
             ep = z[j];
@@ -153,7 +163,9 @@ fn gaussian_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         }
         mean[e] = m;
         stdv[e] = sd;
-        sample[e] = m + sd * ep;
+        var x = m + sd * ep;
+        if TANH { x = tanh_s(x); }
+        sample[e] = x;
     }
 }
 
@@ -212,16 +224,27 @@ fn gaussian_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     let col = e - row * p.s;
     let im = row * 2u * p.s + col;
     let ir = im + p.s;
+    let raw = stats[ir] + p.shift;
     var dm = 0.0;
     var dr = 0.0;
     if HAS_GMEAN { dm += g_mean[e]; }
     if HAS_GSAMPLE {
-        let gs = g_sample[e];
+        var gs = g_sample[e];
+        if TANH {
+            // Through the squashing tanh, recomputed from the statistics and the noise.
+            let m = p.scale * tanh_s(stats[im] / p.scale);
+            let a = tanh_s(m + (softplus(raw) + p.min_std) * eps_in[e]);
+            gs *= 1.0 - a * a;
+        }
         dm += gs;
         dr += gs * eps_in[e];
     }
     if HAS_GSTD { dr += g_std[e]; }
-    dr *= sigmoid(stats[ir]);
+    if TANH {
+        let u = tanh_s(stats[im] / p.scale);
+        dm *= 1.0 - u * u;
+    }
+    dr *= sigmoid(raw);
     if ACC {
         d_stats[im] += dm;
         d_stats[ir] += dr;

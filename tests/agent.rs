@@ -227,6 +227,13 @@ fn action_head_gradcheck() {
         Ok(action_head(t, x[0], None)?.action)
     })
     .unwrap();
+    // All three outputs at once (the one backward dispatch sums their paths): action + mean +
+    // std, concatenated.
+    gradcheck(&g, &inputs, &opts, |t, x| {
+        let h = action_head(t, x[0], Some(Noise::Given(eps.clone())))?;
+        ops::concat_last(t, &[h.action, h.mean, h.std.unwrap()])
+    })
+    .unwrap();
 }
 
 /// A tiny world model and agent, and N start states.

@@ -22,9 +22,8 @@ use crate::gpu::Gpu;
 use crate::model::Config;
 use crate::nn::{Bound, Mlp, ParamStore};
 use crate::ops::adam::{Adam, AdamConfig, FlatParams};
-use crate::ops::gaussian::{gaussian_head, Noise};
+use crate::ops::gaussian::{tanh_gaussian_head, Noise, TanhHead};
 use crate::ops::imagine::ActorWeights;
-use crate::ops::{self};
 use crate::tensor::{Gradients, Tape, Tensor, Var};
 
 /// `ln(e^5 - 1)`: the shift that makes `softplus(r + init_std_raw) = 5` at `r = 0`.
@@ -261,27 +260,28 @@ pub fn action_head(t: &Tape, out: Var, noise: Option<Noise>) -> Result<ActionOut
         );
     }
     let a = width / 2;
-    let parts = ops::split_last(t, out, &[a, a])?;
-    let (m, r) = (parts[0], parts[1]);
-    let mean = ops::scale(
-        t,
-        ops::tanh(t, ops::scale(t, m, 1.0 / MEAN_SCALE, 0.0)?)?,
-        MEAN_SCALE,
-        0.0,
-    )?;
+    let tanh = TanhHead {
+        scale: MEAN_SCALE,
+        shift: init_std_raw(),
+    };
     match noise {
-        None => Ok(ActionOut {
-            action: ops::tanh(t, mean)?,
-            mean,
-            std: None,
-            eps: None,
-        }),
-        Some(noise) => {
-            let raw = ops::scale(t, r, 1.0, init_std_raw())?;
-            let stats = ops::concat_last(t, &[mean, raw])?;
-            let g = gaussian_head(t, stats, ACTOR_MIN_STD, noise)?;
+        None => {
+            // The mode: zero noise; the std is not an output then.
+            let mut zshape = shape.clone();
+            *zshape.last_mut().unwrap() = a;
+            let zeros = Tensor::zeros(t.gpu(), &zshape)?;
+            let g = tanh_gaussian_head(t, out, ACTOR_MIN_STD, tanh, Noise::Given(zeros))?;
             Ok(ActionOut {
-                action: ops::tanh(t, g.sample)?,
+                action: g.sample,
+                mean: g.mean,
+                std: None,
+                eps: None,
+            })
+        }
+        Some(noise) => {
+            let g = tanh_gaussian_head(t, out, ACTOR_MIN_STD, tanh, noise)?;
+            Ok(ActionOut {
+                action: g.sample,
                 mean: g.mean,
                 std: Some(g.std),
                 eps: Some(g.eps),

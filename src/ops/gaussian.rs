@@ -29,6 +29,8 @@ pub(crate) struct Params {
     off_lo: u32,
     off_hi: u32,
     stride: u32,
+    shift: f32,
+    scale: f32,
 }
 
 impl Params {
@@ -42,6 +44,8 @@ impl Params {
             off_lo: offset as u32,
             off_hi: (offset >> 32) as u32,
             stride: 0,
+            shift: 0.0,
+            scale: 1.0,
         }
     }
 }
@@ -91,8 +95,37 @@ fn out_shape(stats: &Tensor) -> Result<Vec<usize>> {
     Ok(o)
 }
 
+/// The actor's variant of the head (the `TANH` kernels): the mean bounded to
+/// `scale tanh(m / scale)`, the std `softplus(raw + shift) + min_std`, the sample squashed,
+/// `tanh(mean + std eps)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TanhHead {
+    pub scale: f32,
+    pub shift: f32,
+}
+
+impl Params {
+    fn with_tanh(mut self, tanh: Option<TanhHead>) -> Params {
+        if let Some(th) = tanh {
+            self.scale = th.scale;
+            self.shift = th.shift;
+        }
+        self
+    }
+}
+
 /// Record the head's forward: one dispatch writes mean, std, sample (and the noise when seeded).
 pub fn gaussian_forward(stats: &Tensor, min_std: f32, noise: &Noise) -> Result<GaussianTensors> {
+    head_forward(stats, min_std, noise, None)
+}
+
+/// [`gaussian_forward`], or with `tanh` the actor's variant ([`TanhHead`]).
+pub fn head_forward(
+    stats: &Tensor,
+    min_std: f32,
+    noise: &Noise,
+    tanh: Option<TanhHead>,
+) -> Result<GaussianTensors> {
     let shape = out_shape(stats)?;
     let gpu = stats.gpu();
     let s = stats.last_dim() / 2;
@@ -124,11 +157,14 @@ pub fn gaussian_forward(stats: &Tensor, min_std: f32, noise: &Noise) -> Result<G
     let k = gpu.kernel(
         "gaussian",
         "gaussian_forward",
-        &[("SEEDED", seeded as u32 as f64)],
+        &[
+            ("SEEDED", seeded as u32 as f64),
+            ("TANH", tanh.is_some() as u32 as f64),
+        ],
     )?;
     gpu.dispatch(
         &k,
-        &params,
+        &params.with_tanh(tanh),
         &[stats.buf(), mean.buf(), std.buf(), sample.buf(), eps.buf()],
         grid(gpu, n.div_ceil(4)),
     );
@@ -156,6 +192,20 @@ pub fn gaussian_backward(
     g: &GaussianGrads,
     d_stats: &Tensor,
     acc: bool,
+) -> Result<()> {
+    head_backward(stats, eps, g, d_stats, acc, 0.0, None)
+}
+
+/// [`gaussian_backward`], or with `tanh` the actor's variant ([`TanhHead`]; its backward needs
+/// the forward's `min_std` to recompute the squashed sample).
+pub fn head_backward(
+    stats: &Tensor,
+    eps: &Tensor,
+    g: &GaussianGrads,
+    d_stats: &Tensor,
+    acc: bool,
+    min_std: f32,
+    tanh: Option<TanhHead>,
 ) -> Result<()> {
     let shape = out_shape(stats)?;
     let n = stats.len() / 2;
@@ -193,9 +243,10 @@ pub fn gaussian_backward(
             ("HAS_GSTD", g.std.is_some() as u32 as f64),
             ("HAS_GSAMPLE", g.sample.is_some() as u32 as f64),
             ("ACC", acc as u32 as f64),
+            ("TANH", tanh.is_some() as u32 as f64),
         ],
     )?;
-    let p = Params::new(n, stats.last_dim() / 2, 0.0, 0, 0);
+    let p = Params::new(n, stats.last_dim() / 2, min_std, 0, 0).with_tanh(tanh);
     // An absent gradient's binding is filled with `stats` (bound read-only twice is allowed).
     let [gm, gs, gx] = [g.mean, g.std, g.sample].map(|t| t.unwrap_or(stats));
     gpu.dispatch(
@@ -282,8 +333,31 @@ pub struct GaussianOut {
 /// sample. One dispatch forward; one backward dispatch for whatever gradients `mean`, `std` and
 /// `sample` receive (the KL uses mean and std, the decoder the sample).
 pub fn gaussian_head(t: &Tape, stats: Var, min_std: f32, noise: Noise) -> Result<GaussianOut> {
+    head(t, stats, min_std, noise, None)
+}
+
+/// The actor's tanh-Gaussian action head on the tape ([`TanhHead`]): `out [..., 2A] = [m | r]`
+/// -> mean `scale tanh(m / scale)`, std `softplus(r + shift) + min_std` and the reparameterised
+/// squashed sample `tanh(mean + std eps)`. One dispatch forward, one backward.
+pub fn tanh_gaussian_head(
+    t: &Tape,
+    out: Var,
+    min_std: f32,
+    tanh: TanhHead,
+    noise: Noise,
+) -> Result<GaussianOut> {
+    head(t, out, min_std, noise, Some(tanh))
+}
+
+fn head(
+    t: &Tape,
+    stats: Var,
+    min_std: f32,
+    noise: Noise,
+    tanh: Option<TanhHead>,
+) -> Result<GaussianOut> {
     let sv = t.value(stats);
-    let out = gaussian_forward(&sv, min_std, &noise)?;
+    let out = head_forward(&sv, min_std, &noise, tanh)?;
     let stash: Rc<RefCell<[Option<Tensor>; 3]>> = Rc::default();
     let eps = out.eps.clone();
     let gpu = sv.gpu().clone();
@@ -298,7 +372,7 @@ pub fn gaussian_head(t: &Tape, stats: Var, min_std: f32, noise: Noise) -> Result
             std: gs.as_ref(),
             sample: gx.as_ref(),
         };
-        gaussian_backward(&sv, &eps, &g, &ds, acc)
+        head_backward(&sv, &eps, &g, &ds, acc, min_std, tanh)
     });
     let mut vars = [hub; 3];
     for (k, value) in [out.mean, out.std, out.sample].into_iter().enumerate() {
