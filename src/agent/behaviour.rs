@@ -18,14 +18,16 @@
 //! DreamerV1, where both losses are computed before either optimiser steps.
 //!
 //! # Dispatches
-//! Measured with `gpu.stats()` at H = 15 (`tests/agent.rs` prints it; `benches/behaviour.rs`
-//! at the `dreamer` sizes): the actor tape's forward is 512 (the rollout 392 = 26 per step + 2,
-//! the feature stack and the reward/continue heads 24, the frozen critic 4, the lambda-returns
-//! 83, the discount weights 5, the loss 4), its backward 845, Adam 3; the critic tape's forward
-//! 7, its backward 17, Adam 3; the metrics 4. In all 1,391 per update (1,397 at N = 2500,
-//! where a mean over more than 4,096 values takes two passes), one submit, one readback.
-//! Nearly all are the per-step rollout and its backward; the heads run once on all
-//! `(H+1) N` imagined states.
+//! With the fused imagination (`ops::imagine`, the default where the device allows it), a
+//! whole update is 116 dispatches at H = 5 and at H = 15 (`tests/fused_imagine.rs` asserts that
+//! it does not grow with H and stays at most 150); at the `dreamer` sizes on a CPU driver, whose
+//! `linear` pads the 230-wide features to 232 with a few copies, 141. Of these, the rollout is
+//! 6 (pack the RSSM's and the actor's weights, two noise draws, the rollout kernel) and its
+//! backward 1; the actor is recomputed on all H N detached features at once (5 linears and the
+//! action head forward, as many GEMMs and column sums backward); the heads, lambda-returns,
+//! losses, both Adam steps and the metrics make the rest. On the per-op path (the reference)
+//! the rollout alone is 26 dispatches per imagined step and its backward about 47: about 1,000
+//! per update at H = 15. One submit, one readback either way.
 //!
 //! # Noise
 //! Update `u` imagines with the Philox key [`Behaviour::noise_seed`]`(u)`, a hash of the

@@ -8,11 +8,18 @@
 //! sees its input through a stop-gradient, as in DreamerV1/V2 (`a_t = actor(sg(feat_t))`): its
 //! parameters get gradient through the actions it takes, never through its own later inputs.
 //!
-//! Per imagined step, in dispatches: `concat(s, h)` (2), the actor's 5 linears, its action
-//! head (10, see `agent::actor`), `img_step` (concat 2, `img_in` 1, GRU 3, `img_out` 1,
-//! `img_stats` 1) and the prior sample (1): 26. Then, once for the whole trajectory, the
-//! features are stacked time-major (H+1 copies) and the reward head (3), the continue head (4)
-//! and a sigmoid (1) run on all `(H+1) N` rows at once, instead of 8 dispatches per step.
+//! Two implementations, chosen like the world model's `observe` (`WorldModel::imagine_path`,
+//! `RSSM_OBSERVE_PATH`):
+//! - fused (`ops::imagine`): the whole rollout, actor included, in one persistent dispatch; the
+//!   actor then recomputed on the tape on all H N detached features at once (the same values,
+//!   so the same actions), feeding a node whose backward runs the frozen dynamics in reverse in
+//!   one dispatch and hands dL/da to the batched actor. A handful of dispatches whatever H is.
+//! - per-op (the reference and the fallback): per imagined step `concat(s, h)` (2), the actor's
+//!   5 linears, its action head (1), `img_step` (concat 2, `img_in` 1, GRU 3, `img_out` 1,
+//!   `img_stats` 1) and the prior sample (1): 17, and about 30 backward.
+//!
+//! Either way the features are stacked time-major and the reward head (3), the continue head
+//! (4) and a sigmoid (1) run once on all `(H+1) N` rows.
 
 use crate::error::{shape_err, Result};
 use crate::model::{RssmPath, WorldModel};
@@ -418,8 +425,15 @@ fn rollout_fused(
                 t.grad_enabled(),
                 false,
             )?;
+            // Without gradients the actions are the kernel's; the actor runs again only on the
+            // start states, for the first step's statistics.
+            let rows = if t.grad_enabled() { hn } else { n };
             let feats = out.feats.reshape(&[(horizon + 1) * n, cfg.feat()])?;
-            let actor_in = t.constant(&rows_of(&feats, 0, hn)?);
+            let actor_in = t.constant(&rows_of(&feats, 0, rows)?);
+            let noise = match noise {
+                Some(Noise::Given(e)) if rows < hn => Some(Noise::Given(rows_of(&e, 0, rows)?)),
+                other => other,
+            };
             let head = policy.actor.act(t, policy.params, actor_in, noise)?;
             (out, head)
         }
@@ -455,10 +469,12 @@ fn rollout_fused(
     };
     let first_mean = rows_of(&t.value(head.mean), 0, n)?;
     let first_std = head.std.map(|v| rows_of(&t.value(v), 0, n)).transpose()?;
-    let feat_all = if t.grad_enabled() {
-        rollout(t, head.action, out)?
+    if t.grad_enabled() {
+        let feat_all = rollout(t, head.action, out)?;
+        Ok((feat_all, head.action, first_mean, first_std))
     } else {
-        t.constant(&out.feats.reshape(&[(horizon + 1) * n, cfg.feat()])?)
-    };
-    Ok((feat_all, head.action, first_mean, first_std))
+        let feat_all = t.constant(&out.feats.reshape(&[(horizon + 1) * n, cfg.feat()])?);
+        let actions = t.constant(&out.actions.reshape(&[hn, a])?);
+        Ok((feat_all, actions, first_mean, first_std))
+    }
 }
