@@ -261,3 +261,39 @@ fn behaviour_update_dispatches_do_not_grow_with_h() {
         counts[1]
     );
 }
+
+/// A dream (`rssm imagine`, `WorldModel.imagine` in Python) is a few dispatches whatever its
+/// length: the rollout in one, then one batched decode.
+#[test]
+fn dream_dispatches_do_not_grow_with_its_length() {
+    use rssm::agent::{dream, DreamActions};
+    let g = Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
+    let cfg = awkward(2);
+    let (wm, b, starts) = setup(&g, &cfg, 1, 4);
+    let mut counts = vec![];
+    for steps in [10, 40] {
+        for _ in 0..2 {
+            dream(
+                &wm,
+                &starts.h,
+                &starts.s,
+                DreamActions::Actor(&b.actor),
+                steps,
+            )
+            .unwrap();
+        }
+        let s0 = g.stats();
+        dream(
+            &wm,
+            &starts.h,
+            &starts.s,
+            DreamActions::Actor(&b.actor),
+            steps,
+        )
+        .unwrap();
+        counts.push(g.stats().dispatches - s0.dispatches);
+    }
+    eprintln!("dream dispatches at 10 and 40 steps: {counts:?}");
+    assert_eq!(counts[0], counts[1], "{counts:?}");
+    assert!(counts[1] <= 40, "{counts:?}");
+}
