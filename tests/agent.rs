@@ -372,6 +372,9 @@ fn actor_gradient_through_dynamics_matches_finite_differences() {
     let (wm, b, starts, seed) = actor_check_setup(&g);
     let t = Tape::new(&g);
     let obj = b.actor_objective(&t, &wm, &starts, seed, None).unwrap();
+    // The fused rollout (ops::imagine) is what this checks; tests/fused_imagine.rs holds the
+    // per-op path to it.
+    assert_eq!(obj.imagined.path, rssm::model::RssmPath::Fused);
     let weights = obj.weights.clone();
     let inputs: Vec<Tensor> = obj.imagined.feat_values(&t).unwrap();
     let vars = obj.actor_params.vars().to_vec();
