@@ -340,38 +340,66 @@ impl Dreamer {
                 self.replay.len()
             )));
         }
-        let host = self.replay.sample_with_seed(
-            cfg.batch,
-            cfg.seq_len,
-            cfg.seed
-                .wrapping_add(self.trainer.step.wrapping_mul(0x9E37_79B9)),
-        )?;
-        let m = self
-            .trainer
-            .train_step(&DeviceBatch::upload(&self.gpu, &host)?)?;
+        let m = self.train_world_model()?;
         if !m.loss.is_finite() {
             return Err(Error::Invalid(format!(
                 "world-model loss became {} at step {}",
                 m.loss, m.step
             )));
         }
-        let b = if self.trainer.step > self.settings.behaviour_warmup {
-            let (h, s) = self
-                .trainer
-                .last_posterior
-                .clone()
-                .ok_or_else(|| Error::Invalid("no posterior after a train step".into()))?;
-            Some(
-                self.behaviour
-                    .update(&self.trainer.model, &Starts::new(&h, &s)?)?,
-            )
-        } else {
-            None
-        };
+        let b = self.train_behaviour()?;
         Ok(UpdateMetrics {
             world_model: m,
             behaviour: b,
         })
+    }
+
+    /// The world-model half of [`Dreamer::update`]: one step on a batch drawn from the replay
+    /// with the step's seed. The loss is not checked, so that a caller can say where its last
+    /// good checkpoint is.
+    pub fn train_world_model(&mut self) -> Result<StepMetrics> {
+        let cfg = self.config();
+        let host = self.replay.sample_with_seed(
+            cfg.batch,
+            cfg.seq_len,
+            cfg.seed
+                .wrapping_add(self.trainer.step.wrapping_mul(0x9E37_79B9)),
+        )?;
+        self.trainer
+            .train_step(&DeviceBatch::upload(&self.gpu, &host)?)
+    }
+
+    /// The behaviour half of [`Dreamer::update`]: past the warm-up, an update from the
+    /// posterior states of the last world-model step; `None` before.
+    pub fn train_behaviour(&mut self) -> Result<Option<BehaviourMetrics>> {
+        if self.trainer.step <= self.settings.behaviour_warmup {
+            return Ok(None);
+        }
+        let (h, s) = self
+            .trainer
+            .last_posterior
+            .clone()
+            .ok_or_else(|| Error::Invalid("no posterior after a train step".into()))?;
+        Ok(Some(
+            self.behaviour
+                .update(&self.trainer.model, &Starts::new(&h, &s)?)?,
+        ))
+    }
+
+    /// Write the weights and optimiser states of the world model, the actor and the critic
+    /// into `dir` (the files of [`Dreamer::save`] without `agent.json` and the replay: the
+    /// layout of `rssm dreamer`'s `checkpoint/`).
+    pub fn save_weights(&self, dir: &Path) -> Result<()> {
+        self.trainer.save(dir)?;
+        self.behaviour.actor.opt.save(dir, "actor")?;
+        self.behaviour.critic.opt.save(dir, "critic")
+    }
+
+    /// Read what [`Dreamer::save_weights`] wrote; the configuration must match.
+    pub fn load_weights(&mut self, dir: &Path) -> Result<()> {
+        self.trainer.load(dir)?;
+        self.behaviour.actor.opt.load(dir, "actor")?;
+        self.behaviour.critic.opt.load(dir, "critic")
     }
 
     /// Write the checkpoint folder `dir` (every file atomically); with `with_replay`, also the
@@ -379,9 +407,7 @@ impl Dreamer {
     /// change once recorded).
     pub fn save(&self, dir: &Path, with_replay: bool) -> Result<()> {
         std::fs::create_dir_all(dir)?;
-        self.trainer.save(dir)?;
-        self.behaviour.actor.opt.save(dir, "actor")?;
-        self.behaviour.critic.opt.save(dir, "critic")?;
+        self.save_weights(dir)?;
         if with_replay {
             let ep_dir = dir.join("episodes");
             std::fs::create_dir_all(&ep_dir)?;
@@ -422,9 +448,7 @@ impl Dreamer {
             msg: format!("not an agent file: {e}"),
         })?;
         let mut agent = Dreamer::new(gpu, &file.config, file.settings)?;
-        agent.trainer.load(dir)?;
-        agent.behaviour.actor.opt.load(dir, "actor")?;
-        agent.behaviour.critic.opt.load(dir, "critic")?;
+        agent.load_weights(dir)?;
         agent.behaviour.updates = file.behaviour_updates;
         let ep_dir = dir.join("episodes");
         if ep_dir.is_dir() {
