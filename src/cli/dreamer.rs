@@ -332,7 +332,7 @@ fn train_round(
             )));
         }
         let b = agent.train_behaviour()?;
-        if agent.trainer.step % 10 == 0 {
+        if agent.trainer.step.is_multiple_of(10) {
             writeln!(
                 log,
                 "{}",
@@ -392,7 +392,7 @@ fn collect_and_evaluate(
     save_episode(&paths.episodes, st.episodes, &ep)?;
     st.episodes += 1;
     agent.replay.push(ep)?;
-    if st.episodes % args.eval_every.max(1) == 0 {
+    if st.episodes.is_multiple_of(args.eval_every.max(1)) {
         let ep = run_episode(
             env,
             &agent.trainer,
