@@ -26,7 +26,7 @@
 //!
 //! # Checkpoint folder
 //! The world model's pair (`checkpoint.safetensors`, `optimizer.safetensors`, see
-//! [`Trainer`]), `actor.safetensors` / `actor_optimizer.safetensors`, `critic.safetensors` /
+//! [`Checkpoint`]), `actor.safetensors` / `actor_optimizer.safetensors`, `critic.safetensors` /
 //! `critic_optimizer.safetensors` (the layout of `rssm dreamer`'s `checkpoint/`, so `rssm
 //! imagine` reads it), `agent.json` (configuration, settings, counters) and, when saved with
 //! the replay, `episodes/episode_NNNNNN.npz`.
@@ -39,11 +39,10 @@ use crate::agent::acting::{act, AgentState};
 use crate::agent::actor::Actor;
 use crate::agent::behaviour::{Behaviour, BehaviourConfig, BehaviourMetrics, Starts};
 use crate::data::replay::ReplayBuffer;
-use crate::data::safetensors_io::load_safetensors;
 use crate::data::{Episode, EpisodeBuilder, FRAME_LEN};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::{Config, DeviceBatch, StepMetrics, Trainer, WorldModel};
+use crate::model::{Checkpoint, Config, DeviceBatch, StepMetrics, Trainer, WorldModel};
 use crate::tensor::Tensor;
 
 /// The agent's settings besides the world model's [`Config`].
@@ -177,21 +176,15 @@ pub fn checkpoint_config(dir: &Path) -> Result<Config> {
         })?;
         return Ok(file.config);
     }
-    let opt = dir.join("optimizer.safetensors");
-    if !opt.exists() {
+    let ckpt = Checkpoint::new(dir);
+    if !ckpt.optimizer().exists() {
         return Err(Error::File {
             path: dir.to_path_buf(),
             msg: "not a checkpoint folder: it has neither agent.json nor optimizer.safetensors"
                 .into(),
         });
     }
-    let (_, meta) = load_safetensors(&opt)?;
-    serde_json::from_str(meta.get("config").map(|s| s.as_str()).unwrap_or("")).map_err(|e| {
-        Error::File {
-            path: opt,
-            msg: format!("no usable config in metadata: {e}"),
-        }
-    })
+    ckpt.config()
 }
 
 impl Dreamer {
@@ -478,7 +471,8 @@ impl CheckpointPolicy {
     pub fn load(gpu: &Gpu, dir: &Path) -> Result<CheckpointPolicy> {
         let cfg = checkpoint_config(dir)?;
         let model = WorldModel::new(gpu, &cfg)?;
-        let wpath = dir.join("checkpoint.safetensors");
+        let ckpt = Checkpoint::new(dir);
+        let wpath = ckpt.weights();
         model
             .params
             .load_host(&crate::nn::load_file(&wpath)?)
@@ -486,7 +480,7 @@ impl CheckpointPolicy {
                 path: wpath.clone(),
                 msg: e.to_string(),
             })?;
-        let apath = dir.join("actor.safetensors");
+        let apath = ckpt.part_weights("actor");
         let behaviour = Behaviour::new(gpu, &cfg, BehaviourConfig::default())?;
         let actor = behaviour.actor;
         let weights = crate::nn::load_file(&apath)?;

@@ -166,6 +166,19 @@ fn save_episode(dir: &Path, index: usize, ep: &Episode) -> Result<()> {
     Ok(())
 }
 
+/// The checkpoint folder in the logdir.
+const CHECKPOINT_DIR: &str = "checkpoint";
+/// The [`LoopState`] in the logdir, beside the checkpoint folder.
+const STATE_FILE: &str = "dreamer_state.json";
+
+/// The action repeat of the run whose checkpoint folder is `ckpt`, from the loop state beside
+/// it when there is one (a `rssm dreamer` run's): `rssm imagine` then steps the environment as
+/// the actor learnt to.
+pub fn run_action_repeat(ckpt: &Path) -> Option<usize> {
+    let st = LoopState::load(&ckpt.parent()?.join(STATE_FILE)).ok()?;
+    (st.action_repeat > 0).then_some(st.action_repeat)
+}
+
 /// Where a run keeps its files in the logdir.
 struct RunPaths {
     /// `checkpoint/`: the world model's, the actor's and the critic's weights and optimisers.
@@ -183,9 +196,9 @@ struct RunPaths {
 impl RunPaths {
     fn new(logdir: &Path) -> RunPaths {
         RunPaths {
-            ckpt: logdir.join("checkpoint"),
+            ckpt: logdir.join(CHECKPOINT_DIR),
             episodes: logdir.join("episodes"),
-            state: logdir.join("dreamer_state.json"),
+            state: logdir.join(STATE_FILE),
             metrics: logdir.join("metrics.jsonl"),
             returns: logdir.join("returns.svg"),
         }
