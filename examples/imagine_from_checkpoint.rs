@@ -14,7 +14,7 @@ use rssm::data::replay::frame_to_chw;
 use rssm::envs::collect::{collect_episode_with_limit, RandomPolicy};
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::open_loop::filter_then_imagine;
-use rssm::model::{Config, Trainer};
+use rssm::model::{Checkpoint, Trainer};
 use rssm::tensor::{Tape, Tensor};
 use rssm::{ops, Error, Result};
 
@@ -29,9 +29,7 @@ fn main() -> Result<()> {
     );
     let out = PathBuf::from(args.next().unwrap_or_else(|| "dream.png".into()));
     // The checkpoint records its configuration; a model of that size loads its weights.
-    let (_, meta) = rssm::data::load_safetensors(dir.join("optimizer.safetensors"))?;
-    let cfg: Config = serde_json::from_str(meta.get("config").map_or("", |s| s.as_str()))
-        .map_err(|e| Error::Invalid(format!("{}: no configuration: {e}", dir.display())))?;
+    let cfg = Checkpoint::new(&dir).config()?;
     let gpu = Gpu::new(&GpuOptions::default())?;
     let mut trainer = Trainer::new(&gpu, &cfg)?;
     trainer.load(&dir)?;

@@ -74,19 +74,16 @@ impl Optimised {
             HostTensor::new(vec![v.len()], vals[1].clone())?,
         );
         let meta = std::collections::HashMap::from([("adam_t".to_string(), t.to_string())]);
-        save_safetensors(
-            dir.join(format!("{name}_optimizer.safetensors")),
-            &opt,
-            Some(meta),
-        )?;
-        self.params.save(&dir.join(format!("{name}.safetensors")))
+        let ckpt = crate::model::Checkpoint::new(dir);
+        save_safetensors(ckpt.part_optimizer(name), &opt, Some(meta))?;
+        self.params.save(&ckpt.part_weights(name))
     }
 
     /// Load what [`Optimised::save`] wrote; names, shapes and sizes must match.
     pub fn load(&mut self, dir: &std::path::Path, name: &str) -> Result<()> {
         use crate::error::Error;
-        let wpath = dir.join(format!("{name}.safetensors"));
-        let opath = dir.join(format!("{name}_optimizer.safetensors"));
+        let ckpt = crate::model::Checkpoint::new(dir);
+        let (wpath, opath) = (ckpt.part_weights(name), ckpt.part_optimizer(name));
         let weights = crate::nn::load_file(&wpath)?;
         self.params.check_host(&weights).map_err(|e| Error::File {
             path: wpath.clone(),

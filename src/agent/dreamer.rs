@@ -26,7 +26,7 @@
 //!
 //! # Checkpoint folder
 //! The world model's pair (`checkpoint.safetensors`, `optimizer.safetensors`, see
-//! [`Trainer`]), `actor.safetensors` / `actor_optimizer.safetensors`, `critic.safetensors` /
+//! [`Checkpoint`]), `actor.safetensors` / `actor_optimizer.safetensors`, `critic.safetensors` /
 //! `critic_optimizer.safetensors` (the layout of `rssm dreamer`'s `checkpoint/`, so `rssm
 //! imagine` reads it), `agent.json` (configuration, settings, counters) and, when saved with
 //! the replay, `episodes/episode_NNNNNN.npz`.
@@ -39,11 +39,10 @@ use crate::agent::acting::{act, AgentState};
 use crate::agent::actor::Actor;
 use crate::agent::behaviour::{Behaviour, BehaviourConfig, BehaviourMetrics, Starts};
 use crate::data::replay::ReplayBuffer;
-use crate::data::safetensors_io::load_safetensors;
 use crate::data::{Episode, EpisodeBuilder, FRAME_LEN};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::{Config, DeviceBatch, StepMetrics, Trainer, WorldModel};
+use crate::model::{Checkpoint, Config, DeviceBatch, StepMetrics, Trainer, WorldModel};
 use crate::tensor::Tensor;
 
 /// The agent's settings besides the world model's [`Config`].
@@ -177,21 +176,15 @@ pub fn checkpoint_config(dir: &Path) -> Result<Config> {
         })?;
         return Ok(file.config);
     }
-    let opt = dir.join("optimizer.safetensors");
-    if !opt.exists() {
+    let ckpt = Checkpoint::new(dir);
+    if !ckpt.optimizer().exists() {
         return Err(Error::File {
             path: dir.to_path_buf(),
             msg: "not a checkpoint folder: it has neither agent.json nor optimizer.safetensors"
                 .into(),
         });
     }
-    let (_, meta) = load_safetensors(&opt)?;
-    serde_json::from_str(meta.get("config").map(|s| s.as_str()).unwrap_or("")).map_err(|e| {
-        Error::File {
-            path: opt,
-            msg: format!("no usable config in metadata: {e}"),
-        }
-    })
+    ckpt.config()
 }
 
 impl Dreamer {
@@ -340,38 +333,66 @@ impl Dreamer {
                 self.replay.len()
             )));
         }
-        let host = self.replay.sample_with_seed(
-            cfg.batch,
-            cfg.seq_len,
-            cfg.seed
-                .wrapping_add(self.trainer.step.wrapping_mul(0x9E37_79B9)),
-        )?;
-        let m = self
-            .trainer
-            .train_step(&DeviceBatch::upload(&self.gpu, &host)?)?;
+        let m = self.train_world_model()?;
         if !m.loss.is_finite() {
             return Err(Error::Invalid(format!(
                 "world-model loss became {} at step {}",
                 m.loss, m.step
             )));
         }
-        let b = if self.trainer.step > self.settings.behaviour_warmup {
-            let (h, s) = self
-                .trainer
-                .last_posterior
-                .clone()
-                .ok_or_else(|| Error::Invalid("no posterior after a train step".into()))?;
-            Some(
-                self.behaviour
-                    .update(&self.trainer.model, &Starts::new(&h, &s)?)?,
-            )
-        } else {
-            None
-        };
+        let b = self.train_behaviour()?;
         Ok(UpdateMetrics {
             world_model: m,
             behaviour: b,
         })
+    }
+
+    /// The world-model half of [`Dreamer::update`]: one step on a batch drawn from the replay
+    /// with the step's seed. The loss is not checked, so that a caller can say where its last
+    /// good checkpoint is.
+    pub fn train_world_model(&mut self) -> Result<StepMetrics> {
+        let cfg = self.config();
+        let host = self.replay.sample_with_seed(
+            cfg.batch,
+            cfg.seq_len,
+            cfg.seed
+                .wrapping_add(self.trainer.step.wrapping_mul(0x9E37_79B9)),
+        )?;
+        self.trainer
+            .train_step(&DeviceBatch::upload(&self.gpu, &host)?)
+    }
+
+    /// The behaviour half of [`Dreamer::update`]: past the warm-up, an update from the
+    /// posterior states of the last world-model step; `None` before.
+    pub fn train_behaviour(&mut self) -> Result<Option<BehaviourMetrics>> {
+        if self.trainer.step <= self.settings.behaviour_warmup {
+            return Ok(None);
+        }
+        let (h, s) = self
+            .trainer
+            .last_posterior
+            .clone()
+            .ok_or_else(|| Error::Invalid("no posterior after a train step".into()))?;
+        Ok(Some(
+            self.behaviour
+                .update(&self.trainer.model, &Starts::new(&h, &s)?)?,
+        ))
+    }
+
+    /// Write the weights and optimiser states of the world model, the actor and the critic
+    /// into `dir` (the files of [`Dreamer::save`] without `agent.json` and the replay: the
+    /// layout of `rssm dreamer`'s `checkpoint/`).
+    pub fn save_weights(&self, dir: &Path) -> Result<()> {
+        self.trainer.save(dir)?;
+        self.behaviour.actor.opt.save(dir, "actor")?;
+        self.behaviour.critic.opt.save(dir, "critic")
+    }
+
+    /// Read what [`Dreamer::save_weights`] wrote; the configuration must match.
+    pub fn load_weights(&mut self, dir: &Path) -> Result<()> {
+        self.trainer.load(dir)?;
+        self.behaviour.actor.opt.load(dir, "actor")?;
+        self.behaviour.critic.opt.load(dir, "critic")
     }
 
     /// Write the checkpoint folder `dir` (every file atomically); with `with_replay`, also the
@@ -379,9 +400,7 @@ impl Dreamer {
     /// change once recorded).
     pub fn save(&self, dir: &Path, with_replay: bool) -> Result<()> {
         std::fs::create_dir_all(dir)?;
-        self.trainer.save(dir)?;
-        self.behaviour.actor.opt.save(dir, "actor")?;
-        self.behaviour.critic.opt.save(dir, "critic")?;
+        self.save_weights(dir)?;
         if with_replay {
             let ep_dir = dir.join("episodes");
             std::fs::create_dir_all(&ep_dir)?;
@@ -422,9 +441,7 @@ impl Dreamer {
             msg: format!("not an agent file: {e}"),
         })?;
         let mut agent = Dreamer::new(gpu, &file.config, file.settings)?;
-        agent.trainer.load(dir)?;
-        agent.behaviour.actor.opt.load(dir, "actor")?;
-        agent.behaviour.critic.opt.load(dir, "critic")?;
+        agent.load_weights(dir)?;
         agent.behaviour.updates = file.behaviour_updates;
         let ep_dir = dir.join("episodes");
         if ep_dir.is_dir() {
@@ -454,7 +471,8 @@ impl CheckpointPolicy {
     pub fn load(gpu: &Gpu, dir: &Path) -> Result<CheckpointPolicy> {
         let cfg = checkpoint_config(dir)?;
         let model = WorldModel::new(gpu, &cfg)?;
-        let wpath = dir.join("checkpoint.safetensors");
+        let ckpt = Checkpoint::new(dir);
+        let wpath = ckpt.weights();
         model
             .params
             .load_host(&crate::nn::load_file(&wpath)?)
@@ -462,7 +480,7 @@ impl CheckpointPolicy {
                 path: wpath.clone(),
                 msg: e.to_string(),
             })?;
-        let apath = dir.join("actor.safetensors");
+        let apath = ckpt.part_weights("actor");
         let behaviour = Behaviour::new(gpu, &cfg, BehaviourConfig::default())?;
         let actor = behaviour.actor;
         let weights = crate::nn::load_file(&apath)?;

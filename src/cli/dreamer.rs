@@ -5,15 +5,15 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use rssm::agent::{act, AgentState, Behaviour, BehaviourConfig, Starts};
+use rssm::agent::{act, AgentState, Behaviour, BehaviourConfig, Dreamer, DreamerSettings};
 use rssm::data::episode::EpisodeBuilder;
-use rssm::data::replay::ReplayBuffer;
 use rssm::data::Episode;
 use rssm::envs::collect::{collect_episode, RandomPolicy};
 use rssm::envs::{make_env, Env};
 use rssm::gpu::GpuOptions;
-use rssm::model::{DeviceBatch, Trainer};
+use rssm::model::Trainer;
 use rssm::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +81,8 @@ const DREAMER_ACTION_REPEAT: usize = 4;
 const EVAL_SEED: u64 = 0xE7A1;
 /// Episodes of the uniform random policy behind the baseline return.
 const RANDOM_BASELINE_EPISODES: usize = 5;
+/// Replay capacity in steps: more than any run of the loop collects.
+const REPLAY_CAPACITY: usize = 2_000_000;
 
 /// What a resumed run needs besides the checkpoints and the episodes.
 #[derive(Default, Serialize, Deserialize)]
@@ -164,6 +166,279 @@ fn save_episode(dir: &Path, index: usize, ep: &Episode) -> Result<()> {
     Ok(())
 }
 
+/// The checkpoint folder in the logdir.
+const CHECKPOINT_DIR: &str = "checkpoint";
+/// The [`LoopState`] in the logdir, beside the checkpoint folder.
+const STATE_FILE: &str = "dreamer_state.json";
+
+/// The action repeat of the run whose checkpoint folder is `ckpt`, from the loop state beside
+/// it when there is one (a `rssm dreamer` run's): `rssm imagine` then steps the environment as
+/// the actor learnt to.
+pub fn run_action_repeat(ckpt: &Path) -> Option<usize> {
+    let st = LoopState::load(&ckpt.parent()?.join(STATE_FILE)).ok()?;
+    (st.action_repeat > 0).then_some(st.action_repeat)
+}
+
+/// Where a run keeps its files in the logdir.
+struct RunPaths {
+    /// `checkpoint/`: the world model's, the actor's and the critic's weights and optimisers.
+    ckpt: PathBuf,
+    /// `episodes/`: every episode collected, prefill included (the replay of a resumed run).
+    episodes: PathBuf,
+    /// `dreamer_state.json`: the [`LoopState`].
+    state: PathBuf,
+    /// `metrics.jsonl`: train, collect and eval records, appended.
+    metrics: PathBuf,
+    /// `returns.svg`: the learning curve, redrawn at each evaluation.
+    returns: PathBuf,
+}
+
+impl RunPaths {
+    fn new(logdir: &Path) -> RunPaths {
+        RunPaths {
+            ckpt: logdir.join(CHECKPOINT_DIR),
+            episodes: logdir.join("episodes"),
+            state: logdir.join(STATE_FILE),
+            metrics: logdir.join("metrics.jsonl"),
+            returns: logdir.join("returns.svg"),
+        }
+    }
+}
+
+impl LoopState {
+    fn load(path: &Path) -> Result<LoopState> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })?;
+        serde_json::from_str(&text).map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            msg: e.to_string(),
+        })
+    }
+
+    fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::File {
+            path: path.to_path_buf(),
+            msg: format!("cannot encode the loop state: {e}"),
+        })?;
+        rssm::data::atomic::write_bytes_atomically(path, text.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// The agent's settings from the flags (the library's defaults otherwise).
+fn settings(args: &DreamerArgs) -> DreamerSettings {
+    let defaults = BehaviourConfig::default();
+    DreamerSettings {
+        behaviour: BehaviourConfig {
+            actor_lr: args.actor_lr.unwrap_or(defaults.actor_lr),
+            critic_lr: args.critic_lr.unwrap_or(defaults.critic_lr),
+            horizon: args.horizon.unwrap_or(defaults.horizon),
+            ..defaults
+        },
+        behaviour_warmup: args.behaviour_warmup,
+        expl_noise: args.expl_noise,
+        replay_capacity: REPLAY_CAPACITY,
+    }
+}
+
+/// Continue the run in the logdir: the checkpoint, the loop state and the episodes. The
+/// environment is made again with the run's action repeat when no flag asked for one.
+fn resume(
+    args: &DreamerArgs,
+    paths: &RunPaths,
+    agent: &mut Dreamer,
+    env: &mut Box<dyn Env>,
+) -> Result<LoopState> {
+    agent.load_weights(&paths.ckpt)?;
+    let st = LoopState::load(&paths.state)?;
+    if st.action_repeat != 0 && st.action_repeat != env.action_repeat() {
+        if args.action_repeat.is_some() {
+            return Err(Error::Invalid(format!(
+                "cannot resume with action repeat {}: the run in {} uses {}",
+                env.action_repeat(),
+                args.logdir.display(),
+                st.action_repeat
+            )));
+        }
+        *env = make_env(&args.env, Some(st.action_repeat))?;
+    }
+    agent.behaviour.updates = st.behaviour_updates;
+    let (eps, failed) = rssm::data::npz::load_dir(&paths.episodes)?;
+    if let Some(f) = failed.first() {
+        return Err(Error::Invalid(format!("cannot resume: {}", f.1)));
+    }
+    agent.replay.extend(eps)?;
+    eprintln!(
+        "resumed at {} env steps, {} episodes, world-model step {}",
+        st.env_steps, st.episodes, agent.trainer.step
+    );
+    Ok(st)
+}
+
+/// Start a run: the uniform random policy's return on the evaluation seeds (the baseline),
+/// then the prefill episodes of the holding random policy into the replay and `episodes/`.
+fn prefill(
+    args: &DreamerArgs,
+    paths: &RunPaths,
+    agent: &mut Dreamer,
+    env: &mut dyn Env,
+) -> Result<LoopState> {
+    let seed = agent.config().seed;
+    let mut st = LoopState {
+        action_repeat: env.action_repeat(),
+        ..LoopState::default()
+    };
+    let mut uniform = RandomPolicy::new(env.action_dim(), seed ^ 0xBA5E);
+    let mut total = 0.0;
+    for i in 0..RANDOM_BASELINE_EPISODES {
+        let ep = rssm::envs::collect::collect_episode_with_limit(
+            env,
+            &mut uniform,
+            EVAL_SEED + i as u64,
+            args.episode_len,
+        )?;
+        total += ep.total_reward();
+    }
+    st.random_return = total / RANDOM_BASELINE_EPISODES as f64;
+    let mut policy = RandomPolicy::new(env.action_dim(), seed).with_hold(args.prefill_hold);
+    let mut total = 0.0;
+    for i in 0..args.prefill {
+        let ep = collect_episode(
+            env,
+            &mut policy,
+            seed.wrapping_mul(7919).wrapping_add(i as u64),
+        )?;
+        total += ep.total_reward();
+        st.env_steps += ep.num_transitions();
+        save_episode(&paths.episodes, st.episodes, &ep)?;
+        st.episodes += 1;
+        agent.replay.push(ep)?;
+    }
+    st.prefill_return = total / args.prefill.max(1) as f64;
+    eprintln!(
+        "prefill: {} random episodes (actions held {:.1} steps on average), mean return {:.1}; uniform random policy {:.1}",
+        args.prefill, args.prefill_hold, st.prefill_return, st.random_return
+    );
+    Ok(st)
+}
+
+/// `--train-steps` updates of the world model and (past the warm-up) the behaviour, logged
+/// every 10th world-model step.
+fn train_round(
+    args: &DreamerArgs,
+    paths: &RunPaths,
+    agent: &mut Dreamer,
+    st: &LoopState,
+    log: &mut std::fs::File,
+    start: Instant,
+) -> Result<()> {
+    for _ in 0..args.train_steps {
+        let m = agent.train_world_model()?;
+        if !m.loss.is_finite() {
+            return Err(Error::Invalid(format!(
+                "world-model loss became {} at step {}; the last good checkpoint is in {}",
+                m.loss,
+                m.step,
+                paths.ckpt.display()
+            )));
+        }
+        let b = agent.train_behaviour()?;
+        if agent.trainer.step.is_multiple_of(10) {
+            writeln!(
+                log,
+                "{}",
+                serde_json::json!({"kind": "train", "env_steps": st.env_steps, "world_model": m, "behaviour": b})
+            )?;
+            let behaviour = match &b {
+                Some(b) => format!(
+                    "actor {:.3} (mean rms {:.2} std {:.2}) critic {:.3} return {:.2}",
+                    b.actor_loss, b.actor_mean_rms, b.actor_std, b.critic_loss, b.mean_return
+                ),
+                None => format!("behaviour waits until step {}", args.behaviour_warmup),
+            };
+            eprintln!(
+                "step {} | wm loss {:.1} (image {:.1} kl {:.2}) | {behaviour} | {:.0} s",
+                m.step,
+                m.loss,
+                m.image_nll,
+                m.kl,
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Collect one episode with the current actor (sampled, plus exploration noise) into the
+/// replay and `episodes/`; every `--eval-every` episodes, evaluate the actor's mode and redraw
+/// `returns.svg`.
+fn collect_and_evaluate(
+    args: &DreamerArgs,
+    paths: &RunPaths,
+    agent: &mut Dreamer,
+    env: &mut dyn Env,
+    st: &mut LoopState,
+    log: &mut std::fs::File,
+) -> Result<()> {
+    let seed = agent
+        .config()
+        .seed
+        .wrapping_mul(7919)
+        .wrapping_add(st.episodes as u64);
+    let ep = run_episode(
+        env,
+        &agent.trainer,
+        &agent.behaviour,
+        seed,
+        true,
+        args.expl_noise,
+        args.episode_len,
+    )?;
+    st.env_steps += ep.num_transitions();
+    writeln!(
+        log,
+        "{}",
+        serde_json::json!({"kind": "collect", "env_steps": st.env_steps, "return": ep.total_reward()})
+    )?;
+    save_episode(&paths.episodes, st.episodes, &ep)?;
+    st.episodes += 1;
+    agent.replay.push(ep)?;
+    if st.episodes.is_multiple_of(args.eval_every.max(1)) {
+        let ep = run_episode(
+            env,
+            &agent.trainer,
+            &agent.behaviour,
+            EVAL_SEED + st.episodes as u64,
+            false,
+            0.0,
+            args.episode_len,
+        )?;
+        let ret = ep.total_reward();
+        st.evals.push((st.env_steps, ret));
+        writeln!(
+            log,
+            "{}",
+            serde_json::json!({"kind": "eval", "env_steps": st.env_steps, "return": ret, "random_return": st.random_return})
+        )?;
+        eprintln!(
+            "eval at {} env steps: return {ret:.1} (random policy {:.1})",
+            st.env_steps, st.random_return
+        );
+        write_returns_chart(&paths.returns, st)?;
+    }
+    Ok(())
+}
+
+/// The checkpoint, then the loop state that points into it (a resume finds both or the
+/// previous pair).
+fn save_checkpoint(paths: &RunPaths, agent: &Dreamer, st: &mut LoopState) -> Result<()> {
+    agent.save_weights(&paths.ckpt)?;
+    st.behaviour_updates = agent.behaviour.updates;
+    st.save(&paths.state)
+}
+
 pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
     let gpu = open_gpu(opts)?;
     let mut cfg = args.model.resolve(&gpu)?;
@@ -172,193 +447,23 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
         Some(args.action_repeat.unwrap_or(DREAMER_ACTION_REPEAT)),
     )?;
     cfg.action_dim = env.action_dim();
-    let mut trainer = Trainer::new(&gpu, &cfg)?;
-    let defaults = BehaviourConfig::default();
-    let beh_cfg = BehaviourConfig {
-        actor_lr: args.actor_lr.unwrap_or(defaults.actor_lr),
-        critic_lr: args.critic_lr.unwrap_or(defaults.critic_lr),
-        horizon: args.horizon.unwrap_or(defaults.horizon),
-        ..defaults
-    };
-    let mut beh = Behaviour::new(&gpu, &cfg, beh_cfg)?;
-    let (ckpt, ep_dir) = (args.logdir.join("checkpoint"), args.logdir.join("episodes"));
-    let state_path = args.logdir.join("dreamer_state.json");
+    let mut agent = Dreamer::new(&gpu, &cfg, settings(&args))?;
+    let paths = RunPaths::new(&args.logdir);
     std::fs::create_dir_all(&args.logdir)?;
-    let mut replay = ReplayBuffer::new(2_000_000)?;
-    let mut st = LoopState::default();
-    if args.resume {
-        trainer.load(&ckpt)?;
-        beh.actor.opt.load(&ckpt, "actor")?;
-        beh.critic.opt.load(&ckpt, "critic")?;
-        let text = std::fs::read_to_string(&state_path).map_err(|e| Error::File {
-            path: state_path.clone(),
-            msg: e.to_string(),
-        })?;
-        st = serde_json::from_str(&text).map_err(|e| Error::File {
-            path: state_path.clone(),
-            msg: e.to_string(),
-        })?;
-        if st.action_repeat != 0 && st.action_repeat != env.action_repeat() {
-            if args.action_repeat.is_some() {
-                return Err(Error::Invalid(format!(
-                    "cannot resume with action repeat {}: the run in {} uses {}",
-                    env.action_repeat(),
-                    args.logdir.display(),
-                    st.action_repeat
-                )));
-            }
-            env = make_env(&args.env, Some(st.action_repeat))?;
-        }
-        beh.updates = st.behaviour_updates;
-        let (eps, failed) = rssm::data::npz::load_dir(&ep_dir)?;
-        if let Some(f) = failed.first() {
-            return Err(Error::Invalid(format!("cannot resume: {}", f.1)));
-        }
-        replay.extend(eps)?;
-        eprintln!(
-            "resumed at {} env steps, {} episodes, world-model step {}",
-            st.env_steps, st.episodes, trainer.step
-        );
+    let mut st = if args.resume {
+        resume(&args, &paths, &mut agent, &mut env)?
     } else {
-        st.action_repeat = env.action_repeat();
-        // The baseline: the uniform random policy, on the evaluation seeds.
-        let mut uniform = RandomPolicy::new(env.action_dim(), cfg.seed ^ 0xBA5E);
-        let mut total = 0.0;
-        for i in 0..RANDOM_BASELINE_EPISODES {
-            let ep = rssm::envs::collect::collect_episode_with_limit(
-                env.as_mut(),
-                &mut uniform,
-                EVAL_SEED + i as u64,
-                args.episode_len,
-            )?;
-            total += ep.total_reward();
-        }
-        st.random_return = total / RANDOM_BASELINE_EPISODES as f64;
-        let mut policy = RandomPolicy::new(env.action_dim(), cfg.seed).with_hold(args.prefill_hold);
-        let mut total = 0.0;
-        for i in 0..args.prefill {
-            let ep = collect_episode(
-                env.as_mut(),
-                &mut policy,
-                cfg.seed.wrapping_mul(7919).wrapping_add(i as u64),
-            )?;
-            total += ep.total_reward();
-            st.env_steps += ep.num_transitions();
-            save_episode(&ep_dir, st.episodes, &ep)?;
-            st.episodes += 1;
-            replay.push(ep)?;
-        }
-        st.prefill_return = total / args.prefill.max(1) as f64;
-        eprintln!(
-            "prefill: {} random episodes (actions held {:.1} steps on average), mean return {:.1}; uniform random policy {:.1}",
-            args.prefill, args.prefill_hold, st.prefill_return, st.random_return
-        );
-    }
+        prefill(&args, &paths, &mut agent, env.as_mut())?
+    };
     let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(args.logdir.join("metrics.jsonl"))?;
-    let start = std::time::Instant::now();
+        .open(&paths.metrics)?;
+    let start = Instant::now();
     while st.env_steps < args.env_steps {
-        // Train on what we have.
-        for _ in 0..args.train_steps {
-            let host = replay.sample_with_seed(
-                cfg.batch,
-                cfg.seq_len,
-                cfg.seed
-                    .wrapping_add(trainer.step.wrapping_mul(0x9E37_79B9)),
-            )?;
-            let m = trainer.train_step(&DeviceBatch::upload(&gpu, &host)?)?;
-            if !m.loss.is_finite() {
-                return Err(Error::Invalid(format!(
-                    "world-model loss became {} at step {}; the last good checkpoint is in {}",
-                    m.loss,
-                    m.step,
-                    ckpt.display()
-                )));
-            }
-            let b = if trainer.step > args.behaviour_warmup {
-                let (h, s) = trainer.last_posterior.clone().expect("set by train_step");
-                Some(beh.update(&trainer.model, &Starts::new(&h, &s)?)?)
-            } else {
-                None
-            };
-            if trainer.step % 10 == 0 {
-                writeln!(
-                    log,
-                    "{}",
-                    serde_json::json!({"kind": "train", "env_steps": st.env_steps, "world_model": m, "behaviour": b})
-                )?;
-                let behaviour = match &b {
-                    Some(b) => format!(
-                        "actor {:.3} (mean rms {:.2} std {:.2}) critic {:.3} return {:.2}",
-                        b.actor_loss, b.actor_mean_rms, b.actor_std, b.critic_loss, b.mean_return
-                    ),
-                    None => format!("behaviour waits until step {}", args.behaviour_warmup),
-                };
-                eprintln!(
-                    "step {} | wm loss {:.1} (image {:.1} kl {:.2}) | {behaviour} | {:.0} s",
-                    m.step,
-                    m.loss,
-                    m.image_nll,
-                    m.kl,
-                    start.elapsed().as_secs_f64()
-                );
-            }
-        }
-        // Collect one episode with the current actor.
-        let seed = cfg.seed.wrapping_mul(7919).wrapping_add(st.episodes as u64);
-        let ep = run_episode(
-            env.as_mut(),
-            &trainer,
-            &beh,
-            seed,
-            true,
-            args.expl_noise,
-            args.episode_len,
-        )?;
-        st.env_steps += ep.num_transitions();
-        writeln!(
-            log,
-            "{}",
-            serde_json::json!({"kind": "collect", "env_steps": st.env_steps, "return": ep.total_reward()})
-        )?;
-        save_episode(&ep_dir, st.episodes, &ep)?;
-        st.episodes += 1;
-        replay.push(ep)?;
-        // Evaluate with the actor's mode.
-        if st.episodes % args.eval_every.max(1) == 0 {
-            let ep = run_episode(
-                env.as_mut(),
-                &trainer,
-                &beh,
-                EVAL_SEED + st.episodes as u64,
-                false,
-                0.0,
-                args.episode_len,
-            )?;
-            let ret = ep.total_reward();
-            st.evals.push((st.env_steps, ret));
-            writeln!(
-                log,
-                "{}",
-                serde_json::json!({"kind": "eval", "env_steps": st.env_steps, "return": ret, "random_return": st.random_return})
-            )?;
-            eprintln!(
-                "eval at {} env steps: return {ret:.1} (random policy {:.1})",
-                st.env_steps, st.random_return
-            );
-            write_returns_chart(&args.logdir.join("returns.svg"), &st)?;
-        }
-        trainer.save(&ckpt)?;
-        beh.actor.opt.save(&ckpt, "actor")?;
-        beh.critic.opt.save(&ckpt, "critic")?;
-        st.behaviour_updates = beh.updates;
-        let text = serde_json::to_string_pretty(&st).map_err(|e| Error::File {
-            path: state_path.clone(),
-            msg: format!("cannot encode the loop state: {e}"),
-        })?;
-        rssm::data::atomic::write_bytes_atomically(&state_path, text.as_bytes())?;
+        train_round(&args, &paths, &mut agent, &st, &mut log, start)?;
+        collect_and_evaluate(&args, &paths, &mut agent, env.as_mut(), &mut st, &mut log)?;
+        save_checkpoint(&paths, &agent, &mut st)?;
     }
     eprintln!(
         "done: {} env steps in {:.0} s",

@@ -11,16 +11,16 @@ use std::path::PathBuf;
 
 use rand::{Rng, SeedableRng};
 use rssm::agent::{dream, Behaviour, BehaviourConfig, DreamActions};
-use rssm::data::safetensors_io::load_safetensors;
 use rssm::envs::collect::{collect_episode_with_limit, RandomPolicy};
 use rssm::envs::make_env;
 use rssm::gpu::GpuOptions;
-use rssm::model::{Config, WorldModel};
+use rssm::model::{Checkpoint, Config, WorldModel};
 use rssm::ops::{self};
 use rssm::tensor::{Tape, Tensor};
 use rssm::{Error, Result};
 
 use crate::cli::common::{flag, open_gpu};
+use crate::cli::dreamer::run_action_repeat;
 use crate::cli::picture::write_frames_png;
 
 #[derive(clap::Args, Debug)]
@@ -55,28 +55,20 @@ pub struct ImagineArgs {
 
 pub fn run(opts: &GpuOptions, args: ImagineArgs) -> Result<()> {
     let gpu = open_gpu(opts)?;
-    let (cfg, weights, actor_dir) =
-        if args.checkpoint.is_dir() {
-            let opt = args.checkpoint.join("optimizer.safetensors");
-            let (_, meta) = load_safetensors(&opt)?;
-            let cfg: Config =
-                serde_json::from_str(meta.get("config").map(|s| s.as_str()).unwrap_or(""))
-                    .map_err(|e| Error::File {
-                        path: opt.clone(),
-                        msg: format!("no usable config in metadata: {e}"),
-                    })?;
-            let actor = args.checkpoint.join("actor.safetensors");
-            (
-                cfg,
-                args.checkpoint.join("checkpoint.safetensors"),
-                actor.exists().then_some(args.checkpoint.clone()),
-            )
-        } else {
-            let path = args.config.as_ref().ok_or_else(|| {
-                Error::Invalid("--checkpoint is a file: give --config too".into())
-            })?;
-            (Config::from_file(path)?, args.checkpoint.clone(), None)
-        };
+    let (cfg, weights, actor_dir) = if args.checkpoint.is_dir() {
+        let ckpt = Checkpoint::new(&args.checkpoint);
+        (
+            ckpt.config()?,
+            ckpt.weights(),
+            ckpt.has_part("actor").then_some(args.checkpoint.clone()),
+        )
+    } else {
+        let path = args
+            .config
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("--checkpoint is a file: give --config too".into()))?;
+        (Config::from_file(path)?, args.checkpoint.clone(), None)
+    };
     if args.context == 0 || args.steps == 0 {
         return Err(Error::Invalid(
             "--context and --steps must be positive".into(),
@@ -96,18 +88,11 @@ pub fn run(opts: &GpuOptions, args: ImagineArgs) -> Result<()> {
         b.actor.opt.load(dir, "actor")?;
         beh = Some(b);
     }
-    let run_repeat = || -> Option<usize> {
-        let state = args.checkpoint.parent()?.join("dreamer_state.json");
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(state).ok()?).ok()?;
-        v["action_repeat"]
-            .as_u64()
-            .filter(|&r| r > 0)
-            .map(|r| r as usize)
-    };
-    let repeat = args
-        .action_repeat
-        .or_else(|| actor_dir.as_ref().and_then(|_| run_repeat()));
+    let repeat = args.action_repeat.or_else(|| {
+        actor_dir
+            .as_ref()
+            .and_then(|_| run_action_repeat(&args.checkpoint))
+    });
     let mut env = make_env(&args.env, repeat)?;
     if env.action_dim() != cfg.action_dim {
         return Err(Error::Invalid(format!(

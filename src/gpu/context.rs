@@ -1,120 +1,17 @@
-//! Adapter choice, device creation and the [`Gpu`] handle every layer above uses.
+//! Device creation and the [`Gpu`] handle every layer above uses: buffers from the pool,
+//! kernels, dispatches and copies recorded, and their submit. Adapter choice is in
+//! [`adapter`](crate::gpu::adapter), readback and timing in [`readback`](crate::gpu::readback).
 
-use std::fmt;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::gpu::adapter::{adapter_report, choose_adapter};
 use crate::gpu::pipelines::{Kernel, PipelineCache};
 use crate::gpu::pool::{size_class, BufRange, GpuBuffer, PoolState};
 use crate::gpu::recorder::{Cmd, Recorder, PARAM_SLOT};
 
-/// How to choose the adapter.
-#[derive(Clone, Debug, Default)]
-pub struct GpuOptions {
-    /// Case-insensitive substring of the adapter name (`--adapter`); falls back to the
-    /// `WGPU_ADAPTER_NAME` environment variable.
-    pub adapter: Option<String>,
-    /// Cap on the bytes of one storage binding, below the adapter's own limit: makes a small
-    /// model take the sliced paths that large batches take on real devices (tests, `rssm bench
-    /// --max-binding`). `None`: the adapter's `max_storage_buffer_binding_size`.
-    pub max_binding: Option<u64>,
-}
-
-/// What we tell the user about the device at start.
-#[derive(Clone, Debug)]
-pub struct AdapterReport {
-    pub name: String,
-    pub backend: String,
-    pub device_type: String,
-    pub driver: String,
-    pub max_storage_binding: u64,
-    pub max_buffer: u64,
-    /// Binding offsets of storage buffers must be multiples of this (bytes).
-    pub storage_offset_alignment: u32,
-    pub max_storage_buffers_per_stage: u32,
-    pub max_workgroups_per_dim: u32,
-    pub max_invocations_per_workgroup: u32,
-    pub max_workgroup_storage: u32,
-    pub timestamps: bool,
-    /// Optional features of the adapter, comma-separated names.
-    pub features: String,
-}
-
-impl AdapterReport {
-    /// One line: name, backend, type.
-    pub fn short(&self) -> String {
-        format!("{} ({}, {})", self.name, self.backend, self.device_type)
-    }
-    /// True for CPU implementations (lavapipe, llvmpipe, SwiftShader, WARP).
-    pub fn is_cpu(&self) -> bool {
-        self.device_type == "Cpu" || self.name.to_lowercase().contains("llvmpipe")
-    }
-}
-
-impl fmt::Display for AdapterReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "adapter      {}", self.name)?;
-        writeln!(f, "backend      {}", self.backend)?;
-        writeln!(f, "device type  {}", self.device_type)?;
-        writeln!(f, "driver       {}", self.driver)?;
-        writeln!(f, "limits")?;
-        writeln!(
-            f,
-            "  max storage buffer binding  {} MiB",
-            self.max_storage_binding >> 20
-        )?;
-        writeln!(
-            f,
-            "  max buffer size             {} MiB",
-            self.max_buffer >> 20
-        )?;
-        writeln!(
-            f,
-            "  storage offset alignment    {} B",
-            self.storage_offset_alignment
-        )?;
-        writeln!(
-            f,
-            "  storage buffers per stage   {}",
-            self.max_storage_buffers_per_stage
-        )?;
-        writeln!(
-            f,
-            "  workgroups per dimension    {}",
-            self.max_workgroups_per_dim
-        )?;
-        writeln!(
-            f,
-            "  invocations per workgroup   {}",
-            self.max_invocations_per_workgroup
-        )?;
-        writeln!(
-            f,
-            "  workgroup storage           {} KiB",
-            self.max_workgroup_storage >> 10
-        )?;
-        writeln!(
-            f,
-            "timestamps   {}",
-            if self.timestamps { "yes" } else { "no" }
-        )?;
-        write!(f, "features")?;
-        if self.features.is_empty() {
-            write!(f, "     none beyond WebGPU's")?;
-        }
-        for name in self.features.split(", ").filter(|n| !n.is_empty()) {
-            write!(f, "\n  {name}")?;
-        }
-        Ok(())
-    }
-}
-
-/// The adapter's optional features as readable names (`TIMESTAMP_QUERY, SHADER_F16, ...`),
-/// comma-separated, instead of the bitflags' debug dump.
-fn feature_names(features: wgpu::Features) -> String {
-    let names: Vec<&str> = features.iter_names().map(|(name, _)| name).collect();
-    names.join(", ")
-}
+// These were defined here first: `gpu::context::GpuOptions` and the like still resolve.
+pub use crate::gpu::adapter::{AdapterReport, GpuOptions};
 
 /// Counters for tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -137,24 +34,25 @@ pub struct Stats {
     pub bind_groups_created: u64,
 }
 
-struct Shared {
-    device: wgpu::Device,
-    queue: wgpu::Queue,
-    report: AdapterReport,
-    limits: wgpu::Limits,
+/// What every clone of a [`Gpu`] shares (visible to the sibling modules that extend `Gpu`).
+pub(super) struct Shared {
+    pub(super) device: wgpu::Device,
+    pub(super) queue: wgpu::Queue,
+    pub(super) report: AdapterReport,
+    pub(super) limits: wgpu::Limits,
     /// Bytes one storage binding may hold: the adapter's limit or the `max_binding` cap.
-    binding_limit: u64,
-    pool: Arc<Mutex<PoolState>>,
-    pipelines: Mutex<PipelineCache>,
-    rec: Mutex<Recorder>,
-    staging: Mutex<Vec<(u64, wgpu::Buffer)>>,
-    counters: Mutex<Stats>,
+    pub(super) binding_limit: u64,
+    pub(super) pool: Arc<Mutex<PoolState>>,
+    pub(super) pipelines: Mutex<PipelineCache>,
+    pub(super) rec: Mutex<Recorder>,
+    pub(super) staging: Mutex<Vec<(u64, wgpu::Buffer)>>,
+    pub(super) counters: Mutex<Stats>,
 }
 
 /// The device handle. Cheap to clone; all clones share one device, pool and recorder.
 #[derive(Clone)]
 pub struct Gpu {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -169,104 +67,13 @@ fn lcm(a: u64, b: u64) -> u64 {
     a / gcd(a, b) * b
 }
 
-fn type_rank(t: wgpu::DeviceType) -> u32 {
-    match t {
-        wgpu::DeviceType::DiscreteGpu => 0,
-        wgpu::DeviceType::IntegratedGpu => 1,
-        wgpu::DeviceType::VirtualGpu => 2,
-        wgpu::DeviceType::Other => 3,
-        wgpu::DeviceType::Cpu => 4,
-    }
-}
-
-fn backend_rank(b: wgpu::Backend) -> u32 {
-    match b {
-        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
-        _ => 1,
-    }
-}
-
-const NO_ADAPTER_HELP: &str = "no GPU adapter found.\n\
-  rssm needs a Vulkan, Metal, DX12 or OpenGL driver. On a machine without a GPU, install the\n\
-  CPU Vulkan driver: `sudo apt-get install mesa-vulkan-drivers libvulkan1` (Debian/Ubuntu),\n\
-  or try the OpenGL backend with `WGPU_BACKEND=gl`.";
-
 impl Gpu {
-    /// Every adapter wgpu finds (name, backend, type), for `rssm info --all`.
-    pub fn list_adapters() -> Vec<String> {
-        crate::gpu::runtime_dir::ensure_runtime_dir();
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-        pollster::block_on(instance.enumerate_adapters(backends))
-            .iter()
-            .map(|a| {
-                let i = a.get_info();
-                format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
-            })
-            .collect()
-    }
-
     /// Pick the best adapter (discrete > integrated > virtual > other > CPU; native APIs over
     /// GL), honouring `WGPU_BACKEND` and `--adapter` / `WGPU_ADAPTER_NAME`, and create a device
     /// with the adapter's own limits (the WebGPU defaults, e.g. 128 MiB per storage binding,
     /// are too small for a B=50, T=50 batch).
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
-        // Before any instance: Mesa reads it when the driver loads.
-        crate::gpu::runtime_dir::ensure_runtime_dir();
-        // Native APIs first; GL only when WGPU_BACKEND asks for it or nothing else exists
-        // (creating a GL instance without a display prints EGL noise).
-        let instance_for = |backends: wgpu::Backends| {
-            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
-            desc.backends = backends;
-            wgpu::Instance::new(desc)
-        };
-        let mut adapters = match wgpu::Backends::from_env() {
-            Some(b) => pollster::block_on(instance_for(b).enumerate_adapters(b)),
-            None => {
-                let native = pollster::block_on(
-                    instance_for(wgpu::Backends::PRIMARY)
-                        .enumerate_adapters(wgpu::Backends::PRIMARY),
-                );
-                if native.is_empty() {
-                    pollster::block_on(
-                        instance_for(wgpu::Backends::SECONDARY)
-                            .enumerate_adapters(wgpu::Backends::SECONDARY),
-                    )
-                } else {
-                    native
-                }
-            }
-        };
-        if adapters.is_empty() {
-            return Err(Error::NoAdapter(NO_ADAPTER_HELP.into()));
-        }
-        let wanted = opts
-            .adapter
-            .clone()
-            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
-            .filter(|s| !s.is_empty());
-        if let Some(w) = &wanted {
-            let all: Vec<String> = adapters
-                .iter()
-                .map(|a| {
-                    let i = a.get_info();
-                    format!("{} ({:?})", i.name, i.backend)
-                })
-                .collect();
-            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&w.to_lowercase()));
-            if adapters.is_empty() {
-                return Err(Error::NoAdapter(format!(
-                    "no adapter name contains '{w}'; available: {}",
-                    all.join(", ")
-                )));
-            }
-        }
-        adapters.sort_by_key(|a| {
-            let i = a.get_info();
-            (type_rank(i.device_type), backend_rank(i.backend))
-        });
-        let adapter = adapters.swap_remove(0);
+        let adapter = choose_adapter(opts)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let mut features = wgpu::Features::empty();
@@ -285,23 +92,7 @@ impl Gpu {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        let report = AdapterReport {
-            name: info.name.clone(),
-            backend: format!("{:?}", info.backend),
-            device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info)
-                .trim()
-                .to_string(),
-            max_storage_binding: limits.max_storage_buffer_binding_size as u64,
-            max_buffer: limits.max_buffer_size,
-            storage_offset_alignment: limits.min_storage_buffer_offset_alignment,
-            max_storage_buffers_per_stage: limits.max_storage_buffers_per_shader_stage,
-            max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
-            max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
-            max_workgroup_storage: limits.max_compute_workgroup_storage_size,
-            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
-            features: feature_names(adapter.features()),
-        };
+        let report = adapter_report(&adapter, &limits, features);
         if opts.max_binding == Some(0) {
             return Err(Error::Invalid(
                 "the storage binding cap must be at least 4 bytes".into(),
@@ -760,165 +551,5 @@ impl Gpu {
             .unwrap_or_else(|e| e.into_inner());
         c.submits += 1;
         c.bind_groups_created += bind_groups;
-    }
-
-    /// Map `slice` for reading and wait for it (everything submitted before runs first).
-    fn map_read(&self, slice: wgpu::BufferSlice<'_>) -> Result<wgpu::BufferView> {
-        let err = |e: &dyn std::fmt::Display| Error::Readback(e.to_string());
-        let (tx, rx) = mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.shared
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| err(&e))?;
-        rx.recv().map_err(|e| err(&e))?.map_err(|e| err(&e))?;
-        slice.get_mapped_range().map_err(|e| err(&e))
-    }
-
-    /// Run `record` (which records dispatches) and submit it alone, returning what it returned
-    /// and the GPU time between the start of its first and the end of its last compute pass,
-    /// from timestamp queries (`None` when the adapter has none). Waits for the device.
-    pub fn gpu_time<R>(&self, record: impl FnOnce() -> R) -> Result<(R, Option<f64>)> {
-        self.flush();
-        if !self.shared.report.timestamps {
-            let r = record();
-            self.sync();
-            return Ok((r, None));
-        }
-        let qs = self
-            .shared
-            .device
-            .create_query_set(&wgpu::QuerySetDescriptor {
-                label: Some("timing"),
-                ty: wgpu::QueryType::Timestamp,
-                count: 2,
-            });
-        let r = record();
-        let resolve = self.shared.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timing resolve"),
-            size: 16,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let read = self.shared.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timing read"),
-            size: 16,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        {
-            let mut rec = self.shared.rec.lock().unwrap_or_else(|e| e.into_inner());
-            if rec.dispatch_count() == 0 {
-                drop(rec);
-                return Ok((r, Some(0.0)));
-            }
-            rec.timestamps = Some(qs.clone());
-        }
-        self.flush();
-        let mut enc = self
-            .shared
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("timing"),
-            });
-        enc.resolve_query_set(&qs, 0..2, &resolve, 0);
-        enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, 16);
-        self.shared.queue.submit([enc.finish()]);
-        let ticks: Vec<u64> = {
-            let view = self.map_read(read.slice(..))?;
-            bytemuck::pod_collect_to_vec(&view[..])
-        };
-        let period = self.shared.queue.get_timestamp_period() as f64;
-        Ok((
-            r,
-            Some(ticks[1].saturating_sub(ticks[0]) as f64 * period * 1e-9),
-        ))
-    }
-
-    /// Wait until the device is idle.
-    pub fn sync(&self) {
-        self.flush();
-        let _ = self.shared.device.poll(wgpu::PollType::wait_indefinitely());
-    }
-
-    /// Read one buffer back (submits pending work and waits).
-    pub fn read(&self, buf: &GpuBuffer) -> Result<Vec<f32>> {
-        Ok(self.read_many(&[buf])?.pop().unwrap())
-    }
-
-    /// Read several buffers back with one submit and one wait.
-    pub fn read_many(&self, bufs: &[&GpuBuffer]) -> Result<Vec<Vec<f32>>> {
-        let total: u64 = bufs.iter().map(|b| b.len as u64 * 4).sum();
-        if total == 0 {
-            return Ok(bufs.iter().map(|_| Vec::new()).collect());
-        }
-        let class = size_class(total);
-        let staging = {
-            let mut st = self
-                .shared
-                .staging
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            match st.iter().position(|(c, _)| *c == class) {
-                Some(i) => st.swap_remove(i).1,
-                None => {
-                    let mut c = self
-                        .shared
-                        .counters
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
-                    c.buffers_created += 1;
-                    c.bytes_created += class;
-                    self.shared.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("readback"),
-                        size: class,
-                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    })
-                }
-            }
-        };
-        {
-            let mut rec = self.shared.rec.lock().unwrap_or_else(|e| e.into_inner());
-            let mut off = 0u64;
-            for b in bufs {
-                let size = b.len as u64 * 4;
-                if size > 0 {
-                    rec.cmds.push(Cmd::Copy {
-                        src: b.buffer.clone(),
-                        src_off: 0,
-                        dst: staging.clone(),
-                        dst_off: off,
-                        size,
-                    });
-                }
-                off += size;
-            }
-        }
-        self.flush();
-        let mut out = Vec::with_capacity(bufs.len());
-        {
-            let view = self.map_read(staging.slice(0..total))?;
-            let mut off = 0;
-            for b in bufs {
-                let bytes = &view[off * 4..(off + b.len) * 4];
-                out.push(bytemuck::pod_collect_to_vec::<u8, f32>(bytes));
-                off += b.len;
-            }
-        }
-        staging.unmap();
-        self.shared
-            .staging
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((class, staging));
-        self.shared
-            .counters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .readbacks += 1;
-        Ok(out)
     }
 }

@@ -1,19 +1,23 @@
-//! The GPU layer: adapter choice and limits ([`context`]), the caching buffer pool ([`pool`]),
-//! the pipeline cache built from `shaders/` ([`pipelines`]) and the step recorder that batches
-//! many dispatches into one submit ([`recorder`]).
+//! The GPU layer: adapter choice and its report ([`adapter`]), the device handle and its
+//! limits ([`context`]), readback and timing ([`readback`]), the caching buffer pool
+//! ([`pool`]), the pipeline cache built from `shaders/` ([`pipelines`]) and the step recorder
+//! that batches many dispatches into one submit ([`recorder`]).
 //!
 //! Everything above this layer talks to the device through [`Gpu`]: `upload`, `zeros`,
 //! `dispatch`, `copy`, `read`. Dispatches are recorded, not executed, until `flush` (or a
 //! readback) submits them all in one command buffer.
 
+pub mod adapter;
 pub mod context;
 pub mod pipelines;
 pub mod pool;
+pub mod readback;
 pub mod recorder;
 pub mod runtime_dir;
 pub mod shaders;
 
-pub use context::{AdapterReport, Gpu, GpuOptions, Stats};
+pub use adapter::{AdapterReport, GpuOptions};
+pub use context::{Gpu, Stats};
 pub use pipelines::Kernel;
 pub use pool::{BufRange, GpuBuffer};
 

@@ -1,7 +1,7 @@
 //! A world-model training step (loss, backward, clipped Adam: one submit) and checkpoints that
 //! resume exactly.
 //!
-//! Checkpoint layout in a folder:
+//! Checkpoint layout in a folder (see [`Checkpoint`]):
 //! - `checkpoint.safetensors`: the weights, with exactly the specification's key names;
 //! - `optimizer.safetensors`: Adam's first and second moments as `adam.m` / `adam.v` (flat, in
 //!   the order of the weights), with the step count and the configuration in its metadata.
@@ -9,12 +9,13 @@
 //! Both are written atomically (temporary file + rename), the weights last, so an interrupted
 //! save leaves the previous pair intact.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::data::safetensors_io::{load_safetensors, save_safetensors, HostTensor};
+use crate::data::safetensors_io::HostTensor;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::model::checkpoint::{Checkpoint, TrainerMeta};
 use crate::model::{Config, DeviceBatch, WorldModel};
 use crate::ops::adam::{Adam, AdamConfig, FlatParams};
 use crate::tensor::{Tape, Tensor};
@@ -150,21 +151,22 @@ impl Trainer {
             "adam.v".to_string(),
             HostTensor::new(vec![v.len()], vals[1].clone())?,
         );
-        let mut meta = HashMap::new();
-        meta.insert("step".to_string(), self.step.to_string());
-        meta.insert("adam_t".to_string(), t.to_string());
-        meta.insert(
-            "config".to_string(),
-            serde_json::to_string(&self.model.cfg).map_err(|e| Error::Invalid(e.to_string()))?,
-        );
-        save_safetensors(dir.join("optimizer.safetensors"), &opt, Some(meta))?;
-        self.model.params.save(&dir.join("checkpoint.safetensors"))
+        let ckpt = Checkpoint::new(dir);
+        ckpt.write_optimizer(
+            &opt,
+            &TrainerMeta {
+                config: self.model.cfg.clone(),
+                step: self.step,
+                adam_t: t,
+            },
+        )?;
+        self.model.params.save(&ckpt.weights())
     }
 
     /// Load the checkpoint pair from `dir`; the configuration must match the one saved.
     pub fn load(&mut self, dir: &Path) -> Result<()> {
-        let wpath = dir.join("checkpoint.safetensors");
-        let opath = dir.join("optimizer.safetensors");
+        let ckpt = Checkpoint::new(dir);
+        let wpath = ckpt.weights();
         let weights = crate::nn::load_file(&wpath)?;
         self.model
             .params
@@ -173,30 +175,18 @@ impl Trainer {
                 path: wpath.clone(),
                 msg: e.to_string(),
             })?;
-        let (opt, meta) = load_safetensors(&opath)?;
+        let (opt, meta) = ckpt.read_optimizer()?;
         let bad = |msg: String| Error::File {
-            path: opath.clone(),
+            path: ckpt.optimizer(),
             msg,
         };
-        let saved_cfg: Config = serde_json::from_str(
-            meta.get("config")
-                .ok_or_else(|| bad("no config in metadata".into()))?,
-        )
-        .map_err(|e| bad(format!("bad config in metadata: {e}")))?;
-        if saved_cfg != self.model.cfg {
+        if meta.config != self.model.cfg {
             return Err(bad(format!(
-                "checkpoint was trained with a different configuration:\n  saved   {saved_cfg:?}\n  current {:?}",
-                self.model.cfg
+                "checkpoint was trained with a different configuration:\n  saved   {:?}\n  current {:?}",
+                meta.config, self.model.cfg
             )));
         }
-        let step: u64 = meta
-            .get("step")
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("no step in metadata".into()))?;
-        let t: u64 = meta
-            .get("adam_t")
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("no adam_t in metadata".into()))?;
+        let (step, t) = (meta.step, meta.adam_t);
         let n = self.flat.len();
         let (m, v) = match (opt.get("adam.m"), opt.get("adam.v")) {
             (Some(m), Some(v)) if m.data.len() == n && v.data.len() == n => (m, v),
