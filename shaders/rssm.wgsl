@@ -340,6 +340,25 @@ fn tile_gru(tid: u32, b0: u32, nrows: u32, t: u32, per: u32, o_x: u32, o_hc: u32
     }
 }
 
+// With SAVE, the tile's `width` floats at `src` into time-major row t * nrows + b of x (0),
+// y_img (1) or prior (2).
+fn save_rows(tid: u32, b0: u32, nrows: u32, t: u32, per: u32, width: u32, src: u32, dst: u32) {
+    if !SAVE { return; }
+    for (var i = tid; i < R * width; i += WGT) {
+        let r = i / width;
+        let j = i - r * width;
+        if b0 + r < nrows {
+            let q = (t * nrows + b0 + r) * width + j;
+            let v = sh[r * per + src + j];
+            switch dst {
+                case 0u: { xs[q] = v; }
+                case 1u: { y_img[q] = v; }
+                default: { prior[q] = v; }
+            }
+        }
+    }
+}
+
 // y = act(W [in1; in2] + b) for the tile, from workgroup memory into workgroup memory: the input
 // is the concatenation of n1 floats at src1 and n2 at src2; wt is the offset of the weight in wp,
 // transposed ([in, out]: neighbouring threads read neighbouring addresses).
@@ -895,31 +914,19 @@ fn imagine_forward(@builtin(workgroup_id) wid: vec3<u32>,
             if SAVE && b0 + r < N { hprev[(t * N + b0 + r) * D + j] = sh[r * per + o_hc + j]; }
         }
         workgroupBarrier();
-        // img_in, then the GRU, img_out and the prior's statistics; the same threads own the same
-        // units in a piece and in its save loop, so the saves need no barrier.
+        // img_in, then the GRU, img_out and the prior's statistics. Each piece's output is saved
+        // during the next piece, which only reads it, row by row (contiguous stores).
         tile_dense(tid, per, H, p.t_in, p.b_in, o_s, S, o_a, A, o_u0, true);
-        for (var j = tid; j < H; j += WGT) {
-            for (var r = 0u; r < R; r++) {
-                if SAVE && b0 + r < N { xs[(t * N + b0 + r) * H + j] = sh[r * per + o_u0 + j]; }
-            }
-        }
         workgroupBarrier();
         tile_gru(tid, b0, N, t, per, o_u0, o_hc, o_hn);
+        save_rows(tid, b0, N, t, per, H, o_u0, 0u);
         workgroupBarrier();
         tile_dense(tid, per, H, p.t_io, p.b_io, o_hn, D, 0u, 0u, o_u1, true);
-        for (var j = tid; j < H; j += WGT) {
-            for (var r = 0u; r < R; r++) {
-                if SAVE && b0 + r < N { y_img[(t * N + b0 + r) * H + j] = sh[r * per + o_u1 + j]; }
-            }
-        }
         workgroupBarrier();
         tile_dense(tid, per, 2u * S, p.t_is, p.b_is, o_u1, H, 0u, 0u, o_st, false);
-        for (var j = tid; j < 2u * S; j += WGT) {
-            for (var r = 0u; r < R; r++) {
-                if SAVE && b0 + r < N { prior[(t * N + b0 + r) * 2u * S + j] = sh[r * per + o_st + j]; }
-            }
-        }
+        save_rows(tid, b0, N, t, per, H, o_u1, 1u);
         workgroupBarrier();
+        save_rows(tid, b0, N, t, per, 2u * S, o_st, 2u);
         // The prior sample; feature row t + 1.
         for (var i = tid; i < R * F; i += WGT) {
             let r = i / F;
