@@ -369,7 +369,8 @@ fn actor_check_setup(g: &Gpu) -> (WorldModel, Behaviour, Starts, u64) {
 #[test]
 fn actor_gradient_through_dynamics_matches_finite_differences() {
     let g = gpu();
-    let (wm, b, starts, seed) = actor_check_setup(&g);
+    let (mut wm, b, starts, seed) = actor_check_setup(&g);
+    wm.rssm_path = rssm::model::RssmPath::Fused;
     let t = Tape::new(&g);
     let obj = b.actor_objective(&t, &wm, &starts, seed, None).unwrap();
     // The fused rollout (ops::imagine) is what this checks; tests/fused_imagine.rs holds the

@@ -232,8 +232,9 @@ fn behaviour_update_dispatches_do_not_grow_with_h() {
             hidden: 8,
             ..Config::tiny()
         };
-        let (wm, mut b, starts) = setup(&g, &cfg, horizon, 10);
-        assert_eq!(wm.imagine_path(&g, 10, horizon).0, RssmPath::Fused);
+        let (mut wm, mut b, starts) = setup(&g, &cfg, horizon, 10);
+        // Asked for: with gradients, CPU drivers choose the per-op rollout by default.
+        wm.rssm_path = RssmPath::Fused;
         for _ in 0..12 {
             b.update(&wm, &starts).unwrap();
         }
@@ -296,4 +297,24 @@ fn dream_dispatches_do_not_grow_with_its_length() {
     eprintln!("dream dispatches at 10 and 40 steps: {counts:?}");
     assert_eq!(counts[0], counts[1], "{counts:?}");
     assert!(counts[1] <= 40, "{counts:?}");
+}
+
+/// `Auto`: fused on GPUs; on CPU drivers fused without a backward (dreams) and per-op with
+/// one (faster there).
+#[test]
+fn auto_takes_the_per_op_rollout_with_gradients_on_cpu_drivers() {
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    let g = gpu();
+    let mut wm = WorldModel::new(&g, &awkward(1)).unwrap();
+    wm.rssm_path = RssmPath::Auto;
+    let mut got = vec![];
+    for gpu_tiling in [false, true] {
+        rssm::ops::rssm::set_gpu_tiling(Some(gpu_tiling));
+        for with_grad in [false, true] {
+            got.push(wm.imagine_path(&g, 9, 3, with_grad).0);
+        }
+    }
+    rssm::ops::rssm::set_gpu_tiling(None);
+    use RssmPath::{Fused, PerOp};
+    assert_eq!(got, vec![Fused, PerOp, Fused, Fused]);
 }

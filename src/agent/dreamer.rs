@@ -601,7 +601,7 @@ pub fn dream(
     let gpu = h.gpu().clone();
     let t = Tape::no_grad(&gpu);
     let p = model.params.bind_frozen(&t);
-    let fused = model.imagine_path(&gpu, b, steps).0 == crate::model::RssmPath::Fused
+    let fused = model.imagine_path(&gpu, b, steps, false).0 == crate::model::RssmPath::Fused
         && match &actions {
             DreamActions::Actor(actor) => actor.net.layers.len() == 4,
             DreamActions::Given(_) => true,

@@ -9,7 +9,8 @@
 //! parameters get gradient through the actions it takes, never through its own later inputs.
 //!
 //! Two implementations, chosen like the world model's `observe` (`WorldModel::imagine_path`,
-//! `RSSM_OBSERVE_PATH`):
+//! `RSSM_OBSERVE_PATH`; with gradients on a CPU driver `Auto` takes the per-op one, faster
+//! there):
 //! - fused (`ops::imagine`): the whole rollout, actor included, in one persistent dispatch; the
 //!   actor then recomputed on the tape on all H N detached features at once (the same values,
 //!   so the same actions), feeding a node whose backward runs the frozen dynamics in reverse in
@@ -253,7 +254,7 @@ pub fn imagine_with_actor_inputs(
         );
     }
     let n = hs[0];
-    let (path, _) = wm.imagine_path(t.gpu(), n, horizon);
+    let (path, _) = wm.imagine_path(t.gpu(), n, horizon, t.grad_enabled());
     // The kernel runs the specification's actor: four hidden layers.
     let frozen = policy.actor.net.layers.len() == 4
         && wm

@@ -13,7 +13,7 @@ use serde::Serialize;
 use rssm::agent::flops::{self, Flops};
 use rssm::agent::{imagine, Behaviour, BehaviourConfig, Policy, Starts};
 use rssm::gpu::{Gpu, GpuOptions};
-use rssm::model::{Config, DeviceBatch, Trainer, WorldModel};
+use rssm::model::{Config, DeviceBatch, RssmPath, Trainer, WorldModel};
 use rssm::ops::{self, matmul::MatmulSpec, Act};
 use rssm::tensor::{Tape, Tensor};
 use rssm::{Error, Result};
@@ -111,12 +111,19 @@ pub struct Report {
 /// kernels or the per-op path), and why when it is the per-op one: the one place the benchmark
 /// names it.
 fn rssm_path(model: &WorldModel, gpu: &Gpu, cfg: &Config) -> String {
-    let (path, why) = model.observe_path(gpu, cfg.batch, cfg.seq_len);
-    if why.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path} ({why})")
-    }
+    let say = |(path, why): (RssmPath, String)| {
+        if why.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path} ({why})")
+        }
+    };
+    let n = cfg.batch * cfg.seq_len;
+    format!(
+        "observe {}, behaviour imagination {}",
+        say(model.observe_path(gpu, cfg.batch, cfg.seq_len)),
+        say(model.imagine_path(gpu, n, 15, true))
+    )
 }
 
 fn synthetic_batch(gpu: &Gpu, cfg: &Config) -> Result<DeviceBatch> {

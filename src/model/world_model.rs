@@ -345,8 +345,20 @@ impl WorldModel {
     }
 
     /// The path imagination takes for `starts` start states and `horizon` steps with the
-    /// specification's actor (`units` wide) on `gpu`, and, when it is the per-op one, why.
-    pub fn imagine_path(&self, gpu: &Gpu, starts: usize, horizon: usize) -> (RssmPath, String) {
+    /// specification's actor (`units` wide) on `gpu`, with or without its backward
+    /// (`with_grad`), and, when it is the per-op one, why.
+    ///
+    /// `Auto` takes the fused kernels, except for a rollout with its backward on a CPU driver:
+    /// there the per-op rollout's GEMMs over many rows run faster than the persistent kernels
+    /// (a spec-size behaviour update on lavapipe: 15.7 s per-op, 22.8 s fused), and launches
+    /// cost little. Dreams, without a backward, are fused everywhere (3.5x faster on lavapipe).
+    pub fn imagine_path(
+        &self,
+        gpu: &Gpu,
+        starts: usize,
+        horizon: usize,
+        with_grad: bool,
+    ) -> (RssmPath, String) {
         let c = &self.cfg;
         let dims = crate::ops::imagine::ImagineDims {
             starts,
@@ -362,6 +374,10 @@ impl WorldModel {
             RssmPath::PerOp => (RssmPath::PerOp, "chosen".into()),
             RssmPath::Fused => (RssmPath::Fused, String::new()),
             RssmPath::Auto => match crate::ops::imagine::imagine_plan(gpu, &dims) {
+                Ok(_) if with_grad && !crate::ops::rssm::gpu_tiling(gpu) => (
+                    RssmPath::PerOp,
+                    "a CPU driver, where the per-op rollout with its backward is faster".into(),
+                ),
                 Ok(_) => (RssmPath::Fused, String::new()),
                 Err(why) => (RssmPath::PerOp, why),
             },

@@ -49,7 +49,9 @@ pub fn set_gpu_tiling(gpu_tiling: Option<bool>) {
     TUNING.store(v, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn gpu_tiling(gpu: &Gpu) -> bool {
+/// Whether `gpu` gets the GPU tiling (many workgroups of 256 threads) rather than the CPU
+/// drivers' (see [`set_gpu_tiling`]).
+pub fn gpu_tiling(gpu: &Gpu) -> bool {
     match TUNING.load(std::sync::atomic::Ordering::Relaxed) {
         1 => false,
         2 => true,
