@@ -350,8 +350,8 @@ impl WorldModel {
     ///
     /// `Auto` takes the fused kernels, except for a rollout with its backward on a CPU driver:
     /// there the per-op rollout's GEMMs over many rows run faster than the persistent kernels
-    /// (a spec-size behaviour update on lavapipe: 15.7 s per-op, 22.8 s fused), and launches
-    /// cost little. Dreams, without a backward, are fused everywhere (3.5x faster on lavapipe).
+    /// (a spec-size behaviour update on lavapipe: 12.3 s per-op, 19.6 s fused), and launches
+    /// cost little. Dreams, without a backward, are fused everywhere (4.4x faster on lavapipe).
     pub fn imagine_path(
         &self,
         gpu: &Gpu,
