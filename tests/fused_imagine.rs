@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{gpu, rand_vec};
+use common::{gpu, rand_vec, rel_err};
 use rssm::agent::{Behaviour, BehaviourConfig, Starts};
 use rssm::gpu::Gpu;
 use rssm::model::{Config, RssmPath, WorldModel};
@@ -106,22 +106,6 @@ fn run(wm: &mut WorldModel, b: &Behaviour, starts: &Starts, path: RssmPath) -> R
         out.push((name.clone(), cgrads.get(*var).unwrap().to_vec().unwrap()));
     }
     Run { values, grads: out }
-}
-
-/// Largest |got - want| relative to the largest |want|.
-fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    assert!(got.iter().all(|x| x.is_finite()), "non-finite values");
-    let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs() as f64));
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0.0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
-    if scale == 0.0 {
-        diff
-    } else {
-        diff / scale
-    }
 }
 
 /// Serialises the comparisons: one of them switches the tiling for the whole process.

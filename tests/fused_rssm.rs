@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{gpu, rand_vec};
+use common::{gpu, rand_vec, rel_err};
 use rssm::gpu::Gpu;
 use rssm::model::{Config, DeviceBatch, RssmPath, Trainer, WorldModel};
 use rssm::ops::rssm::{fused_plan, observe, ObserveDims, RssmParams};
@@ -119,23 +119,6 @@ fn run(m: &WorldModel, path: RssmPath, b: usize, t: usize, seed: u64) -> Run {
         })
         .collect();
     Run { outputs, grads }
-}
-
-/// Largest |got - want| relative to the largest |want|: the two paths sum in different orders,
-/// so they agree to f32 rounding of the whole tensor's scale.
-fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs() as f64));
-    let diff = got
-        .iter()
-        .zip(want)
-        .fold(0.0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
-    assert!(got.iter().all(|x| x.is_finite()), "non-finite values");
-    if scale == 0.0 {
-        diff
-    } else {
-        diff / scale
-    }
 }
 
 /// Serialises the comparisons: one of them switches the tiling for the whole process.

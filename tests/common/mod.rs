@@ -49,3 +49,21 @@ pub fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str)
         );
     }
 }
+
+/// Largest |got - want| relative to the largest |want| (two implementations that sum in
+/// different orders agree to f32 rounding of the whole tensor's scale); fails on non-finite
+/// values.
+pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    assert!(got.iter().all(|x| x.is_finite()), "non-finite values");
+    let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs() as f64));
+    let diff = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
+    if scale == 0.0 {
+        diff
+    } else {
+        diff / scale
+    }
+}
