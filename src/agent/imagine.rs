@@ -262,32 +262,20 @@ pub fn imagine_with_actor_inputs(
             .to_array()
             .iter()
             .all(|v| !t.requires_grad(*v));
-    let (feat_all, actions, first_mean, first_std, path) = if path == RssmPath::Fused && frozen {
-        let r = rollout_fused(
-            t,
-            wm,
-            wm_params,
-            policy,
-            start_h,
-            start_s,
-            horizon,
-            noise,
-            actor_inputs,
-        )?;
-        (r.0, r.1, r.2, r.3, RssmPath::Fused)
+    let args = RolloutArgs {
+        wm,
+        wm_params,
+        policy,
+        start_h,
+        start_s,
+        horizon,
+        noise,
+        actor_inputs,
+    };
+    let (path, (feat_all, actions, first_mean, first_std)) = if path == RssmPath::Fused && frozen {
+        (RssmPath::Fused, rollout_fused(t, &args)?)
     } else {
-        let r = rollout_per_op(
-            t,
-            wm,
-            wm_params,
-            policy,
-            start_h,
-            start_s,
-            horizon,
-            noise,
-            actor_inputs,
-        )?;
-        (r.0, r.1, r.2, r.3, RssmPath::PerOp)
+        (RssmPath::PerOp, rollout_per_op(t, &args)?)
     };
     let rewards = ops::reshape(
         t,
@@ -314,22 +302,34 @@ pub fn imagine_with_actor_inputs(
     })
 }
 
+/// What both rollouts take.
+#[derive(Clone, Copy)]
+struct RolloutArgs<'a> {
+    wm: &'a WorldModel,
+    wm_params: &'a Bound,
+    policy: Policy<'a>,
+    start_h: Var,
+    start_s: Var,
+    horizon: usize,
+    noise: &'a ImagineNoise,
+    actor_inputs: Option<&'a [Tensor]>,
+}
+
 /// `(feat_all [(H+1) N, F], actions [H N, A], first mean, first std)` of a rollout.
 type Rollout = (Var, Var, Tensor, Option<Tensor>);
 
 /// One op per step (the reference): 17 dispatches per imagined step forward.
-#[allow(clippy::too_many_arguments)]
-fn rollout_per_op(
-    t: &Tape,
-    wm: &WorldModel,
-    wm_params: &Bound,
-    policy: Policy<'_>,
-    start_h: Var,
-    start_s: Var,
-    horizon: usize,
-    noise: &ImagineNoise,
-    actor_inputs: Option<&[Tensor]>,
-) -> Result<Rollout> {
+fn rollout_per_op(t: &Tape, args: &RolloutArgs<'_>) -> Result<Rollout> {
+    let RolloutArgs {
+        wm,
+        wm_params,
+        policy,
+        start_h,
+        start_s,
+        horizon,
+        noise,
+        actor_inputs,
+    } = *args;
     let cfg = &wm.cfg;
     let n = t.shape(start_h)[0];
     let (mut h, mut s) = (start_h, start_s);
@@ -374,18 +374,17 @@ fn rollout_per_op(
 /// on the tape on all H N detached features at once (the same values the kernel's actor saw,
 /// so the same actions), whose actions feed the rollout's node: its backward runs the dynamics
 /// in reverse in one dispatch and hands dL/da to the batched actor.
-#[allow(clippy::too_many_arguments)]
-fn rollout_fused(
-    t: &Tape,
-    wm: &WorldModel,
-    wm_params: &Bound,
-    policy: Policy<'_>,
-    start_h: Var,
-    start_s: Var,
-    horizon: usize,
-    noise: &ImagineNoise,
-    actor_inputs: Option<&[Tensor]>,
-) -> Result<Rollout> {
+fn rollout_fused(t: &Tape, args: &RolloutArgs<'_>) -> Result<Rollout> {
+    let RolloutArgs {
+        wm,
+        wm_params,
+        policy,
+        start_h,
+        start_s,
+        horizon,
+        noise,
+        actor_inputs,
+    } = *args;
     let cfg = &wm.cfg;
     let gpu = t.gpu();
     let n = t.shape(start_h)[0];
