@@ -7,7 +7,7 @@ mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rssm::gpu::{Gpu, GpuOptions};
-use rssm::ops::matmul::{matmul_into, Act, MatmulSpec};
+use rssm::ops::matmul::{matmul_into, set_lane_matmul, Act, MatmulSpec};
 use rssm::tensor::Tensor;
 
 fn bench(c: &mut Criterion) {
@@ -51,22 +51,38 @@ fn bench(c: &mut Criterion) {
             acc: false,
         };
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));
-        group.bench_function(name, |bch| {
-            bch.iter_custom(|iters| {
-                let mut total = std::time::Duration::ZERO;
-                for _ in 0..iters {
-                    let start = std::time::Instant::now();
-                    let (_, gpu_secs) = gpu
-                        .gpu_time(|| matmul_into(&a, &b, None, &out, spec).unwrap())
-                        .unwrap();
-                    total += gpu_secs
-                        .map(std::time::Duration::from_secs_f64)
-                        .unwrap_or(start.elapsed());
-                }
-                total
-            })
-        });
+        // On devices with 8-lane subgroups, each shape with the register-block kernels and
+        // with the subgroup kernel (`matmul_lanes`; the default there where it applies).
+        let lanes_variants: &[bool] = if gpu.report().subgroup_lanes == Some(8) {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &lanes in lanes_variants {
+            set_lane_matmul(Some(lanes));
+            let name = if lanes {
+                format!("{name} (lanes)")
+            } else {
+                name.to_string()
+            };
+            group.bench_function(name, |bch| {
+                bch.iter_custom(|iters| {
+                    let mut total = std::time::Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = std::time::Instant::now();
+                        let (_, gpu_secs) = gpu
+                            .gpu_time(|| matmul_into(&a, &b, None, &out, spec).unwrap())
+                            .unwrap();
+                        total += gpu_secs
+                            .map(std::time::Duration::from_secs_f64)
+                            .unwrap_or(start.elapsed());
+                    }
+                    total
+                })
+            });
+        }
     }
+    set_lane_matmul(None);
     group.finish();
 }
 

@@ -77,3 +77,53 @@ fn an_unknown_workload_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_matmul_kernel_is_reported_and_chosen_by_rssm_matmul() {
+    let run = |choice: &str| {
+        Command::new(env!("CARGO_BIN_EXE_rssm"))
+            .args([
+                "bench",
+                "--json",
+                "--presets",
+                "tiny",
+                "--batch",
+                "2",
+                "--seq-len",
+                "2",
+                "--reps",
+                "1",
+                "--workloads",
+                "observe",
+                "--wall-only",
+            ])
+            .env("RSSM_MATMUL", choice)
+            .output()
+            .unwrap()
+    };
+    let out = run("blocks");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kernel = r["matmul_kernel"].as_str().unwrap();
+    assert!(kernel.starts_with("register blocks"), "{kernel}");
+    let out = run("lanes");
+    assert!(out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kernel = r["matmul_kernel"].as_str().unwrap();
+    // `lanes` where the device has 8-lane subgroups, the register blocks elsewhere.
+    assert!(
+        kernel.starts_with("subgroup lanes") || kernel.starts_with("register blocks"),
+        "{kernel}"
+    );
+    let out = run("fastest");
+    assert!(!out.status.success(), "RSSM_MATMUL=fastest was accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("RSSM_MATMUL='fastest'") && stderr.contains("auto, lanes or blocks"),
+        "{stderr}"
+    );
+}

@@ -66,15 +66,24 @@ fn mm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, act: Ac
     );
 }
 
-/// Run `cases` with the 4x4 and with the 8x8 register blocks. The block size is a
-/// process-wide switch: hold it while running both variants.
+/// Run `cases` with the 4x4 and with the 8x8 register blocks, and with the subgroup kernel
+/// (`matmul_lanes`, where the device has 8-lane subgroups). The kernel choice is a
+/// process-wide switch: hold it while running the variants.
 fn with_both_block_sizes(cases: impl Fn()) {
     let _guard = WIDE_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    rssm::ops::matmul::set_lane_matmul(Some(false));
     for wide in [false, true] {
         rssm::ops::matmul::set_wide_blocks(Some(wide));
         cases();
     }
     rssm::ops::matmul::set_wide_blocks(None);
+    if gpu().report().subgroup_lanes == Some(8) {
+        rssm::ops::matmul::set_lane_matmul(Some(true));
+        cases();
+    } else {
+        eprintln!("no 8-lane subgroups on this device: matmul_lanes not run");
+    }
+    rssm::ops::matmul::set_lane_matmul(None);
 }
 
 /// Every transpose combination of each size; with `variants`, also bias + ELU and accumulate.
@@ -119,6 +128,7 @@ fn matmul_vec4_path_matches_reference() {
         (8, 3, 4),
         (33, 7, 12),
         (68, 72, 16),
+        (20, 12, 8),
     ];
     with_both_block_sizes(|| transposed_cases(&sizes, true));
 }

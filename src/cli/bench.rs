@@ -103,6 +103,8 @@ pub struct Report {
     pub max_binding: u64,
     /// How the RSSM runs over time, per preset (see [`rssm_path`]).
     pub rssm_path: String,
+    /// The matmul kernel for operands whose contiguous axes are multiples of 4.
+    pub matmul_kernel: String,
     pub reps: usize,
     pub results: Vec<Measured>,
 }
@@ -448,12 +450,13 @@ fn report_progress(out: &[Measured]) {
 
 fn print_table(r: &Report) {
     println!(
-        "adapter: {} ({}, {}); timestamps: {}; RSSM path: {}; max storage binding {} MiB; {} reps",
+        "adapter: {} ({}, {}); timestamps: {}; RSSM path: {}; matmul: {}; max storage binding {} MiB; {} reps",
         r.adapter,
         r.backend,
         r.device_type,
         if r.timestamps { "yes" } else { "no" },
         r.rssm_path,
+        r.matmul_kernel,
         r.max_binding >> 20,
         r.reps
     );
@@ -529,6 +532,7 @@ pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
         } else {
             paths.join(", ")
         },
+        matmul_kernel: rssm::ops::matmul::kernel_choice(&gpu)?,
         reps: args.reps.max(1),
         results,
     };

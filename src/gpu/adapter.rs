@@ -34,6 +34,9 @@ pub struct AdapterReport {
     pub max_invocations_per_workgroup: u32,
     pub max_workgroup_storage: u32,
     pub timestamps: bool,
+    /// The subgroup width when the device runs subgroup operations and its subgroups have one
+    /// fixed width (8 on lavapipe with AVX2); `None` otherwise.
+    pub subgroup_lanes: Option<u32>,
     /// Optional features of the adapter, comma-separated names.
     pub features: String,
 }
@@ -96,6 +99,10 @@ impl fmt::Display for AdapterReport {
             "timestamps   {}",
             if self.timestamps { "yes" } else { "no" }
         )?;
+        match self.subgroup_lanes {
+            Some(n) => writeln!(f, "subgroups    {n} lanes")?,
+            None => writeln!(f, "subgroups    not used")?,
+        }
         write!(f, "features")?;
         if self.features.is_empty() {
             write!(f, "     none beyond WebGPU's")?;
@@ -234,6 +241,9 @@ pub(super) fn adapter_report(
         max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
         max_workgroup_storage: limits.max_compute_workgroup_storage_size,
         timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        subgroup_lanes: (features.contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == info.subgroup_max_size)
+            .then_some(info.subgroup_min_size),
         features: feature_names(adapter.features()),
     }
 }

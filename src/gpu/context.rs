@@ -80,6 +80,11 @@ impl Gpu {
         if adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
             features |= wgpu::Features::TIMESTAMP_QUERY;
         }
+        // Subgroup operations: the CPU-driver matmul shares its loads across the lanes of a
+        // subgroup (shaders/matmul_lanes.wgsl).
+        if adapter.features().contains(wgpu::Features::SUBGROUP) {
+            features |= wgpu::Features::SUBGROUP;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rssm"),
             required_features: features,

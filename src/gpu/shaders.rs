@@ -22,6 +22,10 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("adam", include_str!("../../shaders/adam.wgsl")),
     ("returns", include_str!("../../shaders/returns.wgsl")),
     ("rssm", include_str!("../../shaders/rssm.wgsl")),
+    (
+        "matmul_lanes",
+        include_str!("../../shaders/matmul_lanes.wgsl"),
+    ),
 ];
 
 /// The source of kernel family `name` with the prelude in front, and the number of prelude

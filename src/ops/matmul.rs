@@ -105,6 +105,74 @@ pub fn set_wide_blocks(wide: Option<bool>) {
     WIDE_BLOCKS.store(v, std::sync::atomic::Ordering::Relaxed);
 }
 
+static LANE_MATMUL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Force the subgroup kernel (`shaders/matmul_lanes.wgsl`) on (`Some(true)`, where the device
+/// has 8-lane subgroups) or off (`Some(false)`) instead of choosing by adapter type (`None`):
+/// lets the tests compare it with the vec4 kernel.
+pub fn set_lane_matmul(lanes: Option<bool>) {
+    let v = match lanes {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    LANE_MATMUL.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `RSSM_MATMUL`: `auto` (the default), `lanes` (the subgroup kernel wherever the device has
+/// 8-lane subgroups) or `blocks` (the register-block kernels everywhere); read once.
+pub const MATMUL_ENV: &str = "RSSM_MATMUL";
+
+fn matmul_env() -> Result<Option<bool>> {
+    static CHOICE: std::sync::OnceLock<std::result::Result<Option<bool>, String>> =
+        std::sync::OnceLock::new();
+    CHOICE
+        .get_or_init(|| match std::env::var(MATMUL_ENV).as_deref() {
+            Err(_) | Ok("") | Ok("auto") => Ok(None),
+            Ok("lanes") => Ok(Some(true)),
+            Ok("blocks") => Ok(Some(false)),
+            Ok(other) => Err(format!(
+                "{MATMUL_ENV}='{other}': expected auto, lanes or blocks"
+            )),
+        })
+        .clone()
+        .map_err(crate::error::Error::Invalid)
+}
+
+/// Whether this matmul takes the subgroup kernel. It needs subgroups of exactly 8 lanes and
+/// is the CPU drivers' kernel: lavapipe loads lane by lane, and sharing A's loads across the
+/// lanes leaves 12 vec4 loads per 1,024 FMAs where the 8x8 blocks need 64.
+fn lane_matmul(gpu: &Gpu) -> Result<bool> {
+    let has = gpu.report().subgroup_lanes == Some(8);
+    Ok(
+        match LANE_MATMUL.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => false,
+            2 => has,
+            _ => match matmul_env()? {
+                Some(lanes) => lanes && has,
+                None => has && gpu.report().is_cpu(),
+            },
+        },
+    )
+}
+
+/// Which kernel this device's matmuls take where every contiguous axis is a multiple of 4
+/// (others take the scalar register-block kernel): for reports and benchmarks.
+pub fn kernel_choice(gpu: &Gpu) -> Result<String> {
+    if lane_matmul(gpu)? {
+        return Ok("subgroup lanes (matmul_lanes, 8-lane subgroups)".into());
+    }
+    let wide = match WIDE_BLOCKS.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => gpu.report().is_cpu(),
+    };
+    Ok(format!(
+        "register blocks (matmul_vec4, {0}x{0} per invocation)",
+        if wide { 8 } else { 4 }
+    ))
+}
+
 /// Record `c (+)= act(op(a) op(b) + bias)`; `c` must hold `m * n` values.
 pub fn matmul_into(
     a: &Tensor,
@@ -200,18 +268,31 @@ fn matmul_dispatch(
         && s.k.is_multiple_of(4)
         && (!s.trans_a || s.m.is_multiple_of(4))
         && (s.trans_b || s.n.is_multiple_of(4));
-    let kernel = gpu.kernel(
-        "matmul",
-        if vec4 { "matmul_vec4" } else { "matmul" },
-        &[
-            ("TRANS_A", s.trans_a as u32 as f64),
-            ("TRANS_B", s.trans_b as u32 as f64),
-            ("HAS_BIAS", bias.is_some() as u32 as f64),
-            ("ACC", s.acc as u32 as f64),
-            ("ACT", s.act.code()),
-            ("WIDE", wide as u32 as f64),
-        ],
-    )?;
+    let lanes = vec4 && lane_matmul(gpu)?;
+    let mut constants = vec![
+        ("TRANS_A", s.trans_a as u32 as f64),
+        ("TRANS_B", s.trans_b as u32 as f64),
+        ("HAS_BIAS", bias.is_some() as u32 as f64),
+        ("ACC", s.acc as u32 as f64),
+        ("ACT", s.act.code()),
+    ];
+    // Rows per workgroup of the subgroup kernel: 32 (12 vec4 loads per 1,024 FMAs; 2.3x the
+    // 8x8 register blocks on lavapipe) unless the matrix is short.
+    let rows: usize = match s.m {
+        0..16 => 8,
+        16..32 => 16,
+        _ => 32,
+    };
+    if lanes {
+        constants.push(("ROWS", rows as f64));
+    } else {
+        constants.push(("WIDE", wide as u32 as f64));
+    }
+    let kernel = match (lanes, vec4) {
+        (true, _) => gpu.kernel("matmul_lanes", "matmul_lanes", &constants)?,
+        (false, true) => gpu.kernel("matmul", "matmul_vec4", &constants)?,
+        (false, false) => gpu.kernel("matmul", "matmul", &constants)?,
+    };
     let p = Params {
         m: s.m as u32,
         n: s.n as u32,
@@ -225,8 +306,13 @@ fn matmul_dispatch(
     } else {
         [a, b, bias_buf, c]
     };
-    let tile = if wide { 64 } else { 32 };
-    let grid = gpu.grid_2d(s.n.div_ceil(tile), s.m.div_ceil(tile));
+    let grid = if lanes {
+        // 8 rows x 64 columns per workgroup.
+        gpu.grid_2d(s.n.div_ceil(64), s.m.div_ceil(rows))
+    } else {
+        let tile = if wide { 64 } else { 32 };
+        gpu.grid_2d(s.n.div_ceil(tile), s.m.div_ceil(tile))
+    };
     gpu.dispatch_ranges(&kernel, &p, &bufs, grid);
     Ok(())
 }
