@@ -31,8 +31,25 @@ fn bench(c: &mut Criterion) {
             false,
             true,
         ),
+        // What the model runs on CPU drivers: `linear` pads K = 230 to 232 there.
+        (
+            "linear 2500x232->400 (head l0, padded)",
+            2500,
+            400,
+            232,
+            false,
+            true,
+        ),
         ("gru gates 50x200->600", 50, 600, 200, false, true),
         ("dW 400x230 from 2500 rows", 400, 230, 2500, true, false),
+        (
+            "dW 400x232 from 2500 rows (padded)",
+            400,
+            232,
+            2500,
+            true,
+            false,
+        ),
     ];
     let mut group = c.benchmark_group("matmul");
     group.sample_size(10);

@@ -325,7 +325,8 @@ impl PyDevice {
         Ok(PyDevice { gpu })
     }
 
-    /// The adapter's name, backend, device type, driver, limits and features.
+    /// The adapter's name, backend, device type, driver, limits, features, subgroup width and
+    /// the matmul kernel it takes.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let r = self.gpu.report();
         let d = PyDict::new(py);
@@ -337,6 +338,11 @@ impl PyDevice {
         d.set_item("max_storage_binding", r.max_storage_binding)?;
         d.set_item("max_buffer", r.max_buffer)?;
         d.set_item("timestamps", r.timestamps)?;
+        d.set_item("subgroup_lanes", r.subgroup_lanes)?;
+        d.set_item(
+            "matmul_kernel",
+            rssm::ops::matmul::kernel_choice(&self.gpu).map_err(engine_err)?,
+        )?;
         d.set_item("features", &r.features)?;
         Ok(d)
     }

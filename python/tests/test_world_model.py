@@ -19,6 +19,8 @@ def test_device_reports_the_adapter(device):
     info = device.info()
     assert info["name"] and info["backend"]
     assert isinstance(info["is_cpu"], bool)
+    assert info["subgroup_lanes"] is None or info["subgroup_lanes"] >= 1
+    assert info["matmul_kernel"].startswith(("subgroup lanes", "register blocks"))
     assert "rssm.Device(" in repr(device)
 
 
