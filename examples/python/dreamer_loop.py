@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser, *, action_repeat: int, episodes_bu
     p.add_argument("--prefill", type=int, default=5, help="random episodes before training")
     p.add_argument("--prefill-hold", type=float, default=4.0, help="mean steps a prefill action is held")
     p.add_argument("--random-episodes", type=int, default=5, help="uniform random episodes for the baseline")
+    p.add_argument("--final-episodes", type=int, default=10, help="episodes of the final policy (from its checkpoint) and of the random policy, on the same seeds, at the end")
     p.add_argument("--train-steps", type=int, default=train_steps, help="updates after each collected episode")
     p.add_argument("--behaviour-warmup", type=int, default=300, help="world-model steps before the first behaviour update")
     p.add_argument("--expl-noise", type=float, default=0.3)
@@ -167,9 +168,39 @@ def train(env, args, title: str) -> dict:
             w.writerows(st["evals"])
         write_curve(args.logdir, st["evals"], st["random_return"], title)
     log.close()
-    # The trained agent acting from its checkpoint alone (world model + actor weights).
+    # The trained agent acting from its checkpoint alone (world model + actor weights), against
+    # the uniform random policy on the same start states.
     print(f"done: {env.physics_steps} env steps in {time.time() - start:.0f} s")
+    final = evaluate_checkpoint(env, ckpt, device, args.final_episodes, args.seed)
+    with open(os.path.join(args.logdir, "final.json"), "w") as f:
+        json.dump(final, f, indent=1)
+    return {"random_return": st["random_return"], "evals": st["evals"], **final}
+
+
+def evaluate_checkpoint(env, ckpt: str, device, episodes: int, seed: int) -> dict:
+    """The policy loaded from `ckpt` (`rssm.Policy.load`: world model + actor weights, no
+    training state) and the uniform random policy, each over `episodes` episodes from the
+    same seeds (20,000 on, apart from the training and evaluation seeds)."""
     policy = rssm.Policy.load(ckpt, device=device)
-    policy_ret, _ = run_episode(env, lambda f: policy.act(f), eval_seed + 999)
-    print(f"the policy loaded from {ckpt} (world model + actor weights) returns {policy_ret:.1f}")
-    return {"random_return": st["random_return"], "evals": st["evals"], "policy_return": policy_ret}
+    seeds = [20_000 + i for i in range(max(episodes, 1))]
+    rng = np.random.default_rng(seed + 1)
+    uniform = lambda _f: rng.uniform(-1.0, 1.0, env.action_dim).astype(np.float32)
+    policy_rets, random_rets = [], []
+    for s in seeds:
+        policy.reset()
+        policy_rets.append(run_episode(env, lambda f: policy.act(f), s)[0])
+        random_rets.append(run_episode(env, uniform, s)[0])
+    out = {
+        "seeds": seeds,
+        "policy_returns": policy_rets,
+        "random_returns": random_rets,
+        "policy_mean": float(np.mean(policy_rets)),
+        "random_mean": float(np.mean(random_rets)),
+        "policy_better_on": int(sum(p > r for p, r in zip(policy_rets, random_rets))),
+    }
+    print(
+        f"the policy loaded from {ckpt} (world model + actor weights): {out['policy_mean']:.1f} "
+        f"on average over {len(seeds)} episodes; the uniform random policy on the same seeds: "
+        f"{out['random_mean']:.1f}; the policy did better on {out['policy_better_on']} of {len(seeds)}"
+    )
+    return out
