@@ -7,7 +7,8 @@ mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rssm::gpu::{Gpu, GpuOptions};
-use rssm::ops::matmul::{matmul_into, set_lane_matmul, Act, MatmulSpec};
+use rssm::ops::matmul::{matmul_into, Act, MatmulSpec};
+use rssm::ops::set_lanes;
 use rssm::tensor::Tensor;
 
 fn bench(c: &mut Criterion) {
@@ -76,7 +77,7 @@ fn bench(c: &mut Criterion) {
             &[false]
         };
         for &lanes in lanes_variants {
-            set_lane_matmul(Some(lanes));
+            set_lanes(Some(lanes));
             let name = if lanes {
                 format!("{name} (lanes)")
             } else {
@@ -99,7 +100,7 @@ fn bench(c: &mut Criterion) {
             });
         }
     }
-    set_lane_matmul(None);
+    set_lanes(None);
     group.finish();
 }
 

@@ -34,7 +34,10 @@
 //                  are the same address for a whole workgroup), y = position groups (times the
 //                  s*s phases when scattering; folds into z). Inner step: NPOS image loads and
 //                  CB4 vec4 weight loads for 4*NPOS*CB4 FMAs. Uses 1 in, 2 wp, 3 bias, 4 out.
-//   wgrad          [backward] partial[split][a][c] of a weight gradient, c = (b*kh + ky)*kw + kx,
+//   wgrad          (its entry point and its small-image loads are in conv_wgrad.wgsl, or in
+//                  conv_wgrad_lanes.wgsl for the `conv_lanes` family on 8-lane subgroups, see
+//                  gpu::shaders::COMPOSED; the body is `wgrad_body` here)
+//                  [backward] partial[split][a][c] of a weight gradient, c = (b*kh + ky)*kw + kx,
 //                  summed over one split's images. Workgroup (64,1,1); each invocation holds 16 a
 //                  x NCOL c (NCOL 16 on CPU drivers, 8 on GPUs); inner step: 16 + NCOL loads for
 //                  16*NCOL FMAs. Grid: x = tiles / 64, y = splits (folds into z). Uses 1 small,
@@ -527,16 +530,23 @@ fn conv_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     }
 }
 
-@compute @workgroup_size(64)
-fn wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-         @builtin(local_invocation_id) lid: vec3<u32>) {
+// The `wgrad` pass of tile `tile` (its entry point and `small16` are in conv_wgrad.wgsl, or
+// conv_wgrad_lanes.wgsl where `lane` is this invocation's lane in its 8-lane subgroup). With
+// LANES the column tiles of one row block are padded to a multiple of 8, so the 8 lanes of a
+// subgroup share their 16 small-image channels (and load 2 of them each); the padding tiles
+// compute clamped columns and store nothing.
+fn wgrad_body(wid: vec3<u32>, nwg: vec3<u32>, tile: u32, lane: u32) {
     let split = fold_yz(wid, nwg);
     let ctiles = (p.c + NCOL - 1u) / NCOL;
-    let tile = wid.x * 64u + lid.x;
-    if tile >= ctiles * ((p.a + 15u) / 16u) { return; }
-    let a0 = (tile / ctiles) * 16u;
-    let c0 = (tile % ctiles) * NCOL;
+    let ctiles_row = select(ctiles, (ctiles + 7u) / 8u * 8u, LANES);
+    if tile >= ctiles_row * ((p.a + 15u) / 16u) { return; }
+    let a0 = (tile / ctiles_row) * 16u;
+    let ct = tile % ctiles_row;
+    let c0 = min(ct, ctiles - 1u) * NCOL;
     let shw = p.ih * p.iw;
+    // The two small-image channels this lane loads for its subgroup (LANES).
+    let lane_a0 = min(a0 + 2u * lane, p.a - 1u) * shw;
+    let lane_a1 = min(a0 + 2u * lane + 1u, p.a - 1u) * shw;
     let lhw = p.oh * p.ow;
     let khw = p.kh * p.kw;
     // Rows: 16 channels of the small image; columns: NCOL (channel, ky, kx) of the large one
@@ -607,10 +617,11 @@ fn wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let img_jump_s = (p.a - 1u) * shw;
     let img_jump_l = p.b * lhw - p.s * p.ow * p.ih;
     for (var t = 0u; t < count; t++) {
-        let s0 = vec4<f32>(inp[zs + ao[0]], inp[zs + ao[1]], inp[zs + ao[2]], inp[zs + ao[3]]);
-        let s1 = vec4<f32>(inp[zs + ao[4]], inp[zs + ao[5]], inp[zs + ao[6]], inp[zs + ao[7]]);
-        let s2 = vec4<f32>(inp[zs + ao[8]], inp[zs + ao[9]], inp[zs + ao[10]], inp[zs + ao[11]]);
-        let s3 = vec4<f32>(inp[zs + ao[12]], inp[zs + ao[13]], inp[zs + ao[14]], inp[zs + ao[15]]);
+        let sm = small16(zs, &ao, lane_a0, lane_a1);
+        let s0 = sm[0];
+        let s1 = sm[1];
+        let s2 = sm[2];
+        let s3 = sm[3];
         let l0 = vec4<f32>(inp2[zl + co[0]], inp2[zl + co[1]], inp2[zl + co[2]], inp2[zl + co[3]]);
         let l1 = vec4<f32>(inp2[zl + co[4]], inp2[zl + co[5]], inp2[zl + co[6]], inp2[zl + co[7]]);
         a0_0 += l0.x * s0; a0_1 += l0.x * s1; a0_2 += l0.x * s2; a0_3 += l0.x * s3;
@@ -647,6 +658,7 @@ fn wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
             zl += img_jump_l;
         }
     }
+    if ct >= ctiles { return; }
     // partial[split][a][c]
     let out0 = split * p.a * p.c;
     let na = min(p.a - a0, 16u);

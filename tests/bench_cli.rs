@@ -79,7 +79,7 @@ fn an_unknown_workload_is_a_clear_error() {
 }
 
 #[test]
-fn the_matmul_kernel_is_reported_and_chosen_by_rssm_matmul() {
+fn the_matmul_kernel_is_reported_and_chosen_by_rssm_lanes() {
     let run = |choice: &str| {
         Command::new(env!("CARGO_BIN_EXE_rssm"))
             .args([
@@ -97,11 +97,11 @@ fn the_matmul_kernel_is_reported_and_chosen_by_rssm_matmul() {
                 "observe",
                 "--wall-only",
             ])
-            .env("RSSM_MATMUL", choice)
+            .env("RSSM_LANES", choice)
             .output()
             .unwrap()
     };
-    let out = run("blocks");
+    let out = run("off");
     assert!(
         out.status.success(),
         "{}",
@@ -110,20 +110,20 @@ fn the_matmul_kernel_is_reported_and_chosen_by_rssm_matmul() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let kernel = r["matmul_kernel"].as_str().unwrap();
     assert!(kernel.starts_with("register blocks"), "{kernel}");
-    let out = run("lanes");
+    let out = run("on");
     assert!(out.status.success());
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let kernel = r["matmul_kernel"].as_str().unwrap();
-    // `lanes` where the device has 8-lane subgroups, the register blocks elsewhere.
+    // The subgroup kernel where the device has 8-lane subgroups, the register blocks elsewhere.
     assert!(
         kernel.starts_with("subgroup lanes") || kernel.starts_with("register blocks"),
         "{kernel}"
     );
     let out = run("fastest");
-    assert!(!out.status.success(), "RSSM_MATMUL=fastest was accepted");
+    assert!(!out.status.success(), "RSSM_LANES=fastest was accepted");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("RSSM_MATMUL='fastest'") && stderr.contains("auto, lanes or blocks"),
+        stderr.contains("RSSM_LANES='fastest'") && stderr.contains("auto, on or off"),
         "{stderr}"
     );
 }

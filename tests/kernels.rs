@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use naga::{AddressSpace, ShaderStage};
-use rssm::gpu::pipelines::parse_and_validate;
-use rssm::gpu::shaders::SOURCES;
+use rssm::gpu::pipelines::parse_and_validate_parts;
+use rssm::gpu::shaders::family_files;
 use rssm::ops::kernels::{KernelSig, KERNELS};
 
 /// What one entry point of a shader needs, by naga reflection.
@@ -19,12 +19,9 @@ struct EntryLayout {
 }
 
 fn entry_layout(family: &str, entry: &str) -> Result<(EntryLayout, Vec<String>), String> {
-    let src = SOURCES
-        .iter()
-        .find(|(n, _)| *n == family)
-        .map(|(_, s)| *s)
-        .ok_or_else(|| format!("no shader family '{family}' in gpu::shaders::SOURCES"))?;
-    let parsed = parse_and_validate(family, src).map_err(|e| e.to_string())?;
+    let parts = family_files(family)
+        .ok_or_else(|| format!("no shader family '{family}' in gpu::shaders"))?;
+    let parsed = parse_and_validate_parts(&parts).map_err(|e| e.to_string())?;
     let module = &parsed.module;
     let index = module
         .entry_points

@@ -295,6 +295,25 @@ fn gpu_register_block_matches_reference() {
     conv::set_register_block(None);
 }
 
+/// The weight gradient's subgroup variant (`shaders/conv_wgrad_lanes.wgsl`, taken from 8
+/// column tiles on) and the plain one, forced each way, at sizes with a partial row block
+/// (29 channels: one full block of 16, one of 13), a partial column tile (135 columns) and
+/// padding tiles (9 of 16 used).
+#[test]
+fn weight_gradient_both_variants_match_reference() {
+    let lanes = [false, true];
+    for on in lanes {
+        if on && gpu().report().subgroup_lanes != Some(8) {
+            eprintln!("no 8-lane subgroups on this device: conv_lanes not run");
+            continue;
+        }
+        ops::set_lanes(Some(on));
+        check_case(case(2, 15, 29, 9, 9, 3, 2), false, Act::None);
+        check_case(case(2, 29, 15, 5, 5, 3, 2), true, Act::None);
+    }
+    ops::set_lanes(None);
+}
+
 /// A parameter used twice gets the sum of both gradients, accumulated in place (ACC) by every
 /// backward kernel; batch 1 also takes the unsplit weight-gradient path.
 #[test]

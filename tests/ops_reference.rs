@@ -71,19 +71,19 @@ fn mm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, act: Ac
 /// process-wide switch: hold it while running the variants.
 fn with_both_block_sizes(cases: impl Fn()) {
     let _guard = WIDE_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
-    rssm::ops::matmul::set_lane_matmul(Some(false));
+    rssm::ops::set_lanes(Some(false));
     for wide in [false, true] {
         rssm::ops::matmul::set_wide_blocks(Some(wide));
         cases();
     }
     rssm::ops::matmul::set_wide_blocks(None);
     if gpu().report().subgroup_lanes == Some(8) {
-        rssm::ops::matmul::set_lane_matmul(Some(true));
+        rssm::ops::set_lanes(Some(true));
         cases();
     } else {
         eprintln!("no 8-lane subgroups on this device: matmul_lanes not run");
     }
-    rssm::ops::matmul::set_lane_matmul(None);
+    rssm::ops::set_lanes(None);
 }
 
 /// Every transpose combination of each size; with `variants`, also bias + ELU and accumulate.

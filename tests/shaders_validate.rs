@@ -1,29 +1,24 @@
 //! Every file in `shaders/` parses and validates with naga (with the common prelude in front),
 //! so a broken shader fails `cargo test` with its file and line.
 
-use rssm::gpu::pipelines::parse_and_validate;
+use rssm::gpu::pipelines::{parse_and_validate, parse_and_validate_parts};
 
 #[test]
-fn every_shader_file_validates() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
-    let mut n = 0;
+fn every_shader_family_validates() {
+    // Each kernel family: one file, or the files gpu::shaders::COMPOSED lists, with the prelude
+    // in front.
     let mut failures = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("wgsl") {
-            continue;
-        }
-        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
-        let src = std::fs::read_to_string(&path).unwrap();
-        n += 1;
-        if name == "common" {
-            continue; // the prelude is validated as part of every other file
-        }
-        if let Err(e) = parse_and_validate(&name, &src) {
+    let families = rssm::gpu::shaders::families();
+    assert!(
+        families.len() >= 5,
+        "expected the kernel families, found {families:?}"
+    );
+    for family in &families {
+        let parts = rssm::gpu::shaders::family_files(family).unwrap();
+        if let Err(e) = parse_and_validate_parts(&parts) {
             failures.push(e.to_string());
         }
     }
-    assert!(n >= 5, "expected the shader files, found {n}");
     assert!(
         failures.is_empty(),
         "invalid shaders:\n{}",
@@ -46,6 +41,17 @@ fn every_shader_file_is_embedded() {
             "shaders/{name}.wgsl is not in gpu::shaders::SOURCES"
         );
     }
+}
+
+#[test]
+fn an_error_in_a_composed_family_names_the_right_file() {
+    let body = "fn f() -> f32 {\n    return g();\n}\n";
+    let tail = "// the second file\nfn g() -> f32 {\n    let x: u32 = 1.5;\n    return 1.0;\n}\n";
+    let err = match parse_and_validate_parts(&[("body", body), ("tail", tail)]) {
+        Ok(_) => panic!("a broken shader validated"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("shaders/tail.wgsl:3"), "{err}");
 }
 
 #[test]

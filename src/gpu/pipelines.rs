@@ -32,20 +32,29 @@ pub struct ParsedShader {
 /// Parse and validate `shaders/<name>.wgsl` (with the prelude). Errors carry the file name and
 /// the line within that file.
 pub fn parse_and_validate(name: &str, file_source: &str) -> Result<ParsedShader> {
-    let prelude_lines = shaders::PRELUDE.lines().count() + 1;
-    let source = format!("{}\n{}", shaders::PRELUDE, file_source);
+    parse_and_validate_parts(&[(name, file_source)])
+}
+
+/// Parse and validate the prelude followed by `parts` (`(file name, source)`, one kernel
+/// family). Errors carry the name of the file the line is in and the line within that file.
+pub fn parse_and_validate_parts(parts: &[(&str, &str)]) -> Result<ParsedShader> {
+    let (source, offsets) = shaders::compose(parts);
     let locate = |loc: Option<naga::SourceLocation>| -> String {
-        match loc {
-            Some(l) if l.line_number as usize > prelude_lines => format!(
-                "shaders/{name}.wgsl:{}:{}",
-                l.line_number as usize - prelude_lines,
+        let Some(l) = loc else {
+            return format!("shaders/{}.wgsl", parts[0].0);
+        };
+        let line = l.line_number as usize;
+        match offsets.iter().rposition(|&o| line > o) {
+            Some(i) => format!(
+                "shaders/{}.wgsl:{}:{}",
+                parts[i].0,
+                line - offsets[i],
                 l.line_position
             ),
-            Some(l) => format!(
-                "shaders/common.wgsl:{}:{} (prelude, while compiling {name})",
-                l.line_number, l.line_position
+            None => format!(
+                "shaders/common.wgsl:{}:{} (prelude, while compiling {})",
+                l.line_number, l.line_position, parts[0].0
             ),
-            None => format!("shaders/{name}.wgsl"),
         }
     };
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| Error::Shader {
@@ -93,14 +102,11 @@ impl PipelineCache {
             return Ok(k.clone());
         }
         if !self.shaders.contains_key(family) {
-            let (_, src) = shaders::SOURCES
-                .iter()
-                .find(|(n, _)| *n == family)
-                .ok_or_else(|| Error::Shader {
-                    file: format!("shaders/{family}.wgsl"),
-                    msg: "no such kernel family".into(),
-                })?;
-            let parsed = parse_and_validate(family, src)?;
+            let parts = shaders::family_files(family).ok_or_else(|| Error::Shader {
+                file: format!("shaders/{family}.wgsl"),
+                msg: "no such kernel family".into(),
+            })?;
+            let parsed = parse_and_validate_parts(&parts)?;
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(family),
                 source: wgpu::ShaderSource::Wgsl(parsed.source.clone().into()),

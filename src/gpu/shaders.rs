@@ -5,7 +5,8 @@
 /// The prelude prepended to every kernel file.
 pub const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
 
-/// `(name, source)` of every kernel family in `shaders/`.
+/// `(name, source)` of every file in `shaders/` but the prelude. Each is a kernel family of its
+/// own unless [`COMPOSED`] names it.
 pub const SOURCES: &[(&str, &str)] = &[
     (
         "elementwise",
@@ -26,13 +27,50 @@ pub const SOURCES: &[(&str, &str)] = &[
         "matmul_lanes",
         include_str!("../../shaders/matmul_lanes.wgsl"),
     ),
+    ("conv_wgrad", include_str!("../../shaders/conv_wgrad.wgsl")),
+    (
+        "conv_wgrad_lanes",
+        include_str!("../../shaders/conv_wgrad_lanes.wgsl"),
+    ),
 ];
 
-/// The source of kernel family `name` with the prelude in front, and the number of prelude
-/// lines (to map validation errors back to the file's own line numbers).
-pub fn source_with_prelude(name: &str) -> Option<(String, usize)> {
-    SOURCES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, src)| (format!("{PRELUDE}\n{src}"), PRELUDE.lines().count() + 1))
+/// Kernel families compiled from more than one file (in this order, after the prelude). A
+/// variant that needs a device feature (subgroup operations) shares the body of its kernel and
+/// differs in a small file of its own, so the plain family never needs the feature.
+pub const COMPOSED: &[(&str, &[&str])] = &[
+    ("conv", &["conv", "conv_wgrad"]),
+    ("conv_lanes", &["conv", "conv_wgrad_lanes"]),
+];
+
+/// Every kernel family: the composed ones and each file no composed family uses.
+pub fn families() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = COMPOSED.iter().map(|(n, _)| *n).collect();
+    for (name, _) in SOURCES {
+        if !COMPOSED.iter().any(|(_, files)| files.contains(name)) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The `(file, source)` parts of kernel family `family`, in order.
+pub fn family_files(family: &str) -> Option<Vec<(&'static str, &'static str)>> {
+    let file = |name: &str| SOURCES.iter().find(|(n, _)| *n == name).copied();
+    match COMPOSED.iter().find(|(n, _)| *n == family) {
+        Some((_, files)) => files.iter().map(|f| file(f)).collect(),
+        None => file(family).map(|f| vec![f]),
+    }
+}
+
+/// The prelude and `parts` joined into one source, and for each part the number of lines
+/// before its first line (to map a line of the whole back to its file).
+pub fn compose(parts: &[(&str, &str)]) -> (String, Vec<usize>) {
+    let mut source = String::from(PRELUDE);
+    let mut offsets = Vec::new();
+    for (_, text) in parts {
+        source.push('\n');
+        offsets.push(source.matches('\n').count());
+        source.push_str(text);
+    }
+    (source, offsets)
 }

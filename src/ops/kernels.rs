@@ -53,6 +53,7 @@ pub const KERNELS: &[KernelSig] = &[
     kernel!(conv::Params, "conv", "conv_main", ["SCATTER", "CB4", "NPOS"], 4),
     kernel!(conv::Params, "conv", "reduce_splits", [], 2),
     kernel!(conv::Params, "conv", "wgrad", ["NCOL"], 3),
+    kernel!(conv::Params, "conv_lanes", "wgrad", ["NCOL"], 3),
     kernel!(conv::Params, "conv", "bias_grad", [], 2),
     kernel!(ElementwiseParams, "elementwise", "unary", ["OP"], 2),
     kernel!(ElementwiseParams, "elementwise", "unary_backward", ["OP", "FROM_OUTPUT", "ACC"], 3),

@@ -105,62 +105,11 @@ pub fn set_wide_blocks(wide: Option<bool>) {
     WIDE_BLOCKS.store(v, std::sync::atomic::Ordering::Relaxed);
 }
 
-static LANE_MATMUL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// Force the subgroup kernel (`shaders/matmul_lanes.wgsl`) on (`Some(true)`, where the device
-/// has 8-lane subgroups) or off (`Some(false)`) instead of choosing by adapter type (`None`):
-/// lets the tests compare it with the vec4 kernel.
-pub fn set_lane_matmul(lanes: Option<bool>) {
-    let v = match lanes {
-        None => 0,
-        Some(false) => 1,
-        Some(true) => 2,
-    };
-    LANE_MATMUL.store(v, std::sync::atomic::Ordering::Relaxed);
-}
-
-/// `RSSM_MATMUL`: `auto` (the default), `lanes` (the subgroup kernel wherever the device has
-/// 8-lane subgroups) or `blocks` (the register-block kernels everywhere); read once.
-pub const MATMUL_ENV: &str = "RSSM_MATMUL";
-
-fn matmul_env() -> Result<Option<bool>> {
-    static CHOICE: std::sync::OnceLock<std::result::Result<Option<bool>, String>> =
-        std::sync::OnceLock::new();
-    CHOICE
-        .get_or_init(|| match std::env::var(MATMUL_ENV).as_deref() {
-            Err(_) | Ok("") | Ok("auto") => Ok(None),
-            Ok("lanes") => Ok(Some(true)),
-            Ok("blocks") => Ok(Some(false)),
-            Ok(other) => Err(format!(
-                "{MATMUL_ENV}='{other}': expected auto, lanes or blocks"
-            )),
-        })
-        .clone()
-        .map_err(crate::error::Error::Invalid)
-}
-
-/// Whether this matmul takes the subgroup kernel. It needs subgroups of exactly 8 lanes and
-/// is the CPU drivers' kernel: lavapipe loads lane by lane, and sharing A's loads across the
-/// lanes leaves 12 vec4 loads per 1,024 FMAs where the 8x8 blocks need 64.
-fn lane_matmul(gpu: &Gpu) -> Result<bool> {
-    let has = gpu.report().subgroup_lanes == Some(8);
-    Ok(
-        match LANE_MATMUL.load(std::sync::atomic::Ordering::Relaxed) {
-            1 => false,
-            2 => has,
-            _ => match matmul_env()? {
-                Some(lanes) => lanes && has,
-                None => has && gpu.report().is_cpu(),
-            },
-        },
-    )
-}
-
 /// Which kernel this device's matmuls take where every contiguous axis is a multiple of 4
 /// (others take the scalar register-block kernel): for reports and benchmarks.
 pub fn kernel_choice(gpu: &Gpu) -> Result<String> {
-    if lane_matmul(gpu)? {
-        return Ok("subgroup lanes (matmul_lanes, 8-lane subgroups)".into());
+    if super::use_lanes(gpu)? {
+        return Ok("subgroup lanes (matmul_lanes and the conv weight gradient's conv_lanes, 8-lane subgroups)".into());
     }
     let wide = match WIDE_BLOCKS.load(std::sync::atomic::Ordering::Relaxed) {
         1 => false,
@@ -268,7 +217,7 @@ fn matmul_dispatch(
         && s.k.is_multiple_of(4)
         && (!s.trans_a || s.m.is_multiple_of(4))
         && (s.trans_b || s.n.is_multiple_of(4));
-    let lanes = vec4 && lane_matmul(gpu)?;
+    let lanes = vec4 && super::use_lanes(gpu)?;
     let mut constants = vec![
         ("TRANS_A", s.trans_a as u32 as f64),
         ("TRANS_B", s.trans_b as u32 as f64),
