@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser, *, action_repeat: int, episodes_bu
     p.add_argument("--train-steps", type=int, default=train_steps, help="updates after each collected episode")
     p.add_argument("--behaviour-warmup", type=int, default=300, help="world-model steps before the first behaviour update")
     p.add_argument("--expl-noise", type=float, default=0.3)
+    p.add_argument("--actor-lr", type=float, default=8e-5)
+    p.add_argument("--critic-lr", type=float, default=8e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--logdir", required=True)
     p.add_argument("--resume", action="store_true", help="continue from logdir/checkpoint")
@@ -117,6 +119,8 @@ def train(env, args, title: str) -> dict:
             device=device,
             behaviour_warmup=args.behaviour_warmup,
             expl_noise=args.expl_noise,
+            actor_lr=args.actor_lr,
+            critic_lr=args.critic_lr,
         )
         rng = np.random.default_rng(args.seed)
         uniform = lambda _f: rng.uniform(-1.0, 1.0, env.action_dim).astype(np.float32)
