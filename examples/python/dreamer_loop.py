@@ -22,7 +22,7 @@ import numpy as np
 import rssm
 
 
-def add_arguments(p: argparse.ArgumentParser, *, action_repeat: int, episodes_budget_steps: int, train_steps: int) -> None:
+def add_arguments(p: argparse.ArgumentParser, *, action_repeat: int, episodes_budget_steps: int, train_steps: int, actor_lr: float = 8e-5) -> None:
     p.add_argument("--preset", default="small", help="world-model preset: small (CPU devices), dreamer, tiny")
     p.add_argument("--action-repeat", type=int, default=action_repeat)
     p.add_argument("--env-steps", type=int, default=episodes_budget_steps, help="physics steps to collect in all, prefill included")
@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser, *, action_repeat: int, episodes_bu
     p.add_argument("--train-steps", type=int, default=train_steps, help="updates after each collected episode")
     p.add_argument("--behaviour-warmup", type=int, default=300, help="world-model steps before the first behaviour update")
     p.add_argument("--expl-noise", type=float, default=0.3)
-    p.add_argument("--actor-lr", type=float, default=8e-5)
+    p.add_argument("--actor-lr", type=float, default=actor_lr)
     p.add_argument("--critic-lr", type=float, default=8e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--logdir", required=True)
