@@ -105,17 +105,23 @@ pub fn set_wide_blocks(wide: Option<bool>) {
     WIDE_BLOCKS.store(v, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// 8x8 register blocks per invocation on CPU drivers (see shaders/matmul.wgsl), 4x4 on GPUs,
+/// unless forced by [`set_wide_blocks`].
+fn wide_blocks(gpu: &Gpu) -> bool {
+    match WIDE_BLOCKS.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => gpu.report().is_cpu(),
+    }
+}
+
 /// Which kernel this device's matmuls take where every contiguous axis is a multiple of 4
 /// (others take the scalar register-block kernel): for reports and benchmarks.
 pub fn kernel_choice(gpu: &Gpu) -> Result<String> {
     if super::use_lanes(gpu)? {
         return Ok("subgroup lanes (matmul_lanes and the conv weight gradient's conv_lanes, 8-lane subgroups)".into());
     }
-    let wide = match WIDE_BLOCKS.load(std::sync::atomic::Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => gpu.report().is_cpu(),
-    };
+    let wide = wide_blocks(gpu);
     Ok(format!(
         "register blocks (matmul_vec4, {0}x{0} per invocation)",
         if wide { 8 } else { 4 }
@@ -206,25 +212,13 @@ fn matmul_dispatch(
     c: BufRange<'_>,
     s: MatmulSpec,
 ) -> Result<()> {
-    // 8x8 blocks per invocation on CPU drivers (see shaders/matmul.wgsl), 4x4 on GPUs.
-    let wide = match WIDE_BLOCKS.load(std::sync::atomic::Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => gpu.report().is_cpu(),
-    };
+    let wide = wide_blocks(gpu);
     // The vec4 variant needs every operand's contiguous axis to be a multiple of 4.
     let vec4 = s.k > 0
         && s.k.is_multiple_of(4)
         && (!s.trans_a || s.m.is_multiple_of(4))
         && (s.trans_b || s.n.is_multiple_of(4));
     let lanes = vec4 && super::use_lanes(gpu)?;
-    let mut constants = vec![
-        ("TRANS_A", s.trans_a as u32 as f64),
-        ("TRANS_B", s.trans_b as u32 as f64),
-        ("HAS_BIAS", bias.is_some() as u32 as f64),
-        ("ACC", s.acc as u32 as f64),
-        ("ACT", s.act.code()),
-    ];
     // Rows per workgroup of the subgroup kernel: 32 (12 vec4 loads per 1,024 FMAs; 2.3x the
     // 8x8 register blocks on lavapipe) unless the matrix is short.
     let rows: usize = match s.m {
@@ -232,11 +226,19 @@ fn matmul_dispatch(
         16..32 => 16,
         _ => 32,
     };
-    if lanes {
-        constants.push(("ROWS", rows as f64));
-    } else {
-        constants.push(("WIDE", wide as u32 as f64));
-    }
+    // The last override is the variant's block shape (no allocation per dispatch).
+    let constants = [
+        ("TRANS_A", s.trans_a as u32 as f64),
+        ("TRANS_B", s.trans_b as u32 as f64),
+        ("HAS_BIAS", bias.is_some() as u32 as f64),
+        ("ACC", s.acc as u32 as f64),
+        ("ACT", s.act.code()),
+        if lanes {
+            ("ROWS", rows as f64)
+        } else {
+            ("WIDE", wide as u32 as f64)
+        },
+    ];
     let kernel = match (lanes, vec4) {
         (true, _) => gpu.kernel("matmul_lanes", "matmul_lanes", &constants)?,
         (false, true) => gpu.kernel("matmul", "matmul_vec4", &constants)?,
