@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use rssm::agent::flops::{self, Flops};
 use rssm::agent::{imagine, Behaviour, BehaviourConfig, Policy, Starts};
+use rssm::gpu::profile::by_kernel;
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::{Config, DeviceBatch, RssmPath, Trainer, WorldModel};
 use rssm::ops::{self, matmul::MatmulSpec, Act};
@@ -55,6 +56,10 @@ pub struct BenchArgs {
     /// Skip the second pass that times each step with GPU timestamps (`ms` is then wall clock).
     #[arg(long)]
     pub wall_only: bool,
+    /// Also run one step of each workload with every dispatch timed on its own (timestamp
+    /// queries) and report the kernels that take the most device time.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 const WORKLOADS: [&str; 5] = ["train", "observe", "behaviour", "imagine", "matmul"];
@@ -89,6 +94,36 @@ pub struct Measured {
     pub gflop: f64,
     /// `gflop / ms`.
     pub gflops: f64,
+    /// With `--profile`: device time per kernel over one step, longest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<Vec<KernelShare>>,
+    /// With `--profile`: the step's slowest dispatches, longest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slowest: Option<Vec<SlowDispatch>>,
+}
+
+/// One dispatch of a profiled step.
+#[derive(Clone, Debug, Serialize)]
+pub struct SlowDispatch {
+    pub kernel: String,
+    /// Its place in the step's order of dispatches.
+    pub index: usize,
+    pub groups: [u32; 3],
+    pub ms: f64,
+}
+
+/// Slowest dispatches listed per profiled step.
+const SLOWEST: usize = 16;
+
+/// One kernel's share of a profiled step.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelShare {
+    /// `family::entry`.
+    pub kernel: String,
+    pub dispatches: usize,
+    pub ms: f64,
+    /// Fraction of the step's summed dispatch time.
+    pub share: f64,
 }
 
 /// The whole run.
@@ -151,6 +186,7 @@ fn time_steps<P>(
     gpu: &Gpu,
     reps: usize,
     timestamps: bool,
+    profile: bool,
     mut record: impl FnMut() -> Result<P>,
     mut finish: impl FnMut(P) -> Result<()>,
 ) -> Result<Timing> {
@@ -201,8 +237,38 @@ fn time_steps<P>(
             gpu_ms = Some(total * 1e3 / reps as f64);
         }
     }
+    let (kernels, slowest) = if profile {
+        let ((), times) = gpu.profile(|| finish(record()?))?;
+        let total: f64 = times.iter().map(|t| t.secs).sum();
+        let mut order: Vec<usize> = (0..times.len()).collect();
+        order.sort_by(|a, b| times[*b].secs.total_cmp(&times[*a].secs));
+        let slowest = order
+            .into_iter()
+            .take(SLOWEST)
+            .map(|i| SlowDispatch {
+                kernel: times[i].kernel.clone(),
+                index: i,
+                groups: times[i].groups,
+                ms: times[i].secs * 1e3,
+            })
+            .collect();
+        let kernels = by_kernel(&times)
+            .into_iter()
+            .map(|k| KernelShare {
+                kernel: k.kernel,
+                dispatches: k.dispatches,
+                ms: k.secs * 1e3,
+                share: k.secs / total.max(f64::MIN_POSITIVE),
+            })
+            .collect();
+        (Some(kernels), Some(slowest))
+    } else {
+        (None, None)
+    };
     let n = reps as f64;
     Ok(Timing {
+        kernels,
+        slowest,
         wall_ms: wall_s * 1e3 / n,
         gpu_ms,
         host_record_ms: rec_s * 1e3 / n,
@@ -215,6 +281,8 @@ fn time_steps<P>(
 }
 
 struct Timing {
+    kernels: Option<Vec<KernelShare>>,
+    slowest: Option<Vec<SlowDispatch>>,
     wall_ms: f64,
     gpu_ms: Option<f64>,
     host_record_ms: f64,
@@ -256,6 +324,8 @@ fn measured(
         submits: t.submits,
         gflop,
         gflops: gflop / (ms * 1e-3),
+        kernels: t.kernels,
+        slowest: t.slowest,
     }
 }
 
@@ -298,6 +368,7 @@ fn measure_preset(
             gpu,
             reps,
             !args.wall_only,
+            args.profile,
             || tr.record_step(&batch),
             |p| p.read().map(|_| ()),
         )?;
@@ -331,7 +402,9 @@ fn measure_preset(
             let o = model.observe(&t, &p, embed, action, &eps)?;
             Ok(t.value(o.deter))
         };
-        let t = time_steps(gpu, reps, !args.wall_only, record, |h| wait_on(&h))?;
+        let t = time_steps(gpu, reps, !args.wall_only, args.profile, record, |h| {
+            wait_on(&h)
+        })?;
         out.push(measured(
             gpu,
             "observe",
@@ -357,6 +430,7 @@ fn measure_preset(
             gpu,
             reps,
             !args.wall_only,
+            args.profile,
             || beh.record_update(model, &starts),
             |p| p.read().map(|_| ()),
         )?;
@@ -388,7 +462,9 @@ fn measure_preset(
             let im = imagine(&t, model, &wm_p, policy, h0, s0, steps, cfg.seed)?;
             Ok(t.value(im.rewards))
         };
-        let t = time_steps(gpu, reps, !args.wall_only, record, |r| wait_on(&r))?;
+        let t = time_steps(gpu, reps, !args.wall_only, args.profile, record, |r| {
+            wait_on(&r)
+        })?;
         out.push(measured(
             gpu,
             "imagine",
@@ -424,7 +500,7 @@ fn measure_matmul(gpu: &Gpu, reps: usize, timestamps: bool) -> Result<Measured> 
         }
         Ok(())
     };
-    let t = time_steps(gpu, reps, timestamps, record, |_| wait_on(&c))?;
+    let t = time_steps(gpu, reps, timestamps, false, record, |_| wait_on(&c))?;
     let f = Flops {
         forward: PER_STEP as f64 * flops::matmul(N, N, N),
         backward: 0.0,
@@ -482,6 +558,34 @@ fn print_table(r: &Report) {
             m.gflop,
             m.gflops
         );
+    }
+    for m in r.results.iter().filter(|m| m.kernels.is_some()) {
+        println!();
+        println!(
+            "{} {} ({}): device time per kernel, one profiled step",
+            m.workload, m.preset, m.size
+        );
+        println!();
+        println!("| kernel | dispatches | ms | share |");
+        println!("| --- | ---: | ---: | ---: |");
+        for k in m.kernels.iter().flatten().take(12) {
+            println!(
+                "| {} | {} | {:.1} | {:.1}% |",
+                k.kernel,
+                k.dispatches,
+                k.ms,
+                k.share * 100.0
+            );
+        }
+        println!();
+        println!("| slowest dispatches | # in step | workgroups | ms |");
+        println!("| --- | ---: | --- | ---: |");
+        for d in m.slowest.iter().flatten() {
+            println!(
+                "| {} | {} | {}x{}x{} | {:.1} |",
+                d.kernel, d.index, d.groups[0], d.groups[1], d.groups[2], d.ms
+            );
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod adapter;
 pub mod context;
 pub mod pipelines;
 pub mod pool;
+pub mod profile;
 pub mod readback;
 pub mod recorder;
 pub mod runtime_dir;

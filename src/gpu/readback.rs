@@ -10,7 +10,7 @@ use crate::gpu::recorder::Cmd;
 
 impl Gpu {
     /// Map `slice` for reading and wait for it (everything submitted before runs first).
-    fn map_read(&self, slice: wgpu::BufferSlice<'_>) -> Result<wgpu::BufferView> {
+    pub(crate) fn map_read(&self, slice: wgpu::BufferSlice<'_>) -> Result<wgpu::BufferView> {
         let err = |e: &dyn std::fmt::Display| Error::Readback(e.to_string());
         let (tx, rx) = mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {

@@ -51,6 +51,9 @@ pub(crate) struct Recorder {
     /// When set, the next encode writes a timestamp at the start of its first compute pass
     /// (query 0) and at the end of its last (query 1).
     pub(crate) timestamps: Option<wgpu::QuerySet>,
+    /// When set (see `Gpu::profile`), every dispatch gets a compute pass of its own with a
+    /// timestamp at its start and end.
+    pub(crate) profile: Option<ProfileQueries>,
     pub(crate) params: Vec<u8>,
     pub(crate) params_buf: Option<wgpu::Buffer>,
     pub(crate) params_cap: u64,
@@ -58,6 +61,17 @@ pub(crate) struct Recorder {
     bind_groups: HashMap<BindKey, (wgpu::BindGroup, Arc<Kernel>, u64)>,
     encodes: u64,
 }
+
+/// Queries of a profiled run: one pair per dispatch, in sets of [`PROFILE_SET_PAIRS`] pairs.
+#[derive(Default)]
+pub(crate) struct ProfileQueries {
+    pub(crate) sets: Vec<wgpu::QuerySet>,
+    /// Each profiled dispatch's kernel label and workgroup grid, in submission order.
+    pub(crate) dispatches: Vec<(String, [u32; 3])>,
+}
+
+/// Dispatches per profile query set (wgpu allows 4,096 queries in one set).
+pub(crate) const PROFILE_SET_PAIRS: usize = 2048;
 
 /// Size of one parameter slot; every kernel's `Params` struct fits in it.
 pub const PARAM_SLOT: u64 = 256;
@@ -151,6 +165,32 @@ impl Recorder {
                             },
                         )
                     });
+                    let profiled = self.profile.as_mut().map(|prof| {
+                        // One pass per dispatch, bracketed by its own pair of timestamps.
+                        let Cmd::Dispatch { kernel, groups, .. } = &cmds[i] else {
+                            unreachable!()
+                        };
+                        let k = prof.dispatches.len();
+                        if k / PROFILE_SET_PAIRS == prof.sets.len() {
+                            prof.sets
+                                .push(device.create_query_set(&wgpu::QuerySetDescriptor {
+                                    label: Some("profile"),
+                                    ty: wgpu::QueryType::Timestamp,
+                                    count: 2 * PROFILE_SET_PAIRS as u32,
+                                }));
+                        }
+                        prof.dispatches.push((kernel.label.clone(), *groups));
+                        let pair = (2 * (k % PROFILE_SET_PAIRS)) as u32;
+                        (prof.sets[k / PROFILE_SET_PAIRS].clone(), pair)
+                    });
+                    let writes = match &profiled {
+                        Some((qs, pair)) => Some(wgpu::ComputePassTimestampWrites {
+                            query_set: qs,
+                            beginning_of_pass_write_index: Some(*pair),
+                            end_of_pass_write_index: Some(*pair + 1),
+                        }),
+                        None => writes,
+                    };
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: None,
                         timestamp_writes: writes,
@@ -208,6 +248,9 @@ impl Recorder {
                         pass.set_bind_group(0, &bg, &[]);
                         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
                         i += 1;
+                        if profiled.is_some() {
+                            break;
+                        }
                     }
                 }
                 Cmd::Copy {

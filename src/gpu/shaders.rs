@@ -32,6 +32,10 @@ pub const SOURCES: &[(&str, &str)] = &[
         "conv_wgrad_lanes",
         include_str!("../../shaders/conv_wgrad_lanes.wgsl"),
     ),
+    (
+        "conv_main_lanes",
+        include_str!("../../shaders/conv_main_lanes.wgsl"),
+    ),
 ];
 
 /// Kernel families compiled from more than one file (in this order, after the prelude). A
@@ -39,7 +43,10 @@ pub const SOURCES: &[(&str, &str)] = &[
 /// differs in a small file of its own, so the plain family never needs the feature.
 pub const COMPOSED: &[(&str, &[&str])] = &[
     ("conv", &["conv", "conv_wgrad"]),
-    ("conv_lanes", &["conv", "conv_wgrad_lanes"]),
+    (
+        "conv_lanes",
+        &["conv", "conv_wgrad_lanes", "conv_main_lanes"],
+    ),
 ];
 
 /// Every kernel family: the composed ones and each file no composed family uses.

@@ -130,6 +130,17 @@ fn cb4_for(o: usize) -> usize {
     }
 }
 
+/// Output-channel vec4s per lane when `conv_main_lanes` (shaders/conv_main_lanes.wgsl) takes a
+/// pass with `o` output channels, or `None` for the plain `conv_main`. A subgroup covers
+/// 32 * CB4L channels, so narrow outputs (the decoder's 3 channels, 16-channel layers) would
+/// be mostly padding there and keep the plain kernel.
+fn lanes_cb4(gpu: &Gpu, o: usize) -> Result<Option<usize>> {
+    if o <= 16 || !super::use_lanes(gpu)? {
+        return Ok(None);
+    }
+    Ok(Some(if o <= 32 { 1 } else { 2 }))
+}
+
 fn flag(b: bool) -> f64 {
     b as u32 as f64
 }
@@ -145,8 +156,16 @@ fn main_into(
     acc: bool,
 ) -> Result<()> {
     let gpu = inp.gpu();
-    let cb4 = cb4_for(ps.o);
-    let opad4 = ps.o.div_ceil(4 * cb4) * cb4;
+    let lanes = lanes_cb4(gpu, ps.o)?;
+    // Output channels per workgroup (grid x) and positions per workgroup (grid y).
+    let (cb4, ch_block, pos_block) = match lanes {
+        Some(cb4l) => (cb4l, 32 * cb4l, 64 / cb4l),
+        None => {
+            let cb4 = cb4_for(ps.o);
+            (cb4, 4 * cb4, block(gpu) * WG_MAIN)
+        }
+    };
+    let opad4 = ps.o.div_ceil(ch_block) * ch_block / 4;
     let npos = block(gpu);
     // Repack the weights: [tap][r][output channels], zero-padded to the channel block.
     let packed_len = ps.kh * ps.kw * ps.r * opad4;
@@ -165,15 +184,22 @@ fn main_into(
     };
     gpu.dispatch(&pack, &pp, &[w.buf(), packed.buf()], grid(gpu, packed_len));
 
-    let kernel = gpu.kernel(
-        "conv",
-        "conv_main",
-        &[
-            ("SCATTER", flag(ps.scatter)),
-            ("CB4", cb4 as f64),
-            ("NPOS", npos as f64),
-        ],
-    )?;
+    let kernel = match lanes {
+        Some(cb4l) => gpu.kernel(
+            "conv_lanes",
+            "conv_main_lanes",
+            &[("SCATTER", flag(ps.scatter)), ("CB4L", cb4l as f64)],
+        )?,
+        None => gpu.kernel(
+            "conv",
+            "conv_main",
+            &[
+                ("SCATTER", flag(ps.scatter)),
+                ("CB4", cb4 as f64),
+                ("NPOS", npos as f64),
+            ],
+        )?,
+    };
     let p = Params {
         n: ps.n as u32,
         r: ps.r as u32,
@@ -207,8 +233,8 @@ fn main_into(
         &[packed_len * 4, ps.o],
     )?;
     for (first, n) in slices(ps.n, per) {
-        let groups = (n * qh * qw).div_ceil(npos * WG_MAIN) * phases;
-        let grid = gpu.grid_2d(ps.o.div_ceil(4 * cb4), groups);
+        let groups = (n * qh * qw).div_ceil(pos_block) * phases;
+        let grid = gpu.grid_2d(ps.o.div_ceil(ch_block), groups);
         let p = Params { n: n as u32, ..p };
         let inp_r = inp.buf().range(first * in_img, n * in_img);
         // The bias binding is part of the layout even without a bias: bind the input there.

@@ -1,0 +1,613 @@
+// conv_main_lanes.wgsl: the subgroup variant of conv.wgsl's `conv_main` (gather or scatter, with
+// fused bias, activation and accumulation), compiled after conv.wgsl in the `conv_lanes` family
+// (gpu::shaders::COMPOSED) for devices with 8-lane subgroups (CPU drivers).
+//
+// Why: lavapipe loads every storage value lane by lane, so `conv_main`'s cost is its loads: each
+// invocation loads its own 16 positions' pixels and the same 16 weights as every other lane,
+// 32 values per lane for 256 FMAs. Here the 8 lanes of a subgroup share 32 output positions and
+// split the output channels, like matmul_lanes.wgsl: per step lane l loads the pixels of
+// positions l, l+8, l+16, l+24 (one vec4), the subgroup broadcasts them (an extract and a splat
+// in registers), and each lane loads only its own 4*CB4L channels' weights: 4 + 4*CB4L values
+// per lane for 128*CB4L FMAs (12 for 256 with CB4L = 2). With CB4L = 1 (32-channel outputs) a
+// subgroup takes 64 positions instead (two loads of 4), which keeps that ratio.
+//
+// Entry point `conv_main_lanes`: workgroup (8,1,1) = one subgroup of exactly 8 lanes (the Rust
+// side uses it only on adapters whose subgroups are 8 wide). A workgroup computes POS = 64 /
+// CB4L consecutive entries of the flattened (image, row, column) output grid (of one phase when
+// scattering; see conv.wgsl) x 32*CB4L output channels; lane l holds the POS positions x
+// channels 4*CB4L*l.. of them (64 vec4 accumulators, acc<position>_<vec4>). Grid: x =
+// output-channel blocks of 32*CB4L, y = position groups of POS (times the s*s phases when
+// scattering; folds into z). The packed weights `wp` must be padded to opad4 = a multiple of
+// 8*CB4L vec4s. Bindings as `conv_main`: 1 in, 2 wp, 3 bias, 4 out.
+// Overrides: SCATTER (conv.wgsl), CB4L: output-channel vec4s per lane, 1 or 2.
+
+override CB4L: u32 = 2u;
+// Positions per workgroup.
+override POS: u32 = 64u / CB4L;
+
+// Output offset of entry m of the flattened output grid (phase (py, px) when scattering).
+fn lanes_out_index(m: u32, qhw: u32, qw: u32, py: u32, px: u32) -> u32 {
+    let img = m / qhw;
+    let q = m - img * qhw;
+    let y = q / qw;
+    let x = q - y * qw;
+    let pix = select(y * p.ow + x, (py + p.s * y) * p.ow + px + p.s * x, SCATTER);
+    return img * p.o * p.oh * p.ow + pix;
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(subgroup_invocation_id) lane: u32) {
+    var wy = fold_yz(wid, nwg);
+    // Every branch before the loop is uniform in the subgroup (it depends on the workgroup).
+    var py = 0u;
+    var px = 0u;
+    var qh = p.oh;
+    var qw = p.ow;
+    if SCATTER {
+        let ph = wy % (p.s * p.s);
+        wy = wy / (p.s * p.s);
+        py = ph / p.s;
+        px = ph % p.s;
+        if py >= p.oh || px >= p.ow { return; }
+        qh = (p.oh - py + p.s - 1u) / p.s;
+        qw = (p.ow - px + p.s - 1u) / p.s;
+    }
+    let qhw = qh * qw;
+    let mt = p.n * qhw;
+    let m0 = wy * POS;
+    if m0 >= mt { return; }
+    let ihw = p.ih * p.iw;
+    // The positions whose pixels this lane loads: m0 + lane + 8t, t = 0..3 (and t = 4..7 for
+    // the second half, `2`, when POS = 64). Past the end they repeat the last position: their
+    // loads stay in range and they are not stored.
+    let mv = min(vec4<u32>(m0 + lane) + vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(mt - 1u));
+    let mv2 = min(mv + vec4<u32>(32u), vec4<u32>(mt - 1u));
+    let img = mv / qhw;
+    let q = mv - img * qhw;
+    let yy = q / qw;
+    let xx = q - yy * qw;
+    let img2 = mv2 / qhw;
+    let q2 = mv2 - img2 * qhw;
+    let yy2 = q2 / qw;
+    let xx2 = q2 - yy2 * qw;
+    // Gather: offset of each window's top-left input pixel; scatter: offset of each image.
+    let base = img * (p.r * ihw) + select(yy * (p.s * p.iw) + xx * p.s, vec4<u32>(0u), SCATTER);
+    let base2 = img2 * (p.r * ihw) + select(yy2 * (p.s * p.iw) + xx2 * p.s, vec4<u32>(0u), SCATTER);
+    // This lane's first weight vec4.
+    let wl = wid.x * 8u * CB4L + lane * CB4L;
+
+    var acc0_0 = vec4<f32>(0.0); var acc0_1 = vec4<f32>(0.0);
+    var acc1_0 = vec4<f32>(0.0); var acc1_1 = vec4<f32>(0.0);
+    var acc2_0 = vec4<f32>(0.0); var acc2_1 = vec4<f32>(0.0);
+    var acc3_0 = vec4<f32>(0.0); var acc3_1 = vec4<f32>(0.0);
+    var acc4_0 = vec4<f32>(0.0); var acc4_1 = vec4<f32>(0.0);
+    var acc5_0 = vec4<f32>(0.0); var acc5_1 = vec4<f32>(0.0);
+    var acc6_0 = vec4<f32>(0.0); var acc6_1 = vec4<f32>(0.0);
+    var acc7_0 = vec4<f32>(0.0); var acc7_1 = vec4<f32>(0.0);
+    var acc8_0 = vec4<f32>(0.0); var acc8_1 = vec4<f32>(0.0);
+    var acc9_0 = vec4<f32>(0.0); var acc9_1 = vec4<f32>(0.0);
+    var acc10_0 = vec4<f32>(0.0); var acc10_1 = vec4<f32>(0.0);
+    var acc11_0 = vec4<f32>(0.0); var acc11_1 = vec4<f32>(0.0);
+    var acc12_0 = vec4<f32>(0.0); var acc12_1 = vec4<f32>(0.0);
+    var acc13_0 = vec4<f32>(0.0); var acc13_1 = vec4<f32>(0.0);
+    var acc14_0 = vec4<f32>(0.0); var acc14_1 = vec4<f32>(0.0);
+    var acc15_0 = vec4<f32>(0.0); var acc15_1 = vec4<f32>(0.0);
+    var acc16_0 = vec4<f32>(0.0); var acc16_1 = vec4<f32>(0.0);
+    var acc17_0 = vec4<f32>(0.0); var acc17_1 = vec4<f32>(0.0);
+    var acc18_0 = vec4<f32>(0.0); var acc18_1 = vec4<f32>(0.0);
+    var acc19_0 = vec4<f32>(0.0); var acc19_1 = vec4<f32>(0.0);
+    var acc20_0 = vec4<f32>(0.0); var acc20_1 = vec4<f32>(0.0);
+    var acc21_0 = vec4<f32>(0.0); var acc21_1 = vec4<f32>(0.0);
+    var acc22_0 = vec4<f32>(0.0); var acc22_1 = vec4<f32>(0.0);
+    var acc23_0 = vec4<f32>(0.0); var acc23_1 = vec4<f32>(0.0);
+    var acc24_0 = vec4<f32>(0.0); var acc24_1 = vec4<f32>(0.0);
+    var acc25_0 = vec4<f32>(0.0); var acc25_1 = vec4<f32>(0.0);
+    var acc26_0 = vec4<f32>(0.0); var acc26_1 = vec4<f32>(0.0);
+    var acc27_0 = vec4<f32>(0.0); var acc27_1 = vec4<f32>(0.0);
+    var acc28_0 = vec4<f32>(0.0); var acc28_1 = vec4<f32>(0.0);
+    var acc29_0 = vec4<f32>(0.0); var acc29_1 = vec4<f32>(0.0);
+    var acc30_0 = vec4<f32>(0.0); var acc30_1 = vec4<f32>(0.0);
+    var acc31_0 = vec4<f32>(0.0); var acc31_1 = vec4<f32>(0.0);
+    var acc32_0 = vec4<f32>(0.0);
+    var acc33_0 = vec4<f32>(0.0);
+    var acc34_0 = vec4<f32>(0.0);
+    var acc35_0 = vec4<f32>(0.0);
+    var acc36_0 = vec4<f32>(0.0);
+    var acc37_0 = vec4<f32>(0.0);
+    var acc38_0 = vec4<f32>(0.0);
+    var acc39_0 = vec4<f32>(0.0);
+    var acc40_0 = vec4<f32>(0.0);
+    var acc41_0 = vec4<f32>(0.0);
+    var acc42_0 = vec4<f32>(0.0);
+    var acc43_0 = vec4<f32>(0.0);
+    var acc44_0 = vec4<f32>(0.0);
+    var acc45_0 = vec4<f32>(0.0);
+    var acc46_0 = vec4<f32>(0.0);
+    var acc47_0 = vec4<f32>(0.0);
+    var acc48_0 = vec4<f32>(0.0);
+    var acc49_0 = vec4<f32>(0.0);
+    var acc50_0 = vec4<f32>(0.0);
+    var acc51_0 = vec4<f32>(0.0);
+    var acc52_0 = vec4<f32>(0.0);
+    var acc53_0 = vec4<f32>(0.0);
+    var acc54_0 = vec4<f32>(0.0);
+    var acc55_0 = vec4<f32>(0.0);
+    var acc56_0 = vec4<f32>(0.0);
+    var acc57_0 = vec4<f32>(0.0);
+    var acc58_0 = vec4<f32>(0.0);
+    var acc59_0 = vec4<f32>(0.0);
+    var acc60_0 = vec4<f32>(0.0);
+    var acc61_0 = vec4<f32>(0.0);
+    var acc62_0 = vec4<f32>(0.0);
+    var acc63_0 = vec4<f32>(0.0);
+    // One loop over (input channel, tap) steps, as in conv_main: gather has channels outer and
+    // the kh x kw taps inner; scatter has this phase's taps outer (ky = py + s*ty, kx = px +
+    // s*tx) and channels inner, with the offsets and masks recomputed at each new tap.
+    let s = p.s;
+    let kw = p.kw;
+    let nr = p.r;
+    let opad4 = p.opad4;
+    var off = base;
+    var off2 = base2;
+    var mk = vec4<f32>(1.0);
+    var mk2 = vec4<f32>(1.0);
+    var steps = nr * p.kh * kw;
+    var nty = 0u;
+    var ntx = 0u;
+    if SCATTER {
+        nty = (p.kh - min(py, p.kh) + s - 1u) / s;
+        ntx = (p.kw - min(px, p.kw) + s - 1u) / s;
+        steps = nty * ntx * nr;
+    }
+    // Gather state.
+    let taps = p.kh * kw;
+    let tap_step = nr * opad4;
+    let row_step = p.iw - kw;
+    var kx = 0u;
+    var tap = 0u;
+    var r_off = 0u;
+    var r_wi = wl;
+    // Scatter state.
+    var r = 0u;
+    var ty = 0u;
+    var tx = 0u;
+    var xo = 0u;
+    var wi = wl;
+    for (var it = 0u; it < steps; it++) {
+        if SCATTER && r == 0u {
+            let iy = yy - vec4<u32>(ty);
+            let ix = xx - vec4<u32>(tx);
+            let ok = (yy >= vec4<u32>(ty)) & (iy < vec4<u32>(p.ih)) & (xx >= vec4<u32>(tx)) &
+                     (ix < vec4<u32>(p.iw));
+            off = base + select(vec4<u32>(0u), iy * p.iw + ix, ok);
+            mk = select(vec4<f32>(0.0), vec4<f32>(1.0), ok);
+            if POS > 32u {
+                let iy2 = yy2 - vec4<u32>(ty);
+                let ix2 = xx2 - vec4<u32>(tx);
+                let ok2 = (yy2 >= vec4<u32>(ty)) & (iy2 < vec4<u32>(p.ih)) &
+                          (xx2 >= vec4<u32>(tx)) & (ix2 < vec4<u32>(p.iw));
+                off2 = base2 + select(vec4<u32>(0u), iy2 * p.iw + ix2, ok2);
+                mk2 = select(vec4<f32>(0.0), vec4<f32>(1.0), ok2);
+            }
+            wi = ((py + s * ty) * kw + px + s * tx) * nr * opad4 + wl;
+            xo = 0u;
+        }
+        var xv = vec4<f32>(inp[off.x + xo], inp[off.y + xo], inp[off.z + xo], inp[off.w + xo]);
+        if SCATTER { xv *= mk; }
+        // Lane j's vec4 holds positions j, j+8, j+16, j+24 (constant lane ids).
+        let v0 = subgroupBroadcast(xv, 0u);
+        let v1 = subgroupBroadcast(xv, 1u);
+        let v2 = subgroupBroadcast(xv, 2u);
+        let v3 = subgroupBroadcast(xv, 3u);
+        let v4 = subgroupBroadcast(xv, 4u);
+        let v5 = subgroupBroadcast(xv, 5u);
+        let v6 = subgroupBroadcast(xv, 6u);
+        let v7 = subgroupBroadcast(xv, 7u);
+        let w0 = wp[wi];
+        acc0_0 += v0.x * w0;
+        acc1_0 += v1.x * w0;
+        acc2_0 += v2.x * w0;
+        acc3_0 += v3.x * w0;
+        acc4_0 += v4.x * w0;
+        acc5_0 += v5.x * w0;
+        acc6_0 += v6.x * w0;
+        acc7_0 += v7.x * w0;
+        acc8_0 += v0.y * w0;
+        acc9_0 += v1.y * w0;
+        acc10_0 += v2.y * w0;
+        acc11_0 += v3.y * w0;
+        acc12_0 += v4.y * w0;
+        acc13_0 += v5.y * w0;
+        acc14_0 += v6.y * w0;
+        acc15_0 += v7.y * w0;
+        acc16_0 += v0.z * w0;
+        acc17_0 += v1.z * w0;
+        acc18_0 += v2.z * w0;
+        acc19_0 += v3.z * w0;
+        acc20_0 += v4.z * w0;
+        acc21_0 += v5.z * w0;
+        acc22_0 += v6.z * w0;
+        acc23_0 += v7.z * w0;
+        acc24_0 += v0.w * w0;
+        acc25_0 += v1.w * w0;
+        acc26_0 += v2.w * w0;
+        acc27_0 += v3.w * w0;
+        acc28_0 += v4.w * w0;
+        acc29_0 += v5.w * w0;
+        acc30_0 += v6.w * w0;
+        acc31_0 += v7.w * w0;
+        if CB4L > 1u {
+            let w1 = wp[wi + 1u];
+            acc0_1 += v0.x * w1;
+            acc1_1 += v1.x * w1;
+            acc2_1 += v2.x * w1;
+            acc3_1 += v3.x * w1;
+            acc4_1 += v4.x * w1;
+            acc5_1 += v5.x * w1;
+            acc6_1 += v6.x * w1;
+            acc7_1 += v7.x * w1;
+            acc8_1 += v0.y * w1;
+            acc9_1 += v1.y * w1;
+            acc10_1 += v2.y * w1;
+            acc11_1 += v3.y * w1;
+            acc12_1 += v4.y * w1;
+            acc13_1 += v5.y * w1;
+            acc14_1 += v6.y * w1;
+            acc15_1 += v7.y * w1;
+            acc16_1 += v0.z * w1;
+            acc17_1 += v1.z * w1;
+            acc18_1 += v2.z * w1;
+            acc19_1 += v3.z * w1;
+            acc20_1 += v4.z * w1;
+            acc21_1 += v5.z * w1;
+            acc22_1 += v6.z * w1;
+            acc23_1 += v7.z * w1;
+            acc24_1 += v0.w * w1;
+            acc25_1 += v1.w * w1;
+            acc26_1 += v2.w * w1;
+            acc27_1 += v3.w * w1;
+            acc28_1 += v4.w * w1;
+            acc29_1 += v5.w * w1;
+            acc30_1 += v6.w * w1;
+            acc31_1 += v7.w * w1;
+        }
+        if POS > 32u {
+            var xw = vec4<f32>(inp[off2.x + xo], inp[off2.y + xo], inp[off2.z + xo], inp[off2.w + xo]);
+            if SCATTER { xw *= mk2; }
+            let u0 = subgroupBroadcast(xw, 0u);
+            let u1 = subgroupBroadcast(xw, 1u);
+            let u2 = subgroupBroadcast(xw, 2u);
+            let u3 = subgroupBroadcast(xw, 3u);
+            let u4 = subgroupBroadcast(xw, 4u);
+            let u5 = subgroupBroadcast(xw, 5u);
+            let u6 = subgroupBroadcast(xw, 6u);
+            let u7 = subgroupBroadcast(xw, 7u);
+            acc32_0 += u0.x * w0;
+            acc33_0 += u1.x * w0;
+            acc34_0 += u2.x * w0;
+            acc35_0 += u3.x * w0;
+            acc36_0 += u4.x * w0;
+            acc37_0 += u5.x * w0;
+            acc38_0 += u6.x * w0;
+            acc39_0 += u7.x * w0;
+            acc40_0 += u0.y * w0;
+            acc41_0 += u1.y * w0;
+            acc42_0 += u2.y * w0;
+            acc43_0 += u3.y * w0;
+            acc44_0 += u4.y * w0;
+            acc45_0 += u5.y * w0;
+            acc46_0 += u6.y * w0;
+            acc47_0 += u7.y * w0;
+            acc48_0 += u0.z * w0;
+            acc49_0 += u1.z * w0;
+            acc50_0 += u2.z * w0;
+            acc51_0 += u3.z * w0;
+            acc52_0 += u4.z * w0;
+            acc53_0 += u5.z * w0;
+            acc54_0 += u6.z * w0;
+            acc55_0 += u7.z * w0;
+            acc56_0 += u0.w * w0;
+            acc57_0 += u1.w * w0;
+            acc58_0 += u2.w * w0;
+            acc59_0 += u3.w * w0;
+            acc60_0 += u4.w * w0;
+            acc61_0 += u5.w * w0;
+            acc62_0 += u6.w * w0;
+            acc63_0 += u7.w * w0;
+        }
+        if SCATTER {
+            xo += ihw;
+            wi += opad4;
+            r += 1u;
+            if r == nr {
+                r = 0u;
+                tx += 1u;
+                if tx == ntx {
+                    tx = 0u;
+                    ty += 1u;
+                }
+            }
+        } else {
+            kx += 1u;
+            tap += 1u;
+            xo += 1u;
+            wi += tap_step;
+            if kx == kw {
+                kx = 0u;
+                xo += row_step;
+            }
+            if tap == taps {
+                tap = 0u;
+                r_off += ihw;
+                r_wi += opad4;
+                xo = r_off;
+                wi = r_wi;
+            }
+        }
+    }
+
+    // Store this lane's channels of the 32 positions: bias, activation, (accumulate).
+    let o0 = wl * 4u;
+    let valid = min(mt - m0, POS);
+    let bv0 = load_bias4(o0);
+    let bv1 = load_bias4(o0 + 4u);
+    {
+        let ob = lanes_out_index(m0 + 0u, qhw, qw, py, px);
+        store4(ob, o0, acc0_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc0_1 + bv1); }
+    }
+    if valid > 1u {
+        let ob = lanes_out_index(m0 + 1u, qhw, qw, py, px);
+        store4(ob, o0, acc1_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc1_1 + bv1); }
+    }
+    if valid > 2u {
+        let ob = lanes_out_index(m0 + 2u, qhw, qw, py, px);
+        store4(ob, o0, acc2_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc2_1 + bv1); }
+    }
+    if valid > 3u {
+        let ob = lanes_out_index(m0 + 3u, qhw, qw, py, px);
+        store4(ob, o0, acc3_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc3_1 + bv1); }
+    }
+    if valid > 4u {
+        let ob = lanes_out_index(m0 + 4u, qhw, qw, py, px);
+        store4(ob, o0, acc4_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc4_1 + bv1); }
+    }
+    if valid > 5u {
+        let ob = lanes_out_index(m0 + 5u, qhw, qw, py, px);
+        store4(ob, o0, acc5_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc5_1 + bv1); }
+    }
+    if valid > 6u {
+        let ob = lanes_out_index(m0 + 6u, qhw, qw, py, px);
+        store4(ob, o0, acc6_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc6_1 + bv1); }
+    }
+    if valid > 7u {
+        let ob = lanes_out_index(m0 + 7u, qhw, qw, py, px);
+        store4(ob, o0, acc7_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc7_1 + bv1); }
+    }
+    if valid > 8u {
+        let ob = lanes_out_index(m0 + 8u, qhw, qw, py, px);
+        store4(ob, o0, acc8_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc8_1 + bv1); }
+    }
+    if valid > 9u {
+        let ob = lanes_out_index(m0 + 9u, qhw, qw, py, px);
+        store4(ob, o0, acc9_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc9_1 + bv1); }
+    }
+    if valid > 10u {
+        let ob = lanes_out_index(m0 + 10u, qhw, qw, py, px);
+        store4(ob, o0, acc10_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc10_1 + bv1); }
+    }
+    if valid > 11u {
+        let ob = lanes_out_index(m0 + 11u, qhw, qw, py, px);
+        store4(ob, o0, acc11_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc11_1 + bv1); }
+    }
+    if valid > 12u {
+        let ob = lanes_out_index(m0 + 12u, qhw, qw, py, px);
+        store4(ob, o0, acc12_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc12_1 + bv1); }
+    }
+    if valid > 13u {
+        let ob = lanes_out_index(m0 + 13u, qhw, qw, py, px);
+        store4(ob, o0, acc13_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc13_1 + bv1); }
+    }
+    if valid > 14u {
+        let ob = lanes_out_index(m0 + 14u, qhw, qw, py, px);
+        store4(ob, o0, acc14_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc14_1 + bv1); }
+    }
+    if valid > 15u {
+        let ob = lanes_out_index(m0 + 15u, qhw, qw, py, px);
+        store4(ob, o0, acc15_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc15_1 + bv1); }
+    }
+    if valid > 16u {
+        let ob = lanes_out_index(m0 + 16u, qhw, qw, py, px);
+        store4(ob, o0, acc16_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc16_1 + bv1); }
+    }
+    if valid > 17u {
+        let ob = lanes_out_index(m0 + 17u, qhw, qw, py, px);
+        store4(ob, o0, acc17_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc17_1 + bv1); }
+    }
+    if valid > 18u {
+        let ob = lanes_out_index(m0 + 18u, qhw, qw, py, px);
+        store4(ob, o0, acc18_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc18_1 + bv1); }
+    }
+    if valid > 19u {
+        let ob = lanes_out_index(m0 + 19u, qhw, qw, py, px);
+        store4(ob, o0, acc19_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc19_1 + bv1); }
+    }
+    if valid > 20u {
+        let ob = lanes_out_index(m0 + 20u, qhw, qw, py, px);
+        store4(ob, o0, acc20_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc20_1 + bv1); }
+    }
+    if valid > 21u {
+        let ob = lanes_out_index(m0 + 21u, qhw, qw, py, px);
+        store4(ob, o0, acc21_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc21_1 + bv1); }
+    }
+    if valid > 22u {
+        let ob = lanes_out_index(m0 + 22u, qhw, qw, py, px);
+        store4(ob, o0, acc22_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc22_1 + bv1); }
+    }
+    if valid > 23u {
+        let ob = lanes_out_index(m0 + 23u, qhw, qw, py, px);
+        store4(ob, o0, acc23_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc23_1 + bv1); }
+    }
+    if valid > 24u {
+        let ob = lanes_out_index(m0 + 24u, qhw, qw, py, px);
+        store4(ob, o0, acc24_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc24_1 + bv1); }
+    }
+    if valid > 25u {
+        let ob = lanes_out_index(m0 + 25u, qhw, qw, py, px);
+        store4(ob, o0, acc25_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc25_1 + bv1); }
+    }
+    if valid > 26u {
+        let ob = lanes_out_index(m0 + 26u, qhw, qw, py, px);
+        store4(ob, o0, acc26_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc26_1 + bv1); }
+    }
+    if valid > 27u {
+        let ob = lanes_out_index(m0 + 27u, qhw, qw, py, px);
+        store4(ob, o0, acc27_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc27_1 + bv1); }
+    }
+    if valid > 28u {
+        let ob = lanes_out_index(m0 + 28u, qhw, qw, py, px);
+        store4(ob, o0, acc28_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc28_1 + bv1); }
+    }
+    if valid > 29u {
+        let ob = lanes_out_index(m0 + 29u, qhw, qw, py, px);
+        store4(ob, o0, acc29_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc29_1 + bv1); }
+    }
+    if valid > 30u {
+        let ob = lanes_out_index(m0 + 30u, qhw, qw, py, px);
+        store4(ob, o0, acc30_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc30_1 + bv1); }
+    }
+    if valid > 31u {
+        let ob = lanes_out_index(m0 + 31u, qhw, qw, py, px);
+        store4(ob, o0, acc31_0 + bv0);
+        if CB4L > 1u { store4(ob, o0 + 4u, acc31_1 + bv1); }
+    }
+    if POS > 32u {
+        if valid > 32u {
+            store4(lanes_out_index(m0 + 32u, qhw, qw, py, px), o0, acc32_0 + bv0);
+        }
+        if valid > 33u {
+            store4(lanes_out_index(m0 + 33u, qhw, qw, py, px), o0, acc33_0 + bv0);
+        }
+        if valid > 34u {
+            store4(lanes_out_index(m0 + 34u, qhw, qw, py, px), o0, acc34_0 + bv0);
+        }
+        if valid > 35u {
+            store4(lanes_out_index(m0 + 35u, qhw, qw, py, px), o0, acc35_0 + bv0);
+        }
+        if valid > 36u {
+            store4(lanes_out_index(m0 + 36u, qhw, qw, py, px), o0, acc36_0 + bv0);
+        }
+        if valid > 37u {
+            store4(lanes_out_index(m0 + 37u, qhw, qw, py, px), o0, acc37_0 + bv0);
+        }
+        if valid > 38u {
+            store4(lanes_out_index(m0 + 38u, qhw, qw, py, px), o0, acc38_0 + bv0);
+        }
+        if valid > 39u {
+            store4(lanes_out_index(m0 + 39u, qhw, qw, py, px), o0, acc39_0 + bv0);
+        }
+        if valid > 40u {
+            store4(lanes_out_index(m0 + 40u, qhw, qw, py, px), o0, acc40_0 + bv0);
+        }
+        if valid > 41u {
+            store4(lanes_out_index(m0 + 41u, qhw, qw, py, px), o0, acc41_0 + bv0);
+        }
+        if valid > 42u {
+            store4(lanes_out_index(m0 + 42u, qhw, qw, py, px), o0, acc42_0 + bv0);
+        }
+        if valid > 43u {
+            store4(lanes_out_index(m0 + 43u, qhw, qw, py, px), o0, acc43_0 + bv0);
+        }
+        if valid > 44u {
+            store4(lanes_out_index(m0 + 44u, qhw, qw, py, px), o0, acc44_0 + bv0);
+        }
+        if valid > 45u {
+            store4(lanes_out_index(m0 + 45u, qhw, qw, py, px), o0, acc45_0 + bv0);
+        }
+        if valid > 46u {
+            store4(lanes_out_index(m0 + 46u, qhw, qw, py, px), o0, acc46_0 + bv0);
+        }
+        if valid > 47u {
+            store4(lanes_out_index(m0 + 47u, qhw, qw, py, px), o0, acc47_0 + bv0);
+        }
+        if valid > 48u {
+            store4(lanes_out_index(m0 + 48u, qhw, qw, py, px), o0, acc48_0 + bv0);
+        }
+        if valid > 49u {
+            store4(lanes_out_index(m0 + 49u, qhw, qw, py, px), o0, acc49_0 + bv0);
+        }
+        if valid > 50u {
+            store4(lanes_out_index(m0 + 50u, qhw, qw, py, px), o0, acc50_0 + bv0);
+        }
+        if valid > 51u {
+            store4(lanes_out_index(m0 + 51u, qhw, qw, py, px), o0, acc51_0 + bv0);
+        }
+        if valid > 52u {
+            store4(lanes_out_index(m0 + 52u, qhw, qw, py, px), o0, acc52_0 + bv0);
+        }
+        if valid > 53u {
+            store4(lanes_out_index(m0 + 53u, qhw, qw, py, px), o0, acc53_0 + bv0);
+        }
+        if valid > 54u {
+            store4(lanes_out_index(m0 + 54u, qhw, qw, py, px), o0, acc54_0 + bv0);
+        }
+        if valid > 55u {
+            store4(lanes_out_index(m0 + 55u, qhw, qw, py, px), o0, acc55_0 + bv0);
+        }
+        if valid > 56u {
+            store4(lanes_out_index(m0 + 56u, qhw, qw, py, px), o0, acc56_0 + bv0);
+        }
+        if valid > 57u {
+            store4(lanes_out_index(m0 + 57u, qhw, qw, py, px), o0, acc57_0 + bv0);
+        }
+        if valid > 58u {
+            store4(lanes_out_index(m0 + 58u, qhw, qw, py, px), o0, acc58_0 + bv0);
+        }
+        if valid > 59u {
+            store4(lanes_out_index(m0 + 59u, qhw, qw, py, px), o0, acc59_0 + bv0);
+        }
+        if valid > 60u {
+            store4(lanes_out_index(m0 + 60u, qhw, qw, py, px), o0, acc60_0 + bv0);
+        }
+        if valid > 61u {
+            store4(lanes_out_index(m0 + 61u, qhw, qw, py, px), o0, acc61_0 + bv0);
+        }
+        if valid > 62u {
+            store4(lanes_out_index(m0 + 62u, qhw, qw, py, px), o0, acc62_0 + bv0);
+        }
+        if valid > 63u {
+            store4(lanes_out_index(m0 + 63u, qhw, qw, py, px), o0, acc63_0 + bv0);
+        }
+    }
+}
