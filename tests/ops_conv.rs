@@ -295,12 +295,15 @@ fn gpu_register_block_matches_reference() {
     conv::set_register_block(None);
 }
 
-/// The weight gradient's subgroup variant (`shaders/conv_wgrad_lanes.wgsl`, taken from 8
-/// column tiles on) and the plain one, forced each way, at sizes with a partial row block
-/// (29 channels: one full block of 16, one of 13), a partial column tile (135 columns) and
-/// padding tiles (9 of 16 used).
+/// The subgroup kernels (`conv_main_lanes`, `wgrad_lanes`) and the plain ones, forced each way,
+/// forward and backward, at sizes with partial blocks everywhere: output channels 29 and 20
+/// (32-channel blocks, 64 positions per subgroup), 40 and 37 (64-channel blocks, 32
+/// positions), position counts that are not multiples of a block, weight-gradient rows 29 (a
+/// partial block of 32 rows, or 16 + 13) and 135 columns (two blocks of 64 and 7), a
+/// scatter pass (the transposed convs) with 15 output channels (plain `conv_main` even with
+/// lanes) and a gather pass with 29.
 #[test]
-fn weight_gradient_both_variants_match_reference() {
+fn plain_and_subgroup_kernels_match_reference() {
     let lanes = [false, true];
     for on in lanes {
         if on && gpu().report().subgroup_lanes != Some(8) {
@@ -310,6 +313,9 @@ fn weight_gradient_both_variants_match_reference() {
         ops::set_lanes(Some(on));
         check_case(case(2, 15, 29, 9, 9, 3, 2), false, Act::None);
         check_case(case(2, 29, 15, 5, 5, 3, 2), true, Act::None);
+        check_case(case(3, 5, 40, 11, 10, 4, 2), false, Act::Relu);
+        check_case(case(2, 20, 37, 6, 7, 4, 2), true, Act::None);
+        check_case(case(1, 37, 20, 7, 6, 4, 2), true, Act::Elu);
     }
     ops::set_lanes(None);
 }

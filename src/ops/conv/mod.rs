@@ -341,20 +341,20 @@ fn wgrad_slice(
     let c = g.b * g.kh * g.kw;
     let out_len = g.a * c;
     let ncol = block(gpu);
-    let ctiles = c.div_ceil(ncol);
-    // The subgroup variant pads each row block's column tiles to a multiple of 8 (its 8 lanes
-    // share one row block): worth it from 8 column tiles on (1.3x on the weight gradients on
-    // lavapipe; the encoder's first layer, 3 column tiles, keeps the plain kernel).
-    let lanes = ctiles >= 8 && super::use_lanes(gpu)?;
-    let tiles = g.a.div_ceil(WG_TILE_A)
-        * if lanes {
-            ctiles.next_multiple_of(8)
-        } else {
-            ctiles
-        };
-    let (imgs, splits) = split_images(g.n, tiles, out_len, max_partial(gpu));
+    // The subgroup variant (`wgrad_lanes`, shaders/conv_wgrad_lanes.wgsl): one 8-lane
+    // workgroup per tile of 32 rows x 64 columns. The plain one: one invocation per tile of 16
+    // rows x `ncol` columns, 64 invocations per workgroup.
+    let lanes = super::use_lanes(gpu)?;
+    let (invocations, groups) = if lanes {
+        let tiles = g.a.div_ceil(32) * c.div_ceil(64);
+        (8 * tiles, tiles)
+    } else {
+        let tiles = g.a.div_ceil(WG_TILE_A) * c.div_ceil(ncol);
+        (tiles, tiles.div_ceil(WG_MAIN))
+    };
+    let (imgs, splits) = split_images(g.n, invocations, out_len, max_partial(gpu));
     let k = if lanes {
-        gpu.kernel("conv_lanes", "wgrad", &[("NCOL", ncol as f64)])?
+        gpu.kernel("conv_lanes", "wgrad_lanes", &[])?
     } else {
         gpu.kernel("conv", "wgrad", &[("NCOL", ncol as f64)])?
     };
@@ -373,7 +373,7 @@ fn wgrad_slice(
         imgs: imgs as u32,
         ..Default::default()
     };
-    let grid = gpu.grid_2d(tiles.div_ceil(WG_MAIN), splits);
+    let grid = gpu.grid_2d(groups, splits);
     if splits == 1 && !acc {
         gpu.dispatch_ranges(&k, &p, &[small, gw.buf().whole(), large], grid);
         return Ok(());
