@@ -51,6 +51,31 @@ fn bench(c: &mut Criterion) {
             true,
             false,
         ),
+        // The behaviour update's shapes (800 starts x 15 imagined steps = 12,000 rows).
+        (
+            "linear 12000x232->400 (behaviour)",
+            12000,
+            400,
+            232,
+            false,
+            true,
+        ),
+        (
+            "dX 12000x400->232 (behaviour)",
+            12000,
+            232,
+            400,
+            false,
+            false,
+        ),
+        (
+            "dW 400x232 from 12000 rows (behaviour)",
+            400,
+            232,
+            12000,
+            true,
+            false,
+        ),
     ];
     let mut group = c.benchmark_group("matmul");
     group.sample_size(10);

@@ -193,3 +193,32 @@ fn gpu_timestamps_time_a_batch_of_dispatches() {
         assert!(secs.is_none());
     }
 }
+
+/// On a CPU driver subnormal results are flushed to zero (as GPUs do and WGSL allows): its
+/// worker threads inherit the flush mode set while the device is created, because subnormal
+/// operands cost the host FPU about a hundred times as much (gpu::denormals). The creating
+/// thread gets its own mode back, so the host's f32 arithmetic is untouched.
+#[test]
+fn cpu_drivers_flush_subnormals_and_the_host_keeps_them() {
+    let g = Gpu::new(&GpuOptions::default()).unwrap();
+    // Host: 1e-20 * 1e-20 = 1e-40 is subnormal, and stays so after the device was created.
+    let host = std::hint::black_box(1e-20f32) * std::hint::black_box(1e-20f32);
+    assert!(host > 0.0 && !host.is_normal(), "host product {host:e}");
+    // Device: a [4, 4] x [4, 4] matmul of 1e-20 entries, each output a sum of 4e-40.
+    let a = Tensor::from_vec(&g, &[4, 4], &[1e-20; 16]).unwrap();
+    let t = Tape::no_grad(&g);
+    let (av, bv) = (t.constant(&a), t.constant(&a));
+    let c = t
+        .value(ops::matmul(&t, av, bv, false, false).unwrap())
+        .to_vec()
+        .unwrap();
+    let cpu_flushes =
+        g.report().is_cpu() && cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+    for v in c {
+        if cpu_flushes {
+            assert_eq!(v, 0.0, "a subnormal result on a CPU driver");
+        } else {
+            assert!(v == 0.0 || (v - 4e-40).abs() < 1e-41, "{v:e}");
+        }
+    }
+}

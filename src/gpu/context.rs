@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{adapter_report, choose_adapter};
+use crate::gpu::denormals::FlushSubnormals;
 use crate::gpu::pipelines::{Kernel, PipelineCache};
 use crate::gpu::pool::{size_class, BufRange, GpuBuffer, PoolState};
 use crate::gpu::recorder::{Cmd, Recorder, PARAM_SLOT};
@@ -73,6 +74,9 @@ impl Gpu {
     /// with the adapter's own limits (the WebGPU defaults, e.g. 128 MiB per storage binding,
     /// are too small for a B=50, T=50 batch).
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
+        // A CPU driver's worker threads, created with the adapter and device, inherit this
+        // thread's flush-to-zero mode (see gpu::denormals); this thread gets its own back.
+        let _flush = FlushSubnormals::new();
         let adapter = choose_adapter(opts)?;
         let info = adapter.get_info();
         let limits = adapter.limits();

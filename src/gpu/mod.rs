@@ -9,6 +9,7 @@
 
 pub mod adapter;
 pub mod context;
+mod denormals;
 pub mod pipelines;
 pub mod pool;
 pub mod profile;
