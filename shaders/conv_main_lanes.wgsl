@@ -19,11 +19,23 @@
 // output-channel blocks of 32*CB4L, y = position groups of POS (times the s*s phases when
 // scattering; folds into z). The packed weights `wp` must be padded to opad4 = a multiple of
 // 8*CB4L vec4s. Bindings as `conv_main`: 1 in, 2 wp, 3 bias, 4 out.
-// Overrides: SCATTER (conv.wgsl), CB4L: output-channel vec4s per lane, 1 or 2.
+// Overrides: SCATTER (conv.wgsl), CB4L: output-channel vec4s per lane, 1 or 2, FOLD (below).
+//
+// FOLD (with SCATTER): the s*s phases of a scatter folded into the channels, for narrow outputs
+// (the decoder's last layer, 3 channels, would fill 3 of a subgroup's 32). Every phase reads
+// the same input pixels (qy - ty, qx - tx) at tap (ty, tx); only the weights differ (ky = py +
+// s*ty). So one workgroup takes positions (qy, qx) of the largest phase and virtual output
+// channels o' = (py*s + px)*O + o, with the weights packed that way by `pack_w_fold`
+// (taps ceil(kh/s) x ceil(kw/s), zero where ky or kx falls past the kernel); the store puts o'
+// at pixel (s*qy + py, s*qx + px) of channel o. Grid y is then position groups only.
+//
+// Entry point `pack_w_fold`: wp_out[((ty*ntx + tx)*R + r)*opad4 + o'/4][o'%4] = w(o, r, py +
+// s*ty, px + s*tx) for FOLD (strides as `pack_w`). Workgroup (WG); uses 1 w, 6 wp_out.
 
 override CB4L: u32 = 2u;
 // Positions per workgroup.
 override POS: u32 = 64u / CB4L;
+override FOLD: bool = false;
 
 // Output offset of entry m of the flattened output grid (phase (py, px) when scattering).
 fn lanes_out_index(m: u32, qhw: u32, qw: u32, py: u32, px: u32) -> u32 {
@@ -35,6 +47,63 @@ fn lanes_out_index(m: u32, qhw: u32, qw: u32, py: u32, px: u32) -> u32 {
     return img * p.o * p.oh * p.ow + pix;
 }
 
+// Store (or add) act(v + bias) for output position m and output channels o..o+3 (virtual
+// channels o' with FOLD).
+fn lanes_store4(m: u32, o: u32, v: vec4<f32>, qhw: u32, qw: u32, py: u32, px: u32) {
+    if !FOLD {
+        store4(lanes_out_index(m, qhw, qw, py, px), o, v + load_bias4(o));
+        return;
+    }
+    let img = m / qhw;
+    let q = m - img * qhw;
+    let qy = q / qw;
+    let qx = q - qy * qw;
+    for (var j = 0u; j < 4u; j++) {
+        let ov = o + j;
+        if ov >= p.s * p.s * p.o { return; }
+        let ph = ov / p.o;
+        let oc = ov - ph * p.o;
+        let y = p.s * qy + ph / p.s;
+        let x = p.s * qx + ph % p.s;
+        if y < p.oh && x < p.ow {
+            var b = 0.0;
+            if p.has_bias != 0u { b = bias[oc / p.bias_div]; }
+            let i = (img * p.o + oc) * p.oh * p.ow + y * p.ow + x;
+            let val = activate(v[j] + b, p.act);
+            if p.acc != 0u { out[i] += val; } else { out[i] = val; }
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn pack_w_fold(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let nty = (p.kh + p.s - 1u) / p.s;
+    let ntx = (p.kw + p.s - 1u) / p.s;
+    let i = flat_id(wid, nwg, lid);
+    if i >= nty * ntx * p.r * p.opad4 { return; }
+    let o4 = i % p.opad4;
+    let tr = i / p.opad4;
+    let r = tr % p.r;
+    let tap = tr / p.r;
+    let ty = tap / ntx;
+    let tx = tap - ty * ntx;
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        let ov = o4 * 4u + j;
+        if ov < p.s * p.s * p.o {
+            let ph = ov / p.o;
+            let oc = ov - ph * p.o;
+            let ky = ph / p.s + p.s * ty;
+            let kx = ph % p.s + p.s * tx;
+            if ky < p.kh && kx < p.kw {
+                v[j] = inp[oc * p.ws_o + r * p.ws_r + ky * p.kw + kx];
+            }
+        }
+    }
+    wp_out[i] = v;
+}
+
 @compute @workgroup_size(8, 1, 1)
 fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(subgroup_invocation_id) lane: u32) {
@@ -44,7 +113,10 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     var px = 0u;
     var qh = p.oh;
     var qw = p.ow;
-    if SCATTER {
+    if FOLD {
+        qh = (p.oh + p.s - 1u) / p.s;
+        qw = (p.ow + p.s - 1u) / p.s;
+    } else if SCATTER {
         let ph = wy % (p.s * p.s);
         wy = wy / (p.s * p.s);
         py = ph / p.s;
@@ -190,7 +262,11 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
                 off2 = base2 + select(vec4<u32>(0u), iy2 * p.iw + ix2, ok2);
                 mk2 = select(vec4<f32>(0.0), vec4<f32>(1.0), ok2);
             }
-            wi = ((py + s * ty) * kw + px + s * tx) * nr * opad4 + wl;
+            if FOLD {
+                wi = (ty * ntx + tx) * nr * opad4 + wl;
+            } else {
+                wi = ((py + s * ty) * kw + px + s * tx) * nr * opad4 + wl;
+            }
             xo = 0u;
         }
         var xv = vec4<f32>(inp[off.x + xo], inp[off.y + xo], inp[off.z + xo], inp[off.w + xo]);
@@ -350,264 +426,231 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     // Store this lane's channels of the 32 positions: bias, activation, (accumulate).
     let o0 = wl * 4u;
     let valid = min(mt - m0, POS);
-    let bv0 = load_bias4(o0);
-    let bv1 = load_bias4(o0 + 4u);
+
     {
-        let ob = lanes_out_index(m0 + 0u, qhw, qw, py, px);
-        store4(ob, o0, acc0_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc0_1 + bv1); }
+        lanes_store4(m0 + 0u, o0, acc0_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 0u, o0 + 4u, acc0_1, qhw, qw, py, px); }
     }
     if valid > 1u {
-        let ob = lanes_out_index(m0 + 1u, qhw, qw, py, px);
-        store4(ob, o0, acc1_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc1_1 + bv1); }
+        lanes_store4(m0 + 1u, o0, acc1_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 1u, o0 + 4u, acc1_1, qhw, qw, py, px); }
     }
     if valid > 2u {
-        let ob = lanes_out_index(m0 + 2u, qhw, qw, py, px);
-        store4(ob, o0, acc2_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc2_1 + bv1); }
+        lanes_store4(m0 + 2u, o0, acc2_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 2u, o0 + 4u, acc2_1, qhw, qw, py, px); }
     }
     if valid > 3u {
-        let ob = lanes_out_index(m0 + 3u, qhw, qw, py, px);
-        store4(ob, o0, acc3_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc3_1 + bv1); }
+        lanes_store4(m0 + 3u, o0, acc3_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 3u, o0 + 4u, acc3_1, qhw, qw, py, px); }
     }
     if valid > 4u {
-        let ob = lanes_out_index(m0 + 4u, qhw, qw, py, px);
-        store4(ob, o0, acc4_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc4_1 + bv1); }
+        lanes_store4(m0 + 4u, o0, acc4_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 4u, o0 + 4u, acc4_1, qhw, qw, py, px); }
     }
     if valid > 5u {
-        let ob = lanes_out_index(m0 + 5u, qhw, qw, py, px);
-        store4(ob, o0, acc5_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc5_1 + bv1); }
+        lanes_store4(m0 + 5u, o0, acc5_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 5u, o0 + 4u, acc5_1, qhw, qw, py, px); }
     }
     if valid > 6u {
-        let ob = lanes_out_index(m0 + 6u, qhw, qw, py, px);
-        store4(ob, o0, acc6_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc6_1 + bv1); }
+        lanes_store4(m0 + 6u, o0, acc6_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 6u, o0 + 4u, acc6_1, qhw, qw, py, px); }
     }
     if valid > 7u {
-        let ob = lanes_out_index(m0 + 7u, qhw, qw, py, px);
-        store4(ob, o0, acc7_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc7_1 + bv1); }
+        lanes_store4(m0 + 7u, o0, acc7_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 7u, o0 + 4u, acc7_1, qhw, qw, py, px); }
     }
     if valid > 8u {
-        let ob = lanes_out_index(m0 + 8u, qhw, qw, py, px);
-        store4(ob, o0, acc8_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc8_1 + bv1); }
+        lanes_store4(m0 + 8u, o0, acc8_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 8u, o0 + 4u, acc8_1, qhw, qw, py, px); }
     }
     if valid > 9u {
-        let ob = lanes_out_index(m0 + 9u, qhw, qw, py, px);
-        store4(ob, o0, acc9_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc9_1 + bv1); }
+        lanes_store4(m0 + 9u, o0, acc9_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 9u, o0 + 4u, acc9_1, qhw, qw, py, px); }
     }
     if valid > 10u {
-        let ob = lanes_out_index(m0 + 10u, qhw, qw, py, px);
-        store4(ob, o0, acc10_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc10_1 + bv1); }
+        lanes_store4(m0 + 10u, o0, acc10_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 10u, o0 + 4u, acc10_1, qhw, qw, py, px); }
     }
     if valid > 11u {
-        let ob = lanes_out_index(m0 + 11u, qhw, qw, py, px);
-        store4(ob, o0, acc11_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc11_1 + bv1); }
+        lanes_store4(m0 + 11u, o0, acc11_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 11u, o0 + 4u, acc11_1, qhw, qw, py, px); }
     }
     if valid > 12u {
-        let ob = lanes_out_index(m0 + 12u, qhw, qw, py, px);
-        store4(ob, o0, acc12_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc12_1 + bv1); }
+        lanes_store4(m0 + 12u, o0, acc12_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 12u, o0 + 4u, acc12_1, qhw, qw, py, px); }
     }
     if valid > 13u {
-        let ob = lanes_out_index(m0 + 13u, qhw, qw, py, px);
-        store4(ob, o0, acc13_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc13_1 + bv1); }
+        lanes_store4(m0 + 13u, o0, acc13_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 13u, o0 + 4u, acc13_1, qhw, qw, py, px); }
     }
     if valid > 14u {
-        let ob = lanes_out_index(m0 + 14u, qhw, qw, py, px);
-        store4(ob, o0, acc14_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc14_1 + bv1); }
+        lanes_store4(m0 + 14u, o0, acc14_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 14u, o0 + 4u, acc14_1, qhw, qw, py, px); }
     }
     if valid > 15u {
-        let ob = lanes_out_index(m0 + 15u, qhw, qw, py, px);
-        store4(ob, o0, acc15_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc15_1 + bv1); }
+        lanes_store4(m0 + 15u, o0, acc15_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 15u, o0 + 4u, acc15_1, qhw, qw, py, px); }
     }
     if valid > 16u {
-        let ob = lanes_out_index(m0 + 16u, qhw, qw, py, px);
-        store4(ob, o0, acc16_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc16_1 + bv1); }
+        lanes_store4(m0 + 16u, o0, acc16_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 16u, o0 + 4u, acc16_1, qhw, qw, py, px); }
     }
     if valid > 17u {
-        let ob = lanes_out_index(m0 + 17u, qhw, qw, py, px);
-        store4(ob, o0, acc17_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc17_1 + bv1); }
+        lanes_store4(m0 + 17u, o0, acc17_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 17u, o0 + 4u, acc17_1, qhw, qw, py, px); }
     }
     if valid > 18u {
-        let ob = lanes_out_index(m0 + 18u, qhw, qw, py, px);
-        store4(ob, o0, acc18_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc18_1 + bv1); }
+        lanes_store4(m0 + 18u, o0, acc18_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 18u, o0 + 4u, acc18_1, qhw, qw, py, px); }
     }
     if valid > 19u {
-        let ob = lanes_out_index(m0 + 19u, qhw, qw, py, px);
-        store4(ob, o0, acc19_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc19_1 + bv1); }
+        lanes_store4(m0 + 19u, o0, acc19_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 19u, o0 + 4u, acc19_1, qhw, qw, py, px); }
     }
     if valid > 20u {
-        let ob = lanes_out_index(m0 + 20u, qhw, qw, py, px);
-        store4(ob, o0, acc20_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc20_1 + bv1); }
+        lanes_store4(m0 + 20u, o0, acc20_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 20u, o0 + 4u, acc20_1, qhw, qw, py, px); }
     }
     if valid > 21u {
-        let ob = lanes_out_index(m0 + 21u, qhw, qw, py, px);
-        store4(ob, o0, acc21_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc21_1 + bv1); }
+        lanes_store4(m0 + 21u, o0, acc21_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 21u, o0 + 4u, acc21_1, qhw, qw, py, px); }
     }
     if valid > 22u {
-        let ob = lanes_out_index(m0 + 22u, qhw, qw, py, px);
-        store4(ob, o0, acc22_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc22_1 + bv1); }
+        lanes_store4(m0 + 22u, o0, acc22_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 22u, o0 + 4u, acc22_1, qhw, qw, py, px); }
     }
     if valid > 23u {
-        let ob = lanes_out_index(m0 + 23u, qhw, qw, py, px);
-        store4(ob, o0, acc23_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc23_1 + bv1); }
+        lanes_store4(m0 + 23u, o0, acc23_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 23u, o0 + 4u, acc23_1, qhw, qw, py, px); }
     }
     if valid > 24u {
-        let ob = lanes_out_index(m0 + 24u, qhw, qw, py, px);
-        store4(ob, o0, acc24_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc24_1 + bv1); }
+        lanes_store4(m0 + 24u, o0, acc24_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 24u, o0 + 4u, acc24_1, qhw, qw, py, px); }
     }
     if valid > 25u {
-        let ob = lanes_out_index(m0 + 25u, qhw, qw, py, px);
-        store4(ob, o0, acc25_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc25_1 + bv1); }
+        lanes_store4(m0 + 25u, o0, acc25_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 25u, o0 + 4u, acc25_1, qhw, qw, py, px); }
     }
     if valid > 26u {
-        let ob = lanes_out_index(m0 + 26u, qhw, qw, py, px);
-        store4(ob, o0, acc26_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc26_1 + bv1); }
+        lanes_store4(m0 + 26u, o0, acc26_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 26u, o0 + 4u, acc26_1, qhw, qw, py, px); }
     }
     if valid > 27u {
-        let ob = lanes_out_index(m0 + 27u, qhw, qw, py, px);
-        store4(ob, o0, acc27_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc27_1 + bv1); }
+        lanes_store4(m0 + 27u, o0, acc27_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 27u, o0 + 4u, acc27_1, qhw, qw, py, px); }
     }
     if valid > 28u {
-        let ob = lanes_out_index(m0 + 28u, qhw, qw, py, px);
-        store4(ob, o0, acc28_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc28_1 + bv1); }
+        lanes_store4(m0 + 28u, o0, acc28_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 28u, o0 + 4u, acc28_1, qhw, qw, py, px); }
     }
     if valid > 29u {
-        let ob = lanes_out_index(m0 + 29u, qhw, qw, py, px);
-        store4(ob, o0, acc29_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc29_1 + bv1); }
+        lanes_store4(m0 + 29u, o0, acc29_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 29u, o0 + 4u, acc29_1, qhw, qw, py, px); }
     }
     if valid > 30u {
-        let ob = lanes_out_index(m0 + 30u, qhw, qw, py, px);
-        store4(ob, o0, acc30_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc30_1 + bv1); }
+        lanes_store4(m0 + 30u, o0, acc30_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 30u, o0 + 4u, acc30_1, qhw, qw, py, px); }
     }
     if valid > 31u {
-        let ob = lanes_out_index(m0 + 31u, qhw, qw, py, px);
-        store4(ob, o0, acc31_0 + bv0);
-        if CB4L > 1u { store4(ob, o0 + 4u, acc31_1 + bv1); }
+        lanes_store4(m0 + 31u, o0, acc31_0, qhw, qw, py, px);
+        if CB4L > 1u { lanes_store4(m0 + 31u, o0 + 4u, acc31_1, qhw, qw, py, px); }
     }
     if POS > 32u {
         if valid > 32u {
-            store4(lanes_out_index(m0 + 32u, qhw, qw, py, px), o0, acc32_0 + bv0);
+            lanes_store4(m0 + 32u, o0, acc32_0, qhw, qw, py, px);
         }
         if valid > 33u {
-            store4(lanes_out_index(m0 + 33u, qhw, qw, py, px), o0, acc33_0 + bv0);
+            lanes_store4(m0 + 33u, o0, acc33_0, qhw, qw, py, px);
         }
         if valid > 34u {
-            store4(lanes_out_index(m0 + 34u, qhw, qw, py, px), o0, acc34_0 + bv0);
+            lanes_store4(m0 + 34u, o0, acc34_0, qhw, qw, py, px);
         }
         if valid > 35u {
-            store4(lanes_out_index(m0 + 35u, qhw, qw, py, px), o0, acc35_0 + bv0);
+            lanes_store4(m0 + 35u, o0, acc35_0, qhw, qw, py, px);
         }
         if valid > 36u {
-            store4(lanes_out_index(m0 + 36u, qhw, qw, py, px), o0, acc36_0 + bv0);
+            lanes_store4(m0 + 36u, o0, acc36_0, qhw, qw, py, px);
         }
         if valid > 37u {
-            store4(lanes_out_index(m0 + 37u, qhw, qw, py, px), o0, acc37_0 + bv0);
+            lanes_store4(m0 + 37u, o0, acc37_0, qhw, qw, py, px);
         }
         if valid > 38u {
-            store4(lanes_out_index(m0 + 38u, qhw, qw, py, px), o0, acc38_0 + bv0);
+            lanes_store4(m0 + 38u, o0, acc38_0, qhw, qw, py, px);
         }
         if valid > 39u {
-            store4(lanes_out_index(m0 + 39u, qhw, qw, py, px), o0, acc39_0 + bv0);
+            lanes_store4(m0 + 39u, o0, acc39_0, qhw, qw, py, px);
         }
         if valid > 40u {
-            store4(lanes_out_index(m0 + 40u, qhw, qw, py, px), o0, acc40_0 + bv0);
+            lanes_store4(m0 + 40u, o0, acc40_0, qhw, qw, py, px);
         }
         if valid > 41u {
-            store4(lanes_out_index(m0 + 41u, qhw, qw, py, px), o0, acc41_0 + bv0);
+            lanes_store4(m0 + 41u, o0, acc41_0, qhw, qw, py, px);
         }
         if valid > 42u {
-            store4(lanes_out_index(m0 + 42u, qhw, qw, py, px), o0, acc42_0 + bv0);
+            lanes_store4(m0 + 42u, o0, acc42_0, qhw, qw, py, px);
         }
         if valid > 43u {
-            store4(lanes_out_index(m0 + 43u, qhw, qw, py, px), o0, acc43_0 + bv0);
+            lanes_store4(m0 + 43u, o0, acc43_0, qhw, qw, py, px);
         }
         if valid > 44u {
-            store4(lanes_out_index(m0 + 44u, qhw, qw, py, px), o0, acc44_0 + bv0);
+            lanes_store4(m0 + 44u, o0, acc44_0, qhw, qw, py, px);
         }
         if valid > 45u {
-            store4(lanes_out_index(m0 + 45u, qhw, qw, py, px), o0, acc45_0 + bv0);
+            lanes_store4(m0 + 45u, o0, acc45_0, qhw, qw, py, px);
         }
         if valid > 46u {
-            store4(lanes_out_index(m0 + 46u, qhw, qw, py, px), o0, acc46_0 + bv0);
+            lanes_store4(m0 + 46u, o0, acc46_0, qhw, qw, py, px);
         }
         if valid > 47u {
-            store4(lanes_out_index(m0 + 47u, qhw, qw, py, px), o0, acc47_0 + bv0);
+            lanes_store4(m0 + 47u, o0, acc47_0, qhw, qw, py, px);
         }
         if valid > 48u {
-            store4(lanes_out_index(m0 + 48u, qhw, qw, py, px), o0, acc48_0 + bv0);
+            lanes_store4(m0 + 48u, o0, acc48_0, qhw, qw, py, px);
         }
         if valid > 49u {
-            store4(lanes_out_index(m0 + 49u, qhw, qw, py, px), o0, acc49_0 + bv0);
+            lanes_store4(m0 + 49u, o0, acc49_0, qhw, qw, py, px);
         }
         if valid > 50u {
-            store4(lanes_out_index(m0 + 50u, qhw, qw, py, px), o0, acc50_0 + bv0);
+            lanes_store4(m0 + 50u, o0, acc50_0, qhw, qw, py, px);
         }
         if valid > 51u {
-            store4(lanes_out_index(m0 + 51u, qhw, qw, py, px), o0, acc51_0 + bv0);
+            lanes_store4(m0 + 51u, o0, acc51_0, qhw, qw, py, px);
         }
         if valid > 52u {
-            store4(lanes_out_index(m0 + 52u, qhw, qw, py, px), o0, acc52_0 + bv0);
+            lanes_store4(m0 + 52u, o0, acc52_0, qhw, qw, py, px);
         }
         if valid > 53u {
-            store4(lanes_out_index(m0 + 53u, qhw, qw, py, px), o0, acc53_0 + bv0);
+            lanes_store4(m0 + 53u, o0, acc53_0, qhw, qw, py, px);
         }
         if valid > 54u {
-            store4(lanes_out_index(m0 + 54u, qhw, qw, py, px), o0, acc54_0 + bv0);
+            lanes_store4(m0 + 54u, o0, acc54_0, qhw, qw, py, px);
         }
         if valid > 55u {
-            store4(lanes_out_index(m0 + 55u, qhw, qw, py, px), o0, acc55_0 + bv0);
+            lanes_store4(m0 + 55u, o0, acc55_0, qhw, qw, py, px);
         }
         if valid > 56u {
-            store4(lanes_out_index(m0 + 56u, qhw, qw, py, px), o0, acc56_0 + bv0);
+            lanes_store4(m0 + 56u, o0, acc56_0, qhw, qw, py, px);
         }
         if valid > 57u {
-            store4(lanes_out_index(m0 + 57u, qhw, qw, py, px), o0, acc57_0 + bv0);
+            lanes_store4(m0 + 57u, o0, acc57_0, qhw, qw, py, px);
         }
         if valid > 58u {
-            store4(lanes_out_index(m0 + 58u, qhw, qw, py, px), o0, acc58_0 + bv0);
+            lanes_store4(m0 + 58u, o0, acc58_0, qhw, qw, py, px);
         }
         if valid > 59u {
-            store4(lanes_out_index(m0 + 59u, qhw, qw, py, px), o0, acc59_0 + bv0);
+            lanes_store4(m0 + 59u, o0, acc59_0, qhw, qw, py, px);
         }
         if valid > 60u {
-            store4(lanes_out_index(m0 + 60u, qhw, qw, py, px), o0, acc60_0 + bv0);
+            lanes_store4(m0 + 60u, o0, acc60_0, qhw, qw, py, px);
         }
         if valid > 61u {
-            store4(lanes_out_index(m0 + 61u, qhw, qw, py, px), o0, acc61_0 + bv0);
+            lanes_store4(m0 + 61u, o0, acc61_0, qhw, qw, py, px);
         }
         if valid > 62u {
-            store4(lanes_out_index(m0 + 62u, qhw, qw, py, px), o0, acc62_0 + bv0);
+            lanes_store4(m0 + 62u, o0, acc62_0, qhw, qw, py, px);
         }
         if valid > 63u {
-            store4(lanes_out_index(m0 + 63u, qhw, qw, py, px), o0, acc63_0 + bv0);
+            lanes_store4(m0 + 63u, o0, acc63_0, qhw, qw, py, px);
         }
     }
 }

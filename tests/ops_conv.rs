@@ -300,8 +300,9 @@ fn gpu_register_block_matches_reference() {
 /// (32-channel blocks, 64 positions per subgroup), 40 and 37 (64-channel blocks, 32
 /// positions), position counts that are not multiples of a block, weight-gradient rows 29 (a
 /// partial block of 32 rows, or 16 + 13) and 135 columns (two blocks of 64 and 7), a
-/// scatter pass (the transposed convs) with 15 output channels (plain `conv_main` even with
-/// lanes) and a gather pass with 29.
+/// scatter pass (the transposed convs) with 15 output channels (its 4 phases folded into 60
+/// virtual channels, `pack_w_fold`, with a 3x3 kernel whose phases have 2 or 1 taps per axis)
+/// and a gather pass with 29.
 #[test]
 fn plain_and_subgroup_kernels_match_reference() {
     let lanes = [false, true];

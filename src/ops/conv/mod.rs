@@ -130,15 +130,21 @@ fn cb4_for(o: usize) -> usize {
     }
 }
 
-/// Output-channel vec4s per lane when `conv_main_lanes` (shaders/conv_main_lanes.wgsl) takes a
-/// pass with `o` output channels, or `None` for the plain `conv_main`. A subgroup covers
-/// 32 * CB4L channels, so narrow outputs (the decoder's 3 channels, 16-channel layers) would
-/// be mostly padding there and keep the plain kernel.
-fn lanes_cb4(gpu: &Gpu, o: usize) -> Result<Option<usize>> {
-    if o <= 16 || !super::use_lanes(gpu)? {
+/// How `conv_main_lanes` (shaders/conv_main_lanes.wgsl) takes a pass, or `None` for the plain
+/// `conv_main`: output-channel vec4s per lane (CB4L) and whether the scatter's phases fold into
+/// the channels (FOLD). A subgroup covers 32 * CB4L channels, so a narrow output (16 channels or
+/// fewer) would be mostly padding there: a scatter folds its s*s phases into the channels
+/// instead (the decoder's last layer: 3 channels x 4 phases), a gather keeps the plain kernel.
+fn lanes_mode(gpu: &Gpu, ps: &Pass) -> Result<Option<(usize, bool)>> {
+    if !super::use_lanes(gpu)? {
         return Ok(None);
     }
-    Ok(Some(if o <= 32 { 1 } else { 2 }))
+    let fold = ps.scatter && ps.o <= 16 && ps.s > 1;
+    let o = if fold { ps.s * ps.s * ps.o } else { ps.o };
+    if !fold && o <= 16 {
+        return Ok(None);
+    }
+    Ok(Some((if o <= 32 { 1 } else { 2 }, fold)))
 }
 
 fn flag(b: bool) -> f64 {
@@ -156,27 +162,40 @@ fn main_into(
     acc: bool,
 ) -> Result<()> {
     let gpu = inp.gpu();
-    let lanes = lanes_cb4(gpu, ps.o)?;
-    // Output channels per workgroup (grid x) and positions per workgroup (grid y).
+    let lanes = lanes_mode(gpu, &ps)?;
+    let fold = lanes.is_some_and(|(_, f)| f);
+    // Output channels (virtual ones when folded), per workgroup (grid x), positions per
+    // workgroup (grid y), and the taps of the packed weights.
+    let o_eff = if fold { ps.s * ps.s * ps.o } else { ps.o };
     let (cb4, ch_block, pos_block) = match lanes {
-        Some(cb4l) => (cb4l, 32 * cb4l, 64 / cb4l),
+        Some((cb4l, _)) => (cb4l, 32 * cb4l, 64 / cb4l),
         None => {
             let cb4 = cb4_for(ps.o);
             (cb4, 4 * cb4, block(gpu) * WG_MAIN)
         }
     };
-    let opad4 = ps.o.div_ceil(ch_block) * ch_block / 4;
+    let taps = if fold {
+        ps.kh.div_ceil(ps.s) * ps.kw.div_ceil(ps.s)
+    } else {
+        ps.kh * ps.kw
+    };
+    let opad4 = o_eff.div_ceil(ch_block) * ch_block / 4;
     let npos = block(gpu);
     // Repack the weights: [tap][r][output channels], zero-padded to the channel block.
-    let packed_len = ps.kh * ps.kw * ps.r * opad4;
+    let packed_len = taps * ps.r * opad4;
     gpu.check_len(packed_len * 4, "packed conv weights")?;
     let packed = Tensor::empty(gpu, &[packed_len * 4])?;
-    let pack = gpu.kernel("conv", "pack_w", &[])?;
+    let pack = if fold {
+        gpu.kernel("conv_lanes", "pack_w_fold", &[])?
+    } else {
+        gpu.kernel("conv", "pack_w", &[])?
+    };
     let pp = Params {
         kh: ps.kh as u32,
         kw: ps.kw as u32,
         r: ps.r as u32,
         o: ps.o as u32,
+        s: ps.s as u32,
         opad4: opad4 as u32,
         ws_o: ps.ws_o as u32,
         ws_r: ps.ws_r as u32,
@@ -185,10 +204,14 @@ fn main_into(
     gpu.dispatch(&pack, &pp, &[w.buf(), packed.buf()], grid(gpu, packed_len));
 
     let kernel = match lanes {
-        Some(cb4l) => gpu.kernel(
+        Some((cb4l, fold)) => gpu.kernel(
             "conv_lanes",
             "conv_main_lanes",
-            &[("SCATTER", flag(ps.scatter)), ("CB4L", cb4l as f64)],
+            &[
+                ("SCATTER", flag(ps.scatter)),
+                ("CB4L", cb4l as f64),
+                ("FOLD", flag(fold)),
+            ],
         )?,
         None => gpu.kernel(
             "conv",
@@ -218,9 +241,10 @@ fn main_into(
         acc: acc as u32,
         ..Default::default()
     };
-    // Positions per phase: the scatter's phase (0, 0) is the largest.
+    // Positions per phase: the scatter's phase (0, 0) is the largest (folded: all phases).
     let (qh, qw, phases) = if ps.scatter {
-        (ps.oh.div_ceil(ps.s), ps.ow.div_ceil(ps.s), ps.s * ps.s)
+        let phases = if fold { 1 } else { ps.s * ps.s };
+        (ps.oh.div_ceil(ps.s), ps.ow.div_ceil(ps.s), phases)
     } else {
         (ps.oh, ps.ow, 1)
     };
@@ -234,7 +258,7 @@ fn main_into(
     )?;
     for (first, n) in slices(ps.n, per) {
         let groups = (n * qh * qw).div_ceil(pos_block) * phases;
-        let grid = gpu.grid_2d(ps.o.div_ceil(ch_block), groups);
+        let grid = gpu.grid_2d(o_eff.div_ceil(ch_block), groups);
         let p = Params { n: n as u32, ..p };
         let inp_r = inp.buf().range(first * in_img, n * in_img);
         // The bias binding is part of the layout even without a bias: bind the input there.
