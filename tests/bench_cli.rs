@@ -127,3 +127,48 @@ fn the_matmul_kernel_is_reported_and_chosen_by_rssm_lanes() {
         "{stderr}"
     );
 }
+
+/// `--profile`: one step timed dispatch by dispatch. Its kernels account for every dispatch of
+/// the step, their shares sum to one, and the slowest dispatches are ordered. Adapters without
+/// timestamp queries get a clear error instead.
+#[test]
+fn profile_accounts_for_every_dispatch_of_the_step() {
+    let out = bench(&[
+        "--json",
+        "--profile",
+        "--presets",
+        "tiny",
+        "--batch",
+        "2",
+        "--seq-len",
+        "3",
+        "--horizon",
+        "2",
+        "--reps",
+        "1",
+        "--wall-only",
+        "--workloads",
+        "train,behaviour",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        assert!(stderr.contains("timestamp queries"), "{stderr}");
+        return;
+    }
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for m in r["results"].as_array().unwrap() {
+        let kernels = m["kernels"].as_array().expect("kernels with --profile");
+        let counted: u64 = kernels.iter().map(|k| k["dispatches"].as_u64().unwrap()).sum();
+        assert_eq!(counted, m["dispatches"].as_u64().unwrap(), "{m}");
+        let share: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();
+        assert!((share - 1.0).abs() < 1e-9, "{m}");
+        assert!(kernels.iter().all(|k| k["kernel"].as_str().unwrap().contains("::")));
+        let slow: Vec<f64> = m["slowest"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["ms"].as_f64().unwrap())
+            .collect();
+        assert!(!slow.is_empty() && slow.windows(2).all(|w| w[0] >= w[1]), "{m}");
+    }
+}

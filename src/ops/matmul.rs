@@ -119,7 +119,10 @@ fn wide_blocks(gpu: &Gpu) -> bool {
 /// (others take the scalar register-block kernel): for reports and benchmarks.
 pub fn kernel_choice(gpu: &Gpu) -> Result<String> {
     if super::use_lanes(gpu)? {
-        return Ok("subgroup lanes (matmul_lanes and the conv weight gradient's conv_lanes, 8-lane subgroups)".into());
+        return Ok(
+            "subgroup lanes (matmul_lanes and the conv_lanes convolutions, 8-lane subgroups)"
+                .into(),
+        );
     }
     let wide = wide_blocks(gpu);
     Ok(format!(
