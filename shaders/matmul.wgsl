@@ -4,7 +4,8 @@
 // B stored [N,K] (the nn.Linear case: y = x W^T with W [out,in]).
 // Bindings: 0 params (m, n, k), 1 A (read), 2 B (read), 3 bias [N] (read, only with HAS_BIAS),
 //           4 C (read_write), 5 A as vec4 (read), 6 B as vec4 (read).
-// Entry points: `matmul` (any sizes, scalar loads) and `matmul_vec4` (uses 3, 4, 5, 6; for
+// Entry points: `matmul` (any sizes, scalar loads), `matvec` (N = 1 or M = 1, below) and
+// `matmul_vec4` (uses 3, 4, 5, 6; for
 // operands whose contiguous axis is a multiple of 4: K % 4 == 0, M % 4 == 0 when TRANS_A,
 // N % 4 == 0 unless TRANS_B): each step of its K loop loads 4x4 blocks of A and of B with
 // four vec4 loads each and multiplies them as mat4x4; with WIDE, 8x8 blocks per invocation.
@@ -20,6 +21,12 @@
 // Overrides: TRANS_A, TRANS_B, HAS_BIAS, ACC (add into C: gradient accumulation),
 //            ACT (0 none, 1 ReLU, 2 ELU applied after the bias; not combined with ACC).
 // Backward passes are matmuls too (dA = dC op(B)^T, dB = op(A)^T dC), recorded from Rust.
+//
+// `matvec`: a product with a single output column (N = 1: C[i] = sum_k op(A)[i,k] B[k]) or a
+// single output row (M = 1: C[j] = sum_k A[k] op(B)[k,j]), e.g. a critic's 1-wide last layer
+// and its weight gradient. A block kernel would compute 63 of its 64 columns (or rows) for
+// nothing there; here each invocation computes one output over the whole K. Workgroup (WG),
+// one output per invocation, grid over max(M, N) outputs (Gpu::grid_1d). Uses 1, 2, 3, 4.
 
 struct Params {
     m: u32,
@@ -200,4 +207,36 @@ fn matmul_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         store_mat(row0 + 4u, col0, acc10);
         store_mat(row0 + 4u, col0 + 4u, acc11);
     }
+}
+
+@compute @workgroup_size(WG)
+fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_id(wid, nwg, lid);
+    let m = p.m;
+    let n = p.n;
+    let k = p.k;
+    let col = n == 1u;
+    if i >= select(n, m, col) { return; }
+    // The matrix's element (i, kk) is mat[i * si + kk * sk]; the vector is B (N = 1) or A.
+    var si = 1u;
+    var sk = 1u;
+    if col {
+        if TRANS_A { sk = m; } else { si = k; }
+    } else {
+        if TRANS_B { si = k; } else { sk = n; }
+    }
+    var acc = 0.0;
+    var off = i * si;
+    for (var kk = 0u; kk < k; kk++) {
+        if col {
+            acc += a[off] * b[kk];
+        } else {
+            acc += b[off] * a[kk];
+        }
+        off += sk;
+    }
+    if HAS_BIAS { acc += bias[select(i, 0u, col)]; }
+    let y = activate(acc, ACT);
+    if ACC { c[i] += y; } else { c[i] = y; }
 }

@@ -158,17 +158,25 @@ fn profile_accounts_for_every_dispatch_of_the_step() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for m in r["results"].as_array().unwrap() {
         let kernels = m["kernels"].as_array().expect("kernels with --profile");
-        let counted: u64 = kernels.iter().map(|k| k["dispatches"].as_u64().unwrap()).sum();
+        let counted: u64 = kernels
+            .iter()
+            .map(|k| k["dispatches"].as_u64().unwrap())
+            .sum();
         assert_eq!(counted, m["dispatches"].as_u64().unwrap(), "{m}");
         let share: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();
         assert!((share - 1.0).abs() < 1e-9, "{m}");
-        assert!(kernels.iter().all(|k| k["kernel"].as_str().unwrap().contains("::")));
+        assert!(kernels
+            .iter()
+            .all(|k| k["kernel"].as_str().unwrap().contains("::")));
         let slow: Vec<f64> = m["slowest"]
             .as_array()
             .unwrap()
             .iter()
             .map(|d| d["ms"].as_f64().unwrap())
             .collect();
-        assert!(!slow.is_empty() && slow.windows(2).all(|w| w[0] >= w[1]), "{m}");
+        assert!(
+            !slow.is_empty() && slow.windows(2).all(|w| w[0] >= w[1]),
+            "{m}"
+        );
     }
 }

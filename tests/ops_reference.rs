@@ -144,8 +144,26 @@ fn matmul_fused_bias_activation_and_accumulate() {
 
 #[test]
 fn matmul_more_than_65535_workgroups_in_y() {
-    // 32 rows per workgroup: 2.2M rows need 68,750 row tiles (folded into z).
-    mm_case(2_200_000, 1, 2, false, false, true, Act::None, false);
+    // 64 rows per workgroup (8x8 blocks): 4.4M rows need 68,750 row tiles (folded into z).
+    // (Two columns: a single one would take `matvec`.)
+    mm_case(4_400_000, 2, 2, false, false, true, Act::None, false);
+}
+
+/// A single output column or row takes `matvec` (one invocation per output): every transpose,
+/// with bias + ELU and with accumulation, K from 1 to 257.
+#[test]
+fn matvec_matches_reference() {
+    let sizes = [
+        (37, 1, 53),
+        (1, 29, 70),
+        (1, 1, 5),
+        (300, 1, 1),
+        (1, 300, 1),
+        (2, 1, 257),
+        (1, 8, 12),
+        (12, 1, 8),
+    ];
+    transposed_cases(&sizes, true);
 }
 
 #[test]

@@ -221,6 +221,9 @@ fn matmul_dispatch(
         && s.k.is_multiple_of(4)
         && (!s.trans_a || s.m.is_multiple_of(4))
         && (s.trans_b || s.n.is_multiple_of(4));
+    // A single output column or row: one invocation per output (shaders/matmul.wgsl `matvec`).
+    let matvec = s.n == 1 || s.m == 1;
+    let vec4 = vec4 && !matvec;
     let lanes = vec4 && super::use_lanes(gpu)?;
     // Rows per workgroup of the subgroup kernel: 32 (12 vec4 loads per 1,024 FMAs; 2.3x the
     // 8x8 register blocks on lavapipe) unless the matrix is short.
@@ -243,6 +246,7 @@ fn matmul_dispatch(
         },
     ];
     let kernel = match (lanes, vec4) {
+        _ if matvec => gpu.kernel("matmul", "matvec", &constants[..5])?,
         (true, _) => gpu.kernel("matmul_lanes", "matmul_lanes", &constants)?,
         (false, true) => gpu.kernel("matmul", "matmul_vec4", &constants)?,
         (false, false) => gpu.kernel("matmul", "matmul", &constants)?,
@@ -260,7 +264,9 @@ fn matmul_dispatch(
     } else {
         [a, b, bias_buf, c]
     };
-    let grid = if lanes {
+    let grid = if matvec {
+        super::grid(gpu, s.m.max(s.n))
+    } else if lanes {
         // 8 rows x 64 columns per workgroup.
         gpu.grid_2d(s.n.div_ceil(64), s.m.div_ceil(rows))
     } else {
