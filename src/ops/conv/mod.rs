@@ -257,7 +257,13 @@ fn main_into(
         &[packed_len * 4, ps.o],
     )?;
     for (first, n) in slices(ps.n, per) {
-        let groups = (n * qh * qw).div_ceil(pos_block) * phases;
+        // The subgroup kernel's scatter gives each row of a phase its own workgroups (see
+        // shaders/conv_main_lanes.wgsl).
+        let groups = if lanes.is_some() && ps.scatter {
+            qh * (n * qw).div_ceil(pos_block) * phases
+        } else {
+            (n * qh * qw).div_ceil(pos_block) * phases
+        };
         let grid = gpu.grid_2d(o_eff.div_ceil(ch_block), groups);
         let p = Params { n: n as u32, ..p };
         let inp_r = inp.buf().range(first * in_img, n * in_img);
