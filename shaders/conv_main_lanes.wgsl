@@ -1,3 +1,5 @@
+// Written by shaders/gen/conv_main_lanes.py: edit that script, not this file.
+//
 // conv_main_lanes.wgsl: the subgroup variant of conv.wgsl's `conv_main` (gather or scatter, with
 // fused bias, activation and accumulation), compiled after conv.wgsl in the `conv_lanes` family
 // (gpu::shaders::COMPOSED) for devices with 8-lane subgroups (CPU drivers).

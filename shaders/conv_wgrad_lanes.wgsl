@@ -1,3 +1,5 @@
+// Written by shaders/gen/conv_wgrad_lanes.py: edit that script, not this file.
+//
 // conv_wgrad_lanes.wgsl: the subgroup variant of the convolution weight gradient (conv.wgsl's
 // `wgrad` sum), compiled after conv.wgsl in the `conv_lanes` family (gpu::shaders::COMPOSED)
 // for devices with 8-lane subgroups (CPU drivers: lavapipe loads storage values lane by lane,

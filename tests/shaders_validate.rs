@@ -33,7 +33,8 @@ fn every_shader_file_is_embedded() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_stem().unwrap().to_str().unwrap().to_string();
-        if name == "common" {
+        // shaders/gen holds the scripts that write some of the files (tested below).
+        if name == "common" || path.extension().is_none_or(|e| e != "wgsl") {
             continue;
         }
         assert!(
@@ -62,4 +63,37 @@ fn a_broken_shader_names_file_and_line() {
         Err(e) => e.to_string(),
     };
     assert!(err.contains("shaders/broken.wgsl:5"), "{err}");
+}
+
+/// The shaders written by a script in shaders/gen are what the script writes: an edit made to
+/// the .wgsl file instead of the script fails here. Needs `python3` (skipped without it).
+#[test]
+fn generated_shaders_match_their_scripts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/gen");
+    let mut scripts: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "py"))
+        .collect();
+    scripts.sort();
+    assert!(!scripts.is_empty(), "no scripts in {}", dir.display());
+    for script in scripts {
+        let out = match std::process::Command::new("python3")
+            .arg(&script)
+            .arg("--check")
+            .output()
+        {
+            Ok(out) => out,
+            Err(e) => {
+                eprintln!("python3 not runnable ({e}): generated shaders not checked");
+                return;
+            }
+        };
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -1,0 +1,356 @@
+"""Writes shaders/conv_main_lanes.wgsl, whose register blocks are written out (WGSL has no macros,
+and lavapipe neither unrolls loops nor keeps a dynamically indexed private array in
+registers). Edit this script, not the .wgsl file, then run it:
+
+    python3 shaders/gen/conv_main_lanes.py          # rewrite the shader
+    python3 shaders/gen/conv_main_lanes.py --check  # exit 1 if the shader differs (tests/shaders_validate.rs)
+"""
+
+import pathlib
+import sys
+
+
+def write_or_check(file_name, text):
+    path = pathlib.Path(__file__).resolve().parent.parent / file_name
+    if "--check" in sys.argv:
+        if path.read_text() != text:
+            sys.exit(f"shaders/{file_name} differs from what shaders/gen/conv_main_lanes.py writes")
+        return
+    path.write_text(text)
+
+NP = 32
+L = []
+w = L.append
+w("""// Written by shaders/gen/conv_main_lanes.py: edit that script, not this file.
+//
+// conv_main_lanes.wgsl: the subgroup variant of conv.wgsl's `conv_main` (gather or scatter, with
+// fused bias, activation and accumulation), compiled after conv.wgsl in the `conv_lanes` family
+// (gpu::shaders::COMPOSED) for devices with 8-lane subgroups (CPU drivers).
+//
+// Why: lavapipe loads every storage value lane by lane, so `conv_main`'s cost is its loads: each
+// invocation loads its own 16 positions' pixels and the same 16 weights as every other lane,
+// 32 values per lane for 256 FMAs. Here the 8 lanes of a subgroup share 32 output positions and
+// split the output channels, like matmul_lanes.wgsl: per step lane l loads the pixels of
+// positions l, l+8, l+16, l+24 (one vec4), the subgroup broadcasts them (an extract and a splat
+// in registers), and each lane loads only its own 4*CB4L channels' weights: 4 + 4*CB4L values
+// per lane for 128*CB4L FMAs (12 for 256 with CB4L = 2). With CB4L = 1 (32-channel outputs) a
+// subgroup takes 64 positions instead (two loads of 4), which keeps that ratio.
+//
+// Entry point `conv_main_lanes`: workgroup (8,1,1) = one subgroup of exactly 8 lanes (the Rust
+// side uses it only on adapters whose subgroups are 8 wide). A workgroup computes POS = 64 /
+// CB4L positions x 32*CB4L output channels; lane l holds the POS positions x channels
+// 4*CB4L*l.. of them (64 vec4 accumulators, acc<position>_<vec4>). Gather: the positions are
+// consecutive entries of the flattened (image, row, column) output grid. Scatter: they are
+// consecutive entries of one row qy0 of a phase (see conv.wgsl), in (image, column) order, so
+// a tap row ty reads an input row qy0 - ty that is inside the input for all of them or for
+// none, and the taps that are outside for all are skipped (conv_main computes them masked:
+// 1.3-1.7x the useful FLOPs at the model's image sizes). Grid: x = output-channel blocks of
+// 32*CB4L; y = position groups of POS, or when scattering groups per row x rows (rows
+// fastest; times the s*s phases, fastest, unless FOLD); y folds into z. The packed weights `wp` must be padded to opad4 = a multiple of
+// 8*CB4L vec4s. Bindings as `conv_main`: 1 in, 2 wp, 3 bias, 4 out.
+// Overrides: SCATTER (conv.wgsl), CB4L: output-channel vec4s per lane, 1 or 2, FOLD (below).
+//
+// FOLD (with SCATTER): the s*s phases of a scatter folded into the channels, for narrow outputs
+// (the decoder's last layer, 3 channels, would fill 3 of a subgroup's 32). Every phase reads
+// the same input pixels (qy - ty, qx - tx) at tap (ty, tx); only the weights differ (ky = py +
+// s*ty). So one workgroup takes positions (qy, qx) of the largest phase and virtual output
+// channels o' = (py*s + px)*O + o, with the weights packed that way by `pack_w_fold`
+// (taps ceil(kh/s) x ceil(kw/s), zero where ky or kx falls past the kernel); the store puts o'
+// at pixel (s*qy + py, s*qx + px) of channel o. Grid y is then position groups only.
+//
+// Entry point `pack_w_fold`: wp_out[((ty*ntx + tx)*R + r)*opad4 + o'/4][o'%4] = w(o, r, py +
+// s*ty, px + s*tx) for FOLD (strides as `pack_w`). Workgroup (WG); uses 1 w, 6 wp_out.
+
+override CB4L: u32 = 2u;
+// Positions per workgroup.
+override POS: u32 = 64u / CB4L;
+override FOLD: bool = false;
+
+// Image, row and column of position m: entry m of the flattened (image, row, column) output
+// grid (gather), or entry m of phase row qy0's (image, column) positions (scatter).
+fn lanes_position(m: u32, qhw: u32, qw: u32, qy0: u32) -> vec3<u32> {
+    if SCATTER {
+        let img = m / qw;
+        return vec3<u32>(img, qy0, m - img * qw);
+    }
+    let img = m / qhw;
+    let q = m - img * qhw;
+    let y = q / qw;
+    return vec3<u32>(img, y, q - y * qw);
+}
+
+// Output offset of position m (phase (py, px) when scattering).
+fn lanes_out_index(m: u32, qhw: u32, qw: u32, py: u32, px: u32, qy0: u32) -> u32 {
+    let c = lanes_position(m, qhw, qw, qy0);
+    let pix = select(c.y * p.ow + c.z, (py + p.s * c.y) * p.ow + px + p.s * c.z, SCATTER);
+    return c.x * p.o * p.oh * p.ow + pix;
+}
+
+// Store (or add) act(v + bias) for output position m and output channels o..o+3 (virtual
+// channels o' with FOLD).
+fn lanes_store4(m: u32, o: u32, v: vec4<f32>, qhw: u32, qw: u32, py: u32, px: u32, qy0: u32) {
+    if !FOLD {
+        store4(lanes_out_index(m, qhw, qw, py, px, qy0), o, v + load_bias4(o));
+        return;
+    }
+    let c = lanes_position(m, qhw, qw, qy0);
+    let img = c.x;
+    let qy = c.y;
+    let qx = c.z;
+    for (var j = 0u; j < 4u; j++) {
+        let ov = o + j;
+        if ov >= p.s * p.s * p.o { return; }
+        let ph = ov / p.o;
+        let oc = ov - ph * p.o;
+        let y = p.s * qy + ph / p.s;
+        let x = p.s * qx + ph % p.s;
+        if y < p.oh && x < p.ow {
+            var b = 0.0;
+            if p.has_bias != 0u { b = bias[oc / p.bias_div]; }
+            let i = (img * p.o + oc) * p.oh * p.ow + y * p.ow + x;
+            let val = activate(v[j] + b, p.act);
+            if p.acc != 0u { out[i] += val; } else { out[i] = val; }
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn pack_w_fold(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let nty = (p.kh + p.s - 1u) / p.s;
+    let ntx = (p.kw + p.s - 1u) / p.s;
+    let i = flat_id(wid, nwg, lid);
+    if i >= nty * ntx * p.r * p.opad4 { return; }
+    let o4 = i % p.opad4;
+    let tr = i / p.opad4;
+    let r = tr % p.r;
+    let tap = tr / p.r;
+    let ty = tap / ntx;
+    let tx = tap - ty * ntx;
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+        let ov = o4 * 4u + j;
+        if ov < p.s * p.s * p.o {
+            let ph = ov / p.o;
+            let oc = ov - ph * p.o;
+            let ky = ph / p.s + p.s * ty;
+            let kx = ph % p.s + p.s * tx;
+            if ky < p.kh && kx < p.kw {
+                v[j] = inp[oc * p.ws_o + r * p.ws_r + ky * p.kw + kx];
+            }
+        }
+    }
+    wp_out[i] = v;
+}
+
+@compute @workgroup_size(8, 1, 1)
+fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(subgroup_invocation_id) lane: u32) {
+    var wy = fold_yz(wid, nwg);
+    // Every branch before the loop is uniform in the subgroup (it depends on the workgroup).
+    var py = 0u;
+    var px = 0u;
+    var qh = p.oh;
+    var qw = p.ow;
+    if FOLD {
+        qh = (p.oh + p.s - 1u) / p.s;
+        qw = (p.ow + p.s - 1u) / p.s;
+    } else if SCATTER {
+        let ph = wy % (p.s * p.s);
+        wy = wy / (p.s * p.s);
+        py = ph / p.s;
+        px = ph % p.s;
+        if py >= p.oh || px >= p.ow { return; }
+        qh = (p.oh - py + p.s - 1u) / p.s;
+        qw = (p.ow - px + p.s - 1u) / p.s;
+    }
+    let qhw = qh * qw;
+    // Gather: positions m0.. of the whole flattened grid. Scatter: each phase row qy0 has its
+    // own workgroups (its n * qw positions in (image, column) order), so that a tap's row is
+    // inside the input for all of a workgroup's positions or for none, and the taps whose row
+    // falls outside are skipped instead of computed masked.
+    var qy0 = 0u;
+    var mt = p.n * qhw;
+    if SCATTER {
+        // Rows fastest: consecutive workgroups take the rows of the same images, which stay
+        // in cache (a workgroup index y = (position group, row) over the largest phase's rows).
+        mt = p.n * qw;
+        let rows = (p.oh + p.s - 1u) / p.s;
+        qy0 = wy % rows;
+        wy = wy / rows;
+        if qy0 >= qh { return; }
+    }
+    let m0 = wy * POS;
+    if m0 >= mt { return; }
+    let ihw = p.ih * p.iw;
+    // The positions whose pixels this lane loads: m0 + lane + 8t, t = 0..3 (and t = 4..7 for
+    // the second half, `2`, when POS = 64). Past the end they repeat the last position: their
+    // loads stay in range and they are not stored.
+    let mv = min(vec4<u32>(m0 + lane) + vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(mt - 1u));
+    let mv2 = min(mv + vec4<u32>(32u), vec4<u32>(mt - 1u));
+    var img = mv / qhw;
+    var q = mv - img * qhw;
+    var yy = q / qw;
+    var img2 = mv2 / qhw;
+    var q2 = mv2 - img2 * qhw;
+    var yy2 = q2 / qw;
+    if SCATTER {
+        img = mv / qw;
+        q = mv - img * qw;
+        yy = vec4<u32>(0u);
+        img2 = mv2 / qw;
+        q2 = mv2 - img2 * qw;
+        yy2 = vec4<u32>(0u);
+    }
+    let xx = q - yy * qw;
+    let xx2 = q2 - yy2 * qw;
+    if SCATTER {
+        yy = vec4<u32>(qy0);
+        yy2 = vec4<u32>(qy0);
+    }
+    // Gather: offset of each window's top-left input pixel; scatter: offset of each image.
+    let base = img * (p.r * ihw) + select(yy * (p.s * p.iw) + xx * p.s, vec4<u32>(0u), SCATTER);
+    let base2 = img2 * (p.r * ihw) + select(yy2 * (p.s * p.iw) + xx2 * p.s, vec4<u32>(0u), SCATTER);
+    // This lane's first weight vec4.
+    let wl = wid.x * 8u * CB4L + lane * CB4L;
+""")
+for i in range(NP):
+    w("    var acc%d_0 = vec4<f32>(0.0); var acc%d_1 = vec4<f32>(0.0);" % (i, i))
+for i in range(NP, 2 * NP):
+    w("    var acc%d_0 = vec4<f32>(0.0);" % i)
+w("""    // One loop over (input channel, tap) steps, as in conv_main: gather has channels outer and
+    // the kh x kw taps inner; scatter has this phase's taps outer (ky = py + s*ty, kx = px +
+    // s*tx) and channels inner, with the offsets and masks recomputed at each new tap.
+    let s = p.s;
+    let kw = p.kw;
+    let nr = p.r;
+    let opad4 = p.opad4;
+    var off = base;
+    var off2 = base2;
+    var mk = vec4<f32>(1.0);
+    var mk2 = vec4<f32>(1.0);
+    var steps = nr * p.kh * kw;
+    var nty = 0u;
+    var ntx = 0u;
+    // Scatter: the rows of taps ty0..ty1 whose input row qy0 - ty is inside the input.
+    var ty0 = 0u;
+    if SCATTER {
+        nty = (p.kh - min(py, p.kh) + s - 1u) / s;
+        ntx = (p.kw - min(px, p.kw) + s - 1u) / s;
+        if qy0 >= p.ih { ty0 = qy0 - p.ih + 1u; }
+        let ty1 = min(nty, qy0 + 1u);
+        steps = select(0u, (ty1 - ty0) * ntx * nr, ty1 > ty0);
+    }
+    // Gather state.
+    let taps = p.kh * kw;
+    let tap_step = nr * opad4;
+    let row_step = p.iw - kw;
+    var kx = 0u;
+    var tap = 0u;
+    var r_off = 0u;
+    var r_wi = wl;
+    // Scatter state.
+    var r = 0u;
+    var ty = ty0;
+    var tx = 0u;
+    var xo = 0u;
+    var wi = wl;
+    for (var it = 0u; it < steps; it++) {
+        if SCATTER && r == 0u {
+            let iy = yy - vec4<u32>(ty);
+            let ix = xx - vec4<u32>(tx);
+            let ok = (yy >= vec4<u32>(ty)) & (iy < vec4<u32>(p.ih)) & (xx >= vec4<u32>(tx)) &
+                     (ix < vec4<u32>(p.iw));
+            off = base + select(vec4<u32>(0u), iy * p.iw + ix, ok);
+            mk = select(vec4<f32>(0.0), vec4<f32>(1.0), ok);
+            if POS > 32u {
+                let iy2 = yy2 - vec4<u32>(ty);
+                let ix2 = xx2 - vec4<u32>(tx);
+                let ok2 = (yy2 >= vec4<u32>(ty)) & (iy2 < vec4<u32>(p.ih)) &
+                          (xx2 >= vec4<u32>(tx)) & (ix2 < vec4<u32>(p.iw));
+                off2 = base2 + select(vec4<u32>(0u), iy2 * p.iw + ix2, ok2);
+                mk2 = select(vec4<f32>(0.0), vec4<f32>(1.0), ok2);
+            }
+            if FOLD {
+                wi = (ty * ntx + tx) * nr * opad4 + wl;
+            } else {
+                wi = ((py + s * ty) * kw + px + s * tx) * nr * opad4 + wl;
+            }
+            xo = 0u;
+        }
+        var xv = vec4<f32>(inp[off.x + xo], inp[off.y + xo], inp[off.z + xo], inp[off.w + xo]);
+        if SCATTER { xv *= mk; }
+        // Lane j's vec4 holds positions j, j+8, j+16, j+24 (constant lane ids).""")
+for j in range(8):
+    w("        let v%d = subgroupBroadcast(xv, %du);" % (j, j))
+comp = "xyzw"
+def fmas(c, ind):
+    out = []
+    for i in range(NP):
+        j, t = i % 8, i // 8
+        out.append("%sacc%d_%d += v%d.%s * w%d;" % (ind, i, c, j, comp[t], c))
+    return out
+w("        let w0 = wp[wi];")
+L.extend(fmas(0, "        "))
+w("        if CB4L > 1u {")
+w("            let w1 = wp[wi + 1u];")
+L.extend(fmas(1, "            "))
+w("        }")
+w("        if POS > 32u {")
+w("            var xw = vec4<f32>(inp[off2.x + xo], inp[off2.y + xo], inp[off2.z + xo], inp[off2.w + xo]);")
+w("            if SCATTER { xw *= mk2; }")
+for j in range(8):
+    w("            let u%d = subgroupBroadcast(xw, %du);" % (j, j))
+for i in range(NP):
+    j, t = i % 8, i // 8
+    w("            acc%d_0 += u%d.%s * w0;" % (NP + i, j, comp[t]))
+w("        }")
+w("""        if SCATTER {
+            xo += ihw;
+            wi += opad4;
+            r += 1u;
+            if r == nr {
+                r = 0u;
+                tx += 1u;
+                if tx == ntx {
+                    tx = 0u;
+                    ty += 1u;
+                }
+            }
+        } else {
+            kx += 1u;
+            tap += 1u;
+            xo += 1u;
+            wi += tap_step;
+            if kx == kw {
+                kx = 0u;
+                xo += row_step;
+            }
+            if tap == taps {
+                tap = 0u;
+                r_off += ihw;
+                r_wi += opad4;
+                xo = r_off;
+                wi = r_wi;
+            }
+        }
+    }
+
+    // Store this lane's channels of the 32 positions: bias, activation, (accumulate).
+    let o0 = wl * 4u;
+    let valid = min(mt - m0, POS);
+""")
+for i in range(NP):
+    cond = "" if i == 0 else "if valid > %du " % i
+    w("    %s{" % cond)
+    w("        lanes_store4(m0 + %du, o0, acc%d_0, qhw, qw, py, px, qy0);" % (i, i))
+    w("        if CB4L > 1u { lanes_store4(m0 + %du, o0 + 4u, acc%d_1, qhw, qw, py, px, qy0); }" % (i, i))
+    w("    }")
+w("    if POS > 32u {")
+for i in range(NP, 2 * NP):
+    w("        if valid > %du {" % i)
+    w("            lanes_store4(m0 + %du, o0, acc%d_0, qhw, qw, py, px, qy0);" % (i, i))
+    w("        }")
+w("    }")
+w("}")
+write_or_check("conv_main_lanes.wgsl", "\n".join(L) + "\n")
