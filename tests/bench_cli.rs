@@ -129,7 +129,8 @@ fn the_matmul_kernel_is_reported_and_chosen_by_rssm_lanes() {
 }
 
 /// `--profile`: one step timed dispatch by dispatch. Its kernels account for every dispatch of
-/// the step, their shares sum to one, and the slowest dispatches are ordered. Adapters without
+/// the step, their shares sum to one, and the slowest dispatches are ordered and name their
+/// override constants. Adapters without
 /// timestamp queries get a clear error instead.
 #[test]
 fn profile_accounts_for_every_dispatch_of_the_step() {
@@ -178,5 +179,13 @@ fn profile_accounts_for_every_dispatch_of_the_step() {
             !slow.is_empty() && slow.windows(2).all(|w| w[0] >= w[1]),
             "{m}"
         );
+        // Each names its kernel's override constants (`NAME=value,...`; none for some).
+        for d in m["slowest"].as_array().unwrap() {
+            let v = d["variant"].as_str().unwrap();
+            assert!(
+                v.is_empty() || v.split(',').all(|kv| kv.contains('=')),
+                "{d}"
+            );
+        }
     }
 }

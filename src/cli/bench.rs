@@ -106,6 +106,8 @@ pub struct Measured {
 #[derive(Clone, Debug, Serialize)]
 pub struct SlowDispatch {
     pub kernel: String,
+    /// Its kernel's override constants, `NAME=value` comma-separated.
+    pub variant: String,
     /// Its place in the step's order of dispatches.
     pub index: usize,
     pub groups: [u32; 3],
@@ -247,6 +249,7 @@ fn time_steps<P>(
             .take(SLOWEST)
             .map(|i| SlowDispatch {
                 kernel: times[i].kernel.clone(),
+                variant: times[i].variant.clone(),
                 index: i,
                 groups: times[i].groups,
                 ms: times[i].secs * 1e3,
@@ -578,12 +581,12 @@ fn print_table(r: &Report) {
             );
         }
         println!();
-        println!("| slowest dispatches | # in step | workgroups | ms |");
-        println!("| --- | ---: | --- | ---: |");
+        println!("| slowest dispatches | overrides | # in step | workgroups | ms |");
+        println!("| --- | --- | ---: | --- | ---: |");
         for d in m.slowest.iter().flatten() {
             println!(
-                "| {} | {} | {}x{}x{} | {:.1} |",
-                d.kernel, d.index, d.groups[0], d.groups[1], d.groups[2], d.ms
+                "| {} | {} | {} | {}x{}x{} | {:.1} |",
+                d.kernel, d.variant, d.index, d.groups[0], d.groups[1], d.groups[2], d.ms
             );
         }
     }

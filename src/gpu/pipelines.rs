@@ -20,6 +20,9 @@ pub struct Kernel {
     pub(crate) used: Vec<u32>,
     /// `family::entry` for messages and profiles.
     pub label: String,
+    /// The override constants it was compiled with, `NAME=value` comma-separated (empty
+    /// without any): tells a profile's passes of one kernel apart.
+    pub variant: String,
 }
 
 /// A parsed and validated shader family.
@@ -146,11 +149,17 @@ impl PipelineCache {
             cache: None,
         });
         let layout = pipeline.get_bind_group_layout(0);
+        let variant = constants
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let k = std::sync::Arc::new(Kernel {
             pipeline,
             layout,
             used,
             label,
+            variant,
         });
         self.kernels.insert(key, k.clone());
         Ok(k)

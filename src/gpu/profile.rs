@@ -13,6 +13,8 @@ use crate::gpu::recorder::{ProfileQueries, PROFILE_SET_PAIRS};
 pub struct DispatchTime {
     /// `family::entry` of its kernel.
     pub kernel: String,
+    /// Its kernel's override constants (`Kernel::variant`).
+    pub variant: String,
     pub groups: [u32; 3],
     pub secs: f64,
 }
@@ -106,7 +108,8 @@ impl Gpu {
             .into_iter()
             .enumerate()
             .map(|(k, (kernel, groups))| DispatchTime {
-                kernel,
+                kernel: kernel.label.clone(),
+                variant: kernel.variant.clone(),
                 groups,
                 secs: ticks[2 * k + 1].saturating_sub(ticks[2 * k]) as f64 * period * 1e-9,
             })

@@ -66,8 +66,8 @@ pub(crate) struct Recorder {
 #[derive(Default)]
 pub(crate) struct ProfileQueries {
     pub(crate) sets: Vec<wgpu::QuerySet>,
-    /// Each profiled dispatch's kernel label and workgroup grid, in submission order.
-    pub(crate) dispatches: Vec<(String, [u32; 3])>,
+    /// Each profiled dispatch's kernel, in submission order.
+    pub(crate) dispatches: Vec<(Arc<Kernel>, [u32; 3])>,
 }
 
 /// Dispatches per profile query set (wgpu allows 4,096 queries in one set).
@@ -179,7 +179,7 @@ impl Recorder {
                                     count: 2 * PROFILE_SET_PAIRS as u32,
                                 }));
                         }
-                        prof.dispatches.push((kernel.label.clone(), *groups));
+                        prof.dispatches.push((kernel.clone(), *groups));
                         let pair = (2 * (k % PROFILE_SET_PAIRS)) as u32;
                         (prof.sets[k / PROFILE_SET_PAIRS].clone(), pair)
                     });
