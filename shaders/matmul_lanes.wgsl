@@ -69,14 +69,28 @@ fn lane_b(c0: u32, kq: u32, n: u32, k4: u32, n4: u32) -> mat4x4<f32> {
                        b4[(kk + 3u) * n4 + cq]);
 }
 
-// Add the bias, apply the activation and store (or accumulate) row `row`, columns col0..+3.
+// This lane's 8 columns' biases, loaded once (HAS_BIAS): columns c0..c0+3 and c0+4..c0+7.
+var<private> bias_lo: vec4<f32>;
+var<private> bias_hi: vec4<f32>;
+
+fn load_bias8(c0: u32) {
+    let last = vec4<u32>(p.n - 1u);
+    let lo = min(vec4<u32>(c0) + vec4<u32>(0u, 1u, 2u, 3u), last);
+    let hi = min(vec4<u32>(c0) + vec4<u32>(4u, 5u, 6u, 7u), last);
+    bias_lo = vec4<f32>(bias[lo.x], bias[lo.y], bias[lo.z], bias[lo.w]);
+    bias_hi = vec4<f32>(bias[hi.x], bias[hi.y], bias[hi.z], bias[hi.w]);
+}
+
+// Add the bias, apply the activation and store (or accumulate) row `row`, columns col0..+3
+// (col0 is c0 or c0 + 4).
 fn store4(row: u32, col0: u32, v: vec4<f32>) {
     if row >= p.m { return; }
+    let bv = select(bias_hi, bias_lo, (col0 & 7u) == 0u);
     for (var j = 0u; j < 4u; j++) {
         let col = col0 + j;
         if col >= p.n { return; }
         var x = v[j];
-        if HAS_BIAS { x += bias[col]; }
+        if HAS_BIAS { x += bv[j]; }
         x = activate(x, ACT);
         let idx = row * p.n + col;
         if ACC { c[idx] += x; } else { c[idx] = x; }
@@ -295,6 +309,7 @@ fn matmul_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
             acc31_1 += b1 * hi2[3];
         }
     }
+    if HAS_BIAS { load_bias8(c0); }
     store4(r0, c0, acc0_0);
     store4(r0, c0 + 4u, acc0_1);
     store4(r0 + 1u, c0, acc1_0);

@@ -87,10 +87,11 @@ fn lanes_out_index(m: u32, qhw: u32, qw: u32, py: u32, px: u32, qy0: u32) -> u32
 }
 
 // Store (or add) act(v + bias) for output position m and output channels o..o+3 (virtual
-// channels o' with FOLD).
-fn lanes_store4(m: u32, o: u32, v: vec4<f32>, qhw: u32, qw: u32, py: u32, px: u32, qy0: u32) {
+// channels o' with FOLD, whose biases are looked up here; `bv` otherwise).
+fn lanes_store4(m: u32, o: u32, v: vec4<f32>, bv: vec4<f32>, qhw: u32, qw: u32, py: u32,
+                px: u32, qy0: u32) {
     if !FOLD {
-        store4(lanes_out_index(m, qhw, qw, py, px, qy0), o, v + load_bias4(o));
+        store4(lanes_out_index(m, qhw, qw, py, px, qy0), o, v + bv);
         return;
     }
     let c = lanes_position(m, qhw, qw, qy0);
@@ -339,17 +340,24 @@ w("""        if SCATTER {
     // Store this lane's channels of the 32 positions: bias, activation, (accumulate).
     let o0 = wl * 4u;
     let valid = min(mt - m0, POS);
+    // This lane's biases, loaded once (FOLD looks them up per virtual channel).
+    var bv0 = vec4<f32>(0.0);
+    var bv1 = vec4<f32>(0.0);
+    if !FOLD {
+        bv0 = load_bias4(o0);
+        bv1 = load_bias4(o0 + 4u);
+    }
 """)
 for i in range(NP):
     cond = "" if i == 0 else "if valid > %du " % i
     w("    %s{" % cond)
-    w("        lanes_store4(m0 + %du, o0, acc%d_0, qhw, qw, py, px, qy0);" % (i, i))
-    w("        if CB4L > 1u { lanes_store4(m0 + %du, o0 + 4u, acc%d_1, qhw, qw, py, px, qy0); }" % (i, i))
+    w("        lanes_store4(m0 + %du, o0, acc%d_0, bv0, qhw, qw, py, px, qy0);" % (i, i))
+    w("        if CB4L > 1u { lanes_store4(m0 + %du, o0 + 4u, acc%d_1, bv1, qhw, qw, py, px, qy0); }" % (i, i))
     w("    }")
 w("    if POS > 32u {")
 for i in range(NP, 2 * NP):
     w("        if valid > %du {" % i)
-    w("            lanes_store4(m0 + %du, o0, acc%d_0, qhw, qw, py, px, qy0);" % (i, i))
+    w("            lanes_store4(m0 + %du, o0, acc%d_0, bv0, qhw, qw, py, px, qy0);" % (i, i))
     w("        }")
 w("    }")
 w("}")
