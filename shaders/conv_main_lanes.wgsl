@@ -56,37 +56,68 @@ fn lanes_position(m: u32, qhw: u32, qw: u32, qy0: u32) -> vec3<u32> {
     return vec3<u32>(img, y, q - y * qw);
 }
 
-// Output offset of position m (phase (py, px) when scattering).
-fn lanes_out_index(m: u32, qhw: u32, qw: u32, py: u32, px: u32, qy0: u32) -> u32 {
-    let c = lanes_position(m, qhw, qw, qy0);
-    let pix = select(c.y * p.ow + c.z, (py + p.s * c.y) * p.ow + px + p.s * c.z, SCATTER);
-    return c.x * p.o * p.oh * p.ow + pix;
+// The position after c = (image, row, column): the next column, wrapping into the next row
+// (gather) or the next image (scatter). The store walks its positions with this: no divisions
+// (CPU drivers divide lane by lane).
+fn lanes_next(c: vec3<u32>, qh: u32, qw: u32) -> vec3<u32> {
+    var n = c;
+    n.z += 1u;
+    if n.z == qw {
+        n.z = 0u;
+        if SCATTER {
+            n.x += 1u;
+        } else {
+            n.y += 1u;
+            if n.y == qh {
+                n.y = 0u;
+                n.x += 1u;
+            }
+        }
+    }
+    return n;
 }
 
-// Store (or add) act(v + bias) for output position m and output channels o..o+3 (virtual
-// channels o' with FOLD, whose biases are looked up here; `bv` otherwise).
-fn lanes_store4(m: u32, o: u32, v: vec4<f32>, bv: vec4<f32>, qhw: u32, qw: u32, py: u32,
-                px: u32, qy0: u32) {
+// FOLD: virtual channels o..o+3 decoded once per lane: the phase's row and column offsets, the
+// output channel, whether it exists, and its bias.
+struct FoldChannels {
+    dy: vec4<u32>,
+    dx: vec4<u32>,
+    oc: vec4<u32>,
+    ok: vec4<bool>,
+    bias: vec4<f32>,
+}
+
+fn fold_channels(o: u32) -> FoldChannels {
+    let ov = vec4<u32>(o) + vec4<u32>(0u, 1u, 2u, 3u);
+    let ok = ov < vec4<u32>(p.s * p.s * p.o);
+    let ph = select(vec4<u32>(0u), ov, ok) / p.o;
+    let oc = select(vec4<u32>(0u), ov, ok) - ph * p.o;
+    let dy = ph / p.s;
+    var b = vec4<f32>(0.0);
+    if p.has_bias != 0u {
+        let bi = oc / p.bias_div;
+        b = vec4<f32>(bias[bi.x], bias[bi.y], bias[bi.z], bias[bi.w]);
+    }
+    return FoldChannels(dy, ph - dy * p.s, oc, ok, b);
+}
+
+// Store (or add) act(v + bias) at position c = (image, row, column) for output channels
+// o..o+3: `bv` their biases, or with FOLD the virtual channels `fc`.
+fn lanes_store4(c: vec3<u32>, o: u32, v: vec4<f32>, bv: vec4<f32>, fc: FoldChannels, py: u32,
+                px: u32) {
     if !FOLD {
-        store4(lanes_out_index(m, qhw, qw, py, px, qy0), o, v + bv);
+        let pix = select(c.y * p.ow + c.z, (py + p.s * c.y) * p.ow + px + p.s * c.z, SCATTER);
+        store4(c.x * p.o * p.oh * p.ow + pix, o, v + bv);
         return;
     }
-    let c = lanes_position(m, qhw, qw, qy0);
-    let img = c.x;
-    let qy = c.y;
-    let qx = c.z;
+    let ohw = p.oh * p.ow;
     for (var j = 0u; j < 4u; j++) {
-        let ov = o + j;
-        if ov >= p.s * p.s * p.o { return; }
-        let ph = ov / p.o;
-        let oc = ov - ph * p.o;
-        let y = p.s * qy + ph / p.s;
-        let x = p.s * qx + ph % p.s;
+        if !fc.ok[j] { return; }
+        let y = p.s * c.y + fc.dy[j];
+        let x = p.s * c.z + fc.dx[j];
         if y < p.oh && x < p.ow {
-            var b = 0.0;
-            if p.has_bias != 0u { b = bias[oc / p.bias_div]; }
-            let i = (img * p.o + oc) * p.oh * p.ow + y * p.ow + x;
-            let val = activate(v[j] + b, p.act);
+            let i = (c.x * p.o + fc.oc[j]) * ohw + y * p.ow + x;
+            let val = activate(v[j] + fc.bias[j], p.act);
             if p.acc != 0u { out[i] += val; } else { out[i] = val; }
         }
     }
@@ -473,238 +504,245 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     // Store this lane's channels of the 32 positions: bias, activation, (accumulate).
     let o0 = wl * 4u;
     let valid = min(mt - m0, POS);
-    // This lane's biases, loaded once (FOLD looks them up per virtual channel).
+    // This lane's biases, loaded once (with FOLD, its virtual channels decoded once).
     var bv0 = vec4<f32>(0.0);
     var bv1 = vec4<f32>(0.0);
-    if !FOLD {
+    var fc0: FoldChannels;
+    var fc1: FoldChannels;
+    if FOLD {
+        fc0 = fold_channels(o0);
+        fc1 = fold_channels(o0 + 4u);
+    } else {
         bv0 = load_bias4(o0);
         bv1 = load_bias4(o0 + 4u);
     }
+    // The positions m0.. in order, from the first one's coordinates.
+    var c = lanes_position(m0, qhw, qw, qy0);
 
     {
-        lanes_store4(m0 + 0u, o0, acc0_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 0u, o0 + 4u, acc0_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc0_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc0_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 1u {
-        lanes_store4(m0 + 1u, o0, acc1_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 1u, o0 + 4u, acc1_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc1_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc1_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 2u {
-        lanes_store4(m0 + 2u, o0, acc2_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 2u, o0 + 4u, acc2_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc2_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc2_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 3u {
-        lanes_store4(m0 + 3u, o0, acc3_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 3u, o0 + 4u, acc3_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc3_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc3_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 4u {
-        lanes_store4(m0 + 4u, o0, acc4_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 4u, o0 + 4u, acc4_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc4_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc4_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 5u {
-        lanes_store4(m0 + 5u, o0, acc5_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 5u, o0 + 4u, acc5_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc5_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc5_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 6u {
-        lanes_store4(m0 + 6u, o0, acc6_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 6u, o0 + 4u, acc6_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc6_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc6_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 7u {
-        lanes_store4(m0 + 7u, o0, acc7_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 7u, o0 + 4u, acc7_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc7_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc7_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 8u {
-        lanes_store4(m0 + 8u, o0, acc8_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 8u, o0 + 4u, acc8_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc8_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc8_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 9u {
-        lanes_store4(m0 + 9u, o0, acc9_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 9u, o0 + 4u, acc9_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc9_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc9_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 10u {
-        lanes_store4(m0 + 10u, o0, acc10_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 10u, o0 + 4u, acc10_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc10_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc10_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 11u {
-        lanes_store4(m0 + 11u, o0, acc11_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 11u, o0 + 4u, acc11_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc11_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc11_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 12u {
-        lanes_store4(m0 + 12u, o0, acc12_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 12u, o0 + 4u, acc12_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc12_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc12_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 13u {
-        lanes_store4(m0 + 13u, o0, acc13_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 13u, o0 + 4u, acc13_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc13_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc13_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 14u {
-        lanes_store4(m0 + 14u, o0, acc14_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 14u, o0 + 4u, acc14_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc14_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc14_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 15u {
-        lanes_store4(m0 + 15u, o0, acc15_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 15u, o0 + 4u, acc15_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc15_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc15_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 16u {
-        lanes_store4(m0 + 16u, o0, acc16_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 16u, o0 + 4u, acc16_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc16_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc16_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 17u {
-        lanes_store4(m0 + 17u, o0, acc17_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 17u, o0 + 4u, acc17_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc17_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc17_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 18u {
-        lanes_store4(m0 + 18u, o0, acc18_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 18u, o0 + 4u, acc18_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc18_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc18_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 19u {
-        lanes_store4(m0 + 19u, o0, acc19_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 19u, o0 + 4u, acc19_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc19_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc19_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 20u {
-        lanes_store4(m0 + 20u, o0, acc20_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 20u, o0 + 4u, acc20_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc20_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc20_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 21u {
-        lanes_store4(m0 + 21u, o0, acc21_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 21u, o0 + 4u, acc21_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc21_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc21_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 22u {
-        lanes_store4(m0 + 22u, o0, acc22_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 22u, o0 + 4u, acc22_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc22_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc22_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 23u {
-        lanes_store4(m0 + 23u, o0, acc23_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 23u, o0 + 4u, acc23_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc23_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc23_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 24u {
-        lanes_store4(m0 + 24u, o0, acc24_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 24u, o0 + 4u, acc24_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc24_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc24_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 25u {
-        lanes_store4(m0 + 25u, o0, acc25_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 25u, o0 + 4u, acc25_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc25_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc25_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 26u {
-        lanes_store4(m0 + 26u, o0, acc26_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 26u, o0 + 4u, acc26_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc26_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc26_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 27u {
-        lanes_store4(m0 + 27u, o0, acc27_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 27u, o0 + 4u, acc27_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc27_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc27_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 28u {
-        lanes_store4(m0 + 28u, o0, acc28_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 28u, o0 + 4u, acc28_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc28_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc28_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 29u {
-        lanes_store4(m0 + 29u, o0, acc29_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 29u, o0 + 4u, acc29_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc29_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc29_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 30u {
-        lanes_store4(m0 + 30u, o0, acc30_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 30u, o0 + 4u, acc30_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc30_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc30_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if valid > 31u {
-        lanes_store4(m0 + 31u, o0, acc31_0, bv0, qhw, qw, py, px, qy0);
-        if CB4L > 1u { lanes_store4(m0 + 31u, o0 + 4u, acc31_1, bv1, qhw, qw, py, px, qy0); }
+        lanes_store4(c, o0, acc31_0, bv0, fc0, py, px);
+        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc31_1, bv1, fc1, py, px); }
     }
+    c = lanes_next(c, qh, qw);
     if POS > 32u {
-        if valid > 32u {
-            lanes_store4(m0 + 32u, o0, acc32_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 33u {
-            lanes_store4(m0 + 33u, o0, acc33_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 34u {
-            lanes_store4(m0 + 34u, o0, acc34_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 35u {
-            lanes_store4(m0 + 35u, o0, acc35_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 36u {
-            lanes_store4(m0 + 36u, o0, acc36_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 37u {
-            lanes_store4(m0 + 37u, o0, acc37_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 38u {
-            lanes_store4(m0 + 38u, o0, acc38_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 39u {
-            lanes_store4(m0 + 39u, o0, acc39_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 40u {
-            lanes_store4(m0 + 40u, o0, acc40_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 41u {
-            lanes_store4(m0 + 41u, o0, acc41_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 42u {
-            lanes_store4(m0 + 42u, o0, acc42_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 43u {
-            lanes_store4(m0 + 43u, o0, acc43_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 44u {
-            lanes_store4(m0 + 44u, o0, acc44_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 45u {
-            lanes_store4(m0 + 45u, o0, acc45_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 46u {
-            lanes_store4(m0 + 46u, o0, acc46_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 47u {
-            lanes_store4(m0 + 47u, o0, acc47_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 48u {
-            lanes_store4(m0 + 48u, o0, acc48_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 49u {
-            lanes_store4(m0 + 49u, o0, acc49_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 50u {
-            lanes_store4(m0 + 50u, o0, acc50_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 51u {
-            lanes_store4(m0 + 51u, o0, acc51_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 52u {
-            lanes_store4(m0 + 52u, o0, acc52_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 53u {
-            lanes_store4(m0 + 53u, o0, acc53_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 54u {
-            lanes_store4(m0 + 54u, o0, acc54_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 55u {
-            lanes_store4(m0 + 55u, o0, acc55_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 56u {
-            lanes_store4(m0 + 56u, o0, acc56_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 57u {
-            lanes_store4(m0 + 57u, o0, acc57_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 58u {
-            lanes_store4(m0 + 58u, o0, acc58_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 59u {
-            lanes_store4(m0 + 59u, o0, acc59_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 60u {
-            lanes_store4(m0 + 60u, o0, acc60_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 61u {
-            lanes_store4(m0 + 61u, o0, acc61_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 62u {
-            lanes_store4(m0 + 62u, o0, acc62_0, bv0, qhw, qw, py, px, qy0);
-        }
-        if valid > 63u {
-            lanes_store4(m0 + 63u, o0, acc63_0, bv0, qhw, qw, py, px, qy0);
-        }
+        if valid > 32u { lanes_store4(c, o0, acc32_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 33u { lanes_store4(c, o0, acc33_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 34u { lanes_store4(c, o0, acc34_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 35u { lanes_store4(c, o0, acc35_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 36u { lanes_store4(c, o0, acc36_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 37u { lanes_store4(c, o0, acc37_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 38u { lanes_store4(c, o0, acc38_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 39u { lanes_store4(c, o0, acc39_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 40u { lanes_store4(c, o0, acc40_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 41u { lanes_store4(c, o0, acc41_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 42u { lanes_store4(c, o0, acc42_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 43u { lanes_store4(c, o0, acc43_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 44u { lanes_store4(c, o0, acc44_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 45u { lanes_store4(c, o0, acc45_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 46u { lanes_store4(c, o0, acc46_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 47u { lanes_store4(c, o0, acc47_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 48u { lanes_store4(c, o0, acc48_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 49u { lanes_store4(c, o0, acc49_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 50u { lanes_store4(c, o0, acc50_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 51u { lanes_store4(c, o0, acc51_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 52u { lanes_store4(c, o0, acc52_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 53u { lanes_store4(c, o0, acc53_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 54u { lanes_store4(c, o0, acc54_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 55u { lanes_store4(c, o0, acc55_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 56u { lanes_store4(c, o0, acc56_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 57u { lanes_store4(c, o0, acc57_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 58u { lanes_store4(c, o0, acc58_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 59u { lanes_store4(c, o0, acc59_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 60u { lanes_store4(c, o0, acc60_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 61u { lanes_store4(c, o0, acc61_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 62u { lanes_store4(c, o0, acc62_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
+        if valid > 63u { lanes_store4(c, o0, acc63_0, bv0, fc0, py, px); }
+        c = lanes_next(c, qh, qw);
     }
 }

@@ -79,37 +79,68 @@ fn lanes_position(m: u32, qhw: u32, qw: u32, qy0: u32) -> vec3<u32> {
     return vec3<u32>(img, y, q - y * qw);
 }
 
-// Output offset of position m (phase (py, px) when scattering).
-fn lanes_out_index(m: u32, qhw: u32, qw: u32, py: u32, px: u32, qy0: u32) -> u32 {
-    let c = lanes_position(m, qhw, qw, qy0);
-    let pix = select(c.y * p.ow + c.z, (py + p.s * c.y) * p.ow + px + p.s * c.z, SCATTER);
-    return c.x * p.o * p.oh * p.ow + pix;
+// The position after c = (image, row, column): the next column, wrapping into the next row
+// (gather) or the next image (scatter). The store walks its positions with this: no divisions
+// (CPU drivers divide lane by lane).
+fn lanes_next(c: vec3<u32>, qh: u32, qw: u32) -> vec3<u32> {
+    var n = c;
+    n.z += 1u;
+    if n.z == qw {
+        n.z = 0u;
+        if SCATTER {
+            n.x += 1u;
+        } else {
+            n.y += 1u;
+            if n.y == qh {
+                n.y = 0u;
+                n.x += 1u;
+            }
+        }
+    }
+    return n;
 }
 
-// Store (or add) act(v + bias) for output position m and output channels o..o+3 (virtual
-// channels o' with FOLD, whose biases are looked up here; `bv` otherwise).
-fn lanes_store4(m: u32, o: u32, v: vec4<f32>, bv: vec4<f32>, qhw: u32, qw: u32, py: u32,
-                px: u32, qy0: u32) {
+// FOLD: virtual channels o..o+3 decoded once per lane: the phase's row and column offsets, the
+// output channel, whether it exists, and its bias.
+struct FoldChannels {
+    dy: vec4<u32>,
+    dx: vec4<u32>,
+    oc: vec4<u32>,
+    ok: vec4<bool>,
+    bias: vec4<f32>,
+}
+
+fn fold_channels(o: u32) -> FoldChannels {
+    let ov = vec4<u32>(o) + vec4<u32>(0u, 1u, 2u, 3u);
+    let ok = ov < vec4<u32>(p.s * p.s * p.o);
+    let ph = select(vec4<u32>(0u), ov, ok) / p.o;
+    let oc = select(vec4<u32>(0u), ov, ok) - ph * p.o;
+    let dy = ph / p.s;
+    var b = vec4<f32>(0.0);
+    if p.has_bias != 0u {
+        let bi = oc / p.bias_div;
+        b = vec4<f32>(bias[bi.x], bias[bi.y], bias[bi.z], bias[bi.w]);
+    }
+    return FoldChannels(dy, ph - dy * p.s, oc, ok, b);
+}
+
+// Store (or add) act(v + bias) at position c = (image, row, column) for output channels
+// o..o+3: `bv` their biases, or with FOLD the virtual channels `fc`.
+fn lanes_store4(c: vec3<u32>, o: u32, v: vec4<f32>, bv: vec4<f32>, fc: FoldChannels, py: u32,
+                px: u32) {
     if !FOLD {
-        store4(lanes_out_index(m, qhw, qw, py, px, qy0), o, v + bv);
+        let pix = select(c.y * p.ow + c.z, (py + p.s * c.y) * p.ow + px + p.s * c.z, SCATTER);
+        store4(c.x * p.o * p.oh * p.ow + pix, o, v + bv);
         return;
     }
-    let c = lanes_position(m, qhw, qw, qy0);
-    let img = c.x;
-    let qy = c.y;
-    let qx = c.z;
+    let ohw = p.oh * p.ow;
     for (var j = 0u; j < 4u; j++) {
-        let ov = o + j;
-        if ov >= p.s * p.s * p.o { return; }
-        let ph = ov / p.o;
-        let oc = ov - ph * p.o;
-        let y = p.s * qy + ph / p.s;
-        let x = p.s * qx + ph % p.s;
+        if !fc.ok[j] { return; }
+        let y = p.s * c.y + fc.dy[j];
+        let x = p.s * c.z + fc.dx[j];
         if y < p.oh && x < p.ow {
-            var b = 0.0;
-            if p.has_bias != 0u { b = bias[oc / p.bias_div]; }
-            let i = (img * p.o + oc) * p.oh * p.ow + y * p.ow + x;
-            let val = activate(v[j] + b, p.act);
+            let i = (c.x * p.o + fc.oc[j]) * ohw + y * p.ow + x;
+            let val = activate(v[j] + fc.bias[j], p.act);
             if p.acc != 0u { out[i] += val; } else { out[i] = val; }
         }
     }
@@ -340,25 +371,32 @@ w("""        if SCATTER {
     // Store this lane's channels of the 32 positions: bias, activation, (accumulate).
     let o0 = wl * 4u;
     let valid = min(mt - m0, POS);
-    // This lane's biases, loaded once (FOLD looks them up per virtual channel).
+    // This lane's biases, loaded once (with FOLD, its virtual channels decoded once).
     var bv0 = vec4<f32>(0.0);
     var bv1 = vec4<f32>(0.0);
-    if !FOLD {
+    var fc0: FoldChannels;
+    var fc1: FoldChannels;
+    if FOLD {
+        fc0 = fold_channels(o0);
+        fc1 = fold_channels(o0 + 4u);
+    } else {
         bv0 = load_bias4(o0);
         bv1 = load_bias4(o0 + 4u);
     }
+    // The positions m0.. in order, from the first one's coordinates.
+    var c = lanes_position(m0, qhw, qw, qy0);
 """)
 for i in range(NP):
     cond = "" if i == 0 else "if valid > %du " % i
     w("    %s{" % cond)
-    w("        lanes_store4(m0 + %du, o0, acc%d_0, bv0, qhw, qw, py, px, qy0);" % (i, i))
-    w("        if CB4L > 1u { lanes_store4(m0 + %du, o0 + 4u, acc%d_1, bv1, qhw, qw, py, px, qy0); }" % (i, i))
+    w("        lanes_store4(c, o0, acc%d_0, bv0, fc0, py, px);" % i)
+    w("        if CB4L > 1u { lanes_store4(c, o0 + 4u, acc%d_1, bv1, fc1, py, px); }" % i)
     w("    }")
+    w("    c = lanes_next(c, qh, qw);")
 w("    if POS > 32u {")
 for i in range(NP, 2 * NP):
-    w("        if valid > %du {" % i)
-    w("            lanes_store4(m0 + %du, o0, acc%d_0, bv0, qhw, qw, py, px, qy0);" % (i, i))
-    w("        }")
+    w("        if valid > %du { lanes_store4(c, o0, acc%d_0, bv0, fc0, py, px); }" % (i, i))
+    w("        c = lanes_next(c, qh, qw);")
 w("    }")
 w("}")
 write_or_check("conv_main_lanes.wgsl", "\n".join(L) + "\n")
