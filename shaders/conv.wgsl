@@ -138,6 +138,68 @@ fn pack_w(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     wp_out[i] = v;
 }
 
+// Where the (input channel, tap) loop of conv_main and conv_main_lanes stands: xo is added to
+// each position's input offset, wi is the packed-weight index. Gather walks kx along a kernel
+// row and tap over the kh x kw taps, then the next channel (r_off, r_wi). Scatter walks the
+// channels r within a tap (tx, ty); when r wraps to 0 the caller recomputes the offsets, xo and
+// wi for the new tap.
+struct TapWalk {
+    xo: u32,
+    wi: u32,
+    kx: u32,
+    tap: u32,
+    r_off: u32,
+    r_wi: u32,
+    r: u32,
+    tx: u32,
+    ty: u32,
+}
+
+// The walk's loop invariants (locals, not the uniform block: lavapipe reloads a uniform at
+// every use).
+struct TapGeom {
+    kw: u32,
+    taps: u32,      // kh * kw
+    tap_step: u32,  // R * opad4: the weights of the next tap
+    row_step: u32,  // iw - kw: from a kernel row's end to the next row's start
+    ihw: u32,
+    opad4: u32,
+    nr: u32,
+    ntx: u32,       // scatter: taps per row of this phase
+}
+
+fn tap_walk_next(t: ptr<function, TapWalk>, g: TapGeom) {
+    if SCATTER {
+        (*t).xo += g.ihw;
+        (*t).wi += g.opad4;
+        (*t).r += 1u;
+        if (*t).r == g.nr {
+            (*t).r = 0u;
+            (*t).tx += 1u;
+            if (*t).tx == g.ntx {
+                (*t).tx = 0u;
+                (*t).ty += 1u;
+            }
+        }
+    } else {
+        (*t).kx += 1u;
+        (*t).tap += 1u;
+        (*t).xo += 1u;
+        (*t).wi += g.tap_step;
+        if (*t).kx == g.kw {
+            (*t).kx = 0u;
+            (*t).xo += g.row_step;
+        }
+        if (*t).tap == g.taps {
+            (*t).tap = 0u;
+            (*t).r_off += g.ihw;
+            (*t).r_wi += g.opad4;
+            (*t).xo = (*t).r_off;
+            (*t).wi = (*t).r_wi;
+        }
+    }
+}
+
 @compute @workgroup_size(64)
 fn conv_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -258,56 +320,44 @@ fn conv_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         off[14] = base[14];
         off[15] = base[15];
     }
-    // Gather state.
-    let taps = p.kh * kw;
-    let tap_step = nr * opad4;
-    let row_step = p.iw - kw;
-    var kx = 0u;
-    var tap = 0u;
-    var r_off = 0u;
-    var r_wi = ob4;
-    // Scatter state.
-    var r = 0u;
-    var ty = 0u;
-    var tx = 0u;
-    var xo = 0u;
-    var wi = ob4;
+    let tg = TapGeom(kw, p.kh * kw, nr * opad4, p.iw - kw, ihw, opad4, nr, ntx);
+    var tw = TapWalk(0u, ob4, 0u, 0u, 0u, ob4, 0u, 0u, 0u);
     for (var it = 0u; it < steps; it++) {
-        if SCATTER && r == 0u {
-            { let iy = yy[0] - ty; let ix = xx[0] - tx; let ok = yy[0] >= ty && iy < p.ih && xx[0] >= tx && ix < p.iw; off[0] = base[0] + select(0u, iy * p.iw + ix, ok); mk[0] = select(0.0, 1.0, ok); }
-            { let iy = yy[1] - ty; let ix = xx[1] - tx; let ok = yy[1] >= ty && iy < p.ih && xx[1] >= tx && ix < p.iw; off[1] = base[1] + select(0u, iy * p.iw + ix, ok); mk[1] = select(0.0, 1.0, ok); }
-            { let iy = yy[2] - ty; let ix = xx[2] - tx; let ok = yy[2] >= ty && iy < p.ih && xx[2] >= tx && ix < p.iw; off[2] = base[2] + select(0u, iy * p.iw + ix, ok); mk[2] = select(0.0, 1.0, ok); }
-            { let iy = yy[3] - ty; let ix = xx[3] - tx; let ok = yy[3] >= ty && iy < p.ih && xx[3] >= tx && ix < p.iw; off[3] = base[3] + select(0u, iy * p.iw + ix, ok); mk[3] = select(0.0, 1.0, ok); }
-            { let iy = yy[4] - ty; let ix = xx[4] - tx; let ok = yy[4] >= ty && iy < p.ih && xx[4] >= tx && ix < p.iw; off[4] = base[4] + select(0u, iy * p.iw + ix, ok); mk[4] = select(0.0, 1.0, ok); }
-            { let iy = yy[5] - ty; let ix = xx[5] - tx; let ok = yy[5] >= ty && iy < p.ih && xx[5] >= tx && ix < p.iw; off[5] = base[5] + select(0u, iy * p.iw + ix, ok); mk[5] = select(0.0, 1.0, ok); }
-            { let iy = yy[6] - ty; let ix = xx[6] - tx; let ok = yy[6] >= ty && iy < p.ih && xx[6] >= tx && ix < p.iw; off[6] = base[6] + select(0u, iy * p.iw + ix, ok); mk[6] = select(0.0, 1.0, ok); }
-            { let iy = yy[7] - ty; let ix = xx[7] - tx; let ok = yy[7] >= ty && iy < p.ih && xx[7] >= tx && ix < p.iw; off[7] = base[7] + select(0u, iy * p.iw + ix, ok); mk[7] = select(0.0, 1.0, ok); }
-            { let iy = yy[8] - ty; let ix = xx[8] - tx; let ok = yy[8] >= ty && iy < p.ih && xx[8] >= tx && ix < p.iw; off[8] = base[8] + select(0u, iy * p.iw + ix, ok); mk[8] = select(0.0, 1.0, ok); }
-            { let iy = yy[9] - ty; let ix = xx[9] - tx; let ok = yy[9] >= ty && iy < p.ih && xx[9] >= tx && ix < p.iw; off[9] = base[9] + select(0u, iy * p.iw + ix, ok); mk[9] = select(0.0, 1.0, ok); }
-            { let iy = yy[10] - ty; let ix = xx[10] - tx; let ok = yy[10] >= ty && iy < p.ih && xx[10] >= tx && ix < p.iw; off[10] = base[10] + select(0u, iy * p.iw + ix, ok); mk[10] = select(0.0, 1.0, ok); }
-            { let iy = yy[11] - ty; let ix = xx[11] - tx; let ok = yy[11] >= ty && iy < p.ih && xx[11] >= tx && ix < p.iw; off[11] = base[11] + select(0u, iy * p.iw + ix, ok); mk[11] = select(0.0, 1.0, ok); }
-            { let iy = yy[12] - ty; let ix = xx[12] - tx; let ok = yy[12] >= ty && iy < p.ih && xx[12] >= tx && ix < p.iw; off[12] = base[12] + select(0u, iy * p.iw + ix, ok); mk[12] = select(0.0, 1.0, ok); }
-            { let iy = yy[13] - ty; let ix = xx[13] - tx; let ok = yy[13] >= ty && iy < p.ih && xx[13] >= tx && ix < p.iw; off[13] = base[13] + select(0u, iy * p.iw + ix, ok); mk[13] = select(0.0, 1.0, ok); }
-            { let iy = yy[14] - ty; let ix = xx[14] - tx; let ok = yy[14] >= ty && iy < p.ih && xx[14] >= tx && ix < p.iw; off[14] = base[14] + select(0u, iy * p.iw + ix, ok); mk[14] = select(0.0, 1.0, ok); }
-            { let iy = yy[15] - ty; let ix = xx[15] - tx; let ok = yy[15] >= ty && iy < p.ih && xx[15] >= tx && ix < p.iw; off[15] = base[15] + select(0u, iy * p.iw + ix, ok); mk[15] = select(0.0, 1.0, ok); }
+        if SCATTER && tw.r == 0u {
+            { let iy = yy[0] - tw.ty; let ix = xx[0] - tw.tx; let ok = yy[0] >= tw.ty && iy < p.ih && xx[0] >= tw.tx && ix < p.iw; off[0] = base[0] + select(0u, iy * p.iw + ix, ok); mk[0] = select(0.0, 1.0, ok); }
+            { let iy = yy[1] - tw.ty; let ix = xx[1] - tw.tx; let ok = yy[1] >= tw.ty && iy < p.ih && xx[1] >= tw.tx && ix < p.iw; off[1] = base[1] + select(0u, iy * p.iw + ix, ok); mk[1] = select(0.0, 1.0, ok); }
+            { let iy = yy[2] - tw.ty; let ix = xx[2] - tw.tx; let ok = yy[2] >= tw.ty && iy < p.ih && xx[2] >= tw.tx && ix < p.iw; off[2] = base[2] + select(0u, iy * p.iw + ix, ok); mk[2] = select(0.0, 1.0, ok); }
+            { let iy = yy[3] - tw.ty; let ix = xx[3] - tw.tx; let ok = yy[3] >= tw.ty && iy < p.ih && xx[3] >= tw.tx && ix < p.iw; off[3] = base[3] + select(0u, iy * p.iw + ix, ok); mk[3] = select(0.0, 1.0, ok); }
+            { let iy = yy[4] - tw.ty; let ix = xx[4] - tw.tx; let ok = yy[4] >= tw.ty && iy < p.ih && xx[4] >= tw.tx && ix < p.iw; off[4] = base[4] + select(0u, iy * p.iw + ix, ok); mk[4] = select(0.0, 1.0, ok); }
+            { let iy = yy[5] - tw.ty; let ix = xx[5] - tw.tx; let ok = yy[5] >= tw.ty && iy < p.ih && xx[5] >= tw.tx && ix < p.iw; off[5] = base[5] + select(0u, iy * p.iw + ix, ok); mk[5] = select(0.0, 1.0, ok); }
+            { let iy = yy[6] - tw.ty; let ix = xx[6] - tw.tx; let ok = yy[6] >= tw.ty && iy < p.ih && xx[6] >= tw.tx && ix < p.iw; off[6] = base[6] + select(0u, iy * p.iw + ix, ok); mk[6] = select(0.0, 1.0, ok); }
+            { let iy = yy[7] - tw.ty; let ix = xx[7] - tw.tx; let ok = yy[7] >= tw.ty && iy < p.ih && xx[7] >= tw.tx && ix < p.iw; off[7] = base[7] + select(0u, iy * p.iw + ix, ok); mk[7] = select(0.0, 1.0, ok); }
+            { let iy = yy[8] - tw.ty; let ix = xx[8] - tw.tx; let ok = yy[8] >= tw.ty && iy < p.ih && xx[8] >= tw.tx && ix < p.iw; off[8] = base[8] + select(0u, iy * p.iw + ix, ok); mk[8] = select(0.0, 1.0, ok); }
+            { let iy = yy[9] - tw.ty; let ix = xx[9] - tw.tx; let ok = yy[9] >= tw.ty && iy < p.ih && xx[9] >= tw.tx && ix < p.iw; off[9] = base[9] + select(0u, iy * p.iw + ix, ok); mk[9] = select(0.0, 1.0, ok); }
+            { let iy = yy[10] - tw.ty; let ix = xx[10] - tw.tx; let ok = yy[10] >= tw.ty && iy < p.ih && xx[10] >= tw.tx && ix < p.iw; off[10] = base[10] + select(0u, iy * p.iw + ix, ok); mk[10] = select(0.0, 1.0, ok); }
+            { let iy = yy[11] - tw.ty; let ix = xx[11] - tw.tx; let ok = yy[11] >= tw.ty && iy < p.ih && xx[11] >= tw.tx && ix < p.iw; off[11] = base[11] + select(0u, iy * p.iw + ix, ok); mk[11] = select(0.0, 1.0, ok); }
+            { let iy = yy[12] - tw.ty; let ix = xx[12] - tw.tx; let ok = yy[12] >= tw.ty && iy < p.ih && xx[12] >= tw.tx && ix < p.iw; off[12] = base[12] + select(0u, iy * p.iw + ix, ok); mk[12] = select(0.0, 1.0, ok); }
+            { let iy = yy[13] - tw.ty; let ix = xx[13] - tw.tx; let ok = yy[13] >= tw.ty && iy < p.ih && xx[13] >= tw.tx && ix < p.iw; off[13] = base[13] + select(0u, iy * p.iw + ix, ok); mk[13] = select(0.0, 1.0, ok); }
+            { let iy = yy[14] - tw.ty; let ix = xx[14] - tw.tx; let ok = yy[14] >= tw.ty && iy < p.ih && xx[14] >= tw.tx && ix < p.iw; off[14] = base[14] + select(0u, iy * p.iw + ix, ok); mk[14] = select(0.0, 1.0, ok); }
+            { let iy = yy[15] - tw.ty; let ix = xx[15] - tw.tx; let ok = yy[15] >= tw.ty && iy < p.ih && xx[15] >= tw.tx && ix < p.iw; off[15] = base[15] + select(0u, iy * p.iw + ix, ok); mk[15] = select(0.0, 1.0, ok); }
             mk0 = vec4<f32>(mk[0], mk[1], mk[2], mk[3]);
             mk1 = vec4<f32>(mk[4], mk[5], mk[6], mk[7]);
             mk2 = vec4<f32>(mk[8], mk[9], mk[10], mk[11]);
             mk3 = vec4<f32>(mk[12], mk[13], mk[14], mk[15]);
-            wi = ((py + s * ty) * kw + px + s * tx) * nr * opad4 + ob4;
-            xo = 0u;
+            tw.wi = ((py + s * tw.ty) * kw + px + s * tw.tx) * nr * opad4 + ob4;
+            tw.xo = 0u;
         }
-        xv0 = vec4<f32>(inp[off[0] + xo], inp[off[1] + xo], inp[off[2] + xo], inp[off[3] + xo]);
+        xv0 = vec4<f32>(inp[off[0] + tw.xo], inp[off[1] + tw.xo], inp[off[2] + tw.xo], inp[off[3] + tw.xo]);
         if SCATTER { xv0 *= mk0; }
-        xv1 = vec4<f32>(inp[off[4] + xo], inp[off[5] + xo], inp[off[6] + xo], inp[off[7] + xo]);
+        xv1 = vec4<f32>(inp[off[4] + tw.xo], inp[off[5] + tw.xo], inp[off[6] + tw.xo], inp[off[7] + tw.xo]);
         if SCATTER { xv1 *= mk1; }
         if NPOS > 8u {
-            xv2 = vec4<f32>(inp[off[8] + xo], inp[off[9] + xo], inp[off[10] + xo], inp[off[11] + xo]);
+            xv2 = vec4<f32>(inp[off[8] + tw.xo], inp[off[9] + tw.xo], inp[off[10] + tw.xo], inp[off[11] + tw.xo]);
             if SCATTER { xv2 *= mk2; }
-            xv3 = vec4<f32>(inp[off[12] + xo], inp[off[13] + xo], inp[off[14] + xo], inp[off[15] + xo]);
+            xv3 = vec4<f32>(inp[off[12] + tw.xo], inp[off[13] + tw.xo], inp[off[14] + tw.xo], inp[off[15] + tw.xo]);
             if SCATTER { xv3 *= mk3; }
         }
-        let w0 = wp[wi + 0u];
+        let w0 = wp[tw.wi + 0u];
         a0_0 += xv0.x * w0;
         a1_0 += xv0.y * w0;
         a2_0 += xv0.z * w0;
@@ -327,7 +377,7 @@ fn conv_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             a15_0 += xv3.w * w0;
         }
         if CB4 > 1u {
-            let w1 = wp[wi + 1u];
+            let w1 = wp[tw.wi + 1u];
             a0_1 += xv0.x * w1;
             a1_1 += xv0.y * w1;
             a2_1 += xv0.z * w1;
@@ -348,7 +398,7 @@ fn conv_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             }
         }
         if CB4 > 2u {
-            let w2 = wp[wi + 2u];
+            let w2 = wp[tw.wi + 2u];
             a0_2 += xv0.x * w2;
             a1_2 += xv0.y * w2;
             a2_2 += xv0.z * w2;
@@ -369,7 +419,7 @@ fn conv_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
             }
         }
         if CB4 > 3u {
-            let w3 = wp[wi + 3u];
+            let w3 = wp[tw.wi + 3u];
             a0_3 += xv0.x * w3;
             a1_3 += xv0.y * w3;
             a2_3 += xv0.z * w3;
@@ -389,35 +439,7 @@ fn conv_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
                 a15_3 += xv3.w * w3;
             }
         }
-        if SCATTER {
-            xo += ihw;
-            wi += opad4;
-            r += 1u;
-            if r == nr {
-                r = 0u;
-                tx += 1u;
-                if tx == ntx {
-                    tx = 0u;
-                    ty += 1u;
-                }
-            }
-        } else {
-            kx += 1u;
-            tap += 1u;
-            xo += 1u;
-            wi += tap_step;
-            if kx == kw {
-                kx = 0u;
-                xo += row_step;
-            }
-            if tap == taps {
-                tap = 0u;
-                r_off += ihw;
-                r_wi += opad4;
-                xo = r_off;
-                wi = r_wi;
-            }
-        }
+        tap_walk_next(&tw, tg);
     }
 
     // Store: bias, activation, (accumulate).
@@ -519,6 +541,47 @@ fn conv_main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         if valid > 13u { store4(ob[13], o, a13_3 + bv); }
         if valid > 14u { store4(ob[14], o, a14_3 + bv); }
         if valid > 15u { store4(ob[15], o, a15_3 + bv); }
+    }
+}
+
+// Where a weight gradient's loop over a split's (image, y, x) stands (`wgrad`, `wgrad_lanes`):
+// zs indexes the small image, zl the large one (at the window of (y, x), stride s); x counts
+// along a small-image row and q over a small image.
+struct ZWalk {
+    zs: u32,
+    zl: u32,
+    x: u32,
+    q: u32,
+}
+
+// The walk's loop invariants (locals: lavapipe reloads a uniform at every use).
+struct ZGeom {
+    s: u32,
+    sw: u32,          // small-image row
+    shw: u32,         // small image
+    row_jump: u32,    // zl from a row's end to the next row's start
+    img_jump_s: u32,  // zs from an image's end to the next image (the other channels)
+    img_jump_l: u32,
+}
+
+fn zwalk_geom(shw: u32, lhw: u32) -> ZGeom {
+    return ZGeom(p.s, p.iw, shw, p.s * p.ow - p.s * p.iw, (p.a - 1u) * shw,
+                 p.b * lhw - p.s * p.ow * p.ih);
+}
+
+fn zwalk_next(z: ptr<function, ZWalk>, g: ZGeom) {
+    (*z).x += 1u;
+    (*z).q += 1u;
+    (*z).zs += 1u;
+    (*z).zl += g.s;
+    if (*z).x == g.sw {
+        (*z).x = 0u;
+        (*z).zl += g.row_jump;
+    }
+    if (*z).q == g.shw {
+        (*z).q = 0u;
+        (*z).zs += g.img_jump_s;
+        (*z).zl += g.img_jump_l;
     }
 }
 

@@ -310,44 +310,32 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         let ty1 = min(nty, qy0 + 1u);
         steps = select(0u, (ty1 - ty0) * ntx * nr, ty1 > ty0);
     }
-    // Gather state.
-    let taps = p.kh * kw;
-    let tap_step = nr * opad4;
-    let row_step = p.iw - kw;
-    var kx = 0u;
-    var tap = 0u;
-    var r_off = 0u;
-    var r_wi = wl;
-    // Scatter state.
-    var r = 0u;
-    var ty = ty0;
-    var tx = 0u;
-    var xo = 0u;
-    var wi = wl;
+    let tg = TapGeom(kw, p.kh * kw, nr * opad4, p.iw - kw, ihw, opad4, nr, ntx);
+    var tw = TapWalk(0u, wl, 0u, 0u, 0u, wl, 0u, 0u, ty0);
     for (var it = 0u; it < steps; it++) {
-        if SCATTER && r == 0u {
-            let iy = yy - vec4<u32>(ty);
-            let ix = xx - vec4<u32>(tx);
-            let ok = (yy >= vec4<u32>(ty)) & (iy < vec4<u32>(p.ih)) & (xx >= vec4<u32>(tx)) &
+        if SCATTER && tw.r == 0u {
+            let iy = yy - vec4<u32>(tw.ty);
+            let ix = xx - vec4<u32>(tw.tx);
+            let ok = (yy >= vec4<u32>(tw.ty)) & (iy < vec4<u32>(p.ih)) & (xx >= vec4<u32>(tw.tx)) &
                      (ix < vec4<u32>(p.iw));
             off = base + select(vec4<u32>(0u), iy * p.iw + ix, ok);
             mk = select(vec4<f32>(0.0), vec4<f32>(1.0), ok);
             if POS > 32u {
-                let iy2 = yy2 - vec4<u32>(ty);
-                let ix2 = xx2 - vec4<u32>(tx);
-                let ok2 = (yy2 >= vec4<u32>(ty)) & (iy2 < vec4<u32>(p.ih)) &
-                          (xx2 >= vec4<u32>(tx)) & (ix2 < vec4<u32>(p.iw));
+                let iy2 = yy2 - vec4<u32>(tw.ty);
+                let ix2 = xx2 - vec4<u32>(tw.tx);
+                let ok2 = (yy2 >= vec4<u32>(tw.ty)) & (iy2 < vec4<u32>(p.ih)) &
+                          (xx2 >= vec4<u32>(tw.tx)) & (ix2 < vec4<u32>(p.iw));
                 off2 = base2 + select(vec4<u32>(0u), iy2 * p.iw + ix2, ok2);
                 mk2 = select(vec4<f32>(0.0), vec4<f32>(1.0), ok2);
             }
             if FOLD {
-                wi = (ty * ntx + tx) * nr * opad4 + wl;
+                tw.wi = (tw.ty * ntx + tw.tx) * nr * opad4 + wl;
             } else {
-                wi = ((py + s * ty) * kw + px + s * tx) * nr * opad4 + wl;
+                tw.wi = ((py + s * tw.ty) * kw + px + s * tw.tx) * nr * opad4 + wl;
             }
-            xo = 0u;
+            tw.xo = 0u;
         }
-        var xv = vec4<f32>(inp[off.x + xo], inp[off.y + xo], inp[off.z + xo], inp[off.w + xo]);
+        var xv = vec4<f32>(inp[off.x + tw.xo], inp[off.y + tw.xo], inp[off.z + tw.xo], inp[off.w + tw.xo]);
         if SCATTER { xv *= mk; }
         // Lane j's vec4 holds positions j, j+8, j+16, j+24 (constant lane ids).
         let v0 = subgroupBroadcast(xv, 0u);
@@ -358,7 +346,7 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         let v5 = subgroupBroadcast(xv, 5u);
         let v6 = subgroupBroadcast(xv, 6u);
         let v7 = subgroupBroadcast(xv, 7u);
-        let w0 = wp[wi];
+        let w0 = wp[tw.wi];
         acc0_0 += v0.x * w0;
         acc1_0 += v1.x * w0;
         acc2_0 += v2.x * w0;
@@ -392,7 +380,7 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         acc30_0 += v6.w * w0;
         acc31_0 += v7.w * w0;
         if CB4L > 1u {
-            let w1 = wp[wi + 1u];
+            let w1 = wp[tw.wi + 1u];
             acc0_1 += v0.x * w1;
             acc1_1 += v1.x * w1;
             acc2_1 += v2.x * w1;
@@ -427,7 +415,7 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
             acc31_1 += v7.w * w1;
         }
         if POS > 32u {
-            var xw = vec4<f32>(inp[off2.x + xo], inp[off2.y + xo], inp[off2.z + xo], inp[off2.w + xo]);
+            var xw = vec4<f32>(inp[off2.x + tw.xo], inp[off2.y + tw.xo], inp[off2.z + tw.xo], inp[off2.w + tw.xo]);
             if SCATTER { xw *= mk2; }
             let u0 = subgroupBroadcast(xw, 0u);
             let u1 = subgroupBroadcast(xw, 1u);
@@ -470,35 +458,7 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
             acc62_0 += u6.w * w0;
             acc63_0 += u7.w * w0;
         }
-        if SCATTER {
-            xo += ihw;
-            wi += opad4;
-            r += 1u;
-            if r == nr {
-                r = 0u;
-                tx += 1u;
-                if tx == ntx {
-                    tx = 0u;
-                    ty += 1u;
-                }
-            }
-        } else {
-            kx += 1u;
-            tap += 1u;
-            xo += 1u;
-            wi += tap_step;
-            if kx == kw {
-                kx = 0u;
-                xo += row_step;
-            }
-            if tap == taps {
-                tap = 0u;
-                r_off += ihw;
-                r_wi += opad4;
-                xo = r_off;
-                wi = r_wi;
-            }
-        }
+        tap_walk_next(&tw, tg);
     }
 
     // Store this lane's channels of the 32 positions: bias, activation, (accumulate).

@@ -83,23 +83,16 @@ fn wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     // One loop over the split's (image, y, x): zs indexes the small image, zl the large one.
     let n0 = split * p.imgs;
     let count = (min(n0 + p.imgs, p.n) - n0) * shw;
-    var zs = n0 * p.a * shw;
-    var zl = n0 * p.b * lhw;
-    var x = 0u;
-    var q = 0u;
-    let s = p.s;
-    let sw = p.iw;
-    let row_jump = s * p.ow - s * sw;
-    let img_jump_s = (p.a - 1u) * shw;
-    let img_jump_l = p.b * lhw - p.s * p.ow * p.ih;
+    var zw = ZWalk(n0 * p.a * shw, n0 * p.b * lhw, 0u, 0u);
+    let zg = zwalk_geom(shw, lhw);
     for (var t = 0u; t < count; t++) {
         // Rows a0..a0+3, +4..+7, +8..+11, +12..+15.
-        let s0 = vec4<f32>(inp[zs + ao[0]], inp[zs + ao[1]], inp[zs + ao[2]], inp[zs + ao[3]]);
-        let s1 = vec4<f32>(inp[zs + ao[4]], inp[zs + ao[5]], inp[zs + ao[6]], inp[zs + ao[7]]);
-        let s2 = vec4<f32>(inp[zs + ao[8]], inp[zs + ao[9]], inp[zs + ao[10]], inp[zs + ao[11]]);
-        let s3 = vec4<f32>(inp[zs + ao[12]], inp[zs + ao[13]], inp[zs + ao[14]], inp[zs + ao[15]]);
-        let l0 = vec4<f32>(inp2[zl + co[0]], inp2[zl + co[1]], inp2[zl + co[2]], inp2[zl + co[3]]);
-        let l1 = vec4<f32>(inp2[zl + co[4]], inp2[zl + co[5]], inp2[zl + co[6]], inp2[zl + co[7]]);
+        let s0 = vec4<f32>(inp[zw.zs + ao[0]], inp[zw.zs + ao[1]], inp[zw.zs + ao[2]], inp[zw.zs + ao[3]]);
+        let s1 = vec4<f32>(inp[zw.zs + ao[4]], inp[zw.zs + ao[5]], inp[zw.zs + ao[6]], inp[zw.zs + ao[7]]);
+        let s2 = vec4<f32>(inp[zw.zs + ao[8]], inp[zw.zs + ao[9]], inp[zw.zs + ao[10]], inp[zw.zs + ao[11]]);
+        let s3 = vec4<f32>(inp[zw.zs + ao[12]], inp[zw.zs + ao[13]], inp[zw.zs + ao[14]], inp[zw.zs + ao[15]]);
+        let l0 = vec4<f32>(inp2[zw.zl + co[0]], inp2[zw.zl + co[1]], inp2[zw.zl + co[2]], inp2[zw.zl + co[3]]);
+        let l1 = vec4<f32>(inp2[zw.zl + co[4]], inp2[zw.zl + co[5]], inp2[zw.zl + co[6]], inp2[zw.zl + co[7]]);
         a0_0 += l0.x * s0; a0_1 += l0.x * s1; a0_2 += l0.x * s2; a0_3 += l0.x * s3;
         a1_0 += l0.y * s0; a1_1 += l0.y * s1; a1_2 += l0.y * s2; a1_3 += l0.y * s3;
         a2_0 += l0.z * s0; a2_1 += l0.z * s1; a2_2 += l0.z * s2; a2_3 += l0.z * s3;
@@ -109,8 +102,8 @@ fn wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
         a6_0 += l1.z * s0; a6_1 += l1.z * s1; a6_2 += l1.z * s2; a6_3 += l1.z * s3;
         a7_0 += l1.w * s0; a7_1 += l1.w * s1; a7_2 += l1.w * s2; a7_3 += l1.w * s3;
         if NCOL > 8u {
-            l2 = vec4<f32>(inp2[zl + co[8]], inp2[zl + co[9]], inp2[zl + co[10]], inp2[zl + co[11]]);
-            l3 = vec4<f32>(inp2[zl + co[12]], inp2[zl + co[13]], inp2[zl + co[14]], inp2[zl + co[15]]);
+            l2 = vec4<f32>(inp2[zw.zl + co[8]], inp2[zw.zl + co[9]], inp2[zw.zl + co[10]], inp2[zw.zl + co[11]]);
+            l3 = vec4<f32>(inp2[zw.zl + co[12]], inp2[zw.zl + co[13]], inp2[zw.zl + co[14]], inp2[zw.zl + co[15]]);
             a8_0 += l2.x * s0; a8_1 += l2.x * s1; a8_2 += l2.x * s2; a8_3 += l2.x * s3;
             a9_0 += l2.y * s0; a9_1 += l2.y * s1; a9_2 += l2.y * s2; a9_3 += l2.y * s3;
             a10_0 += l2.z * s0; a10_1 += l2.z * s1; a10_2 += l2.z * s2; a10_3 += l2.z * s3;
@@ -120,19 +113,7 @@ fn wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
             a14_0 += l3.z * s0; a14_1 += l3.z * s1; a14_2 += l3.z * s2; a14_3 += l3.z * s3;
             a15_0 += l3.w * s0; a15_1 += l3.w * s1; a15_2 += l3.w * s2; a15_3 += l3.w * s3;
         }
-        x += 1u;
-        q += 1u;
-        zs += 1u;
-        zl += s;
-        if x == sw {
-            x = 0u;
-            zl += row_jump;
-        }
-        if q == shw {
-            q = 0u;
-            zs += img_jump_s;
-            zl += img_jump_l;
-        }
+        zwalk_next(&zw, zg);
     }
     // partial[split][a][c]
     let out0 = split * p.a * p.c;

@@ -90,17 +90,10 @@ fn wgrad_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     // One loop over the split's (image, y, x): zs indexes the small image, zl the large one.
     let n0 = split * p.imgs;
     let count = (min(n0 + p.imgs, p.n) - n0) * shw;
-    var zs = n0 * p.a * shw;
-    var zl = n0 * p.b * lhw;
-    var x = 0u;
-    var q = 0u;
-    let s = p.s;
-    let sw = p.iw;
-    let row_jump = s * p.ow - s * sw;
-    let img_jump_s = (p.a - 1u) * shw;
-    let img_jump_l = p.b * lhw - p.s * p.ow * p.ih;
+    var zw = ZWalk(n0 * p.a * shw, n0 * p.b * lhw, 0u, 0u);
+    let zg = zwalk_geom(shw, lhw);
     for (var t = 0u; t < count; t++) {
-        let sv = vec4<f32>(inp[zs + ar.x], inp[zs + ar.y], inp[zs + ar.z], inp[zs + ar.w]);
+        let sv = vec4<f32>(inp[zw.zs + ar.x], inp[zw.zs + ar.y], inp[zw.zs + ar.z], inp[zw.zs + ar.w]);
         // Lane j's vec4 holds rows j, j+8, j+16, j+24 (constant lane ids).
         let v0 = subgroupBroadcast(sv, 0u);
         let v1 = subgroupBroadcast(sv, 1u);
@@ -110,8 +103,8 @@ fn wgrad_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         let v5 = subgroupBroadcast(sv, 5u);
         let v6 = subgroupBroadcast(sv, 6u);
         let v7 = subgroupBroadcast(sv, 7u);
-        let l0 = vec4<f32>(inp2[zl + co0.x], inp2[zl + co0.y], inp2[zl + co0.z], inp2[zl + co0.w]);
-        let l1 = vec4<f32>(inp2[zl + co1.x], inp2[zl + co1.y], inp2[zl + co1.z], inp2[zl + co1.w]);
+        let l0 = vec4<f32>(inp2[zw.zl + co0.x], inp2[zw.zl + co0.y], inp2[zw.zl + co0.z], inp2[zw.zl + co0.w]);
+        let l1 = vec4<f32>(inp2[zw.zl + co1.x], inp2[zw.zl + co1.y], inp2[zw.zl + co1.z], inp2[zw.zl + co1.w]);
         acc0_0 += v0.x * l0; acc0_1 += v0.x * l1;
         acc1_0 += v1.x * l0; acc1_1 += v1.x * l1;
         acc2_0 += v2.x * l0; acc2_1 += v2.x * l1;
@@ -144,19 +137,7 @@ fn wgrad_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         acc29_0 += v5.w * l0; acc29_1 += v5.w * l1;
         acc30_0 += v6.w * l0; acc30_1 += v6.w * l1;
         acc31_0 += v7.w * l0; acc31_1 += v7.w * l1;
-        x += 1u;
-        q += 1u;
-        zs += 1u;
-        zl += s;
-        if x == sw {
-            x = 0u;
-            zl += row_jump;
-        }
-        if q == shw {
-            q = 0u;
-            zs += img_jump_s;
-            zl += img_jump_l;
-        }
+        zwalk_next(&zw, zg);
     }
     let out0 = split * p.a * p.c;
     lanes_store_cols(out0, a0 + 0u, cl, acc0_0); lanes_store_cols(out0, a0 + 0u, cl + 4u, acc0_1);

@@ -83,38 +83,19 @@ for i in range(32):
 w("""    // One loop over the split's (image, y, x): zs indexes the small image, zl the large one.
     let n0 = split * p.imgs;
     let count = (min(n0 + p.imgs, p.n) - n0) * shw;
-    var zs = n0 * p.a * shw;
-    var zl = n0 * p.b * lhw;
-    var x = 0u;
-    var q = 0u;
-    let s = p.s;
-    let sw = p.iw;
-    let row_jump = s * p.ow - s * sw;
-    let img_jump_s = (p.a - 1u) * shw;
-    let img_jump_l = p.b * lhw - p.s * p.ow * p.ih;
+    var zw = ZWalk(n0 * p.a * shw, n0 * p.b * lhw, 0u, 0u);
+    let zg = zwalk_geom(shw, lhw);
     for (var t = 0u; t < count; t++) {""")
-w("        let sv = vec4<f32>(inp[zs + ar.x], inp[zs + ar.y], inp[zs + ar.z], inp[zs + ar.w]);")
+w("        let sv = vec4<f32>(inp[zw.zs + ar.x], inp[zw.zs + ar.y], inp[zw.zs + ar.z], inp[zw.zs + ar.w]);")
 w("        // Lane j's vec4 holds rows j, j+8, j+16, j+24 (constant lane ids).")
 for j in range(8):
     w("        let v%d = subgroupBroadcast(sv, %du);" % (j, j))
-w("        let l0 = vec4<f32>(inp2[zl + co0.x], inp2[zl + co0.y], inp2[zl + co0.z], inp2[zl + co0.w]);")
-w("        let l1 = vec4<f32>(inp2[zl + co1.x], inp2[zl + co1.y], inp2[zl + co1.z], inp2[zl + co1.w]);")
+w("        let l0 = vec4<f32>(inp2[zw.zl + co0.x], inp2[zw.zl + co0.y], inp2[zw.zl + co0.z], inp2[zw.zl + co0.w]);")
+w("        let l1 = vec4<f32>(inp2[zw.zl + co1.x], inp2[zw.zl + co1.y], inp2[zw.zl + co1.z], inp2[zw.zl + co1.w]);")
 for i in range(32):
     j, t = i % 8, i // 8
     w("        acc%d_0 += v%d.%s * l0; acc%d_1 += v%d.%s * l1;" % (i, j, comp[t], i, j, comp[t]))
-w("""        x += 1u;
-        q += 1u;
-        zs += 1u;
-        zl += s;
-        if x == sw {
-            x = 0u;
-            zl += row_jump;
-        }
-        if q == shw {
-            q = 0u;
-            zs += img_jump_s;
-            zl += img_jump_l;
-        }
+w("""        zwalk_next(&zw, zg);
     }
     let out0 = split * p.a * p.c;""")
 for i in range(32):

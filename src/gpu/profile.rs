@@ -77,30 +77,7 @@ impl Gpu {
         let mut ticks: Vec<u64> = Vec::with_capacity(2 * prof.dispatches.len());
         for (s, qs) in prof.sets.iter().enumerate() {
             let pairs = (prof.dispatches.len() - s * PROFILE_SET_PAIRS).min(PROFILE_SET_PAIRS);
-            let bytes = (16 * pairs) as u64;
-            let resolve = self.shared.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("profile resolve"),
-                size: bytes,
-                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            let read = self.shared.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("profile read"),
-                size: bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let mut enc =
-                self.shared
-                    .device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                        label: Some("profile"),
-                    });
-            enc.resolve_query_set(qs, 0..2 * pairs as u32, &resolve, 0);
-            enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, bytes);
-            self.shared.queue.submit([enc.finish()]);
-            let view = self.map_read(read.slice(..))?;
-            ticks.extend(bytemuck::pod_collect_to_vec::<u8, u64>(&view[..]));
+            ticks.extend(self.read_timestamps(qs, 2 * pairs as u32)?);
         }
         let period = self.shared.queue.get_timestamp_period() as f64;
         let times = prof

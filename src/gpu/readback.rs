@@ -10,7 +10,7 @@ use crate::gpu::recorder::Cmd;
 
 impl Gpu {
     /// Map `slice` for reading and wait for it (everything submitted before runs first).
-    pub(crate) fn map_read(&self, slice: wgpu::BufferSlice<'_>) -> Result<wgpu::BufferView> {
+    fn map_read(&self, slice: wgpu::BufferSlice<'_>) -> Result<wgpu::BufferView> {
         let err = |e: &dyn std::fmt::Display| Error::Readback(e.to_string());
         let (tx, rx) = mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -43,18 +43,6 @@ impl Gpu {
                 count: 2,
             });
         let r = record();
-        let resolve = self.shared.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timing resolve"),
-            size: 16,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let read = self.shared.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timing read"),
-            size: 16,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
         {
             let mut rec = self.shared.rec.lock().unwrap_or_else(|e| e.into_inner());
             if rec.dispatch_count() == 0 {
@@ -64,24 +52,40 @@ impl Gpu {
             rec.timestamps = Some(qs.clone());
         }
         self.flush();
-        let mut enc = self
-            .shared
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("timing"),
-            });
-        enc.resolve_query_set(&qs, 0..2, &resolve, 0);
-        enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, 16);
-        self.shared.queue.submit([enc.finish()]);
-        let ticks: Vec<u64> = {
-            let view = self.map_read(read.slice(..))?;
-            bytemuck::pod_collect_to_vec(&view[..])
-        };
+        let ticks = self.read_timestamps(&qs, 2)?;
         let period = self.shared.queue.get_timestamp_period() as f64;
         Ok((
             r,
             Some(ticks[1].saturating_sub(ticks[0]) as f64 * period * 1e-9),
         ))
+    }
+
+    /// Resolve the first `count` queries of `qs` and read them back (waits for the device).
+    pub(crate) fn read_timestamps(&self, qs: &wgpu::QuerySet, count: u32) -> Result<Vec<u64>> {
+        let bytes = 8 * count as u64;
+        let resolve = self.shared.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps resolve"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let read = self.shared.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps read"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .shared
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("timestamps"),
+            });
+        enc.resolve_query_set(qs, 0..count, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, bytes);
+        self.shared.queue.submit([enc.finish()]);
+        let view = self.map_read(read.slice(..))?;
+        Ok(bytemuck::pod_collect_to_vec(&view[..]))
     }
 
     /// Wait until the device is idle.
