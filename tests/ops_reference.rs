@@ -115,6 +115,57 @@ fn matmul_matches_reference_all_transposes_awkward_sizes() {
     with_both_block_sizes(|| transposed_cases(&sizes, false));
 }
 
+/// An infinite entry in the last k (a partial step of four in the kernels that step k by 4)
+/// gives the reference's infinities and no NaN: the tail past K must read as zero in both
+/// operands, since zero times a clamped copy of an infinity would be NaN.
+#[test]
+fn matmul_infinity_in_the_last_k_stays_infinite() {
+    let (m, n, k) = (9, 10, 5);
+    let check = |ta: bool, tb: bool| {
+        let g = gpu();
+        let mut a = rand_vec(m * k, 11, 0.5, 1.0);
+        let mut b = rand_vec(k * n, 12, 0.5, 1.0);
+        // A[2, k-1] and B[k-1, 3] infinite, in each operand's storage order.
+        a[if ta { (k - 1) * m + 2 } else { 2 * k + (k - 1) }] = f32::INFINITY;
+        b[if tb { 3 * k + (k - 1) } else { (k - 1) * n + 3 }] = f32::INFINITY;
+        let want = mm_ref::matmul(&a, &b, None, m, n, k, ta, tb);
+        let at = Tensor::from_vec(&g, &[m * k], &a).unwrap();
+        let bt = Tensor::from_vec(&g, &[k * n], &b).unwrap();
+        let ct = Tensor::zeros(&g, &[m, n]).unwrap();
+        let spec = MatmulSpec {
+            m,
+            n,
+            k,
+            trans_a: ta,
+            trans_b: tb,
+            act: Act::None,
+            acc: false,
+        };
+        matmul_into(&at, &bt, None, &ct, spec).unwrap();
+        let got = ct.to_vec().unwrap();
+        for (i, (x, y)) in got.iter().zip(&want).enumerate() {
+            let ok = if y.is_finite() {
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs())
+            } else {
+                x == y
+            };
+            assert!(
+                ok,
+                "ta={ta} tb={tb}: C[{}, {}] = {x}, want {y}",
+                i / n,
+                i % n
+            );
+        }
+    };
+    with_both_block_sizes(|| {
+        for ta in [false, true] {
+            for tb in [false, true] {
+                check(ta, tb);
+            }
+        }
+    });
+}
+
 #[test]
 fn matmul_vec4_path_matches_reference() {
     // Sizes whose contiguous axes are multiples of 4 take the vec4 kernel (m or n may still be

@@ -82,8 +82,9 @@ pub fn set_pad_narrow(pad: Option<bool>) {
     PAD_NARROW.store(v, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Padding pays on CPU drivers, where the vec4 kernel runs ~1.8x the scalar one and a copy is
-/// cheap next to the matmul; on GPUs it is off until measured there.
+/// Padding pays on CPU drivers, where the vec4 kernel runs ~1.8x the scalar one (and
+/// `matmul_lanes` ~1.35x `matmul_lanes_any`: 12000x232x400 in 45 ms against 62 for 230) and a
+/// copy is cheap next to the matmul; on GPUs it is off until measured there.
 fn pad_narrow(gpu: &Gpu) -> bool {
     match PAD_NARROW.load(std::sync::atomic::Ordering::Relaxed) {
         1 => false,
@@ -224,7 +225,9 @@ fn matmul_dispatch(
     // A single output column or row: one invocation per output (shaders/matmul.wgsl `matvec`).
     let matvec = s.n == 1 || s.m == 1;
     let vec4 = vec4 && !matvec;
-    let lanes = vec4 && super::use_lanes(gpu)?;
+    // The subgroup kernel takes any sizes: vec4 loads where aligned, scalar loads otherwise
+    // (which cost lavapipe the same per value).
+    let lanes = !matvec && s.k > 0 && super::use_lanes(gpu)?;
     // Rows per workgroup of the subgroup kernel: 32 (12 vec4 loads per 1,024 FMAs; 2.3x the
     // 8x8 register blocks on lavapipe) unless the matrix is short.
     let rows: usize = match s.m {
@@ -247,7 +250,8 @@ fn matmul_dispatch(
     ];
     let kernel = match (lanes, vec4) {
         _ if matvec => gpu.kernel("matmul", "matvec", &constants[..5])?,
-        (true, _) => gpu.kernel("matmul_lanes", "matmul_lanes", &constants)?,
+        (true, true) => gpu.kernel("matmul_lanes", "matmul_lanes", &constants)?,
+        (true, false) => gpu.kernel("matmul_lanes", "matmul_lanes_any", &constants)?,
         (false, true) => gpu.kernel("matmul", "matmul_vec4", &constants)?,
         (false, false) => gpu.kernel("matmul", "matmul", &constants)?,
     };
