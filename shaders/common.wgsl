@@ -52,3 +52,13 @@ fn activate(x: f32, act: u32) -> f32 {
         default: { return x; }
     }
 }
+
+// The derivative of `activate(x, act)` from its output y = activate(x, act) (ReLU: 1 where
+// y > 0; ELU: 1 or y + 1): what a backward pass that saved only the output multiplies by.
+fn activate_grad(y: f32, act: u32) -> f32 {
+    switch act {
+        case 1u: { return select(0.0, 1.0, y > 0.0); }
+        case 2u: { return select(y + 1.0, 1.0, y > 0.0); }
+        default: { return 1.0; }
+    }
+}

@@ -2,8 +2,8 @@
 //
 // op(A) is A [M,K] or, with TRANS_A, A stored [K,M]; op(B) is B [K,N] or, with TRANS_B,
 // B stored [N,K] (the nn.Linear case: y = x W^T with W [out,in]).
-// Bindings: 0 params (m, n, k), 1 A (read), 2 B (read), 3 bias [N] (read, only with HAS_BIAS),
-//           4 C (read_write), 5 A as vec4 (read), 6 B as vec4 (read).
+// Bindings: 0 params (m, n, k), 1 A (read), 2 B (read), 3 bias [N] (read, only with HAS_BIAS;
+//           Y [M,N] with GRAD_ACT), 4 C (read_write), 5 A as vec4 (read), 6 B as vec4 (read).
 // Entry points: `matmul` (any sizes, scalar loads), `matvec` (N = 1 or M = 1, below) and
 // `matmul_vec4` (uses 3, 4, 5, 6; for
 // operands whose contiguous axis is a multiple of 4: K % 4 == 0, M % 4 == 0 when TRANS_A,
@@ -19,7 +19,11 @@
 // reuse across the tile. Out-of-range rows/columns are clamped on load (no branches in the K
 // loop) and masked on store.
 // Overrides: TRANS_A, TRANS_B, HAS_BIAS, ACC (add into C: gradient accumulation),
-//            ACT (0 none, 1 ReLU, 2 ELU applied after the bias; not combined with ACC).
+//            ACT (0 none, 1 ReLU, 2 ELU applied after the bias; not combined with ACC),
+//            GRAD_ACT (0 none, 1 ReLU, 2 ELU: multiply each result by that activation's
+//            derivative at Y[i, j], read from binding 3 laid out like C; not combined with
+//            HAS_BIAS). A layer's input gradient times the previous layer's activation
+//            derivative, in one pass: an MLP's backward needs no elementwise dispatch.
 // Backward passes are matmuls too (dA = dC op(B)^T, dB = op(A)^T dC), recorded from Rust.
 //
 // `matvec`: a product with a single output column (N = 1: C[i] = sum_k op(A)[i,k] B[k]) or a
@@ -47,6 +51,7 @@ override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACC: bool = false;
 override ACT: u32 = 0u;
+override GRAD_ACT: u32 = 0u;
 // WIDE: each invocation computes an 8x8 block instead of 4x4 (in the vec4 kernel, four 4x4
 // products per K step: 16 vec4 loads for 256 FMAs instead of 8 for 64), a 64x64 tile per
 // workgroup. CPU drivers run this at about twice the rate of 4x4 blocks (they pay per load);
@@ -131,8 +136,9 @@ fn store_block(row0: u32, col0: u32, cc: vec4<u32>, acc: array<vec4<f32>, 4>) {
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + j;
             if col >= p.n { break; }
-            let v = activate(rows[i][j], ACT);
+            var v = activate(rows[i][j], ACT);
             let idx = row * p.n + col;
+            if GRAD_ACT != 0u { v *= activate_grad(bias[idx], GRAD_ACT); }
             if ACC { c[idx] += v; } else { c[idx] = v; }
         }
     }
@@ -237,6 +243,7 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         off += sk;
     }
     if HAS_BIAS { acc += bias[select(i, 0u, col)]; }
-    let y = activate(acc, ACT);
+    var y = activate(acc, ACT);
+    if GRAD_ACT != 0u { y *= activate_grad(bias[i], GRAD_ACT); }
     if ACC { c[i] += y; } else { c[i] = y; }
 }

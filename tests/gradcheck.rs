@@ -320,3 +320,25 @@ fn gaussian_heads_into_balanced_kl() {
     });
     assert!(r.is_err(), "a KL balanced at 0.5 passed for 0.8");
 }
+
+#[test]
+fn mlp_op_against_finite_differences() {
+    // `ops::mlp` (one op, the activation backward fused into the matmuls): the same heads as
+    // `mlp_composite`, with an input width that is not a multiple of 4.
+    let g = gpu();
+    let inputs = [
+        (vec![2, 2, 5], rand_vec(20, 60, -1.0, 1.0)),
+        (vec![6, 5], rand_vec(30, 61, -0.8, 0.8)),
+        (vec![6], rand_vec(6, 62, -0.1, 0.1)),
+        (vec![5, 6], rand_vec(30, 63, -0.8, 0.8)),
+        (vec![5], rand_vec(5, 64, -0.1, 0.1)),
+        (vec![2, 5], rand_vec(10, 65, -0.8, 0.8)),
+        (vec![2], vec![0.1, -0.2]),
+    ];
+    gradcheck(&g, &inputs, &opts(), |t, v| {
+        let layers = [(v[1], v[2]), (v[3], v[4]), (v[5], v[6])];
+        let y = ops::mlp(t, v[0], &layers, Act::Elu)?;
+        ops::mean_all(t, y)
+    })
+    .unwrap();
+}

@@ -557,3 +557,74 @@ fn shape_errors_are_clear() {
     let e = ops::matmul(&t, x, w, false, false).unwrap_err().to_string();
     assert!(e.contains("inner sizes differ"), "{e}");
 }
+
+/// `ops::mlp` against a chain of `ops::linear`s: the output and the gradients of x and of
+/// every weight and bias, for an input width that is not a multiple of 4 (padded and not), a
+/// single row (the matvec kernel), ELU and ReLU, with every matmul kernel of the device.
+#[test]
+fn mlp_matches_a_chain_of_linears() {
+    use rssm::ops::matmul::set_pad_narrow;
+    let g = gpu();
+    let run = |lead: &[usize], inp: usize, act: Act, fused: bool| {
+        let rows: usize = lead.iter().product();
+        let widths = [inp, 12, 8, 3];
+        let t = Tape::new(&g);
+        let mut shape = lead.to_vec();
+        shape.push(inp);
+        let x =
+            t.param(&Tensor::from_vec(&g, &shape, &rand_vec(rows * inp, 40, -1.0, 1.0)).unwrap());
+        let layers: Vec<(rssm::tensor::Var, rssm::tensor::Var)> = widths
+            .windows(2)
+            .enumerate()
+            .map(|(l, w)| {
+                let wt = Tensor::from_vec(
+                    &g,
+                    &[w[1], w[0]],
+                    &rand_vec(w[0] * w[1], 41 + l as u64, -0.5, 0.5),
+                );
+                let bt = Tensor::from_vec(&g, &[w[1]], &rand_vec(w[1], 51 + l as u64, -0.2, 0.2));
+                (t.param(&wt.unwrap()), t.param(&bt.unwrap()))
+            })
+            .collect();
+        let y = if fused {
+            ops::mlp(&t, x, &layers, act).unwrap()
+        } else {
+            let mut h = x;
+            for (l, (w, b)) in layers.iter().enumerate() {
+                let a = if l + 1 < layers.len() { act } else { Act::None };
+                h = ops::linear(&t, h, *w, Some(*b), a).unwrap();
+            }
+            h
+        };
+        let yv = t.value(y);
+        let (ys, yd) = (yv.shape().to_vec(), yv.to_vec().unwrap());
+        let sq = ops::mul(&t, y, y).unwrap();
+        let loss = ops::sum_all(&t, sq).unwrap();
+        let grads = t.backward(loss).unwrap();
+        let mut gs = vec![grads.get(x).unwrap().to_vec().unwrap()];
+        for (w, b) in &layers {
+            gs.push(grads.get(*w).unwrap().to_vec().unwrap());
+            gs.push(grads.get(*b).unwrap().to_vec().unwrap());
+        }
+        (ys, yd, gs)
+    };
+    let cases = || {
+        for pad in [false, true] {
+            set_pad_narrow(Some(pad));
+            for (lead, inp) in [(&[5usize, 7][..], 23usize), (&[37][..], 24), (&[1][..], 23)] {
+                for act in [Act::Elu, Act::Relu] {
+                    let what = format!("lead {lead:?} in {inp} {act:?} pad {pad}");
+                    let (s0, y0, g0) = run(lead, inp, act, false);
+                    let (s1, y1, g1) = run(lead, inp, act, true);
+                    assert_eq!(s1, s0, "{what}: shape");
+                    assert_close(&y1, &y0, 1e-5, 1e-5, &format!("{what}: y"));
+                    for (i, (a, b)) in g0.iter().zip(&g1).enumerate() {
+                        assert_close(b, a, 1e-4, 1e-4, &format!("{what}: gradient {i}"));
+                    }
+                }
+            }
+        }
+        set_pad_narrow(None);
+    };
+    with_both_block_sizes(cases);
+}

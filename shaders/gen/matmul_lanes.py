@@ -39,10 +39,11 @@ w("""// Written by shaders/gen/matmul_lanes.py: edit that script, not this file.
 // need the device feature (wgpu::Features::SUBGROUP), which the other matmul kernels must not
 // depend on.
 //
-// Same operands, overrides and bindings as matmul.wgsl (TRANS_A, TRANS_B, HAS_BIAS, ACC, ACT).
-// Bindings: 0 params (m, n, k), 1 A and 2 B as f32, 3 bias [N] (only with HAS_BIAS), 4 C
-// (read_write), 5 A and 6 B as vec4. Override ROWS: rows per workgroup, 8, 16 or 32 (ROWS / 8
-// A loads per lane and step, 2 * ROWS vec4 accumulators per lane).
+// Same operands, overrides and bindings as matmul.wgsl (TRANS_A, TRANS_B, HAS_BIAS, ACC, ACT,
+// GRAD_ACT: the activation derivative at Y, read from binding 3, multiplies each result).
+// Bindings: 0 params (m, n, k), 1 A and 2 B as f32, 3 bias [N] (only with HAS_BIAS; Y [M,N]
+// with GRAD_ACT), 4 C (read_write), 5 A and 6 B as vec4. Override ROWS: rows per workgroup, 8,
+// 16 or 32 (ROWS / 8 A loads per lane and step, 2 * ROWS vec4 accumulators per lane).
 // Entry points:
 // - `matmul_lanes` (uses 3, 4, 5, 6): every contiguous axis a multiple of 4 (K, M when
 //   TRANS_A, N unless TRANS_B), as matmul.wgsl's `matmul_vec4`.
@@ -75,6 +76,7 @@ override TRANS_B: bool = false;
 override HAS_BIAS: bool = false;
 override ACC: bool = false;
 override ACT: u32 = 0u;
+override GRAD_ACT: u32 = 0u;
 // ROWS: rows per workgroup, 8, 16 or 32 (ROWS / 8 A loads per lane, ROWS * 2 vec4
 // accumulators): 9, 10 or 12 vec4 loads for 256, 512 or 1024 FMAs.
 override ROWS: u32 = 8u;
@@ -174,6 +176,7 @@ fn store4(row: u32, col0: u32, v: vec4<f32>) {
         if HAS_BIAS { x += bv[j]; }
         x = activate(x, ACT);
         let idx = row * p.n + col;
+        if GRAD_ACT != 0u { x *= activate_grad(bias[idx], GRAD_ACT); }
         if ACC { c[idx] += x; } else { c[idx] = x; }
     }
 }""")

@@ -310,12 +310,15 @@ impl Mlp {
         Ok(Mlp { layers: ls, out })
     }
 
+    /// One `ops::mlp` (the same values as the chain of `Linear::forward`s, with the
+    /// activation backward fused into the matmuls).
     pub fn forward(&self, t: &Tape, p: &Bound, x: Var) -> Result<Var> {
-        let mut h = x;
-        for l in &self.layers {
-            h = l.forward(t, p, h, Act::Elu)?;
-        }
-        self.out.forward(t, p, h, Act::None)
+        let layers: Vec<(Var, Var)> = self
+            .linears()
+            .iter()
+            .map(|l| (p.var(l.weight), p.var(l.bias)))
+            .collect();
+        ops::mlp(t, x, &layers, Act::Elu)
     }
 }
 

@@ -5,6 +5,7 @@ use crate::error::{shape_err, Result};
 use crate::gpu::{BufRange, Gpu};
 use crate::ops::elementwise::{unary_backward, Unary};
 use crate::ops::reduce::sum_leading_into;
+use crate::ops::shape::{copy2d, Block};
 use crate::ops::slices;
 use crate::tensor::{Tape, Tensor, Var};
 
@@ -140,6 +141,43 @@ pub fn matmul_into(
     c: &Tensor,
     s: MatmulSpec,
 ) -> Result<()> {
+    matmul_into_epilogue(a, b, bias, None, c, s)
+}
+
+/// Record `c (+)= (op(a) op(b)) * act'(y)`, with `act'` the derivative of `act` taken from
+/// its output `y` `[m, n]` (the `GRAD_ACT` epilogue): a layer's input gradient and the
+/// previous layer's activation backward in one dispatch. `s.act` must be `Act::None`.
+pub fn matmul_into_grad_act(
+    a: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+    act: Act,
+    c: &Tensor,
+    s: MatmulSpec,
+) -> Result<()> {
+    if y.len() != s.m * s.n || s.act != Act::None {
+        return shape_err(
+            "matmul_into_grad_act",
+            format!(
+                "y {:?} for m={} n={} (and no forward activation, got {:?})",
+                y.shape(),
+                s.m,
+                s.n,
+                s.act
+            ),
+        );
+    }
+    matmul_into_epilogue(a, b, None, Some((y, act)), c, s)
+}
+
+fn matmul_into_epilogue(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    grad_act: Option<(&Tensor, Act)>,
+    c: &Tensor,
+    s: MatmulSpec,
+) -> Result<()> {
     if a.len() != s.m * s.k || b.len() != s.k * s.n || c.len() != s.m * s.n {
         return shape_err(
             "matmul",
@@ -163,13 +201,16 @@ pub fn matmul_into(
     let bias_len = bias.map_or(0, |b| b.len());
     if !s.trans_a {
         // Row blocks: rows of `a` and `c` are contiguous; `b` and the bias are bound whole.
-        let per = gpu.rows_per_binding("a matmul", s.m, &[s.k, s.n], &[s.k * s.n, bias_len])?;
+        let row_vals = if grad_act.is_some() { 2 * s.n } else { s.n };
+        let per =
+            gpu.rows_per_binding("a matmul", s.m, &[s.k, row_vals], &[s.k * s.n, bias_len])?;
         for (first, m) in slices(s.m, per) {
             matmul_dispatch(
                 gpu,
                 a.buf().range(first * s.k, m * s.k),
                 b.buf().whole(),
                 bias.map(|b| b.buf().whole()),
+                grad_act.map(|(y, act)| (y.buf().range(first * s.n, m * s.n), act)),
                 c.buf().range(first * s.n, m * s.n),
                 MatmulSpec { m, ..s },
             )?;
@@ -177,6 +218,7 @@ pub fn matmul_into(
         return Ok(());
     }
     if !s.trans_b && bias.is_none() && s.act == Act::None {
+        // (The epilogue is linear in the product, so it applies to each block's sum alike.)
         // `a` stored [k, m], `b` [k, n] (a weight gradient): blocks of the reduction, each
         // adding to `c`.
         let per = gpu.rows_per_binding("a matmul", s.k, &[s.m, s.n], &[s.m * s.n])?;
@@ -186,6 +228,7 @@ pub fn matmul_into(
                 a.buf().range(first * s.m, k * s.m),
                 b.buf().range(first * s.n, k * s.n),
                 None,
+                grad_act.map(|(y, act)| (y.buf().whole(), act)),
                 c.buf().whole(),
                 MatmulSpec {
                     k,
@@ -196,26 +239,36 @@ pub fn matmul_into(
         }
         return Ok(());
     }
-    gpu.rows_per_binding("a matmul", 1, &[a.len(), b.len(), c.len(), bias_len], &[])?;
+    let y_len = grad_act.map_or(0, |(y, _)| y.len());
+    gpu.rows_per_binding(
+        "a matmul",
+        1,
+        &[a.len(), b.len(), c.len(), bias_len, y_len],
+        &[],
+    )?;
     matmul_dispatch(
         gpu,
         a.buf().whole(),
         b.buf().whole(),
         bias.map(|b| b.buf().whole()),
+        grad_act.map(|(y, act)| (y.buf().whole(), act)),
         c.buf().whole(),
         s,
     )
 }
 
-/// One matmul dispatch on bound ranges (sizes already checked).
+/// One matmul dispatch on bound ranges (sizes already checked). `grad_act`: the `GRAD_ACT`
+/// epilogue's `Y` (bound where the bias goes; never with a bias) and activation.
 fn matmul_dispatch(
     gpu: &Gpu,
     a: BufRange<'_>,
     b: BufRange<'_>,
     bias: Option<BufRange<'_>>,
+    grad_act: Option<(BufRange<'_>, Act)>,
     c: BufRange<'_>,
     s: MatmulSpec,
 ) -> Result<()> {
+    debug_assert!(bias.is_none() || grad_act.is_none());
     let wide = wide_blocks(gpu);
     // The vec4 variant needs every operand's contiguous axis to be a multiple of 4.
     let vec4 = s.k > 0
@@ -242,6 +295,7 @@ fn matmul_dispatch(
         ("HAS_BIAS", bias.is_some() as u32 as f64),
         ("ACC", s.acc as u32 as f64),
         ("ACT", s.act.code()),
+        ("GRAD_ACT", grad_act.map_or(0.0, |(_, act)| act.code())),
         if lanes {
             ("ROWS", rows as f64)
         } else {
@@ -249,7 +303,7 @@ fn matmul_dispatch(
         },
     ];
     let kernel = match (lanes, vec4) {
-        _ if matvec => gpu.kernel("matmul", "matvec", &constants[..5])?,
+        _ if matvec => gpu.kernel("matmul", "matvec", &constants[..6])?,
         (true, true) => gpu.kernel("matmul_lanes", "matmul_lanes", &constants)?,
         (true, false) => gpu.kernel("matmul_lanes", "matmul_lanes_any", &constants)?,
         (false, true) => gpu.kernel("matmul", "matmul_vec4", &constants)?,
@@ -262,7 +316,7 @@ fn matmul_dispatch(
     };
     // The bias binding is part of the entry point's layout even when HAS_BIAS is off; bind `a`
     // there (read-only twice is allowed) rather than a dummy buffer.
-    let bias_buf = bias.unwrap_or(a);
+    let bias_buf = bias.or(grad_act.map(|(y, _)| y)).unwrap_or(a);
     let bufs = if vec4 {
         [bias_buf, c, a, b]
     } else {
@@ -494,6 +548,159 @@ pub fn linear(t: &Tape, x: Var, w: Var, b: Option<Var>, act: Act) -> Result<Var>
         }
         Ok(())
     }))
+}
+
+/// A multilayer perceptron as one op: `x -> act(x W_0^T + b_0) -> ... -> h W_L^T + b_L` (every
+/// layer but the last followed by `act`) for `layers = [(W_0, b_0), ..]`, W `[out, in]`, over `x`
+/// `[..., in]`. The same values as a chain of [`linear`]s; the backward differs in dispatches:
+/// each layer's input gradient is one matmul with the previous layer's activation derivative
+/// fused into its store (`GRAD_ACT`), so no elementwise pass runs between layers. A first
+/// width that is not a multiple of 4 is zero-padded as in `linear` (on CPU drivers).
+pub fn mlp(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<Var> {
+    let xv = t.value(x);
+    let ws: Vec<Tensor> = layers.iter().map(|(w, _)| t.value(*w)).collect();
+    let bs: Vec<Tensor> = layers.iter().map(|(_, b)| t.value(*b)).collect();
+    let mut width = xv.last_dim();
+    if layers.is_empty() || xv.shape().is_empty() {
+        return shape_err("mlp", format!("input {:?} and no layers", xv.shape()));
+    }
+    for (l, (w, b)) in ws.iter().zip(&bs).enumerate() {
+        if w.shape().len() != 2 || w.shape()[1] != width || b.len() != w.shape()[0] {
+            return shape_err(
+                "mlp",
+                format!(
+                    "layer {l}: weight {:?} and bias {:?} after width {width} (input {:?})",
+                    w.shape(),
+                    b.shape(),
+                    xv.shape()
+                ),
+            );
+        }
+        width = w.shape()[0];
+    }
+    let gpu = xv.gpu().clone();
+    let rows = xv.rows();
+    let in_f = xv.last_dim();
+    // The padded input and first weight (zero columns), or the originals.
+    let pad = (4 - in_f % 4) % 4;
+    let padded = pad > 0 && pad_narrow(&gpu);
+    let mut ws_used = ws.clone();
+    let x_used = if padded {
+        let wide = in_f + pad;
+        let copy_cols = |src: &Tensor, r: usize| -> Result<Tensor> {
+            let dst = Tensor::zeros(&gpu, &[r, wide])?;
+            let (s, d) = (block(0, in_f), block(0, wide));
+            copy2d(src, s, &dst, d, r, in_f, false)?;
+            Ok(dst)
+        };
+        ws_used[0] = copy_cols(&ws[0], ws[0].shape()[0])?;
+        copy_cols(&xv.reshape(&[rows, in_f])?, rows)?
+    } else {
+        xv.reshape(&[rows, in_f])?
+    };
+    // Forward: one fused matmul per layer; the hidden outputs are saved for the backward.
+    let last = layers.len() - 1;
+    let mut hidden: Vec<Tensor> = Vec::with_capacity(last);
+    let mut h = x_used.clone();
+    for (l, (w, b)) in ws_used.iter().zip(&bs).enumerate() {
+        let (out_f, k) = (w.shape()[0], w.shape()[1]);
+        let y = Tensor::empty(&gpu, &[rows, out_f])?;
+        let spec = MatmulSpec {
+            m: rows,
+            n: out_f,
+            k,
+            trans_a: false,
+            trans_b: true,
+            act: if l < last { act } else { Act::None },
+            acc: false,
+        };
+        matmul_into(&h, w, Some(b), &y, spec)?;
+        if l < last {
+            hidden.push(y.clone());
+        }
+        h = y;
+    }
+    let mut out_shape = xv.shape().to_vec();
+    *out_shape.last_mut().unwrap() = width;
+    let y = h.reshape(&out_shape)?;
+    let mut inputs = vec![x];
+    for (w, b) in layers {
+        inputs.extend([*w, *b]);
+    }
+    let vars = layers.to_vec();
+    let x_shape = xv.shape().to_vec();
+    Ok(t.record(y, &inputs, move |g, gy| {
+        let mut gout = gy.reshape(&[rows, width])?;
+        for l in (0..=last).rev() {
+            let (wv, bv) = vars[l];
+            let w = &ws_used[l];
+            let (out_f, in_w) = (w.shape()[0], w.shape()[1]);
+            let inp = if l == 0 { &x_used } else { &hidden[l - 1] };
+            let wgrad = MatmulSpec {
+                m: out_f,
+                n: in_w,
+                k: rows,
+                trans_a: true,
+                trans_b: false,
+                act: Act::None,
+                acc: false,
+            };
+            if g.wants(wv) {
+                let (gw, acc) = g.target(wv, ws[l].shape(), &gpu)?;
+                if l == 0 && padded {
+                    let tmp = Tensor::empty(&gpu, &[out_f, in_w])?;
+                    matmul_into(&gout, inp, None, &tmp, wgrad)?;
+                    let (s, d) = (block(0, in_w), block(0, in_f));
+                    copy2d(&tmp, s, &gw, d, out_f, in_f, acc)?;
+                } else {
+                    matmul_into(&gout, inp, None, &gw, MatmulSpec { acc, ..wgrad })?;
+                }
+            }
+            if g.wants(bv) {
+                let (gb, acc) = g.target(bv, &[out_f], &gpu)?;
+                sum_leading_into(&gout, &gb, acc)?;
+            }
+            let igrad = MatmulSpec {
+                m: rows,
+                n: in_w,
+                k: out_f,
+                trans_a: false,
+                trans_b: false,
+                act: Act::None,
+                acc: false,
+            };
+            if l > 0 {
+                // Nothing below wants a gradient: stop.
+                let below = g.wants(x) || vars[..l].iter().any(|(w, b)| g.wants(*w) || g.wants(*b));
+                if !below {
+                    break;
+                }
+                let gin = Tensor::empty(&gpu, &[rows, in_w])?;
+                match act {
+                    Act::None => matmul_into(&gout, w, None, &gin, igrad)?,
+                    _ => matmul_into_grad_act(&gout, w, &hidden[l - 1], act, &gin, igrad)?,
+                }
+                gout = gin;
+            } else if g.wants(x) {
+                let (gx, acc) = g.target(x, &x_shape, &gpu)?;
+                if padded {
+                    let tmp = Tensor::empty(&gpu, &[rows, in_w])?;
+                    matmul_into(&gout, w, None, &tmp, igrad)?;
+                    let (s, d) = (block(0, in_w), block(0, in_f));
+                    copy2d(&tmp, s, &gx, d, rows, in_f, acc)?;
+                } else {
+                    let gx2 = gx.reshape(&[rows, in_f])?;
+                    matmul_into(&gout, w, None, &gx2, MatmulSpec { acc, ..igrad })?;
+                }
+            }
+        }
+        Ok(())
+    }))
+}
+
+/// A `copy2d` block starting at `offset` with row stride `stride`.
+fn block(offset: usize, stride: usize) -> Block {
+    Block { offset, stride }
 }
 
 /// Plain-Rust reference.

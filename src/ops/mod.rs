@@ -22,7 +22,7 @@ pub mod rssm;
 pub mod shape;
 
 pub use elementwise::{add, elu, mul, relu, scale, sigmoid, softplus, sub, tanh, Binary, Unary};
-pub use matmul::{linear, matmul, Act};
+pub use matmul::{linear, matmul, mlp, Act};
 pub use reduce::{mean_all, sum_all, sum_leading, sum_rows};
 pub use shape::{concat_last, reshape, slice_time, split_last, stack_time};
 
