@@ -758,3 +758,63 @@ fn critic_learns_the_imagined_returns() {
         "mean value {val} does not track the mean return {ret}"
     );
 }
+
+/// The critic's objective on the actor objective's forward pass (what the update records)
+/// equals the one that evaluates the critic again: loss, values and every gradient. A
+/// forward pass with fewer rows than the features is refused.
+#[test]
+fn critic_objective_reusing_the_actor_pass_matches_a_fresh_one() {
+    let g = gpu();
+    let (h, n) = (3, 5);
+    let (wm, b, starts) = tiny(&g, h, n);
+    let ta = Tape::new(&g);
+    let obj = b.actor_objective(&ta, &wm, &starts, 7, None).unwrap();
+    let feat_all = ta.value(obj.imagined.feat_all);
+    let f = feat_all.last_dim();
+    let all = feat_all.to_vec().unwrap();
+    let feats = Tensor::from_vec(&g, &[h * n, f], &all[..h * n * f]).unwrap();
+    let targets = ta.value(obj.returns);
+    let run = |reuse: bool| {
+        let t = Tape::new(&g);
+        let fwd = reuse.then_some(&obj.critic_forward);
+        let o = b
+            .critic_objective_from(&t, &feats, fwd, &targets, &obj.weights)
+            .unwrap();
+        let loss = t.value(o.loss).to_scalar().unwrap();
+        let values = t.value(o.values).to_vec().unwrap();
+        let vars = o.critic_params.vars().to_vec();
+        let grads = t.backward(o.loss).unwrap();
+        let gs: Vec<Vec<f32>> = vars
+            .iter()
+            .map(|v| grads.get(*v).unwrap().to_vec().unwrap())
+            .collect();
+        (loss, values, gs)
+    };
+    let (l0, v0, g0) = run(false);
+    let (l1, v1, g1) = run(true);
+    assert!(
+        (l0 - l1).abs() <= 1e-6 * (1.0 + l0.abs()),
+        "loss {l1} vs {l0}"
+    );
+    assert_close(&v1, &v0, 1e-6, 1e-6, "values");
+    for (i, (a, c)) in g0.iter().zip(&g1).enumerate() {
+        assert_close(c, a, 1e-5, 1e-5, &format!("critic gradient {i}"));
+    }
+    // More features than the forward pass evaluated: an error, not a read past its rows.
+    let rows = (h + 1) * n + 1;
+    let big = Tensor::from_vec(&g, &[rows, f], &vec![0.5; rows * f]).unwrap();
+    let t = Tape::new(&g);
+    let wide_targets = Tensor::zeros(&g, &[rows, 1]).unwrap();
+    let wide_weights = Tensor::zeros(&g, &[rows, 1]).unwrap();
+    let err = b
+        .critic_objective_from(
+            &t,
+            &big,
+            Some(&obj.critic_forward),
+            &wide_targets,
+            &wide_weights,
+        )
+        .err()
+        .expect("a forward pass with too few rows must be refused");
+    assert!(err.to_string().contains("mlp_from_forward"), "{err}");
+}

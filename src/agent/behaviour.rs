@@ -43,6 +43,7 @@ use crate::gpu::Gpu;
 use crate::model::{Config, LossOut, WorldModel};
 use crate::nn::Bound;
 use crate::ops::loss::mse_nll;
+use crate::ops::matmul::MlpForward;
 use crate::ops::{self};
 use crate::tensor::{Tape, Tensor, Var};
 
@@ -159,6 +160,9 @@ pub struct ActorObjective {
     pub weights: Tensor,
     /// `-mean(weight_t R_t)`, `[1]`.
     pub loss: Var,
+    /// The critic's forward pass on the imagined features (`values`), which the critic's
+    /// objective reuses for steps 0..H-1 (same features, same weights).
+    pub critic_forward: MlpForward,
 }
 
 /// The critic's objective on one tape.
@@ -303,7 +307,7 @@ impl Behaviour {
         let (sh, ss) = (t.constant(&starts.h), t.constant(&starts.s));
         let im =
             imagine_with_actor_inputs(t, wm, &wm_p, policy, sh, ss, h, noise, fixed_actor_inputs)?;
-        let values = self.critic.forward(t, &critic_p, im.feat_all)?;
+        let (values, critic_forward) = self.critic.net.forward_keep(t, &critic_p, im.feat_all)?;
         let values = ops::reshape(t, values, &[h + 1, n])?;
         let gammas = ops::scale(t, im.conts, self.cfg.gamma, 0.0)?;
         let returns = lambda_return(t, im.rewards, gammas, values, self.cfg.lambda)?;
@@ -326,6 +330,7 @@ impl Behaviour {
             returns,
             weights,
             loss,
+            critic_forward,
         })
     }
 
@@ -336,6 +341,21 @@ impl Behaviour {
         &self,
         t: &Tape,
         feats: &Tensor,
+        targets: &Tensor,
+        weights: &Tensor,
+    ) -> Result<CriticObjective> {
+        self.critic_objective_from(t, feats, None, targets, weights)
+    }
+
+    /// [`Behaviour::critic_objective`] with the critic's forward pass taken from `forward`
+    /// (the actor objective's [`ActorObjective::critic_forward`], whose first H N rows are
+    /// `feats` under the same weights) instead of computed again: the same values and
+    /// gradients, one MLP forward fewer.
+    pub fn critic_objective_from(
+        &self,
+        t: &Tape,
+        feats: &Tensor,
+        forward: Option<&MlpForward>,
         targets: &Tensor,
         weights: &Tensor,
     ) -> Result<CriticObjective> {
@@ -351,7 +371,11 @@ impl Behaviour {
             );
         }
         let critic_p = self.critic.bind(t);
-        let v = self.critic.forward(t, &critic_p, t.constant(feats))?;
+        let x = t.constant(feats);
+        let v = match forward {
+            Some(f) => self.critic.net.forward_from(t, &critic_p, x, f)?,
+            None => self.critic.forward(t, &critic_p, x)?,
+        };
         let nll = mse_nll(t, v, t.constant(targets), 1)?; // 0.5 (R - v)^2 per row, [H N]
         let weighted = ops::mul(t, t.constant(&weights.reshape(&[ts[0] * ts[1]])?), nll)?;
         let loss = ops::mean_all(t, weighted)?;
@@ -388,6 +412,7 @@ impl Behaviour {
         let first_mean = obj.imagined.first_mean.clone();
         let first_std = obj.imagined.first_std.clone();
         let weights = obj.weights.clone();
+        let critic_forward = obj.critic_forward.clone();
         // The critic's inputs: the features of steps 0..H-1, copied out (detached).
         let feats = rows_of(&feat_all, feat_all.last_dim(), 0, h * n)?;
         drop(feat_all);
@@ -398,7 +423,9 @@ impl Behaviour {
 
         // 2. The critic.
         let tb = Tape::new(&gpu);
-        let cobj = self.critic_objective(&tb, &feats, &returns, &weights)?;
+        let cobj =
+            self.critic_objective_from(&tb, &feats, Some(&critic_forward), &returns, &weights)?;
+        drop(critic_forward);
         let critic_loss = tb.value(cobj.loss);
         let mean_value = mean_of(&tb.value(cobj.values))?;
         let critic_p = cobj.critic_params;

@@ -9,6 +9,7 @@ use rand::Rng;
 use crate::data::safetensors_io::{self, HostTensor};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::ops::matmul::MlpForward;
 use crate::ops::{self, Act};
 use crate::tensor::{Tape, Tensor, Var};
 
@@ -310,15 +311,28 @@ impl Mlp {
         Ok(Mlp { layers: ls, out })
     }
 
+    fn layer_vars(&self, p: &Bound) -> Vec<(Var, Var)> {
+        self.linears()
+            .iter()
+            .map(|l| (p.var(l.weight), p.var(l.bias)))
+            .collect()
+    }
+
     /// One `ops::mlp` (the same values as the chain of `Linear::forward`s, with the
     /// activation backward fused into the matmuls).
     pub fn forward(&self, t: &Tape, p: &Bound, x: Var) -> Result<Var> {
-        let layers: Vec<(Var, Var)> = self
-            .linears()
-            .iter()
-            .map(|l| (p.var(l.weight), p.var(l.bias)))
-            .collect();
-        ops::mlp(t, x, &layers, Act::Elu)
+        ops::mlp(t, x, &self.layer_vars(p), Act::Elu)
+    }
+
+    /// [`Mlp::forward`], also returning the forward pass for [`Mlp::forward_from`].
+    pub fn forward_keep(&self, t: &Tape, p: &Bound, x: Var) -> Result<(Var, MlpForward)> {
+        ops::matmul::mlp_keep(t, x, &self.layer_vars(p), Act::Elu)
+    }
+
+    /// [`Mlp::forward`] of an `x` whose rows are the first rows of `fwd`'s input, with the same
+    /// weights: records the op on `t` with no forward dispatch (`ops::matmul::mlp_from_forward`).
+    pub fn forward_from(&self, t: &Tape, p: &Bound, x: Var, fwd: &MlpForward) -> Result<Var> {
+        ops::matmul::mlp_from_forward(t, x, &self.layer_vars(p), fwd)
     }
 }
 

@@ -557,27 +557,15 @@ pub fn linear(t: &Tape, x: Var, w: Var, b: Option<Var>, act: Act) -> Result<Var>
 /// fused into its store (`GRAD_ACT`), so no elementwise pass runs between layers. A first
 /// width that is not a multiple of 4 is zero-padded as in `linear` (on CPU drivers).
 pub fn mlp(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<Var> {
+    Ok(mlp_keep(t, x, layers, act)?.0)
+}
+
+/// [`mlp`], also returning its forward pass, which [`mlp_from_forward`] can reuse.
+pub fn mlp_keep(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<(Var, MlpForward)> {
     let xv = t.value(x);
     let ws: Vec<Tensor> = layers.iter().map(|(w, _)| t.value(*w)).collect();
     let bs: Vec<Tensor> = layers.iter().map(|(_, b)| t.value(*b)).collect();
-    let mut width = xv.last_dim();
-    if layers.is_empty() || xv.shape().is_empty() {
-        return shape_err("mlp", format!("input {:?} and no layers", xv.shape()));
-    }
-    for (l, (w, b)) in ws.iter().zip(&bs).enumerate() {
-        if w.shape().len() != 2 || w.shape()[1] != width || b.len() != w.shape()[0] {
-            return shape_err(
-                "mlp",
-                format!(
-                    "layer {l}: weight {:?} and bias {:?} after width {width} (input {:?})",
-                    w.shape(),
-                    b.shape(),
-                    xv.shape()
-                ),
-            );
-        }
-        width = w.shape()[0];
-    }
+    let width = mlp_widths(&xv, &ws, &bs)?;
     let gpu = xv.gpu().clone();
     let rows = xv.rows();
     let in_f = xv.last_dim();
@@ -589,8 +577,7 @@ pub fn mlp(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<Var> {
         let wide = in_f + pad;
         let copy_cols = |src: &Tensor, r: usize| -> Result<Tensor> {
             let dst = Tensor::zeros(&gpu, &[r, wide])?;
-            let (s, d) = (block(0, in_f), block(0, wide));
-            copy2d(src, s, &dst, d, r, in_f, false)?;
+            copy2d(src, block(0, in_f), &dst, block(0, wide), r, in_f, false)?;
             Ok(dst)
         };
         ws_used[0] = copy_cols(&ws[0], ws[0].shape()[0])?;
@@ -598,7 +585,7 @@ pub fn mlp(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<Var> {
     } else {
         xv.reshape(&[rows, in_f])?
     };
-    // Forward: one fused matmul per layer; the hidden outputs are saved for the backward.
+    // One fused matmul per layer; the hidden outputs are saved for the backward.
     let last = layers.len() - 1;
     let mut hidden: Vec<Tensor> = Vec::with_capacity(last);
     let mut h = x_used.clone();
@@ -620,15 +607,137 @@ pub fn mlp(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<Var> {
         }
         h = y;
     }
-    let mut out_shape = xv.shape().to_vec();
+    debug_assert_eq!(h.last_dim(), width);
+    let fwd = MlpForward {
+        x_used,
+        ws_used,
+        hidden,
+        out: h,
+        in_f,
+        padded,
+        act,
+    };
+    let y = mlp_record(t, x, layers, &ws, fwd.clone())?;
+    Ok((y, fwd))
+}
+
+/// Record [`mlp`] on `t` from a forward pass already computed (by [`mlp_keep`], on another
+/// tape) with the same weights: its first `x.rows()` rows must be this input's. No forward
+/// dispatch; the backward is `mlp`'s. For example, a critic trained on the features it has
+/// just evaluated.
+pub fn mlp_from_forward(t: &Tape, x: Var, layers: &[(Var, Var)], fwd: &MlpForward) -> Result<Var> {
+    let xv = t.value(x);
+    let ws: Vec<Tensor> = layers.iter().map(|(w, _)| t.value(*w)).collect();
+    let bs: Vec<Tensor> = layers.iter().map(|(_, b)| t.value(*b)).collect();
+    mlp_widths(&xv, &ws, &bs)?;
+    let rows = xv.rows();
+    let same = xv.last_dim() == fwd.in_f
+        && ws.len() == fwd.ws_used.len()
+        && ws
+            .iter()
+            .zip(&fwd.ws_used)
+            .all(|(a, b)| a.shape()[0] == b.shape()[0])
+        && rows <= fwd.out.rows();
+    if !same {
+        return shape_err(
+            "mlp_from_forward",
+            format!(
+                "input {:?} and {} layers against a forward of {} rows, width {}, {} layers",
+                xv.shape(),
+                ws.len(),
+                fwd.out.rows(),
+                fwd.in_f,
+                fwd.ws_used.len()
+            ),
+        );
+    }
+    let view = MlpForward {
+        x_used: fwd.x_used.leading_rows(rows)?,
+        ws_used: fwd.ws_used.clone(),
+        hidden: fwd
+            .hidden
+            .iter()
+            .map(|h| h.leading_rows(rows))
+            .collect::<Result<_>>()?,
+        // The value other ops see: a tensor of its own (views stay inside the MLP's backward).
+        out: fwd.out.leading_rows(rows)?.deep_clone()?,
+        ..fwd.clone()
+    };
+    mlp_record(t, x, layers, &ws, view)
+}
+
+/// The tensors of an [`mlp`]'s forward pass that its backward reads.
+#[derive(Clone)]
+pub struct MlpForward {
+    /// The input `[rows, in]` (zero-padded to a multiple of 4 when `padded`).
+    x_used: Tensor,
+    /// The weights (the first one padded like the input).
+    ws_used: Vec<Tensor>,
+    /// Every layer's output but the last, `[rows, out_l]` (after the activation).
+    hidden: Vec<Tensor>,
+    /// The last layer's output `[rows, out]`.
+    out: Tensor,
+    in_f: usize,
+    padded: bool,
+    act: Act,
+}
+
+/// Check an MLP's shapes; its output width.
+fn mlp_widths(xv: &Tensor, ws: &[Tensor], bs: &[Tensor]) -> Result<usize> {
+    let mut width = xv.last_dim();
+    if ws.is_empty() || xv.shape().is_empty() {
+        return shape_err("mlp", format!("input {:?} and no layers", xv.shape()));
+    }
+    for (l, (w, b)) in ws.iter().zip(bs).enumerate() {
+        if w.shape().len() != 2 || w.shape()[1] != width || b.len() != w.shape()[0] {
+            return shape_err(
+                "mlp",
+                format!(
+                    "layer {l}: weight {:?} and bias {:?} after width {width} (input {:?})",
+                    w.shape(),
+                    b.shape(),
+                    xv.shape()
+                ),
+            );
+        }
+        width = w.shape()[0];
+    }
+    Ok(width)
+}
+
+/// Record an MLP node whose value is `fwd.out` (viewed in `x`'s leading shape) and whose
+/// backward runs the layers in reverse with the fused activation derivatives.
+fn mlp_record(
+    t: &Tape,
+    x: Var,
+    layers: &[(Var, Var)],
+    ws: &[Tensor],
+    fwd: MlpForward,
+) -> Result<Var> {
+    let xv = t.value(x);
+    let x_shape = xv.shape().to_vec();
+    let rows = xv.rows();
+    let width = fwd.out.last_dim();
+    let mut out_shape = x_shape.clone();
     *out_shape.last_mut().unwrap() = width;
-    let y = h.reshape(&out_shape)?;
+    let y = fwd.out.reshape(&out_shape)?;
     let mut inputs = vec![x];
     for (w, b) in layers {
         inputs.extend([*w, *b]);
     }
     let vars = layers.to_vec();
-    let x_shape = xv.shape().to_vec();
+    let w_shapes: Vec<Vec<usize>> = ws.iter().map(|w| w.shape().to_vec()).collect();
+    let gpu = xv.gpu().clone();
+    let last = layers.len() - 1;
+    let MlpForward {
+        x_used,
+        ws_used,
+        hidden,
+        in_f,
+        padded,
+        act,
+        ..
+    } = fwd;
     Ok(t.record(y, &inputs, move |g, gy| {
         let mut gout = gy.reshape(&[rows, width])?;
         for l in (0..=last).rev() {
@@ -646,12 +755,11 @@ pub fn mlp(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<Var> {
                 acc: false,
             };
             if g.wants(wv) {
-                let (gw, acc) = g.target(wv, ws[l].shape(), &gpu)?;
+                let (gw, acc) = g.target(wv, &w_shapes[l], &gpu)?;
                 if l == 0 && padded {
                     let tmp = Tensor::empty(&gpu, &[out_f, in_w])?;
                     matmul_into(&gout, inp, None, &tmp, wgrad)?;
-                    let (s, d) = (block(0, in_w), block(0, in_f));
-                    copy2d(&tmp, s, &gw, d, out_f, in_f, acc)?;
+                    copy2d(&tmp, block(0, in_w), &gw, block(0, in_f), out_f, in_f, acc)?;
                 } else {
                     matmul_into(&gout, inp, None, &gw, MatmulSpec { acc, ..wgrad })?;
                 }
@@ -686,8 +794,7 @@ pub fn mlp(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<Var> {
                 if padded {
                     let tmp = Tensor::empty(&gpu, &[rows, in_w])?;
                     matmul_into(&gout, w, None, &tmp, igrad)?;
-                    let (s, d) = (block(0, in_w), block(0, in_f));
-                    copy2d(&tmp, s, &gx, d, rows, in_f, acc)?;
+                    copy2d(&tmp, block(0, in_w), &gx, block(0, in_f), rows, in_f, acc)?;
                 } else {
                     let gx2 = gx.reshape(&[rows, in_f])?;
                     matmul_into(&gout, w, None, &gx2, MatmulSpec { acc, ..igrad })?;

@@ -11,6 +11,8 @@ pub struct Tensor {
     gpu: Gpu,
     shape: Vec<usize>,
     buf: Arc<GpuBuffer>,
+    /// Elements: the buffer's, or fewer for a view of its leading rows (`leading_rows`).
+    len: usize,
 }
 
 impl Tensor {
@@ -27,6 +29,7 @@ impl Tensor {
             gpu: gpu.clone(),
             shape: shape.to_vec(),
             buf: Arc::new(gpu.upload(data)?),
+            len: n,
         })
     }
 
@@ -37,6 +40,7 @@ impl Tensor {
             gpu: gpu.clone(),
             shape: shape.to_vec(),
             buf: Arc::new(gpu.zeros(n)?),
+            len: n,
         })
     }
 
@@ -47,6 +51,7 @@ impl Tensor {
             gpu: gpu.clone(),
             shape: shape.to_vec(),
             buf: Arc::new(gpu.alloc(n)?),
+            len: n,
         })
     }
 
@@ -66,11 +71,11 @@ impl Tensor {
     }
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.len
     }
     /// True for a tensor without elements.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.len == 0
     }
     /// Size of the last axis (1 for a scalar).
     pub fn last_dim(&self) -> usize {
@@ -87,6 +92,21 @@ impl Tensor {
     /// True when no other tensor shares this buffer (so it may be written in place).
     pub fn is_unique(&self) -> bool {
         Arc::strong_count(&self.buf) == 1
+    }
+
+    /// The first `rows` rows of the `[rows(), last_dim()]` view, as a `[rows, last_dim()]`
+    /// tensor on the same buffer (no copy). Only for ops that index by shape and bind row
+    /// ranges (matmuls, copies): `buf().whole()` still spans the rows after these.
+    pub(crate) fn leading_rows(&self, rows: usize) -> Result<Tensor> {
+        if rows > self.rows() {
+            return shape_err("leading_rows", format!("{rows} rows of {:?}", self.shape));
+        }
+        Ok(Tensor {
+            gpu: self.gpu.clone(),
+            shape: vec![rows, self.last_dim()],
+            buf: self.buf.clone(),
+            len: rows * self.last_dim(),
+        })
     }
 
     /// Same data, another shape with the same number of elements.
@@ -106,12 +126,15 @@ impl Tensor {
             gpu: self.gpu.clone(),
             shape: shape.to_vec(),
             buf: self.buf.clone(),
+            len: self.len,
         })
     }
 
     /// Read the values back (submits pending work and waits).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        self.gpu.read(&self.buf)
+        let mut v = self.gpu.read(&self.buf)?;
+        v.truncate(self.len);
+        Ok(v)
     }
 
     /// Read a one-element tensor.
