@@ -7,7 +7,8 @@
 //! gradient, and a layer whose weights train costs it again for the weight gradient. Inputs
 //! that are data (the images, the critic's detached features) get no input gradient; frozen
 //! layers (the world model and the critic inside the behaviour update) get no weight gradient.
-//! The engine and PyTorch skip the same work, so the count is the same for both.
+//! The engine and PyTorch skip the same work, so the count is the same for both, except in the
+//! behaviour update, where the engine does not evaluate the critic twice (see there).
 
 use crate::model::Config;
 
@@ -201,8 +202,11 @@ pub fn imagination(cfg: &Config, starts: usize, horizon: usize) -> Flops {
 
 /// One behaviour update from `starts` states with imagination horizon `horizon`: the actor tape
 /// (the rollout; reward, continue and frozen critic heads on the `(H+1) N` imagined states;
-/// gradients through the frozen world model into the actor) and the critic tape (the critic on
-/// the `H N` detached features of steps 0..H-1).
+/// gradients through the frozen world model into the actor) and the critic tape's backward
+/// (the critic on the `H N` detached features of steps 0..H-1). The engine takes that tape's
+/// forward from the actor tape's critic pass (the same features and weights), so it is not
+/// counted; PyTorch's reference (`benches/pytorch/compare.py`), like DreamerV1, evaluates the
+/// critic there again: `H N` rows of the critic's forward more than this count.
 pub fn behaviour_update(cfg: &Config, starts: usize, horizon: usize) -> Flops {
     let all = (horizon + 1) * starts;
     let mut f = Flops::default();
@@ -213,7 +217,7 @@ pub fn behaviour_update(cfg: &Config, starts: usize, horizon: usize) -> Flops {
     f += mlp(all, cfg.feat(), cfg.units, 2, 1, FROZEN, FROZEN);
     f += mlp(all, cfg.feat(), cfg.units, 3, 1, FROZEN, FROZEN);
     f += mlp(all, cfg.feat(), cfg.units, 3, 1, FROZEN, FROZEN);
-    f += mlp(
+    let critic_tape = mlp(
         horizon * starts,
         cfg.feat(),
         cfg.units,
@@ -222,6 +226,7 @@ pub fn behaviour_update(cfg: &Config, starts: usize, horizon: usize) -> Flops {
         TRAIN_FROM_DATA,
         TRAIN,
     );
+    f.backward += critic_tape.backward;
     f
 }
 
@@ -280,9 +285,9 @@ mod tests {
         // Reward and continue heads on the (H+1) N = 16 imagined states: 12 + 16 per row.
         assert_eq!(im.forward, 2.0 * ((n * h) as f64 * step + 16.0 * 28.0));
         assert_eq!(im.backward, 0.0);
-        // Heads on (H+1) N = 16 rows: reward 12, continue 16, critic 16 per row; the critic
-        // tape on H N = 12 rows: 16 per row.
-        let fwd = (n * h) as f64 * step + 16.0 * 44.0 + 12.0 * 16.0;
+        // Heads on (H+1) N = 16 rows: reward 12, continue 16, critic 16 per row (the critic
+        // tape reuses the critic's forward on its H N = 12 rows).
+        let fwd = (n * h) as f64 * step + 16.0 * 44.0;
         let b = behaviour_update(&c, n, h);
         assert_eq!(b.forward, 2.0 * fwd);
         // Backward: the actor twice less its first layer's input gradient (its input is a
