@@ -4,7 +4,8 @@
 // B stored [N,K] (the nn.Linear case: y = x W^T with W [out,in]).
 // Bindings: 0 params (m, n, k), 1 A (read), 2 B (read), 3 bias [N] (read, only with HAS_BIAS;
 //           Y [M,N] with GRAD_ACT), 4 C (read_write), 5 A as vec4 (read), 6 B as vec4 (read).
-// Entry points: `matmul` (any sizes, scalar loads), `matvec` (N = 1 or M = 1, below) and
+// Entry points: `matmul` (any sizes, scalar loads), `matvec` and `matvec_vec4` (N = 1 or
+// M = 1, below) and
 // `matmul_vec4` (uses 3, 4, 5, 6; for
 // operands whose contiguous axis is a multiple of 4: K % 4 == 0, M % 4 == 0 when TRANS_A,
 // N % 4 == 0 unless TRANS_B): each step of its K loop loads 4x4 blocks of A and of B with
@@ -242,8 +243,36 @@ fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         }
         off += sk;
     }
+    matvec_store(i, col, acc);
+}
+
+// Output i of a matvec: bias, activation, activation gradient, store or accumulate.
+fn matvec_store(i: u32, col: bool, sum: f32) {
+    var acc = sum;
     if HAS_BIAS { acc += bias[select(i, 0u, col)]; }
     var y = activate(acc, ACT);
     if GRAD_ACT != 0u { y *= activate_grad(bias[i], GRAD_ACT); }
     if ACC { c[i] += y; } else { c[i] = y; }
+}
+
+// `matvec` where the matrix's rows run along k (N = 1 without TRANS_A, M = 1 with TRANS_B) and
+// K is a multiple of 4: vec4 loads, a quarter of the loads (CPU drivers pay per load). Uses
+// 3, 4, 5, 6.
+@compute @workgroup_size(WG)
+fn matvec_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_id(wid, nwg, lid);
+    let col = p.n == 1u;
+    if i >= select(p.n, p.m, col) { return; }
+    let k4 = p.k / 4u;
+    let off = i * k4;
+    var acc = vec4<f32>(0.0);
+    for (var kq = 0u; kq < k4; kq++) {
+        if col {
+            acc += a4[off + kq] * b4[kq];
+        } else {
+            acc += b4[off + kq] * a4[kq];
+        }
+    }
+    matvec_store(i, col, acc.x + acc.y + acc.z + acc.w);
 }

@@ -213,6 +213,10 @@ fn matvec_matches_reference() {
         (2, 1, 257),
         (1, 8, 12),
         (12, 1, 8),
+        // K a multiple of 4: `matvec_vec4` where the matrix's rows run along k.
+        (37, 1, 52),
+        (1, 29, 68),
+        (300, 1, 4),
     ];
     transposed_cases(&sizes, true);
 }

@@ -78,6 +78,7 @@ pub const KERNELS: &[KernelSig] = &[
     kernel!(matmul::Params, "matmul", "matmul", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "WIDE"], 4),
     kernel!(matmul::Params, "matmul", "matmul_vec4", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "WIDE"], 4),
     kernel!(matmul::Params, "matmul", "matvec", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT"], 4),
+    kernel!(matmul::Params, "matmul", "matvec_vec4", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT"], 4),
     kernel!(matmul::Params, "matmul_lanes", "matmul_lanes", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"], 4),
     kernel!(matmul::Params, "matmul_lanes", "matmul_lanes_any", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"], 4),
     kernel!(reduce::Params, "reduce", "sum_rows", [], 2),

@@ -277,9 +277,17 @@ fn matmul_dispatch(
         && (s.trans_b || s.n.is_multiple_of(4));
     // A single output column or row: one invocation per output (shaders/matmul.wgsl `matvec`).
     let matvec = s.n == 1 || s.m == 1;
-    let vec4 = vec4 && !matvec;
+    // Except a single row whose matrix runs along n (a 1-wide layer's weight gradient,
+    // op(B) = B [K, N]): on the subgroup kernel, with 8 rows of which 7 are clamped copies, each
+    // lane loads its columns of B in vec4s, a quarter of matvec's loads.
+    let matvec =
+        matvec && !(s.n > 1 && s.m == 1 && !s.trans_b && s.k > 0 && super::use_lanes(gpu)?);
+    // ... whose matrix rows run along k (contiguous), in vec4s when K allows.
+    let matvec4 =
+        matvec && s.k > 0 && s.k.is_multiple_of(4) && if s.n == 1 { !s.trans_a } else { s.trans_b };
+    let vec4 = (vec4 && !matvec) || matvec4;
     // The subgroup kernel takes any sizes: vec4 loads where aligned, scalar loads otherwise
-    // (which cost lavapipe the same per value).
+    // (`matmul_lanes_any`, about 1.35x the time on lavapipe).
     let lanes = !matvec && s.k > 0 && super::use_lanes(gpu)?;
     // Rows per workgroup of the subgroup kernel: 32 (12 vec4 loads per 1,024 FMAs; 2.3x the
     // 8x8 register blocks on lavapipe) unless the matrix is short.
@@ -303,6 +311,7 @@ fn matmul_dispatch(
         },
     ];
     let kernel = match (lanes, vec4) {
+        _ if matvec4 => gpu.kernel("matmul", "matvec_vec4", &constants[..6])?,
         _ if matvec => gpu.kernel("matmul", "matvec", &constants[..6])?,
         (true, true) => gpu.kernel("matmul_lanes", "matmul_lanes", &constants)?,
         (true, false) => gpu.kernel("matmul_lanes", "matmul_lanes_any", &constants)?,
