@@ -317,6 +317,8 @@ fn plain_and_subgroup_kernels_match_reference() {
         check_case(case(3, 5, 40, 11, 10, 4, 2), false, Act::Relu);
         check_case(case(2, 20, 37, 6, 7, 4, 2), true, Act::None);
         check_case(case(1, 37, 20, 7, 6, 4, 2), true, Act::Elu);
+        // A 1x1 input: the transposed conv is a matmul (matmul_lanes or the register blocks).
+        check_case(case(3, 20, 9, 1, 1, 5, 2), true, Act::Elu);
     }
     ops::set_lanes(None);
 }
@@ -412,6 +414,34 @@ fn forward_into_accumulates() {
         1e-4,
         "conv2d forward ACC",
     );
+}
+
+/// The 1x1-input transposed conv (a matmul, its biases repeated over the kernel's taps) adds
+/// into its output when asked, with and without an activation (which takes the conv path).
+#[test]
+fn conv_transpose2d_1x1_forward_into_accumulates() {
+    let g = gpu();
+    let c = case(3, 6, 5, 1, 1, 3, 2);
+    let cs = shape_of(&c, true);
+    let x = rand_vec(c.n * c.ci, 1, -1.0, 1.0);
+    let w = rand_vec(c.ci * c.co * c.kh * c.kw, 2, -1.0, 1.0);
+    let b = rand_vec(c.co, 3, -1.0, 1.0);
+    let y0 = rand_vec(c.n * c.co * cs.oh * cs.ow, 4, -1.0, 1.0);
+    let xt = Tensor::from_vec(&g, &[c.n, c.ci, 1, 1], &x).unwrap();
+    let wt = Tensor::from_vec(&g, &[c.ci, c.co, c.kh, c.kw], &w).unwrap();
+    let bt = Tensor::from_vec(&g, &[c.co], &b).unwrap();
+    let pre = reference::conv_transpose2d(&x, &w, &b, &cs);
+    for act in [Act::None, Act::Relu] {
+        let yt = Tensor::from_vec(&g, &[c.n, c.co, cs.oh, cs.ow], &y0).unwrap();
+        conv::conv_transpose2d_forward_into(&xt, &wt, Some(&bt), &yt, c.s, act, true).unwrap();
+        let want: Vec<f32> = pre
+            .iter()
+            .zip(&y0)
+            .map(|(p, y)| act_ref(act, *p) + y)
+            .collect();
+        let what = format!("conv_transpose2d 1x1 forward ACC {act:?}");
+        assert_close(&yt.to_vec().unwrap(), &want, 1e-4, 1e-4, &what);
+    }
 }
 
 #[test]

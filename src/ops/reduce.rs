@@ -78,7 +78,7 @@ pub fn sum_leading_into(x: &Tensor, y: &Tensor, acc: bool) -> Result<()> {
 }
 
 /// Record `y[i] (+)= alpha * x[(i / div) % modulo]`.
-fn expand_into(
+pub(crate) fn expand_into(
     x: &Tensor,
     y: &Tensor,
     div: usize,
