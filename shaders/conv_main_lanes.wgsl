@@ -35,13 +35,22 @@
 // (taps ceil(kh/s) x ceil(kw/s), zero where ky or kx falls past the kernel); the store puts o'
 // at pixel (s*qy + py, s*qx + px) of channel o. Grid y is then position groups only.
 //
+// PAIR (with FOLD, when 2 s*s*O channels fit a subgroup's 32): two output columns per position
+// as well, since a folded layer of 3 channels still fills only 12 of the 32. Position (qy, j)
+// stands for columns qx = 2j + d, d = 0, 1, and reads input pixel (qy - ty, 2j + 1 - u) at tap
+// (ty, u), u = 0..ntx: the same pixel serves column 2j + d with tap tx = u - 1 + d, so the
+// virtual channels become (d, phase, o), 24 for the decoder's last layer, over one tap column
+// more (ntx + 1).
+//
 // Entry point `pack_w_fold`: wp_out[((ty*ntx + tx)*R + r)*opad4 + o'/4][o'%4] = w(o, r, py +
-// s*ty, px + s*tx) for FOLD (strides as `pack_w`). Workgroup (WG); uses 1 w, 6 wp_out.
+// s*ty, px + s*tx) for FOLD (strides as `pack_w`; with PAIR, tap u of virtual channel (d, o')
+// is tx = u - 1 + d, zero outside the kernel). Workgroup (WG); uses 1 w, 6 wp_out.
 
 override CB4L: u32 = 2u;
 // Positions per workgroup.
 override POS: u32 = 64u / CB4L;
 override FOLD: bool = false;
+override PAIR: bool = false;
 
 // Image, row and column of position m: entry m of the flattened (image, row, column) output
 // grid (gather), or entry m of phase row qy0's (image, column) positions (scatter).
@@ -85,20 +94,26 @@ struct FoldChannels {
     oc: vec4<u32>,
     ok: vec4<bool>,
     bias: vec4<f32>,
+    // PAIR: which column of the position's pair (0 without PAIR).
+    dq: vec4<u32>,
 }
 
 fn fold_channels(o: u32) -> FoldChannels {
     let ov = vec4<u32>(o) + vec4<u32>(0u, 1u, 2u, 3u);
-    let ok = ov < vec4<u32>(p.s * p.s * p.o);
-    let ph = select(vec4<u32>(0u), ov, ok) / p.o;
-    let oc = select(vec4<u32>(0u), ov, ok) - ph * p.o;
+    let nf = p.s * p.s * p.o;
+    let ok = ov < vec4<u32>(select(nf, 2u * nf, PAIR));
+    let oc0 = select(vec4<u32>(0u), ov, ok);
+    let dq = oc0 / nf;
+    let vf = oc0 - dq * nf;
+    let ph = vf / p.o;
+    let oc = vf - ph * p.o;
     let dy = ph / p.s;
     var b = vec4<f32>(0.0);
     if p.has_bias != 0u {
         let bi = oc / p.bias_div;
         b = vec4<f32>(bias[bi.x], bias[bi.y], bias[bi.z], bias[bi.w]);
     }
-    return FoldChannels(dy, ph - dy * p.s, oc, ok, b);
+    return FoldChannels(dy, ph - dy * p.s, oc, ok, b, dq);
 }
 
 // Store (or add) act(v + bias) at position c = (image, row, column) for output channels
@@ -114,7 +129,7 @@ fn lanes_store4(c: vec3<u32>, o: u32, v: vec4<f32>, bv: vec4<f32>, fc: FoldChann
     for (var j = 0u; j < 4u; j++) {
         if !fc.ok[j] { return; }
         let y = p.s * c.y + fc.dy[j];
-        let x = p.s * c.z + fc.dx[j];
+        let x = p.s * (select(c.z, 2u * c.z, PAIR) + fc.dq[j]) + fc.dx[j];
         if y < p.oh && x < p.ow {
             let i = (c.x * p.o + fc.oc[j]) * ohw + y * p.ow + x;
             let val = activate(v[j] + fc.bias[j], p.act);
@@ -127,7 +142,7 @@ fn lanes_store4(c: vec3<u32>, o: u32, v: vec4<f32>, bv: vec4<f32>, fc: FoldChann
 fn pack_w_fold(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let nty = (p.kh + p.s - 1u) / p.s;
-    let ntx = (p.kw + p.s - 1u) / p.s;
+    let ntx = (p.kw + p.s - 1u) / p.s + select(0u, 1u, PAIR);
     let i = flat_id(wid, nwg, lid);
     if i >= nty * ntx * p.r * p.opad4 { return; }
     let o4 = i % p.opad4;
@@ -136,15 +151,20 @@ fn pack_w_fold(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let tap = tr / p.r;
     let ty = tap / ntx;
     let tx = tap - ty * ntx;
+    let nf = p.s * p.s * p.o;
     var v = vec4<f32>(0.0);
     for (var j = 0u; j < 4u; j++) {
         let ov = o4 * 4u + j;
-        if ov < p.s * p.s * p.o {
-            let ph = ov / p.o;
-            let oc = ov - ph * p.o;
+        if ov < select(nf, 2u * nf, PAIR) {
+            let dq = ov / nf;
+            let ph = (ov - dq * nf) / p.o;
+            let oc = ov - dq * nf - ph * p.o;
+            // PAIR: tap column u = tx serves kernel column tx - 1 + dq (none at u + dq = 0).
+            let live = !PAIR || tx + dq > 0u;
+            let txk = select(tx, tx + dq - 1u, PAIR && live);
             let ky = ph / p.s + p.s * ty;
-            let kx = ph % p.s + p.s * tx;
-            if ky < p.kh && kx < p.kw {
+            let kx = ph % p.s + p.s * txk;
+            if live && ky < p.kh && kx < p.kw {
                 v[j] = inp[oc * p.ws_o + r * p.ws_r + ky * p.kw + kx];
             }
         }
@@ -164,6 +184,8 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     if FOLD {
         qh = (p.oh + p.s - 1u) / p.s;
         qw = (p.ow + p.s - 1u) / p.s;
+        // PAIR: a position per pair of columns.
+        if PAIR { qw = (qw + 1u) / 2u; }
     } else if SCATTER {
         let ph = wy % (p.s * p.s);
         wy = wy / (p.s * p.s);
@@ -211,8 +233,13 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         q2 = mv2 - img2 * qw;
         yy2 = vec4<u32>(0u);
     }
-    let xx = q - yy * qw;
-    let xx2 = q2 - yy2 * qw;
+    var xx = q - yy * qw;
+    var xx2 = q2 - yy2 * qw;
+    if PAIR {
+        // The pair's pixel column for tap u = 0 (see PAIR above).
+        xx = 2u * xx + 1u;
+        xx2 = 2u * xx2 + 1u;
+    }
     if SCATTER {
         yy = vec4<u32>(qy0);
         yy2 = vec4<u32>(qy0);
@@ -305,7 +332,7 @@ fn conv_main_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     var ty0 = 0u;
     if SCATTER {
         nty = (p.kh - min(py, p.kh) + s - 1u) / s;
-        ntx = (p.kw - min(px, p.kw) + s - 1u) / s;
+        ntx = (p.kw - min(px, p.kw) + s - 1u) / s + select(0u, 1u, PAIR);
         if qy0 >= p.ih { ty0 = qy0 - p.ih + 1u; }
         let ty1 = min(nty, qy0 + 1u);
         steps = select(0u, (ty1 - ty0) * ntx * nr, ty1 > ty0);

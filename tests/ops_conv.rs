@@ -317,6 +317,13 @@ fn plain_and_subgroup_kernels_match_reference() {
         check_case(case(3, 5, 40, 11, 10, 4, 2), false, Act::Relu);
         check_case(case(2, 20, 37, 6, 7, 4, 2), true, Act::None);
         check_case(case(1, 37, 20, 7, 6, 4, 2), true, Act::Elu);
+        // Narrow scatters whose folded phases also pair output columns (PAIR): the decoder's
+        // last layer's shape (3 channels, k6 s2) with an even number of column pairs, an odd
+        // output width (k5: the last pair half outside, phases with 3 and 2 tap columns), and
+        // one channel (8 virtual channels), with ReLU and a bias.
+        check_case(case(2, 5, 3, 5, 4, 6, 2), true, Act::None);
+        check_case(case(2, 6, 3, 4, 5, 5, 2), true, Act::Relu);
+        check_case(case(3, 4, 1, 3, 6, 4, 2), true, Act::None);
         // A 1x1 input: the transposed conv is a matmul (matmul_lanes or the register blocks).
         check_case(case(3, 20, 9, 1, 1, 5, 2), true, Act::Elu);
     }

@@ -131,21 +131,50 @@ fn cb4_for(o: usize) -> usize {
     }
 }
 
-/// How `conv_main_lanes` (shaders/conv_main_lanes.wgsl) takes a pass, or `None` for the plain
-/// `conv_main`: output-channel vec4s per lane (CB4L) and whether the scatter's phases fold into
-/// the channels (FOLD). A subgroup covers 32 * CB4L channels, so a narrow output (16 channels or
-/// fewer) would be mostly padding there: a scatter folds its s*s phases into the channels
-/// instead (the decoder's last layer: 3 channels x 4 phases), a gather keeps the plain kernel.
-fn lanes_mode(gpu: &Gpu, ps: &Pass) -> Result<Option<(usize, bool)>> {
+/// How `conv_main_lanes` (shaders/conv_main_lanes.wgsl) takes a pass.
+#[derive(Clone, Copy, Debug)]
+struct LanesMode {
+    /// Output-channel vec4s per lane (CB4L).
+    cb4l: usize,
+    /// The scatter's phases folded into the channels (FOLD).
+    fold: bool,
+    /// Folded, and two output columns per position as well (PAIR).
+    pair: bool,
+}
+
+impl LanesMode {
+    /// Output channels, virtual ones when folded.
+    fn channels(&self, ps: &Pass) -> usize {
+        match (self.fold, self.pair) {
+            (false, _) => ps.o,
+            (true, false) => ps.s * ps.s * ps.o,
+            (true, true) => 2 * ps.s * ps.s * ps.o,
+        }
+    }
+}
+
+/// How `conv_main_lanes` takes a pass, or `None` for the plain `conv_main`. A subgroup covers
+/// 32 * CB4L channels, so a narrow output (16 channels or fewer) would be mostly padding there:
+/// a scatter folds its s*s phases into the channels instead (the decoder's last layer: 3
+/// channels x 4 phases), and pairs of output columns too where that still fits 32 channels (24
+/// for that layer); a gather keeps the plain kernel.
+fn lanes_mode(gpu: &Gpu, ps: &Pass) -> Result<Option<LanesMode>> {
     if !super::use_lanes(gpu)? {
         return Ok(None);
     }
     let fold = ps.scatter && ps.o <= 16 && ps.s > 1;
-    let o = if fold { ps.s * ps.s * ps.o } else { ps.o };
+    let pair = fold && 2 * ps.s * ps.s * ps.o <= 32;
+    let mut mode = LanesMode {
+        cb4l: 1,
+        fold,
+        pair,
+    };
+    let o = mode.channels(ps);
     if !fold && o <= 16 {
         return Ok(None);
     }
-    Ok(Some((if o <= 32 { 1 } else { 2 }, fold)))
+    mode.cb4l = if o <= 32 { 1 } else { 2 };
+    Ok(Some(mode))
 }
 
 fn flag(b: bool) -> f64 {
@@ -164,19 +193,20 @@ fn main_into(
 ) -> Result<()> {
     let gpu = inp.gpu();
     let lanes = lanes_mode(gpu, &ps)?;
-    let fold = lanes.is_some_and(|(_, f)| f);
+    let fold = lanes.is_some_and(|m| m.fold);
+    let pair = lanes.is_some_and(|m| m.pair);
     // Output channels (virtual ones when folded), per workgroup (grid x), positions per
     // workgroup (grid y), and the taps of the packed weights.
-    let o_eff = if fold { ps.s * ps.s * ps.o } else { ps.o };
+    let o_eff = lanes.map_or(ps.o, |m| m.channels(&ps));
     let (cb4, ch_block, pos_block) = match lanes {
-        Some((cb4l, _)) => (cb4l, 32 * cb4l, 64 / cb4l),
+        Some(m) => (m.cb4l, 32 * m.cb4l, 64 / m.cb4l),
         None => {
             let cb4 = cb4_for(ps.o);
             (cb4, 4 * cb4, block(gpu) * WG_MAIN)
         }
     };
     let taps = if fold {
-        ps.kh.div_ceil(ps.s) * ps.kw.div_ceil(ps.s)
+        ps.kh.div_ceil(ps.s) * (ps.kw.div_ceil(ps.s) + pair as usize)
     } else {
         ps.kh * ps.kw
     };
@@ -187,7 +217,7 @@ fn main_into(
     gpu.check_len(packed_len * 4, "packed conv weights")?;
     let packed = Tensor::empty(gpu, &[packed_len * 4])?;
     let pack = if fold {
-        gpu.kernel("conv_lanes", "pack_w_fold", &[])?
+        gpu.kernel("conv_lanes", "pack_w_fold", &[("PAIR", flag(pair))])?
     } else {
         gpu.kernel("conv", "pack_w", &[])?
     };
@@ -205,13 +235,14 @@ fn main_into(
     gpu.dispatch(&pack, &pp, &[w.buf(), packed.buf()], grid(gpu, packed_len));
 
     let kernel = match lanes {
-        Some((cb4l, fold)) => gpu.kernel(
+        Some(m) => gpu.kernel(
             "conv_lanes",
             "conv_main_lanes",
             &[
                 ("SCATTER", flag(ps.scatter)),
-                ("CB4L", cb4l as f64),
-                ("FOLD", flag(fold)),
+                ("CB4L", m.cb4l as f64),
+                ("FOLD", flag(m.fold)),
+                ("PAIR", flag(m.pair)),
             ],
         )?,
         None => gpu.kernel(
@@ -245,7 +276,9 @@ fn main_into(
     // Positions per phase: the scatter's phase (0, 0) is the largest (folded: all phases).
     let (qh, qw, phases) = if ps.scatter {
         let phases = if fold { 1 } else { ps.s * ps.s };
-        (ps.oh.div_ceil(ps.s), ps.ow.div_ceil(ps.s), phases)
+        // PAIR: a position per pair of columns.
+        let qw = ps.ow.div_ceil(ps.s).div_ceil(1 + pair as usize);
+        (ps.oh.div_ceil(ps.s), qw, phases)
     } else {
         (ps.oh, ps.ow, 1)
     };
