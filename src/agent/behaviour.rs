@@ -19,15 +19,16 @@
 //!
 //! # Dispatches
 //! With the fused imagination (`ops::imagine`, the default where the device allows it), a
-//! whole update is 116 dispatches at H = 5 and at H = 15 (`tests/fused_imagine.rs` asserts that
-//! it does not grow with H and stays at most 150); at the `dreamer` sizes on a CPU driver, whose
-//! `linear` pads the 230-wide features to 232 with a few copies, 141. Of these, the rollout is
+//! whole update is 97 dispatches at H = 5 and at H = 15 (`tests/fused_imagine.rs` asserts that
+//! it does not grow with H and stays at most 100); at the `dreamer` sizes on a CPU driver, whose
+//! MLPs pad the 230-wide features to 232 with a few copies, 116. Of these, the rollout is
 //! 6 (pack the RSSM's and the actor's weights, two noise draws, the rollout kernel) and its
-//! backward 1; the actor is recomputed on all H N detached features at once (5 linears and the
-//! action head forward, as many GEMMs and column sums backward); the heads, lambda-returns,
-//! losses, both Adam steps and the metrics make the rest. On the per-op path (the reference)
-//! the rollout is 17 dispatches per imagined step forward and about 40 backward: 370 per update
-//! at H = 5, 940 at H = 15 (`rssm bench`). One submit, one readback either way.
+//! backward 1; the actor is recomputed on all H N detached features at once (one `ops::mlp`:
+//! 5 matmuls and the action head forward, as many GEMMs and column sums backward, the ELU
+//! gradients fused into them); the heads, lambda-returns, losses, both Adam steps and the
+//! metrics make the rest. The critic's objective reuses the actor objective's critic pass. On
+//! the per-op path (the reference) the rollout is about 50 dispatches per imagined step: 335
+//! per update at H = 5, 865 at H = 15 (the same test). One submit, one readback either way.
 //!
 //! # Noise
 //! Update `u` imagines with the Philox key [`Behaviour::noise_seed`]`(u)`, a hash of the
@@ -413,8 +414,10 @@ impl Behaviour {
         let first_std = obj.imagined.first_std.clone();
         let weights = obj.weights.clone();
         let critic_forward = obj.critic_forward.clone();
-        // The critic's inputs: the features of steps 0..H-1, copied out (detached).
-        let feats = rows_of(&feat_all, feat_all.last_dim(), 0, h * n)?;
+        // The critic's inputs: the features of steps 0..H-1 (a constant on its tape, so
+        // detached), viewed rather than copied: the critic's node reuses the actor tape's pass
+        // on them, which reads only their shape.
+        let feats = feat_all.leading_rows(h * n)?;
         drop(feat_all);
         let actor_p = obj.actor_params;
         let grads = ta.backward(obj.loss)?;

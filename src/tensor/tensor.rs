@@ -11,8 +11,6 @@ pub struct Tensor {
     gpu: Gpu,
     shape: Vec<usize>,
     buf: Arc<GpuBuffer>,
-    /// Elements: the buffer's, or fewer for a view of its leading rows (`leading_rows`).
-    len: usize,
 }
 
 impl Tensor {
@@ -29,7 +27,6 @@ impl Tensor {
             gpu: gpu.clone(),
             shape: shape.to_vec(),
             buf: Arc::new(gpu.upload(data)?),
-            len: n,
         })
     }
 
@@ -40,7 +37,6 @@ impl Tensor {
             gpu: gpu.clone(),
             shape: shape.to_vec(),
             buf: Arc::new(gpu.zeros(n)?),
-            len: n,
         })
     }
 
@@ -51,7 +47,6 @@ impl Tensor {
             gpu: gpu.clone(),
             shape: shape.to_vec(),
             buf: Arc::new(gpu.alloc(n)?),
-            len: n,
         })
     }
 
@@ -69,13 +64,13 @@ impl Tensor {
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
-    /// Number of elements.
+    /// Number of elements (the buffer's, or fewer for a view of its leading rows).
     pub fn len(&self) -> usize {
-        self.len
+        self.shape.iter().product()
     }
     /// True for a tensor without elements.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
     /// Size of the last axis (1 for a scalar).
     pub fn last_dim(&self) -> usize {
@@ -105,7 +100,6 @@ impl Tensor {
             gpu: self.gpu.clone(),
             shape: vec![rows, self.last_dim()],
             buf: self.buf.clone(),
-            len: rows * self.last_dim(),
         })
     }
 
@@ -126,14 +120,13 @@ impl Tensor {
             gpu: self.gpu.clone(),
             shape: shape.to_vec(),
             buf: self.buf.clone(),
-            len: self.len,
         })
     }
 
     /// Read the values back (submits pending work and waits).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         let mut v = self.gpu.read(&self.buf)?;
-        v.truncate(self.len);
+        v.truncate(self.len());
         Ok(v)
     }
 
