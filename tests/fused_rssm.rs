@@ -322,7 +322,7 @@ fn world_model_loss_and_gradients_match_per_op() {
 }
 
 /// Dispatches of one steady training step at T = 16 and T = 50: within 5 of each other (the
-/// fused RSSM does not grow with T), and neither a buffer nor a bind group created.
+/// fused RSSM does not grow with T), at most 170, and no buffer created.
 #[test]
 fn train_step_dispatches_do_not_grow_with_t() {
     // A device of its own: the counters must not see the other tests' work.
@@ -357,12 +357,15 @@ fn train_step_dispatches_do_not_grow_with_t() {
         );
         counts.push(s1.dispatches - s0.dispatches);
     }
+    eprintln!("train step dispatches at T = 16, 50: {counts:?}");
     assert!(
         counts[0].abs_diff(counts[1]) <= 5,
         "dispatches per train step: {counts:?} at T = 16, 50"
     );
+    // 161 here: the heads' activation gradients fused into their matmuls (`ops::mlp`) and the
+    // decoder's 1x1-input layer a matmul without weight packing.
     assert!(
-        counts[1] <= 200,
+        counts[1] <= 170,
         "dispatches per train step at T = 50: {}",
         counts[1]
     );
