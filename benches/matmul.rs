@@ -7,7 +7,7 @@ mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rssm::gpu::{Gpu, GpuOptions};
-use rssm::ops::matmul::{matmul_into, Act, MatmulSpec};
+use rssm::ops::matmul::{matmul_into, set_wide_loads, Act, MatmulSpec};
 use rssm::ops::set_lanes;
 use rssm::tensor::Tensor;
 
@@ -95,18 +95,23 @@ fn bench(c: &mut Criterion) {
         };
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));
         // On devices with 8-lane subgroups, each shape with the register-block kernels and
-        // with the subgroup kernel (`matmul_lanes`; the default there where it applies).
-        let lanes_variants: &[bool] = if gpu.report().subgroup_lanes == Some(8) {
-            &[false, true]
-        } else {
-            &[false]
-        };
-        for &lanes in lanes_variants {
+        // with the subgroup kernel (`matmul_lanes`; the default there where it applies), the
+        // latter with vec4 loads and, where the device has 64-bit integers, with 8-float
+        // loads (`matmul_lanes_u64`, the default there where the sizes allow).
+        let mut variants = vec![(false, false)];
+        if gpu.report().subgroup_lanes == Some(8) {
+            variants.push((true, false));
+            if gpu.report().int64 {
+                variants.push((true, true));
+            }
+        }
+        for &(lanes, wide) in &variants {
             set_lanes(Some(lanes));
-            let name = if lanes {
-                format!("{name} (lanes)")
-            } else {
-                name.to_string()
+            set_wide_loads(Some(wide));
+            let name = match (lanes, wide) {
+                (false, _) => name.to_string(),
+                (true, false) => format!("{name} (lanes)"),
+                (true, true) => format!("{name} (lanes, 8-float loads)"),
             };
             group.bench_function(name, |bch| {
                 bch.iter_custom(|iters| {
@@ -126,6 +131,7 @@ fn bench(c: &mut Criterion) {
         }
     }
     set_lanes(None);
+    set_wide_loads(None);
     group.finish();
 }
 

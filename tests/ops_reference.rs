@@ -79,7 +79,17 @@ fn with_both_block_sizes(cases: impl Fn()) {
     rssm::ops::matmul::set_wide_blocks(None);
     if gpu().report().subgroup_lanes == Some(8) {
         rssm::ops::set_lanes(Some(true));
+        // The vec4 loads, then the 8-float loads where the device has 64-bit integers.
+        rssm::ops::matmul::set_wide_loads(Some(false));
         cases();
+        rssm::ops::matmul::set_wide_loads(None);
+        if gpu().report().int64 {
+            rssm::ops::matmul::set_wide_loads(Some(true));
+            cases();
+            rssm::ops::matmul::set_wide_loads(None);
+        } else {
+            eprintln!("no 64-bit integers on this device: matmul_lanes_u64 not run");
+        }
     } else {
         eprintln!("no 8-lane subgroups on this device: matmul_lanes not run");
     }
@@ -180,6 +190,23 @@ fn matmul_vec4_path_matches_reference() {
         (33, 7, 12),
         (68, 72, 16),
         (20, 12, 8),
+    ];
+    with_both_block_sizes(|| transposed_cases(&sizes, true));
+}
+
+/// Sizes whose K and contiguous axes are multiples of 8 take `matmul_lanes_u64` on devices with
+/// 64-bit integers (8-float loads): partial row blocks of 8, 16 and 32, partial column blocks of
+/// 64, one row.
+#[test]
+fn matmul_wide_loads_path_matches_reference() {
+    let sizes = [
+        (8, 8, 8),
+        (40, 16, 8),
+        (16, 72, 24),
+        (72, 136, 64),
+        (200, 8, 48),
+        (1, 16, 16),
+        (24, 64, 256),
     ];
     with_both_block_sizes(|| transposed_cases(&sizes, true));
 }

@@ -37,6 +37,9 @@ pub struct AdapterReport {
     /// The subgroup width when the device runs subgroup operations and its subgroups have one
     /// fixed width (8 on lavapipe with AVX2); `None` otherwise.
     pub subgroup_lanes: Option<u32>,
+    /// 64-bit integers in shaders (`wgpu::Features::SHADER_INT64`): the subgroup matmul then
+    /// loads 8 floats at a time as a `vec4<u64>` (shaders/matmul_lanes64.wgsl).
+    pub int64: bool,
     /// Optional features of the adapter, comma-separated names.
     pub features: String,
 }
@@ -103,6 +106,7 @@ impl fmt::Display for AdapterReport {
             Some(n) => writeln!(f, "subgroups    {n} lanes")?,
             None => writeln!(f, "subgroups    not used")?,
         }
+        writeln!(f, "int64        {}", if self.int64 { "yes" } else { "no" })?;
         write!(f, "features")?;
         if self.features.is_empty() {
             write!(f, "     none beyond WebGPU's")?;
@@ -244,6 +248,7 @@ pub(super) fn adapter_report(
         subgroup_lanes: (features.contains(wgpu::Features::SUBGROUP)
             && info.subgroup_min_size == info.subgroup_max_size)
             .then_some(info.subgroup_min_size),
+        int64: features.contains(wgpu::Features::SHADER_INT64),
         features: feature_names(adapter.features()),
     }
 }

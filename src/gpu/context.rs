@@ -89,6 +89,11 @@ impl Gpu {
         if adapter.features().contains(wgpu::Features::SUBGROUP) {
             features |= wgpu::Features::SUBGROUP;
         }
+        // 64-bit integers: the subgroup matmul loads 8 floats as one vec4<u64>, which costs a
+        // CPU driver about what a vec4<f32> does (shaders/matmul_lanes64.wgsl).
+        if adapter.features().contains(wgpu::Features::SHADER_INT64) {
+            features |= wgpu::Features::SHADER_INT64;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rssm"),
             required_features: features,

@@ -27,6 +27,10 @@ pub const SOURCES: &[(&str, &str)] = &[
         "matmul_lanes",
         include_str!("../../shaders/matmul_lanes.wgsl"),
     ),
+    (
+        "matmul_lanes64",
+        include_str!("../../shaders/matmul_lanes64.wgsl"),
+    ),
     ("conv_wgrad", include_str!("../../shaders/conv_wgrad.wgsl")),
     (
         "conv_wgrad_lanes",
@@ -43,6 +47,9 @@ pub const SOURCES: &[(&str, &str)] = &[
 /// differs in a small file of its own, so the plain family never needs the feature.
 pub const COMPOSED: &[(&str, &[&str])] = &[
     ("conv", &["conv", "conv_wgrad"]),
+    ("matmul_lanes", &["matmul_lanes"]),
+    // 8-float loads as vec4<u64>: needs wgpu::Features::SHADER_INT64 as well.
+    ("matmul_lanes64", &["matmul_lanes", "matmul_lanes64"]),
     (
         "conv_lanes",
         &["conv", "conv_wgrad_lanes", "conv_main_lanes"],

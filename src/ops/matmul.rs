@@ -1,7 +1,7 @@
 //! Matrix multiply with either operand transposed, a fused bias and a fused activation
 //! (`shaders/matmul.wgsl`), and `linear` (PyTorch `nn.Linear`) built on it.
 
-use crate::error::{shape_err, Result};
+use crate::error::{shape_err, Error, Result};
 use crate::gpu::{BufRange, Gpu};
 use crate::ops::elementwise::{unary_backward, Unary};
 use crate::ops::reduce::sum_leading_into;
@@ -117,14 +117,62 @@ fn wide_blocks(gpu: &Gpu) -> bool {
     }
 }
 
+static WIDE_LOADS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Force the subgroup matmul's 8-float loads (`matmul_lanes_u64`, `Some(true)`, where the
+/// device has 64-bit integers) or its vec4 loads (`Some(false)`) instead of the default (8-float
+/// loads wherever the device has them): lets the tests run both variants.
+pub fn set_wide_loads(wide: Option<bool>) {
+    let v = match wide {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    WIDE_LOADS.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `RSSM_WIDE_LOADS`: `auto` (the default: 8-float loads where the device has 64-bit
+/// integers) or `off`; read once.
+pub const WIDE_LOADS_ENV: &str = "RSSM_WIDE_LOADS";
+
+/// 8-float loads for the subgroup matmul: on devices with 64-bit integers unless turned off
+/// by [`set_wide_loads`] or [`WIDE_LOADS_ENV`].
+fn wide_loads(gpu: &Gpu) -> Result<bool> {
+    static ENV: std::sync::OnceLock<std::result::Result<bool, String>> = std::sync::OnceLock::new();
+    let has = gpu.report().int64;
+    Ok(
+        match WIDE_LOADS.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => false,
+            2 => has,
+            _ => {
+                let on = ENV
+                    .get_or_init(|| match std::env::var(WIDE_LOADS_ENV).as_deref() {
+                        Err(_) | Ok("") | Ok("auto") => Ok(true),
+                        Ok("off") => Ok(false),
+                        Ok(other) => {
+                            Err(format!("{WIDE_LOADS_ENV}='{other}': expected auto or off"))
+                        }
+                    })
+                    .clone()
+                    .map_err(Error::Invalid)?;
+                on && has
+            }
+        },
+    )
+}
+
 /// Which kernel this device's matmuls take where every contiguous axis is a multiple of 4
 /// (others take the scalar register-block kernel): for reports and benchmarks.
 pub fn kernel_choice(gpu: &Gpu) -> Result<String> {
     if super::use_lanes(gpu)? {
-        return Ok(
-            "subgroup lanes (matmul_lanes and the conv_lanes convolutions, 8-lane subgroups)"
-                .into(),
-        );
+        let loads = if wide_loads(gpu)? {
+            "matmul_lanes_u64 where K is a multiple of 8, else matmul_lanes"
+        } else {
+            "matmul_lanes"
+        };
+        return Ok(format!(
+            "subgroup lanes ({loads}, and the conv_lanes convolutions, 8-lane subgroups)"
+        ));
     }
     let wide = wide_blocks(gpu);
     Ok(format!(
@@ -289,6 +337,16 @@ fn matmul_dispatch(
     // The subgroup kernel takes any sizes: vec4 loads where aligned, scalar loads otherwise
     // (`matmul_lanes_any`, about 1.35x the time on lavapipe).
     let lanes = !matvec && s.k > 0 && super::use_lanes(gpu)?;
+    // ... and with 8-float loads where K (and the contiguous axes) are multiples of 8 and the
+    // operands start at multiples of 32 bytes (`matmul_lanes_u64`: ~1.4x on lavapipe).
+    let lanes64 = lanes
+        && vec4
+        && s.k.is_multiple_of(8)
+        && (!s.trans_a || s.m.is_multiple_of(8))
+        && (s.trans_b || s.n.is_multiple_of(8))
+        && a.byte_offset().is_multiple_of(32)
+        && b.byte_offset().is_multiple_of(32)
+        && wide_loads(gpu)?;
     // Rows per workgroup of the subgroup kernel: 32 (12 vec4 loads per 1,024 FMAs; 2.3x the
     // 8x8 register blocks on lavapipe) unless the matrix is short.
     let rows: usize = match s.m {
@@ -313,6 +371,7 @@ fn matmul_dispatch(
     let kernel = match (lanes, vec4) {
         _ if matvec4 => gpu.kernel("matmul", "matvec_vec4", &constants[..6])?,
         _ if matvec => gpu.kernel("matmul", "matvec", &constants[..6])?,
+        (true, true) if lanes64 => gpu.kernel("matmul_lanes64", "matmul_lanes_u64", &constants)?,
         (true, true) => gpu.kernel("matmul_lanes", "matmul_lanes", &constants)?,
         (true, false) => gpu.kernel("matmul_lanes", "matmul_lanes_any", &constants)?,
         (false, true) => gpu.kernel("matmul", "matmul_vec4", &constants)?,
