@@ -195,11 +195,14 @@ fn matmul_vec4_path_matches_reference() {
 }
 
 /// Sizes whose K and contiguous axes are multiples of 8 take `matmul_lanes_u64` on devices with
-/// 64-bit integers (8-float loads): partial row blocks of 8, 16 and 32, partial column blocks of
-/// 64, one row.
+/// 64-bit integers (8-float loads), and `matmul_lanes_u64_store8` where N is a multiple of 8
+/// too: partial row blocks of 8, 16 and 32, partial column blocks of 64, one row; N = 12 and 20
+/// (with op(B) = B^T, the only case that takes the 8-float loads) store 4 at a time.
 #[test]
 fn matmul_wide_loads_path_matches_reference() {
     let sizes = [
+        (40, 12, 16),
+        (33, 20, 8),
         (8, 8, 8),
         (40, 16, 8),
         (16, 72, 24),
@@ -591,14 +594,16 @@ fn shape_errors_are_clear() {
 
 /// `ops::mlp` against a chain of `ops::linear`s: the output and the gradients of x and of
 /// every weight and bias, for an input width that is not a multiple of 4 (padded and not), a
-/// single row (the matvec kernel), ELU and ReLU, with every matmul kernel of the device.
+/// single row (the matvec kernel), ELU and ReLU, a first hidden width of 12 and of 16 (whose
+/// activation gradient takes the 8-float store where the device has it), with every matmul
+/// kernel of the device.
 #[test]
 fn mlp_matches_a_chain_of_linears() {
     use rssm::ops::matmul::set_pad_narrow;
     let g = gpu();
-    let run = |lead: &[usize], inp: usize, act: Act, fused: bool| {
+    let run = |lead: &[usize], inp: usize, hidden: usize, act: Act, fused: bool| {
         let rows: usize = lead.iter().product();
-        let widths = [inp, 12, 8, 3];
+        let widths = [inp, hidden, 8, 3];
         let t = Tape::new(&g);
         let mut shape = lead.to_vec();
         shape.push(inp);
@@ -643,10 +648,10 @@ fn mlp_matches_a_chain_of_linears() {
         for pad in [false, true] {
             set_pad_narrow(Some(pad));
             for (lead, inp) in [(&[5usize, 7][..], 23usize), (&[37][..], 24), (&[1][..], 23)] {
-                for act in [Act::Elu, Act::Relu] {
-                    let what = format!("lead {lead:?} in {inp} {act:?} pad {pad}");
-                    let (s0, y0, g0) = run(lead, inp, act, false);
-                    let (s1, y1, g1) = run(lead, inp, act, true);
+                for (act, hidden) in [(Act::Elu, 12), (Act::Relu, 12), (Act::Elu, 16)] {
+                    let what = format!("lead {lead:?} in {inp} hidden {hidden} {act:?} pad {pad}");
+                    let (s0, y0, g0) = run(lead, inp, hidden, act, false);
+                    let (s1, y1, g1) = run(lead, inp, hidden, act, true);
                     assert_eq!(s1, s0, "{what}: shape");
                     assert_close(&y1, &y0, 1e-5, 1e-5, &format!("{what}: y"));
                     for (i, (a, b)) in g0.iter().zip(&g1).enumerate() {

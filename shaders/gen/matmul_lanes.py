@@ -284,12 +284,19 @@ w("""// Written by shaders/gen/matmul_lanes.py: edit that script, not this file.
 // row l's 8 k of A (or with TRANS_A k-step l of 8 rows) and its 8 columns of B at each of the 8
 // k (or with TRANS_B each column's 8 k): 4 + 8 loads per 32 rows instead of 2 x (4 + 8).
 //
-// Entry point `matmul_lanes_u64` (uses 3, 4, 7, 8): K a multiple of 8, M too with TRANS_A, N too
-// without TRANS_B, and A and B bound at multiples of 32 bytes. Workgroup, grid and overrides
-// as `matmul_lanes`.
+// Entry points (workgroup, grid and overrides as `matmul_lanes`):
+// - `matmul_lanes_u64` (uses 3, 4, 7, 8): K a multiple of 8, M too with TRANS_A, N too without
+//   TRANS_B, and A and B bound at multiples of 32 bytes. Stores as `matmul_lanes`.
+// - `matmul_lanes_u64_store8` (uses 3, 7, 8, 9, 10): the same with N a multiple of 8 and C (and
+//   Y) bound at multiples of 32 bytes too, so that a lane's 8 columns of a row are all inside
+//   or all outside and are stored (and Y loaded, and C read when accumulating) 8 at a time: the
+//   epilogue's scalar stores cost as much as a sixth of the kernel.
 
 @group(0) @binding(7) var<storage, read> a8: array<vec4<u64>>;
 @group(0) @binding(8) var<storage, read> b8: array<vec4<u64>>;
+// store8: Y (GRAD_ACT; bound to the bias slot as well) and C, 8 floats per element.
+@group(0) @binding(9) var<storage, read> y8: array<vec4<u64>>;
+@group(0) @binding(10) var<storage, read_write> c8: array<vec4<u64>>;
 
 // The first and the last four floats of eight (little-endian: float 2j is the low half of
 // u64 j, float 2j + 1 its high half).
@@ -301,6 +308,48 @@ fn lo4(v: vec4<u64>) -> vec4<f32> {
 fn hi4(v: vec4<u64>) -> vec4<f32> {
     let h = v.zw >> vec2<u32>(32u);
     return bitcast<vec4<f32>>(vec4<u32>(u32(v.z), u32(h.x), u32(v.w), u32(h.y)));
+}
+
+// Eight floats as a vec4<u64>: the inverse of lo4 / hi4.
+fn pack8(a: vec4<f32>, b: vec4<f32>) -> vec4<u64> {
+    let lo = vec4<u64>(bitcast<vec4<u32>>(vec4<f32>(a.x, a.z, b.x, b.z)));
+    let hi = vec4<u64>(bitcast<vec4<u32>>(vec4<f32>(a.y, a.w, b.y, b.w)));
+    return lo | (hi << vec4<u32>(32u));
+}
+
+fn act4(x: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(activate(x.x, ACT), activate(x.y, ACT), activate(x.z, ACT), activate(x.w, ACT));
+}
+
+fn act_grad4(y: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(activate_grad(y.x, GRAD_ACT), activate_grad(y.y, GRAD_ACT),
+                     activate_grad(y.z, GRAD_ACT), activate_grad(y.w, GRAD_ACT));
+}
+
+// Add the biases, apply the activation (or the activation derivative at Y) and store (or add
+// to) row `row`, columns c0..c0+7 (N a multiple of 8: all inside or all outside).
+fn store8(row: u32, c0: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if row >= p.m || c0 >= p.n { return; }
+    var x0 = lo;
+    var x1 = hi;
+    if HAS_BIAS {
+        x0 += bias_lo;
+        x1 += bias_hi;
+    }
+    x0 = act4(x0);
+    x1 = act4(x1);
+    let idx = (row * p.n + c0) / 8u;
+    if GRAD_ACT != 0u {
+        let y = y8[idx];
+        x0 *= act_grad4(lo4(y));
+        x1 *= act_grad4(hi4(y));
+    }
+    if ACC {
+        let old = c8[idx];
+        x0 += lo4(old);
+        x1 += hi4(old);
+    }
+    c8[idx] = pack8(x0, x1);
 }
 
 // This lane's A piece for the 8 rows from r0 at k = 8kq..8kq+7: row r0 + lane's 8 k, or with
@@ -319,77 +368,88 @@ fn lane_b8(c0: u32, t: u32, kq: u32, n: u32, k8: u32, n8: u32) -> vec4<u64> {
     }
     return b8[(kq * 8u + t) * n8 + min(c0 / 8u, n8 - 1u)];
 }""")
-w("")
-w("@compute @workgroup_size(8, 1, 1)")
-w("fn matmul_lanes_u64(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,")
-w("                    @builtin(subgroup_invocation_id) lane: u32) {")
-w("    let r0 = fold_yz(wid, nwg) * ROWS;")
-w("    let c0 = wid.x * 64u + lane * 8u;")
-w("    let m = p.m;")
-w("    let n = p.n;")
-w("    let k8 = p.k / 8u;")
-w("    let m8 = m / 8u;")
-w("    let n8 = n / 8u;")
-w("    // acc_i_h: row r0 + i, columns c0 + 4h..c0 + 4h + 3.")
-for i in range(32):
-    for h in range(2):
-        w("    var acc%d_%d = vec4<f32>(0.0);" % (i, h))
-w("    for (var kq = 0u; kq < k8; kq++) {")
-for t in range(8):
-    w("        let q%d = lane_b8(c0, %du, kq, n, k8, n8);" % (t, t))
-w("        // bKH: columns c0 + 4H.., k-steps 4K..4K + 3 (column t of the matrix is k-step t).")
-w("        var b00 = mat4x4<f32>(lo4(q0), lo4(q1), lo4(q2), lo4(q3));")
-w("        var b01 = mat4x4<f32>(hi4(q0), hi4(q1), hi4(q2), hi4(q3));")
-w("        var b10 = mat4x4<f32>(lo4(q4), lo4(q5), lo4(q6), lo4(q7));")
-w("        var b11 = mat4x4<f32>(hi4(q4), hi4(q5), hi4(q6), hi4(q7));")
-w("        if TRANS_B {")
-w("            b00 = transpose(mat4x4<f32>(lo4(q0), lo4(q1), lo4(q2), lo4(q3)));")
-w("            b01 = transpose(mat4x4<f32>(lo4(q4), lo4(q5), lo4(q6), lo4(q7)));")
-w("            b10 = transpose(mat4x4<f32>(hi4(q0), hi4(q1), hi4(q2), hi4(q3)));")
-w("            b11 = transpose(mat4x4<f32>(hi4(q4), hi4(q5), hi4(q6), hi4(q7)));")
-w("        }")
-for blk in range(4):
-    ind = "        " if blk == 0 else "            "
-    if blk > 0:
-        w("        if ROWS > %du {" % (8 * blk))
-    else:
-        w("        {")
-    r = "r0" if blk == 0 else "r0 + %du" % (8 * blk)
-    w(ind + "let aq = lane_a8(%s, lane, kq, m, k8, m8);" % r)
-    w(ind + "let al = lo4(aq);")
-    w(ind + "let ah = hi4(aq);")
-    for j in range(8):
-        w(ind + "let v%d = subgroupBroadcast(al, %du);" % (j, j))
-        w(ind + "let u%d = subgroupBroadcast(ah, %du);" % (j, j))
-    w(ind + "// xRK: rows 4R..4R + 3 at k-steps 4K.. (entry i is row 4R + i's four k).")
-    w(ind + "var x00 = mat4x4<f32>(v0, v1, v2, v3);")
-    w(ind + "var x10 = mat4x4<f32>(v4, v5, v6, v7);")
-    w(ind + "var x01 = mat4x4<f32>(u0, u1, u2, u3);")
-    w(ind + "var x11 = mat4x4<f32>(u4, u5, u6, u7);")
-    w(ind + "if TRANS_A {")
-    w(ind + "    // Lane t holds k-step t: rows 0-3 in al, 4-7 in ah.")
-    w(ind + "    x00 = transpose(mat4x4<f32>(v0, v1, v2, v3));")
-    w(ind + "    x01 = transpose(mat4x4<f32>(v4, v5, v6, v7));")
-    w(ind + "    x10 = transpose(mat4x4<f32>(u0, u1, u2, u3));")
-    w(ind + "    x11 = transpose(mat4x4<f32>(u4, u5, u6, u7));")
-    w(ind + "}")
-    for i in range(8):
-        R = i // 4
-        row = 8 * blk + i
-        w(ind + "acc%d_0 += b00 * x%d0[%d] + b10 * x%d1[%d];" % (row, R, i % 4, R, i % 4))
-        w(ind + "acc%d_1 += b01 * x%d0[%d] + b11 * x%d1[%d];" % (row, R, i % 4, R, i % 4))
+
+
+def entry64(name, wide_store):
+    """The 8-float-load entry point; `wide_store`: its epilogue stores 8 floats at a time."""
+    w("")
+    w("@compute @workgroup_size(8, 1, 1)")
+    w("fn %s(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>," % name)
+    w("%s@builtin(subgroup_invocation_id) lane: u32) {" % (" " * (len(name) + 4)))
+    w("    let r0 = fold_yz(wid, nwg) * ROWS;")
+    w("    let c0 = wid.x * 64u + lane * 8u;")
+    w("    let m = p.m;")
+    w("    let n = p.n;")
+    w("    let k8 = p.k / 8u;")
+    w("    let m8 = m / 8u;")
+    w("    let n8 = n / 8u;")
+    w("    // acc_i_h: row r0 + i, columns c0 + 4h..c0 + 4h + 3.")
+    for i in range(32):
+        for h in range(2):
+            w("    var acc%d_%d = vec4<f32>(0.0);" % (i, h))
+    w("    for (var kq = 0u; kq < k8; kq++) {")
+    for t in range(8):
+        w("        let q%d = lane_b8(c0, %du, kq, n, k8, n8);" % (t, t))
+    w("        // bKH: columns c0 + 4H.., k-steps 4K..4K + 3 (column t of the matrix is k-step t).")
+    w("        var b00 = mat4x4<f32>(lo4(q0), lo4(q1), lo4(q2), lo4(q3));")
+    w("        var b01 = mat4x4<f32>(hi4(q0), hi4(q1), hi4(q2), hi4(q3));")
+    w("        var b10 = mat4x4<f32>(lo4(q4), lo4(q5), lo4(q6), lo4(q7));")
+    w("        var b11 = mat4x4<f32>(hi4(q4), hi4(q5), hi4(q6), hi4(q7));")
+    w("        if TRANS_B {")
+    w("            b00 = transpose(mat4x4<f32>(lo4(q0), lo4(q1), lo4(q2), lo4(q3)));")
+    w("            b01 = transpose(mat4x4<f32>(lo4(q4), lo4(q5), lo4(q6), lo4(q7)));")
+    w("            b10 = transpose(mat4x4<f32>(hi4(q0), hi4(q1), hi4(q2), hi4(q3)));")
+    w("            b11 = transpose(mat4x4<f32>(hi4(q4), hi4(q5), hi4(q6), hi4(q7)));")
     w("        }")
-w("    }")
-w("    if HAS_BIAS { load_bias8(c0); }")
-for blk in range(4):
-    ind = "    " if blk == 0 else "        "
-    if blk > 0:
-        w("    if ROWS > %du {" % (8 * blk))
-    for i in range(8 * blk, 8 * blk + 8):
-        r = "r0" if i == 0 else "r0 + %du" % i
-        w(ind + "store4(%s, c0, acc%d_0);" % (r, i))
-        w(ind + "store4(%s, c0 + 4u, acc%d_1);" % (r, i))
-    if blk > 0:
-        w("    }")
-w("}")
+    for blk in range(4):
+        ind = "        " if blk == 0 else "            "
+        if blk > 0:
+            w("        if ROWS > %du {" % (8 * blk))
+        else:
+            w("        {")
+        r = "r0" if blk == 0 else "r0 + %du" % (8 * blk)
+        w(ind + "let aq = lane_a8(%s, lane, kq, m, k8, m8);" % r)
+        w(ind + "let al = lo4(aq);")
+        w(ind + "let ah = hi4(aq);")
+        for j in range(8):
+            w(ind + "let v%d = subgroupBroadcast(al, %du);" % (j, j))
+            w(ind + "let u%d = subgroupBroadcast(ah, %du);" % (j, j))
+        w(ind + "// xRK: rows 4R..4R + 3 at k-steps 4K.. (entry i is row 4R + i's four k).")
+        w(ind + "var x00 = mat4x4<f32>(v0, v1, v2, v3);")
+        w(ind + "var x10 = mat4x4<f32>(v4, v5, v6, v7);")
+        w(ind + "var x01 = mat4x4<f32>(u0, u1, u2, u3);")
+        w(ind + "var x11 = mat4x4<f32>(u4, u5, u6, u7);")
+        w(ind + "if TRANS_A {")
+        w(ind + "    // Lane t holds k-step t: rows 0-3 in al, 4-7 in ah.")
+        w(ind + "    x00 = transpose(mat4x4<f32>(v0, v1, v2, v3));")
+        w(ind + "    x01 = transpose(mat4x4<f32>(v4, v5, v6, v7));")
+        w(ind + "    x10 = transpose(mat4x4<f32>(u0, u1, u2, u3));")
+        w(ind + "    x11 = transpose(mat4x4<f32>(u4, u5, u6, u7));")
+        w(ind + "}")
+        for i in range(8):
+            R = i // 4
+            row = 8 * blk + i
+            w(ind + "acc%d_0 += b00 * x%d0[%d] + b10 * x%d1[%d];" % (row, R, i % 4, R, i % 4))
+            w(ind + "acc%d_1 += b01 * x%d0[%d] + b11 * x%d1[%d];" % (row, R, i % 4, R, i % 4))
+        w("        }")
+    w("    }")
+    w("    if HAS_BIAS { load_bias8(c0); }")
+    for blk in range(4):
+        ind = "    " if blk == 0 else "        "
+        if blk > 0:
+            w("    if ROWS > %du {" % (8 * blk))
+        for i in range(8 * blk, 8 * blk + 8):
+            r = "r0" if i == 0 else "r0 + %du" % i
+            if wide_store:
+                w(ind + "store8(%s, c0, acc%d_0, acc%d_1);" % (r, i, i))
+            else:
+                w(ind + "store4(%s, c0, acc%d_0);" % (r, i))
+                w(ind + "store4(%s, c0 + 4u, acc%d_1);" % (r, i))
+        if blk > 0:
+            w("    }")
+    w("}")
+
+
+entry64("matmul_lanes_u64", False)
+entry64("matmul_lanes_u64_store8", True)
 write_or_check("matmul_lanes64.wgsl", "\n".join(L) + "\n")

@@ -82,6 +82,7 @@ pub const KERNELS: &[KernelSig] = &[
     kernel!(matmul::Params, "matmul_lanes", "matmul_lanes", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"], 4),
     kernel!(matmul::Params, "matmul_lanes", "matmul_lanes_any", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"], 4),
     kernel!(matmul::Params, "matmul_lanes64", "matmul_lanes_u64", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"], 4),
+    kernel!(matmul::Params, "matmul_lanes64", "matmul_lanes_u64_store8", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"], 5),
     kernel!(reduce::Params, "reduce", "sum_rows", [], 2),
     kernel!(reduce::Params, "reduce", "sum_leading", ["ACC"], 2),
     kernel!(reduce::Params, "reduce", "expand", ["ACC"], 2),

@@ -347,6 +347,12 @@ fn matmul_dispatch(
         && a.byte_offset().is_multiple_of(32)
         && b.byte_offset().is_multiple_of(32)
         && wide_loads(gpu)?;
+    // ... whose epilogue also stores (and loads Y, and C when accumulating) 8 floats at a time
+    // where N is a multiple of 8 and C and Y start at multiples of 32 bytes.
+    let store8 = lanes64
+        && s.n.is_multiple_of(8)
+        && c.byte_offset().is_multiple_of(32)
+        && grad_act.is_none_or(|(y, _)| y.byte_offset().is_multiple_of(32));
     // Rows per workgroup of the subgroup kernel: 32 (12 vec4 loads per 1,024 FMAs; 2.3x the
     // 8x8 register blocks on lavapipe) unless the matrix is short.
     let rows: usize = match s.m {
@@ -371,6 +377,9 @@ fn matmul_dispatch(
     let kernel = match (lanes, vec4) {
         _ if matvec4 => gpu.kernel("matmul", "matvec_vec4", &constants[..6])?,
         _ if matvec => gpu.kernel("matmul", "matvec", &constants[..6])?,
+        (true, true) if store8 => {
+            gpu.kernel("matmul_lanes64", "matmul_lanes_u64_store8", &constants)?
+        }
         (true, true) if lanes64 => gpu.kernel("matmul_lanes64", "matmul_lanes_u64", &constants)?,
         (true, true) => gpu.kernel("matmul_lanes", "matmul_lanes", &constants)?,
         (true, false) => gpu.kernel("matmul_lanes", "matmul_lanes_any", &constants)?,
@@ -385,10 +394,13 @@ fn matmul_dispatch(
     // The bias binding is part of the entry point's layout even when HAS_BIAS is off; bind `a`
     // there (read-only twice is allowed) rather than a dummy buffer.
     let bias_buf = bias.or(grad_act.map(|(y, _)| y)).unwrap_or(a);
-    let bufs = if vec4 {
-        [bias_buf, c, a, b]
+    // `store8` reads Y (or nothing) through a second, 8-float view of the bias slot's buffer.
+    let bufs: &[BufRange<'_>] = if store8 {
+        &[bias_buf, a, b, bias_buf, c]
+    } else if vec4 {
+        &[bias_buf, c, a, b]
     } else {
-        [a, b, bias_buf, c]
+        &[a, b, bias_buf, c]
     };
     let grid = if matvec {
         super::grid(gpu, s.m.max(s.n))
@@ -399,7 +411,7 @@ fn matmul_dispatch(
         let tile = if wide { 64 } else { 32 };
         gpu.grid_2d(s.n.div_ceil(tile), s.m.div_ceil(tile))
     };
-    gpu.dispatch_ranges(&kernel, &p, &bufs, grid);
+    gpu.dispatch_ranges(&kernel, &p, bufs, grid);
     Ok(())
 }
 
