@@ -1,9 +1,9 @@
 // Written by shaders/gen/matmul_lanes.py: edit that script, not this file.
 //
 // matmul_lanes64.wgsl: matmul_lanes.wgsl's `matmul_lanes` with each load 8 floats wide, read as a
-// vec4<u64> (wgpu::Features::SHADER_INT64) and split into two vec4<f32> by bitcasts; composed
-// after matmul_lanes.wgsl (the `matmul_lanes64` family), whose params, bindings, biases and
-// store it uses.
+// vec4<u64> (wgpu::Features::SHADER_INT64) and split into two vec4<f32> by bitcasts (lanes64.wgsl);
+// composed after matmul_lanes.wgsl and lanes64.wgsl (the `matmul_lanes64` family), whose params,
+// bindings, biases and store it uses.
 //
 // Why: lavapipe loads a storage value in an 8-step loop over the lanes, with a bounds check per
 // component, so a load costs about its loop: a vec4<u64> costs ~1.1x a vec4<f32> for twice the
@@ -24,25 +24,6 @@
 // store8: Y (GRAD_ACT; bound to the bias slot as well) and C, 8 floats per element.
 @group(0) @binding(9) var<storage, read> y8: array<vec4<u64>>;
 @group(0) @binding(10) var<storage, read_write> c8: array<vec4<u64>>;
-
-// The first and the last four floats of eight (little-endian: float 2j is the low half of
-// u64 j, float 2j + 1 its high half).
-fn lo4(v: vec4<u64>) -> vec4<f32> {
-    let h = v.xy >> vec2<u32>(32u);
-    return bitcast<vec4<f32>>(vec4<u32>(u32(v.x), u32(h.x), u32(v.y), u32(h.y)));
-}
-
-fn hi4(v: vec4<u64>) -> vec4<f32> {
-    let h = v.zw >> vec2<u32>(32u);
-    return bitcast<vec4<f32>>(vec4<u32>(u32(v.z), u32(h.x), u32(v.w), u32(h.y)));
-}
-
-// Eight floats as a vec4<u64>: the inverse of lo4 / hi4.
-fn pack8(a: vec4<f32>, b: vec4<f32>) -> vec4<u64> {
-    let lo = vec4<u64>(bitcast<vec4<u32>>(vec4<f32>(a.x, a.z, b.x, b.z)));
-    let hi = vec4<u64>(bitcast<vec4<u32>>(vec4<f32>(a.y, a.w, b.y, b.w)));
-    return lo | (hi << vec4<u32>(32u));
-}
 
 fn act4(x: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(activate(x.x, ACT), activate(x.y, ACT), activate(x.z, ACT), activate(x.w, ACT));

@@ -27,6 +27,7 @@ pub const SOURCES: &[(&str, &str)] = &[
         "matmul_lanes",
         include_str!("../../shaders/matmul_lanes.wgsl"),
     ),
+    ("lanes64", include_str!("../../shaders/lanes64.wgsl")),
     (
         "matmul_lanes64",
         include_str!("../../shaders/matmul_lanes64.wgsl"),
@@ -49,7 +50,10 @@ pub const COMPOSED: &[(&str, &[&str])] = &[
     ("conv", &["conv", "conv_wgrad"]),
     ("matmul_lanes", &["matmul_lanes"]),
     // 8-float loads as vec4<u64>: needs wgpu::Features::SHADER_INT64 as well.
-    ("matmul_lanes64", &["matmul_lanes", "matmul_lanes64"]),
+    (
+        "matmul_lanes64",
+        &["matmul_lanes", "lanes64", "matmul_lanes64"],
+    ),
     (
         "conv_lanes",
         &["conv", "conv_wgrad_lanes", "conv_main_lanes"],
