@@ -1,7 +1,7 @@
 //! Matrix multiply with either operand transposed, a fused bias and a fused activation
 //! (`shaders/matmul.wgsl`), and `linear` (PyTorch `nn.Linear`) built on it.
 
-use crate::error::{shape_err, Error, Result};
+use crate::error::{shape_err, Result};
 use crate::gpu::{BufRange, Gpu};
 use crate::ops::elementwise::{unary_backward, Unary};
 use crate::ops::reduce::sum_leading_into;
@@ -69,96 +69,59 @@ pub struct MatmulSpec {
     pub acc: bool,
 }
 
-static PAD_NARROW: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+static PAD_NARROW: super::Force = super::Force::new();
 
 /// Force `linear`'s zero padding of input widths that are not a multiple of 4 on
 /// (`Some(true)`) or off (`Some(false)`) instead of choosing by adapter type (`None`): lets the
 /// tests compare both paths on any device.
 pub fn set_pad_narrow(pad: Option<bool>) {
-    let v = match pad {
-        None => 0,
-        Some(false) => 1,
-        Some(true) => 2,
-    };
-    PAD_NARROW.store(v, std::sync::atomic::Ordering::Relaxed);
+    PAD_NARROW.set(pad);
 }
 
 /// Padding pays on CPU drivers, where the vec4 kernel runs ~1.8x the scalar one (and
 /// `matmul_lanes` ~1.35x `matmul_lanes_any`: 12000x232x400 in 45 ms against 62 for 230) and a
 /// copy is cheap next to the matmul; on GPUs it is off until measured there.
 fn pad_narrow(gpu: &Gpu) -> bool {
-    match PAD_NARROW.load(std::sync::atomic::Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => gpu.report().is_cpu(),
-    }
+    PAD_NARROW.get().unwrap_or_else(|| gpu.report().is_cpu())
 }
 
-static WIDE_BLOCKS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+static WIDE_BLOCKS: super::Force = super::Force::new();
 
 /// Force the vec4 kernel's 8x8 (`Some(true)`) or 4x4 (`Some(false)`) register blocks instead
 /// of choosing by adapter type (`None`): lets the tests run both variants on any device.
 pub fn set_wide_blocks(wide: Option<bool>) {
-    let v = match wide {
-        None => 0,
-        Some(false) => 1,
-        Some(true) => 2,
-    };
-    WIDE_BLOCKS.store(v, std::sync::atomic::Ordering::Relaxed);
+    WIDE_BLOCKS.set(wide);
 }
 
 /// 8x8 register blocks per invocation on CPU drivers (see shaders/matmul.wgsl), 4x4 on GPUs,
 /// unless forced by [`set_wide_blocks`].
 fn wide_blocks(gpu: &Gpu) -> bool {
-    match WIDE_BLOCKS.load(std::sync::atomic::Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => gpu.report().is_cpu(),
-    }
+    WIDE_BLOCKS.get().unwrap_or_else(|| gpu.report().is_cpu())
 }
 
-static WIDE_LOADS: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+static WIDE_LOADS: super::Force = super::Force::new();
 
 /// Force the subgroup matmul's 8-float loads (`matmul_lanes_u64`, `Some(true)`, where the
 /// device has 64-bit integers) or its vec4 loads (`Some(false)`) instead of the default (8-float
 /// loads wherever the device has them): lets the tests run both variants.
 pub fn set_wide_loads(wide: Option<bool>) {
-    let v = match wide {
-        None => 0,
-        Some(false) => 1,
-        Some(true) => 2,
-    };
-    WIDE_LOADS.store(v, std::sync::atomic::Ordering::Relaxed);
+    WIDE_LOADS.set(wide);
 }
 
-/// `RSSM_WIDE_LOADS`: `auto` (the default: 8-float loads where the device has 64-bit
+/// `RSSM_WIDE_LOADS`: `auto` or `on` (the default: 8-float loads where the device has 64-bit
 /// integers) or `off`; read once.
 pub const WIDE_LOADS_ENV: &str = "RSSM_WIDE_LOADS";
 
 /// 8-float loads for the subgroup matmul: on devices with 64-bit integers unless turned off
 /// by [`set_wide_loads`] or [`WIDE_LOADS_ENV`].
 fn wide_loads(gpu: &Gpu) -> Result<bool> {
-    static ENV: std::sync::OnceLock<std::result::Result<bool, String>> = std::sync::OnceLock::new();
-    let has = gpu.report().int64;
-    Ok(
-        match WIDE_LOADS.load(std::sync::atomic::Ordering::Relaxed) {
-            1 => false,
-            2 => has,
-            _ => {
-                let on = ENV
-                    .get_or_init(|| match std::env::var(WIDE_LOADS_ENV).as_deref() {
-                        Err(_) | Ok("") | Ok("auto") => Ok(true),
-                        Ok("off") => Ok(false),
-                        Ok(other) => {
-                            Err(format!("{WIDE_LOADS_ENV}='{other}': expected auto or off"))
-                        }
-                    })
-                    .clone()
-                    .map_err(Error::Invalid)?;
-                on && has
-            }
-        },
-    )
+    static ENV: std::sync::OnceLock<std::result::Result<Option<bool>, String>> =
+        std::sync::OnceLock::new();
+    let on = match WIDE_LOADS.get() {
+        Some(on) => on,
+        None => super::env_choice(WIDE_LOADS_ENV, &ENV)?.unwrap_or(true),
+    };
+    Ok(on && gpu.report().int64)
 }
 
 /// Which kernel this device's matmuls take where every contiguous axis is a multiple of 4

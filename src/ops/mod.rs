@@ -28,51 +28,77 @@ pub use shape::{concat_last, reshape, slice_time, split_last, stack_time};
 
 use crate::gpu::Gpu;
 
-static LANES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+/// A process-wide override of a kernel choice: `None` leaves the choice to the device,
+/// `Some(on)` forces it (the tests run every variant on any device with these).
+pub(crate) struct Force(std::sync::atomic::AtomicU8);
+
+impl Force {
+    pub(crate) const fn new() -> Force {
+        Force(std::sync::atomic::AtomicU8::new(0))
+    }
+
+    pub(crate) fn set(&self, force: Option<bool>) {
+        let v = match force {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        };
+        self.0.store(v, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> Option<bool> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => Some(false),
+            2 => Some(true),
+            _ => None,
+        }
+    }
+}
+
+/// An environment variable that chooses a kernel variant: `auto` (or unset: `None`), `on` or
+/// `off`, read once into `cell`; anything else is an error naming the variable.
+pub(crate) fn env_choice(
+    name: &'static str,
+    cell: &'static std::sync::OnceLock<std::result::Result<Option<bool>, String>>,
+) -> crate::error::Result<Option<bool>> {
+    cell.get_or_init(|| match std::env::var(name).as_deref() {
+        Err(_) | Ok("") | Ok("auto") => Ok(None),
+        Ok("on") => Ok(Some(true)),
+        Ok("off") => Ok(Some(false)),
+        Ok(other) => Err(format!("{name}='{other}': expected auto, on or off")),
+    })
+    .clone()
+    .map_err(crate::error::Error::Invalid)
+}
+
+static LANES: Force = Force::new();
 
 /// Force the subgroup kernels (`shaders/*_lanes.wgsl`) on (`Some(true)`, where the device has
 /// 8-lane subgroups) or off (`Some(false)`) instead of choosing by adapter type (`None`): lets
 /// the tests compare them with the plain kernels.
 pub fn set_lanes(lanes: Option<bool>) {
-    let v = match lanes {
-        None => 0,
-        Some(false) => 1,
-        Some(true) => 2,
-    };
-    LANES.store(v, std::sync::atomic::Ordering::Relaxed);
+    LANES.set(lanes);
 }
 
 /// `RSSM_LANES`: `auto` (the default: on CPU drivers with 8-lane subgroups), `on` (wherever
 /// the device has 8-lane subgroups) or `off`; read once.
 pub const LANES_ENV: &str = "RSSM_LANES";
 
-fn lanes_env() -> crate::error::Result<Option<bool>> {
-    static CHOICE: std::sync::OnceLock<std::result::Result<Option<bool>, String>> =
-        std::sync::OnceLock::new();
-    CHOICE
-        .get_or_init(|| match std::env::var(LANES_ENV).as_deref() {
-            Err(_) | Ok("") | Ok("auto") => Ok(None),
-            Ok("on") => Ok(Some(true)),
-            Ok("off") => Ok(Some(false)),
-            Ok(other) => Err(format!("{LANES_ENV}='{other}': expected auto, on or off")),
-        })
-        .clone()
-        .map_err(crate::error::Error::Invalid)
-}
-
 /// Whether kernels with a subgroup variant (the matmul, the conv weight gradient) take it.
 /// The variants need subgroups of exactly 8 lanes, and they are the CPU drivers' kernels:
 /// lavapipe runs a subgroup as the 8 lanes of one SIMD register but loads every storage value
 /// lane by lane, so lanes that need the same values load one share each and broadcast them.
 pub fn use_lanes(gpu: &Gpu) -> crate::error::Result<bool> {
+    static ENV: std::sync::OnceLock<std::result::Result<Option<bool>, String>> =
+        std::sync::OnceLock::new();
     let has = gpu.report().subgroup_lanes == Some(8);
-    Ok(match LANES.load(std::sync::atomic::Ordering::Relaxed) {
-        1 => false,
-        2 => has,
-        _ => match lanes_env()? {
-            Some(on) => on && has,
-            None => has && gpu.report().is_cpu(),
-        },
+    let choice = match LANES.get() {
+        Some(on) => Some(on),
+        None => env_choice(LANES_ENV, &ENV)?,
+    };
+    Ok(match choice {
+        Some(on) => on && has,
+        None => has && gpu.report().is_cpu(),
     })
 }
 
