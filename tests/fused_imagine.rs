@@ -108,7 +108,9 @@ fn run(wm: &mut WorldModel, b: &Behaviour, starts: &Starts, path: RssmPath) -> R
     Run { values, grads: out }
 }
 
-/// Serialises the comparisons: one of them switches the tiling for the whole process.
+/// Serialises the tests that switch the tiling for the whole process with the ones that depend
+/// on it: the comparisons, and the counts (a switch in the middle of a counted step would change
+/// the fused rollout's kernel, and with it two bind groups).
 static TILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn compare(cfg: Config, horizon: usize, n: usize) {
@@ -205,6 +207,7 @@ fn dreams_match_per_op() {
 /// rollout's counts are printed for the README's table.
 #[test]
 fn behaviour_update_dispatches_do_not_grow_with_h() {
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     // A device of its own: the counters must not see the other tests' work.
     let g = Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
     let mut counts = vec![];
@@ -262,6 +265,7 @@ fn behaviour_update_dispatches_do_not_grow_with_h() {
 #[test]
 fn dream_dispatches_do_not_grow_with_its_length() {
     use rssm::agent::{dream, DreamActions};
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     let g = Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
     let cfg = awkward(2);
     let (wm, b, starts) = setup(&g, &cfg, 1, 4);

@@ -121,7 +121,9 @@ fn run(m: &WorldModel, path: RssmPath, b: usize, t: usize, seed: u64) -> Run {
     Run { outputs, grads }
 }
 
-/// Serialises the comparisons: one of them switches the tiling for the whole process.
+/// Serialises the tests that switch the tiling for the whole process with the ones that depend
+/// on it: the comparisons, and the dispatch count (a switch in the middle of a counted step
+/// would change the fused RSSM's kernels).
 static TILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn compare(cfg: Config, b: usize, t: usize) {
@@ -325,6 +327,7 @@ fn world_model_loss_and_gradients_match_per_op() {
 /// fused RSSM does not grow with T), at most 170, and no buffer created.
 #[test]
 fn train_step_dispatches_do_not_grow_with_t() {
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     // A device of its own: the counters must not see the other tests' work.
     let g = Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
     let mut counts = vec![];
