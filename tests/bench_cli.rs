@@ -60,6 +60,16 @@ fn json_reports_every_workload_with_its_flops() {
         let gflop = m["gflop"].as_f64().unwrap();
         assert!((gflop - f.total() * 1e-9).abs() <= 1e-12, "{m}");
         assert!(m["ms"].as_f64().unwrap() > 0.0 && m["wall_ms"].as_f64().unwrap() > 0.0);
+        // The fastest and slowest steps bracket the mean (one step here: all three equal).
+        let (lo, ms, hi) = (
+            m["ms_min"].as_f64().unwrap(),
+            m["ms"].as_f64().unwrap(),
+            m["ms_max"].as_f64().unwrap(),
+        );
+        assert!(
+            lo > 0.0 && lo <= ms * (1.0 + 1e-9) && ms <= hi * (1.0 + 1e-9),
+            "{m}"
+        );
         assert!(m["dispatches"].as_u64().unwrap() > 0, "{m}");
         let timing = m["timing"].as_str().unwrap();
         assert!(timing == "wall-clock" || timing == "gpu-timestamps", "{m}");

@@ -77,6 +77,10 @@ pub struct Measured {
     pub ms: f64,
     /// `gpu-timestamps` or `wall-clock`: what `ms` is.
     pub timing: &'static str,
+    /// The fastest and the slowest of the `reps` steps, on the same clock as `ms`: how much
+    /// the steps varied (a CPU driver shares the host with everything else on it).
+    pub ms_min: f64,
+    pub ms_max: f64,
     /// Wall-clock milliseconds per step: record, submit, wait, read the results back.
     pub wall_ms: f64,
     /// Device milliseconds between the start of the step's first and the end of its last
@@ -207,6 +211,7 @@ fn time_steps<P>(
     }
     let s0 = gpu.stats();
     let (mut rec_s, mut submit_s, mut wall_s) = (0.0, 0.0, 0.0);
+    let mut wall_range = Range::default();
     for _ in 0..reps {
         let t0 = Instant::now();
         let pending = record()?;
@@ -216,7 +221,9 @@ fn time_steps<P>(
         finish(pending)?;
         rec_s += (t1 - t0).as_secs_f64();
         submit_s += (t2 - t1).as_secs_f64();
-        wall_s += t0.elapsed().as_secs_f64();
+        let step = t0.elapsed().as_secs_f64();
+        wall_s += step;
+        wall_range.add(step * 1e3);
     }
     let s1 = gpu.stats();
     let per = |a: u64, b: u64| (b - a) / reps as u64;
@@ -224,6 +231,7 @@ fn time_steps<P>(
     // Timestamps bracket one submit: only a step that is one submit (plus its readback) is
     // timed on the device.
     let mut gpu_ms = None;
+    let mut gpu_range = Range::default();
     if timestamps && gpu.report().timestamps && submits <= 2 {
         let mut total = 0.0;
         let mut all = true;
@@ -231,7 +239,10 @@ fn time_steps<P>(
             let (pending, secs) = gpu.gpu_time(&mut record)?;
             finish(pending?)?;
             match secs {
-                Some(s) => total += s,
+                Some(s) => {
+                    total += s;
+                    gpu_range.add(s * 1e3);
+                }
                 None => all = false,
             }
         }
@@ -273,7 +284,9 @@ fn time_steps<P>(
         kernels,
         slowest,
         wall_ms: wall_s * 1e3 / n,
+        wall_range,
         gpu_ms,
+        gpu_range,
         host_record_ms: rec_s * 1e3 / n,
         host_submit_ms: submit_s * 1e3 / n,
         dispatches: per(s0.dispatches, s1.dispatches),
@@ -283,11 +296,36 @@ fn time_steps<P>(
     })
 }
 
+/// The fastest and the slowest of a series of step times, in ms.
+#[derive(Clone, Copy)]
+struct Range {
+    min: f64,
+    max: f64,
+}
+
+impl Default for Range {
+    fn default() -> Range {
+        Range {
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl Range {
+    fn add(&mut self, ms: f64) {
+        self.min = self.min.min(ms);
+        self.max = self.max.max(ms);
+    }
+}
+
 struct Timing {
     kernels: Option<Vec<KernelShare>>,
     slowest: Option<Vec<SlowDispatch>>,
     wall_ms: f64,
+    wall_range: Range,
     gpu_ms: Option<f64>,
+    gpu_range: Range,
     host_record_ms: f64,
     host_submit_ms: f64,
     dispatches: u64,
@@ -306,9 +344,9 @@ fn measured(
 ) -> Measured {
     // On a CPU driver the "device" is the host: its timestamps (lavapipe's ran above the wall
     // clock of the same step) say nothing the wall clock does not, so `ms` is the wall clock.
-    let (ms, timing) = match t.gpu_ms {
-        Some(g) if !gpu.report().is_cpu() => (g, "gpu-timestamps"),
-        _ => (t.wall_ms, "wall-clock"),
+    let (ms, range, timing) = match t.gpu_ms {
+        Some(g) if !gpu.report().is_cpu() => (g, t.gpu_range, "gpu-timestamps"),
+        _ => (t.wall_ms, t.wall_range, "wall-clock"),
     };
     let gflop = f.total() * 1e-9;
     Measured {
@@ -317,6 +355,8 @@ fn measured(
         size,
         ms,
         timing,
+        ms_min: range.min,
+        ms_max: range.max,
         wall_ms: t.wall_ms,
         gpu_ms: t.gpu_ms,
         host_record_ms: t.host_record_ms,
@@ -540,17 +580,19 @@ fn print_table(r: &Report) {
         r.reps
     );
     println!();
-    println!("| workload | preset | size | ms / step | timing | wall ms | host record ms | host submit ms | dispatches | bind groups | buffers created | GFLOP | GFLOP/s |");
+    println!("| workload | preset | size | ms / step | min-max ms | timing | wall ms | host record ms | host submit ms | dispatches | bind groups | buffers created | GFLOP | GFLOP/s |");
     println!(
-        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for m in &r.results {
         println!(
-            "| {} | {} | {} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.2} | {:.1} |",
+            "| {} | {} | {} | {:.1} | {:.1}-{:.1} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {:.2} | {:.1} |",
             m.workload,
             m.preset,
             m.size,
             m.ms,
+            m.ms_min,
+            m.ms_max,
             m.timing,
             m.wall_ms,
             m.host_record_ms,
