@@ -83,6 +83,7 @@ struct Params {
     ws_r: u32,     // pack_w: weight stride of a summed-over channel
     len: u32,      // bias_grad: pixels per channel; reduce_splits: values per split
     splits: u32,   // bias_grad, reduce_splits: number of splits
+    nhwc_out: u32, // conv_main_lanes, a gather without FOLD: 1 stores the output [N, OH, OW, O]
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

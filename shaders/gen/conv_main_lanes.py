@@ -145,6 +145,17 @@ fn lanes_store4(c: vec3<u32>, o: u32, v: vec4<f32>, bv: vec4<f32>, fc: FoldChann
                 px: u32) {
     if !FOLD {
         let pix = select(c.y * p.ow + c.z, (py + p.s * c.y) * p.ow + px + p.s * c.z, SCATTER);
+        if p.nhwc_out != 0u {
+            // Channels innermost (conv_nhwc.wgsl reads this): the 4 channels side by side.
+            let i = (c.x * p.oh * p.ow + pix) * p.o + o;
+            for (var j = 0u; j < 4u; j++) {
+                if o + j < p.o {
+                    let val = activate(v[j] + bv[j], p.act);
+                    if p.acc != 0u { out[i + j] += val; } else { out[i + j] = val; }
+                }
+            }
+            return;
+        }
         store4(c.x * p.o * p.oh * p.ow + pix, o, v + bv);
         return;
     }

@@ -1,4 +1,4 @@
-"""Writes shaders/matmul_lanes.wgsl and matmul_lanes64.wgsl, whose register blocks are written out
+"""Writes shaders/matmul_lanes.wgsl, matmul_lanes64.wgsl and conv_nhwc.wgsl, whose register blocks are written out
 (WGSL has no macros, and lavapipe neither unrolls loops nor keeps a dynamically indexed private
 array in registers). matmul_lanes.wgsl's two entry points differ only in how a lane loads its
 operands (vec4 loads for
@@ -351,6 +351,80 @@ fn lane_b8(c0: u32, t: u32, kq: u32, n: u32, k8: u32, n8: u32) -> vec4<u64> {
 }""")
 
 
+def step64(ind, load_b, load_a, trans_a, trans_b):
+    """One step of 8 k of the 8-float-load body, at indentation `ind`: each lane's 8 B pieces
+    (`load_b(t)`, t = 0..7) and, per block of 8 rows from r0 + 8*blk, its A piece
+    (`load_a(rows)`), broadcast to the subgroup and multiplied into acc<row>_<half>.
+    `trans_a` / `trans_b`: WGSL expressions, the layouts of A and B (matmul_lanes.wgsl)."""
+    for t in range(8):
+        w(ind + "let q%d = %s;" % (t, load_b(t)))
+    w(ind + "// bKH: columns c0 + 4H.., k-steps 4K..4K + 3 (column t of the matrix is k-step t).")
+    w(ind + "var b00 = mat4x4<f32>(lo4(q0), lo4(q1), lo4(q2), lo4(q3));")
+    w(ind + "var b01 = mat4x4<f32>(hi4(q0), hi4(q1), hi4(q2), hi4(q3));")
+    w(ind + "var b10 = mat4x4<f32>(lo4(q4), lo4(q5), lo4(q6), lo4(q7));")
+    w(ind + "var b11 = mat4x4<f32>(hi4(q4), hi4(q5), hi4(q6), hi4(q7));")
+    if trans_b != "false":
+        w(ind + "if %s {" % trans_b)
+        w(ind + "    b00 = transpose(mat4x4<f32>(lo4(q0), lo4(q1), lo4(q2), lo4(q3)));")
+        w(ind + "    b01 = transpose(mat4x4<f32>(lo4(q4), lo4(q5), lo4(q6), lo4(q7)));")
+        w(ind + "    b10 = transpose(mat4x4<f32>(hi4(q0), hi4(q1), hi4(q2), hi4(q3)));")
+        w(ind + "    b11 = transpose(mat4x4<f32>(hi4(q4), hi4(q5), hi4(q6), hi4(q7)));")
+        w(ind + "}")
+    for blk in range(4):
+        inner = ind if blk == 0 else ind + "    "
+        if blk > 0:
+            w(ind + "if ROWS > %du {" % (8 * blk))
+        else:
+            w(ind + "{")
+        r = "r0" if blk == 0 else "r0 + %du" % (8 * blk)
+        w(inner + "let aq = %s;" % load_a(blk, r))
+        w(inner + "let al = lo4(aq);")
+        w(inner + "let ah = hi4(aq);")
+        for j in range(8):
+            w(inner + "let v%d = subgroupBroadcast(al, %du);" % (j, j))
+            w(inner + "let u%d = subgroupBroadcast(ah, %du);" % (j, j))
+        w(inner + "// xRK: rows 4R..4R + 3 at k-steps 4K.. (entry i is row 4R + i's four k).")
+        w(inner + "var x00 = mat4x4<f32>(v0, v1, v2, v3);")
+        w(inner + "var x10 = mat4x4<f32>(v4, v5, v6, v7);")
+        w(inner + "var x01 = mat4x4<f32>(u0, u1, u2, u3);")
+        w(inner + "var x11 = mat4x4<f32>(u4, u5, u6, u7);")
+        if trans_a != "false":
+            w(inner + "if %s {" % trans_a)
+            w(inner + "    // Lane t holds k-step t: rows 0-3 in al, 4-7 in ah.")
+            w(inner + "    x00 = transpose(mat4x4<f32>(v0, v1, v2, v3));")
+            w(inner + "    x01 = transpose(mat4x4<f32>(v4, v5, v6, v7));")
+            w(inner + "    x10 = transpose(mat4x4<f32>(u0, u1, u2, u3));")
+            w(inner + "    x11 = transpose(mat4x4<f32>(u4, u5, u6, u7));")
+            w(inner + "}")
+        for i in range(8):
+            R = i // 4
+            row = 8 * blk + i
+            w(inner + "acc%d_0 += b00 * x%d0[%d] + b10 * x%d1[%d];" % (row, R, i % 4, R, i % 4))
+            w(inner + "acc%d_1 += b01 * x%d0[%d] + b11 * x%d1[%d];" % (row, R, i % 4, R, i % 4))
+        w(ind + "}")
+
+
+def accumulators():
+    w("    // acc_i_h: row r0 + i, columns c0 + 4h..c0 + 4h + 3.")
+    for i in range(32):
+        for h in range(2):
+            w("    var acc%d_%d = vec4<f32>(0.0);" % (i, h))
+
+
+def stores64(store):
+    """The epilogue: `store(row_expr, i)` the line that stores row r0 + i."""
+    for blk in range(4):
+        ind = "    " if blk == 0 else "        "
+        if blk > 0:
+            w("    if ROWS > %du {" % (8 * blk))
+        for i in range(8 * blk, 8 * blk + 8):
+            r = "r0" if i == 0 else "r0 + %du" % i
+            for line in store(r, i):
+                w(ind + line)
+        if blk > 0:
+            w("    }")
+
+
 def entry64(name, wide_store):
     """The 8-float-load entry point; `wide_store`: its epilogue stores 8 floats at a time."""
     w("")
@@ -364,73 +438,163 @@ def entry64(name, wide_store):
     w("    let k8 = p.k / 8u;")
     w("    let m8 = m / 8u;")
     w("    let n8 = n / 8u;")
-    w("    // acc_i_h: row r0 + i, columns c0 + 4h..c0 + 4h + 3.")
-    for i in range(32):
-        for h in range(2):
-            w("    var acc%d_%d = vec4<f32>(0.0);" % (i, h))
+    accumulators()
     w("    for (var kq = 0u; kq < k8; kq++) {")
-    for t in range(8):
-        w("        let q%d = lane_b8(c0, %du, kq, n, k8, n8);" % (t, t))
-    w("        // bKH: columns c0 + 4H.., k-steps 4K..4K + 3 (column t of the matrix is k-step t).")
-    w("        var b00 = mat4x4<f32>(lo4(q0), lo4(q1), lo4(q2), lo4(q3));")
-    w("        var b01 = mat4x4<f32>(hi4(q0), hi4(q1), hi4(q2), hi4(q3));")
-    w("        var b10 = mat4x4<f32>(lo4(q4), lo4(q5), lo4(q6), lo4(q7));")
-    w("        var b11 = mat4x4<f32>(hi4(q4), hi4(q5), hi4(q6), hi4(q7));")
-    w("        if TRANS_B {")
-    w("            b00 = transpose(mat4x4<f32>(lo4(q0), lo4(q1), lo4(q2), lo4(q3)));")
-    w("            b01 = transpose(mat4x4<f32>(lo4(q4), lo4(q5), lo4(q6), lo4(q7)));")
-    w("            b10 = transpose(mat4x4<f32>(hi4(q0), hi4(q1), hi4(q2), hi4(q3)));")
-    w("            b11 = transpose(mat4x4<f32>(hi4(q4), hi4(q5), hi4(q6), hi4(q7)));")
-    w("        }")
-    for blk in range(4):
-        ind = "        " if blk == 0 else "            "
-        if blk > 0:
-            w("        if ROWS > %du {" % (8 * blk))
-        else:
-            w("        {")
-        r = "r0" if blk == 0 else "r0 + %du" % (8 * blk)
-        w(ind + "let aq = lane_a8(%s, lane, kq, m, k8, m8);" % r)
-        w(ind + "let al = lo4(aq);")
-        w(ind + "let ah = hi4(aq);")
-        for j in range(8):
-            w(ind + "let v%d = subgroupBroadcast(al, %du);" % (j, j))
-            w(ind + "let u%d = subgroupBroadcast(ah, %du);" % (j, j))
-        w(ind + "// xRK: rows 4R..4R + 3 at k-steps 4K.. (entry i is row 4R + i's four k).")
-        w(ind + "var x00 = mat4x4<f32>(v0, v1, v2, v3);")
-        w(ind + "var x10 = mat4x4<f32>(v4, v5, v6, v7);")
-        w(ind + "var x01 = mat4x4<f32>(u0, u1, u2, u3);")
-        w(ind + "var x11 = mat4x4<f32>(u4, u5, u6, u7);")
-        w(ind + "if TRANS_A {")
-        w(ind + "    // Lane t holds k-step t: rows 0-3 in al, 4-7 in ah.")
-        w(ind + "    x00 = transpose(mat4x4<f32>(v0, v1, v2, v3));")
-        w(ind + "    x01 = transpose(mat4x4<f32>(v4, v5, v6, v7));")
-        w(ind + "    x10 = transpose(mat4x4<f32>(u0, u1, u2, u3));")
-        w(ind + "    x11 = transpose(mat4x4<f32>(u4, u5, u6, u7));")
-        w(ind + "}")
-        for i in range(8):
-            R = i // 4
-            row = 8 * blk + i
-            w(ind + "acc%d_0 += b00 * x%d0[%d] + b10 * x%d1[%d];" % (row, R, i % 4, R, i % 4))
-            w(ind + "acc%d_1 += b01 * x%d0[%d] + b11 * x%d1[%d];" % (row, R, i % 4, R, i % 4))
-        w("        }")
+    step64("        ", lambda t: "lane_b8(c0, %du, kq, n, k8, n8)" % t,
+           lambda blk, r: "lane_a8(%s, lane, kq, m, k8, m8)" % r, "TRANS_A", "TRANS_B")
     w("    }")
     w("    if HAS_BIAS { load_bias8(c0); }")
-    for blk in range(4):
-        ind = "    " if blk == 0 else "        "
-        if blk > 0:
-            w("    if ROWS > %du {" % (8 * blk))
-        for i in range(8 * blk, 8 * blk + 8):
-            r = "r0" if i == 0 else "r0 + %du" % i
-            if wide_store:
-                w(ind + "store8(%s, c0, acc%d_0, acc%d_1);" % (r, i, i))
-            else:
-                w(ind + "store4(%s, c0, acc%d_0);" % (r, i))
-                w(ind + "store4(%s, c0 + 4u, acc%d_1);" % (r, i))
-        if blk > 0:
-            w("    }")
+    if wide_store:
+        stores64(lambda r, i: ["store8(%s, c0, acc%d_0, acc%d_1);" % (r, i, i)])
+    else:
+        stores64(lambda r, i: ["store4(%s, c0, acc%d_0);" % (r, i),
+                               "store4(%s, c0 + 4u, acc%d_1);" % (r, i)])
     w("}")
 
 
 entry64("matmul_lanes_u64", False)
 entry64("matmul_lanes_u64_store8", True)
 write_or_check("matmul_lanes64.wgsl", "\n".join(L) + "\n")
+
+# conv_nhwc.wgsl: the 8-float-load body as a convolution over a channels-innermost input.
+L = []
+w = L.append
+w("""// Written by shaders/gen/matmul_lanes.py: edit that script, not this file.
+//
+// conv_nhwc.wgsl: y = act(conv2d(x, w) + b), stride s, no padding, as an implicit GEMM over a
+// channels-innermost input x [N, IH, IW, C], for CPU drivers with 8-lane subgroups and 64-bit
+// integers (the `conv_nhwc` family: lanes64.wgsl, then this file). The body is
+// matmul_lanes64.wgsl's, generated from the same script: rows = output positions (image, row,
+// column), columns = output channels, k = (tap, input channel), 8 k per step.
+//
+// Why: conv_main_lanes reads NCHW, where a lane's positions are not adjacent in memory, so it
+// loads pixels one by one. With the channels innermost a lane's A piece is one position's 8
+// channels at one tap, a single vec4<u64>: the loads of the u64 matmul, 12 per 2,048 FMAs per
+// lane. About 1.4x conv_main_lanes on the encoder's passes (README). Only where no gradient is
+// needed (the observe-only encoder): training keeps NCHW, which its backward passes read.
+//
+// Params: n, ih, iw, c (input channels, a multiple of 8), oh, ow, o (output channels, a
+// multiple of 8), kh, kw, s, act (0 none, 1 ReLU, 2 ELU, after the bias), has_bias.
+// Bindings: 0 params, 1 x8 (the input as vec4<u64>, bound at a multiple of 32 bytes), 2 w8 (the
+// weights packed [kh][kw][C][O] by conv.wgsl's `pack_w`, as vec4<u64>), 3 bias [O] (bound even
+// without one), 4 y (NCHW output, f32), 5 y8 (NHWC output, vec4<u64>).
+// Entry points: `conv_nhwc` (uses 1, 2, 3, 5: output [N, OH, OW, O], 8 channels per store) and
+// `conv_nhwc_to_nchw` (uses 1, 2, 3, 4: output [N, O, OH, OW], one value per store).
+// Workgroup (8,1,1) = one subgroup of exactly 8 lanes; a workgroup computes 32 positions x 64
+// output channels, lane l channels 8l..8l+7 of them. Grid: x = ceil(O/64), y = ceil(N*OH*OW/32)
+// (y folds into z). Positions past the end are clamped on load and not stored.
+
+struct Params {
+    n: u32,
+    ih: u32,
+    iw: u32,
+    c: u32,
+    oh: u32,
+    ow: u32,
+    o: u32,
+    kh: u32,
+    kw: u32,
+    s: u32,
+    act: u32,
+    has_bias: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x8: array<vec4<u64>>;
+@group(0) @binding(2) var<storage, read> w8: array<vec4<u64>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y8: array<vec4<u64>>;
+
+// Positions per workgroup (the body's blocks of 8 rows test it).
+const ROWS: u32 = 32u;
+
+// Position `pos`'s (clamped to the last) first input pixel, in 8-float units of x8.
+fn pixel8(pos: u32) -> u32 {
+    let ohw = p.oh * p.ow;
+    let q0 = min(pos, p.n * ohw - 1u);
+    let img = q0 / ohw;
+    let q = q0 - img * ohw;
+    let oy = q / p.ow;
+    let ox = q - oy * p.ow;
+    return ((img * p.ih + oy * p.s) * p.iw + ox * p.s) * (p.c / 8u);
+}
+
+// This lane's 8 channels' biases from c0 (zero without a bias; clamped past O).
+fn bias8(c0: u32) -> array<f32, 8> {
+    var b: array<f32, 8>;
+    if p.has_bias != 0u {
+        for (var j = 0u; j < 8u; j++) {
+            b[j] = bias[min(c0 + j, p.o - 1u)];
+        }
+    }
+    return b;
+}
+
+fn act8(v: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    let x = v + b;
+    return vec4<f32>(activate(x.x, p.act), activate(x.y, p.act), activate(x.z, p.act),
+                     activate(x.w, p.act));
+}
+
+// Position `pos`, channels c0..c0+7 (O a multiple of 8: all inside or all outside), NHWC.
+fn store_nhwc(pos: u32, c0: u32, lo: vec4<f32>, hi: vec4<f32>, b: array<f32, 8>) {
+    if pos >= p.n * p.oh * p.ow || c0 >= p.o { return; }
+    let x0 = act8(lo, vec4<f32>(b[0], b[1], b[2], b[3]));
+    let x1 = act8(hi, vec4<f32>(b[4], b[5], b[6], b[7]));
+    y8[(pos * p.o + c0) / 8u] = pack8(x0, x1);
+}
+
+// The same into an NCHW output: channel o of position (img, q) at (img*O + o)*OH*OW + q.
+fn store_nchw(pos: u32, c0: u32, lo: vec4<f32>, hi: vec4<f32>, b: array<f32, 8>) {
+    let ohw = p.oh * p.ow;
+    if pos >= p.n * ohw || c0 >= p.o { return; }
+    let img = pos / ohw;
+    let base = (img * p.o + c0) * ohw + pos - img * ohw;
+    let x0 = act8(lo, vec4<f32>(b[0], b[1], b[2], b[3]));
+    let x1 = act8(hi, vec4<f32>(b[4], b[5], b[6], b[7]));
+    y[base] = x0.x;
+    y[base + ohw] = x0.y;
+    y[base + 2u * ohw] = x0.z;
+    y[base + 3u * ohw] = x0.w;
+    y[base + 4u * ohw] = x1.x;
+    y[base + 5u * ohw] = x1.y;
+    y[base + 6u * ohw] = x1.z;
+    y[base + 7u * ohw] = x1.w;
+}""")
+
+
+def conv_entry(name, store):
+    w("")
+    w("@compute @workgroup_size(8, 1, 1)")
+    w("fn %s(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>," % name)
+    w("%s@builtin(subgroup_invocation_id) lane: u32) {" % (" " * (len(name) + 4)))
+    w("    let r0 = fold_yz(wid, nwg) * ROWS;")
+    w("    let c0 = wid.x * 64u + lane * 8u;")
+    w("    let c8 = p.c / 8u;")
+    w("    let o8 = p.o / 8u;")
+    w("    let cq = min(c0 / 8u, o8 - 1u);")
+    w("    // The first input pixel of each position this lane loads (r0 + lane + 8 * block).")
+    for blk in range(4):
+        w("    let px%d = pixel8(r0 + lane + %du);" % (blk, 8 * blk))
+    accumulators()
+    w("    for (var ky = 0u; ky < p.kh; ky++) {")
+    w("    for (var kx = 0u; kx < p.kw; kx++) {")
+    w("    // Tap (ky, kx): its pixel's offset from a position's first, and its first k step.")
+    w("    let toff = (ky * p.iw + kx) * c8;")
+    w("    let tap = (ky * p.kw + kx) * c8;")
+    w("    for (var cc = 0u; cc < c8; cc++) {")
+    w("        let kq = tap + cc;")
+    step64("        ", lambda t: "w8[(kq * 8u + %du) * o8 + cq]" % t,
+           lambda blk, r: "x8[px%d + toff + cc]" % blk, "false", "false")
+    w("    }")
+    w("    }")
+    w("    }")
+    w("    let b = bias8(c0);")
+    stores64(lambda r, i: ["%s(%s, c0, acc%d_0, acc%d_1, b);" % (store, r, i, i)])
+    w("}")
+
+
+conv_entry("conv_nhwc", "store_nhwc")
+conv_entry("conv_nhwc_to_nchw", "store_nchw")
+write_or_check("conv_nhwc.wgsl", "\n".join(L) + "\n")

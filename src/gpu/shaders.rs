@@ -41,6 +41,7 @@ pub const SOURCES: &[(&str, &str)] = &[
         "conv_main_lanes",
         include_str!("../../shaders/conv_main_lanes.wgsl"),
     ),
+    ("conv_nhwc", include_str!("../../shaders/conv_nhwc.wgsl")),
 ];
 
 /// Kernel families compiled from more than one file (in this order, after the prelude). A
@@ -58,6 +59,8 @@ pub const COMPOSED: &[(&str, &[&str])] = &[
         "conv_lanes",
         &["conv", "conv_wgrad_lanes", "conv_main_lanes"],
     ),
+    // The u64 matmul's body over channels-innermost images: SUBGROUP and SHADER_INT64.
+    ("conv_nhwc", &["lanes64", "conv_nhwc"]),
 ];
 
 /// Every kernel family: the composed ones and each file no composed family uses.

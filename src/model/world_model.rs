@@ -253,11 +253,44 @@ impl WorldModel {
 
     /// `[N,3,64,64] -> [N, embed]`: four k4 s2 convs with ReLU, flattened in C,H,W order.
     pub fn encode(&self, t: &Tape, p: &Bound, images: Var) -> Result<Var> {
+        if !t.grad_enabled() {
+            // Without a backward, the layers after the first can run channels innermost
+            // (ops::conv::nhwc), where the device allows.
+            let x = t.value(images);
+            let ws: Vec<Tensor> = self
+                .encoder
+                .iter()
+                .map(|l| t.value(p.var(l.weight)))
+                .collect();
+            let shapes: Vec<&[usize]> = ws.iter().map(|w| w.shape()).collect();
+            if conv::nhwc::stack_runs_nhwc(x.gpu(), x.shape(), &shapes, 2)? {
+                return self.encode_nhwc(t, p, &x);
+            }
+        }
         let mut x = images;
         for l in &self.encoder {
             x = conv::conv2d(t, x, p.var(l.weight), p.var(l.bias), 2, Act::Relu)?;
         }
         let n = t.shape(x)[0];
+        ops::reshape(t, x, &[n, self.cfg.embed()])
+    }
+
+    /// [`WorldModel::encode`] without a backward, its layers after the first channels innermost
+    /// (see `ops::conv::nhwc`); the last stores NCHW again, so the embedding is the same.
+    fn encode_nhwc(&self, t: &Tape, p: &Bound, images: &Tensor) -> Result<Var> {
+        let layer = |i: usize| {
+            let l = &self.encoder[i];
+            (t.value(p.var(l.weight)), t.value(p.var(l.bias)))
+        };
+        let (w, b) = layer(0);
+        let mut x = conv::nhwc::conv2d_forward_to_nhwc(images, &w, Some(&b), 2, Act::Relu)?;
+        let last = self.encoder.len() - 1;
+        for i in 1..=last {
+            let (w, b) = layer(i);
+            x = conv::nhwc::conv2d_nhwc_forward(&x, &w, Some(&b), 2, Act::Relu, i == last)?;
+        }
+        let n = x.shape()[0];
+        let x = t.constant(&x);
         ops::reshape(t, x, &[n, self.cfg.embed()])
     }
 

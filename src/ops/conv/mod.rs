@@ -27,7 +27,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::error::{shape_err, Result};
+use crate::error::{shape_err, Error, Result};
 use crate::gpu::{BufRange, Gpu};
 
 use crate::ops::matmul::{act_backward, matmul_into, Act, MatmulSpec};
@@ -61,6 +61,7 @@ pub(crate) struct Params {
     ws_r: u32,
     len: u32,
     splits: u32,
+    nhwc_out: u32,
 }
 
 /// Invocations per workgroup of `conv_main` and `wgrad`.
@@ -191,10 +192,31 @@ fn main_into(
     act: Act,
     acc: bool,
 ) -> Result<()> {
+    main_into_layout(inp, w, bias, out, ps, act, acc, false)
+}
+
+/// [`main_into`], with `nhwc_out` the output stored channels innermost, `[N, OH, OW, O]`
+/// (`conv_main_lanes` only, a gather without folding: see [`nhwc`]).
+#[allow(clippy::too_many_arguments)]
+fn main_into_layout(
+    inp: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    out: &Tensor,
+    ps: Pass,
+    act: Act,
+    acc: bool,
+    nhwc_out: bool,
+) -> Result<()> {
     let gpu = inp.gpu();
     let lanes = lanes_mode(gpu, &ps)?;
     let fold = lanes.is_some_and(|m| m.fold);
     let pair = lanes.is_some_and(|m| m.pair);
+    if nhwc_out && (lanes.is_none() || fold || ps.scatter) {
+        return Err(Error::Invalid(
+            "a channels-innermost output needs the subgroup gather (conv_main_lanes)".into(),
+        ));
+    }
     // Output channels (virtual ones when folded), per workgroup (grid x), positions per
     // workgroup (grid y), and the taps of the packed weights.
     let o_eff = lanes.map_or(ps.o, |m| m.channels(&ps));
@@ -271,6 +293,7 @@ fn main_into(
         has_bias: bias.is_some() as u32,
         act: act.code() as u32,
         acc: acc as u32,
+        nhwc_out: nhwc_out as u32,
         ..Default::default()
     };
     // Positions per phase: the scatter's phase (0, 0) is the largest (folded: all phases).
@@ -996,6 +1019,7 @@ pub fn conv_transpose2d(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Ac
 }
 
 /// Plain-Rust references (direct loops, f64 accumulation), for the tests.
+pub mod nhwc;
 pub mod reference;
 
 #[cfg(test)]
