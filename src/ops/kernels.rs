@@ -57,6 +57,8 @@ pub const KERNELS: &[KernelSig] = &[
     kernel!(conv::Params, "conv_lanes", "conv_main_lanes", ["SCATTER", "CB4L", "FOLD", "PAIR"], 4),
     kernel!(conv::Params, "conv_lanes", "pack_w_fold", ["PAIR"], 2),
     kernel!(conv::Params, "conv", "bias_grad", [], 2),
+    kernel!(conv::nhwc::NhwcParams, "conv_nhwc", "conv_nhwc", [], 4),
+    kernel!(conv::nhwc::NhwcParams, "conv_nhwc", "conv_nhwc_to_nchw", [], 4),
     kernel!(ElementwiseParams, "elementwise", "unary", ["OP"], 2),
     kernel!(ElementwiseParams, "elementwise", "unary_backward", ["OP", "FROM_OUTPUT", "ACC"], 3),
     kernel!(ElementwiseParams, "elementwise", "binary", ["BOP"], 3),

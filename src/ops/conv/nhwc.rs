@@ -156,12 +156,11 @@ pub fn conv2d_nhwc_forward(
         [n, cs.oh, cs.ow, o]
     };
     let y = Tensor::empty(gpu, &shape)?;
-    let entry = if nchw_out {
-        "conv_nhwc_to_nchw"
+    let kernel = if nchw_out {
+        gpu.kernel("conv_nhwc", "conv_nhwc_to_nchw", &[])?
     } else {
-        "conv_nhwc"
+        gpu.kernel("conv_nhwc", "conv_nhwc", &[])?
     };
-    let kernel = gpu.kernel("conv_nhwc", entry, &[])?;
     // Images per dispatch: input and output slices must each fit one storage binding (both
     // start at multiples of 32 bytes: C and O are multiples of 8).
     let (in_img, out_img) = (h * wd * c, o * cs.oh * cs.ow);
@@ -208,7 +207,7 @@ pub fn conv2d_nhwc_forward(
 /// shaders/conv_nhwc.wgsl's `Params`.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct NhwcParams {
+pub(crate) struct NhwcParams {
     n: u32,
     ih: u32,
     iw: u32,
