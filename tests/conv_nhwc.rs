@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_close, rand_vec};
+use common::{act_ref, assert_close, rand_vec};
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::{Config, WorldModel};
 use rssm::ops::conv::{self, nhwc, reference};
@@ -38,20 +38,6 @@ fn to_nhwc(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
     out
 }
 
-fn act_ref(v: f32, act: Act) -> f32 {
-    match act {
-        Act::None => v,
-        Act::Relu => v.max(0.0),
-        Act::Elu => {
-            if v > 0.0 {
-                v
-            } else {
-                v.exp() - 1.0
-            }
-        }
-    }
-}
-
 /// `(n, c, h, w, o, k, s)`: partial blocks of 32 positions and of 64 output channels (8, 24,
 /// 72), strides 1 and 2, non-square images, one image.
 const CASES: [(usize, usize, usize, usize, usize, usize, usize); 5] = [
@@ -76,7 +62,7 @@ fn nhwc_convolution_matches_reference() {
         let wt = Tensor::from_vec(&g, &[o, c, k, k], &wv).unwrap();
         let bt = Tensor::from_vec(&g, &[o], &bv).unwrap();
         for act in [Act::None, Act::Relu, Act::Elu] {
-            let want: Vec<f32> = want.iter().map(|v| act_ref(*v, act)).collect();
+            let want: Vec<f32> = want.iter().map(|v| act_ref(act, *v)).collect();
             let tol = 1e-5 * ((c * k * k) as f32).sqrt() + 1e-5;
             let what = format!("n={n} c={c} {h}x{w} o={o} k={k} s={s} {act:?}");
             let y = conv::nhwc::conv2d_nhwc_forward(&xt, &wt, Some(&bt), s, act, true).unwrap();

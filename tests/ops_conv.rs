@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close, gpu, rand_vec};
+use common::{act_ref, assert_close, gpu, rand_vec};
 use rssm::ops::conv::{self, reference, ConvShape};
 use rssm::ops::matmul::Act;
 use rssm::ops::{self};
@@ -51,20 +51,6 @@ fn shape_of(c: &Case, transposed: bool) -> ConvShape {
         conv::conv_transpose2d_shape(&x, &w, None, c.s).unwrap()
     } else {
         conv::conv2d_shape(&x, &w, None, c.s).unwrap()
-    }
-}
-
-fn act_ref(act: Act, v: f32) -> f32 {
-    match act {
-        Act::None => v,
-        Act::Relu => v.max(0.0),
-        Act::Elu => {
-            if v > 0.0 {
-                v
-            } else {
-                ((v as f64).exp() - 1.0) as f32
-            }
-        }
     }
 }
 

@@ -67,3 +67,18 @@ pub fn rel_err(got: &[f32], want: &[f32]) -> f64 {
         diff / scale
     }
 }
+
+/// `act(v)` in plain Rust (ELU in f64), the reference for the kernels' fused activations.
+pub fn act_ref(act: rssm::ops::Act, v: f32) -> f32 {
+    match act {
+        rssm::ops::Act::None => v,
+        rssm::ops::Act::Relu => v.max(0.0),
+        rssm::ops::Act::Elu => {
+            if v > 0.0 {
+                v
+            } else {
+                ((v as f64).exp() - 1.0) as f32
+            }
+        }
+    }
+}

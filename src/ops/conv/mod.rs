@@ -94,6 +94,29 @@ struct Pass {
     bias_div: usize,
 }
 
+impl Pass {
+    /// A Conv2d's forward pass: a gather over the input's channels, weights `[O, C, kh, kw]`.
+    fn gather(cs: &ConvShape) -> Pass {
+        let kk = cs.kh * cs.kw;
+        Pass {
+            n: cs.n,
+            r: cs.ci,
+            o: cs.co,
+            ih: cs.h,
+            iw: cs.w,
+            oh: cs.oh,
+            ow: cs.ow,
+            kh: cs.kh,
+            kw: cs.kw,
+            s: cs.s,
+            scatter: false,
+            ws_o: cs.ci * kk,
+            ws_r: kk,
+            bias_div: 1,
+        }
+    }
+}
+
 /// Forced register-block size (0: choose from the adapter). See [`set_register_block`].
 static FORCED_BLOCK: AtomicUsize = AtomicUsize::new(0);
 
@@ -657,24 +680,7 @@ pub fn conv2d_forward_into(
 ) -> Result<()> {
     let cs = conv2d_shape(x.shape(), w.shape(), b.map(|b| b.shape()), stride)?;
     check_len(y, &[cs.n, cs.co, cs.oh, cs.ow], "conv2d", "output")?;
-    let kk = cs.kh * cs.kw;
-    let ps = Pass {
-        n: cs.n,
-        r: cs.ci,
-        o: cs.co,
-        ih: cs.h,
-        iw: cs.w,
-        oh: cs.oh,
-        ow: cs.ow,
-        kh: cs.kh,
-        kw: cs.kw,
-        s: cs.s,
-        scatter: false,
-        ws_o: cs.ci * kk,
-        ws_r: kk,
-        bias_div: 1,
-    };
-    main_into(x, w, b, y, ps, act, acc)
+    main_into(x, w, b, y, Pass::gather(&cs), act, acc)
 }
 
 /// Record the gradients of `y = conv2d(x, w) + b` from the pre-activation gradient `g

@@ -23,8 +23,9 @@ pub fn set_nhwc(on: Option<bool>) {
 /// `RSSM_NHWC`: `auto` or `on` (the default) or `off`; read once.
 pub const NHWC_ENV: &str = "RSSM_NHWC";
 
-/// Whether this device runs the NHWC kernels: 8-lane subgroups (the subgroup kernels in use)
-/// and 64-bit integers, unless turned off by [`set_nhwc`] or [`NHWC_ENV`].
+/// Whether the encoder takes the NHWC kernels on this device: they can run there (see
+/// [`conv2d_nhwc_forward`]) and the subgroup kernels are in use, unless turned off by
+/// [`set_nhwc`] or [`NHWC_ENV`].
 pub fn available(gpu: &Gpu) -> Result<bool> {
     static ENV: std::sync::OnceLock<std::result::Result<Option<bool>, String>> =
         std::sync::OnceLock::new();
@@ -32,7 +33,19 @@ pub fn available(gpu: &Gpu) -> Result<bool> {
         Some(on) => on,
         None => env_choice(NHWC_ENV, &ENV)?.unwrap_or(true),
     };
-    Ok(on && gpu.report().int64 && use_lanes(gpu)?)
+    Ok(on && missing_feature(gpu).is_none() && use_lanes(gpu)?)
+}
+
+/// What the device lacks for `conv_nhwc`, if anything: 8-lane subgroups, 64-bit integers.
+fn missing_feature(gpu: &Gpu) -> Option<&'static str> {
+    let r = gpu.report();
+    if r.subgroup_lanes != Some(8) {
+        Some("8-lane subgroups")
+    } else if !r.int64 {
+        Some("64-bit integers")
+    } else {
+        None
+    }
 }
 
 /// Whether a stack of stride-`stride` convolutions of `input [N, C, H, W]` with weights of
@@ -49,32 +62,12 @@ pub fn stack_runs_nhwc(
         return Ok(false);
     }
     let cs = conv2d_shape(input, weights[0], None, stride)?;
-    if lanes_mode(gpu, &first_pass(&cs))?.is_none_or(|m| m.fold) {
+    if lanes_mode(gpu, &Pass::gather(&cs))?.is_none_or(|m| m.fold) {
         return Ok(false);
     }
     Ok(weights[1..]
         .iter()
         .all(|w| w[0].is_multiple_of(8) && w[1].is_multiple_of(8)))
-}
-
-fn first_pass(cs: &super::ConvShape) -> Pass {
-    let kk = cs.kh * cs.kw;
-    Pass {
-        n: cs.n,
-        r: cs.ci,
-        o: cs.co,
-        ih: cs.h,
-        iw: cs.w,
-        oh: cs.oh,
-        ow: cs.ow,
-        kh: cs.kh,
-        kw: cs.kw,
-        s: cs.s,
-        scatter: false,
-        ws_o: cs.ci * kk,
-        ws_r: kk,
-        bias_div: 1,
-    }
 }
 
 /// `y = act(conv2d(x, w) + b)` for an NCHW `x [N, C, H, W]`, stored channels innermost:
@@ -88,7 +81,7 @@ pub fn conv2d_forward_to_nhwc(
 ) -> Result<Tensor> {
     let cs = conv2d_shape(x.shape(), w.shape(), b.map(|b| b.shape()), stride)?;
     let y = Tensor::empty(x.gpu(), &[cs.n, cs.oh, cs.ow, cs.co])?;
-    main_into_layout(x, w, b, &y, first_pass(&cs), act, false, true)?;
+    main_into_layout(x, w, b, &y, Pass::gather(&cs), act, false, true)?;
     Ok(y)
 }
 
@@ -118,15 +111,10 @@ pub fn conv2d_nhwc_forward(
             format!("{c} input and {o} output channels: both must be multiples of 8"),
         );
     }
-    if !available(gpu)? {
+    if let Some(missing) = missing_feature(gpu) {
         return Err(Error::Invalid(format!(
-            "conv2d_nhwc needs 8-lane subgroups and 64-bit integers ({} has {})",
-            gpu.report().name,
-            if gpu.report().int64 {
-                "no 8-lane subgroups"
-            } else {
-                "no 64-bit integers"
-            }
+            "conv2d_nhwc needs 8-lane subgroups and 64-bit integers; {} has no {missing}",
+            gpu.report().name
         )));
     }
     // The weights as [kh][kw][C][O] (conv.wgsl's `pack_w` with rows of exactly O).
