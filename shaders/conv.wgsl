@@ -616,3 +616,31 @@ fn reduce_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
     if p.acc != 0u { out[i] += s; } else { out[i] = s; }
 }
+
+// out[n, q, r] (+)= inp[n, r, q] (TO_NHWC) or out[n, r, q] (+)= inp[n, q, r]: an image batch
+// between channels outermost (NCHW, r = channel, q = pixel of len) and innermost (NHWC), for
+// the layers at the ends of a channels-innermost stack (ops::conv::nhwc). One invocation per
+// element, indexed by the output; n images of r channels x len pixels.
+override TO_NHWC: bool = true;
+
+@compute @workgroup_size(WG)
+fn relayout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_id(wid, nwg, lid);
+    let img = p.len * p.r;
+    if i >= p.n * img { return; }
+    let n = i / img;
+    let j = i - n * img;
+    var src: u32;
+    if TO_NHWC {
+        // out index j = q * r + c
+        let q = j / p.r;
+        src = n * img + (j - q * p.r) * p.len + q;
+    } else {
+        // out index j = c * len + q
+        let c = j / p.len;
+        src = n * img + (j - c * p.len) * p.r + c;
+    }
+    let v = inp[src];
+    if p.acc != 0u { out[i] += v; } else { out[i] = v; }
+}

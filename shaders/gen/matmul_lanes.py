@@ -497,6 +497,8 @@ struct Params {
     s: u32,
     act: u32,
     has_bias: u32,
+    acc: u32,
+    imgs: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -542,7 +544,82 @@ fn store_nhwc(pos: u32, c0: u32, lo: vec4<f32>, hi: vec4<f32>, b: array<f32, 8>)
     if pos >= p.n * p.oh * p.ow || c0 >= p.o { return; }
     let x0 = act8(lo, vec4<f32>(b[0], b[1], b[2], b[3]));
     let x1 = act8(hi, vec4<f32>(b[4], b[5], b[6], b[7]));
-    y8[(pos * p.o + c0) / 8u] = pack8(x0, x1);
+    put8((pos * p.o + c0) / 8u, x0, x1);
+}
+
+// y8[i] = (or += with acc) the eight floats.
+fn put8(i: u32, x0: vec4<f32>, x1: vec4<f32>) {
+    if p.acc != 0u {
+        let old = y8[i];
+        y8[i] = pack8(lo4(old) + x0, hi4(old) + x1);
+    } else {
+        y8[i] = pack8(x0, x1);
+    }
+}
+
+// The scatter's row `r` of phase (py, px) (clamped to the last): image, qy, qx.
+fn phase_row(r: u32, nq: u32, qh: u32, qw: u32) -> vec3<u32> {
+    let q0 = min(r, nq - 1u);
+    let img = q0 / (qh * qw);
+    let q = q0 - img * qh * qw;
+    let qy = q / qw;
+    return vec3<u32>(img, qy, q - qy * qw);
+}
+
+// Where row `q` (image, qy, qx) reads at phase tap (ty, tx): its input pixel iy = qy - ty,
+// ix = qx - tx in 8-float units, or 0xffffffff where that lies outside the image.
+fn scatter_src(q: vec3<u32>, ty: u32, tx: u32) -> u32 {
+    let iy = i32(q.y) - i32(ty);
+    let ix = i32(q.z) - i32(tx);
+    if iy < 0 || ix < 0 || iy >= i32(p.ih) || ix >= i32(p.iw) {
+        return 0xffffffffu;
+    }
+    return ((q.x * p.ih + u32(iy)) * p.iw + u32(ix)) * (p.c / 8u);
+}
+
+// A piece of the scatter: input pixel `src` (scatter_src) at channel block cc, zero outside.
+fn scatter_a8(src: u32, cc: u32) -> vec4<u64> {
+    let out = src == 0xffffffffu;
+    return select(x8[select(src, 0u, out) + cc], vec4<u64>(), out);
+}
+
+// The scatter's store: row `q` of phase (py, px) at output (qy*s + py, qx*s + px), NHWC.
+fn store_phase(q: vec3<u32>, ok: bool, py: u32, px: u32, c0: u32, lo: vec4<f32>,
+               hi: vec4<f32>, b: array<f32, 8>) {
+    if !ok || c0 >= p.o { return; }
+    let pos = (q.x * p.oh + q.y * p.s + py) * p.ow + q.z * p.s + px;
+    let x0 = act8(lo, vec4<f32>(b[0], b[1], b[2], b[3]));
+    let x1 = act8(hi, vec4<f32>(b[4], b[5], b[6], b[7]));
+    put8((pos * p.o + c0) / 8u, x0, x1);
+}
+
+// The weight gradient's large pixel for small position `pos` (image, y, x): its first pixel
+// (y*s, x*s) in 8-float units of x8 (whose images are OH x OW with C channels).
+fn wgrad_pixel8(pos: u32) -> u32 {
+    let shw = p.ih * p.iw;
+    let img = pos / shw;
+    let q = pos - img * shw;
+    let y = q / p.iw;
+    let x = q - y * p.iw;
+    return ((img * p.oh + y * p.s) * p.ow + x * p.s) * (p.c / 8u);
+}
+
+// Row m = (tap, a) of the weight gradient, its columns c0..c0+7 = b: into
+// y[split * len + (b * C + a) * kh * kw + tap] (the weights' [b][a][kh][kw]; += with acc).
+fn store_wgrad(m: u32, c0: u32, base: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    let kk = p.kh * p.kw;
+    if m >= kk * p.c || c0 >= p.o { return; }
+    let tap = m / p.c;
+    let a = m - tap * p.c;
+    let v = array<f32, 8>(lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w);
+    for (var j = 0u; j < 8u; j++) {
+        let i = base + ((c0 + j) * p.c + a) * kk + tap;
+        if p.acc != 0u {
+            y[i] += v[j];
+        } else {
+            y[i] = v[j];
+        }
+    }
 }
 
 // The same into an NCHW output: channel o of position (img, q) at (img*O + o)*OH*OW + q.
@@ -595,6 +672,92 @@ def conv_entry(name, store):
     w("}")
 
 
+def scatter_entry():
+    """The scatter (ConvTranspose2d forward, Conv2d input gradient) as a gather per phase: the
+    output pixels (qy*s + py, qx*s + px) of phase (py, px) take taps (py + s*ty, px + s*tx)
+    of the input pixel (qy - ty, qx - tx)."""
+    w("")
+    w("@compute @workgroup_size(8, 1, 1)")
+    w("fn conv_nhwc_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,")
+    w("                     @builtin(subgroup_invocation_id) lane: u32) {")
+    w("    // Grid x: phase-major blocks of 64 output channels.")
+    w("    let cb = (p.o + 63u) / 64u;")
+    w("    let phase = wid.x / cb;")
+    w("    let py = phase / p.s;")
+    w("    let px = phase - py * p.s;")
+    w("    if py >= p.oh || px >= p.ow { return; }")
+    w("    let qh = (p.oh - py + p.s - 1u) / p.s;")
+    w("    let qw = (p.ow - px + p.s - 1u) / p.s;")
+    w("    let nq = p.n * qh * qw;")
+    w("    let r0 = fold_yz(wid, nwg) * ROWS;")
+    w("    if r0 >= nq { return; }")
+    w("    let c0 = (wid.x - phase * cb) * 64u + lane * 8u;")
+    w("    let c8 = p.c / 8u;")
+    w("    let o8 = p.o / 8u;")
+    w("    let cq = min(c0 / 8u, o8 - 1u);")
+    w("    // This phase's taps (none past the kernel).")
+    w("    let th = select((p.kh - py + p.s - 1u) / p.s, 0u, py >= p.kh);")
+    w("    let tw = select((p.kw - px + p.s - 1u) / p.s, 0u, px >= p.kw);")
+    for blk in range(4):
+        w("    let q%d = phase_row(r0 + lane + %du, nq, qh, qw);" % (blk, 8 * blk))
+    accumulators()
+    w("    for (var ty = 0u; ty < th; ty++) {")
+    w("    for (var tx = 0u; tx < tw; tx++) {")
+    w("    let tap = ((py + ty * p.s) * p.kw + px + tx * p.s) * c8;")
+    for blk in range(4):
+        w("    let s%d = scatter_src(q%d, ty, tx);" % (blk, blk))
+    w("    for (var cc = 0u; cc < c8; cc++) {")
+    w("        let kq = tap + cc;")
+    step64("        ", lambda t: "w8[(kq * 8u + %du) * o8 + cq]" % t,
+           lambda blk, r: "scatter_a8(s%d, cc)" % blk, "false", "false")
+    w("    }")
+    w("    }")
+    w("    }")
+    w("    let b = bias8(c0);")
+    stores64(lambda r, i: ["store_phase(phase_row(%s, nq, qh, qw), %s < nq, py, px, c0, acc%d_0, acc%d_1, b);"
+                           % (r, r, i, i)])
+    w("}")
+
+
+def wgrad_entry():
+    """The weight gradient: rows (tap, a) of the large image, columns b of the small one, k =
+    the small image's positions of one split of the images."""
+    w("")
+    w("@compute @workgroup_size(8, 1, 1)")
+    w("fn wgrad_nhwc(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {")
+    w("    // Grid x: split-major blocks of 64 columns; y: blocks of ROWS rows.")
+    w("    let cb = (p.o + 63u) / 64u;")
+    w("    let split = wid.x / cb;")
+    w("    let c0 = (wid.x - split * cb) * 64u + lane * 8u;")
+    w("    let r0 = wid.y * ROWS;")
+    w("    let shw = p.ih * p.iw;")
+    w("    let first = split * p.imgs * shw;")
+    w("    let end = min(p.n, (split + 1u) * p.imgs) * shw;")
+    w("    let c8 = p.c / 8u;")
+    w("    let o8 = p.o / 8u;")
+    w("    let cq = min(c0 / 8u, o8 - 1u);")
+    w("    let rows = p.kh * p.kw * p.c;")
+    w("    // Each block of 8 rows is one tap's 8 channels: its offset from a position's pixel.")
+    for blk in range(4):
+        w("    let m%d = min(r0 + %du, rows - 8u);" % (blk, 8 * blk))
+        w("    let t%d = m%d / p.c;" % (blk, blk))
+        w("    let ky%d = t%d / p.kw;" % (blk, blk))
+        w("    let off%d = (ky%d * p.ow + t%d - ky%d * p.kw) * c8 + (m%d - t%d * p.c) / 8u;"
+          % (blk, blk, blk, blk, blk, blk))
+    accumulators()
+    w("    for (var k = first; k < end; k += 8u) {")
+    w("        // Lane t: position k + t of the large image (clamped; its B is zero past the end).")
+    w("        let pix = wgrad_pixel8(min(k + lane, end - 1u));")
+    step64("        ", lambda t: "select(vec4<u64>(), w8[min(k + %du, end - 1u) * o8 + cq], k + %du < end)" % (t, t),
+           lambda blk, r: "x8[pix + off%d]" % blk, "true", "false")
+    w("    }")
+    w("    let base = split * rows * p.o;")
+    stores64(lambda r, i: ["store_wgrad(%s, c0, base, acc%d_0, acc%d_1);" % (r, i, i)])
+    w("}")
+
+
 conv_entry("conv_nhwc", "store_nhwc")
 conv_entry("conv_nhwc_to_nchw", "store_nchw")
+scatter_entry()
+wgrad_entry()
 write_or_check("conv_nhwc.wgsl", "\n".join(L) + "\n")

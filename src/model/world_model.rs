@@ -268,8 +268,23 @@ impl WorldModel {
             }
         }
         let mut x = images;
-        for l in &self.encoder {
-            x = conv::conv2d(t, x, p.var(l.weight), p.var(l.bias), 2, Act::Relu)?;
+        let middle = self.nhwc_middle(t, p, &self.encoder, 1)?;
+        for (i, l) in self.encoder.iter().enumerate() {
+            let (w, b) = (p.var(l.weight), p.var(l.bias));
+            x = if middle.contains(&i) {
+                // Channels innermost from the second layer to the last (ops::conv::nhwc).
+                if i == middle.start {
+                    x = conv::nhwc::to_nhwc(t, x)?;
+                }
+                let y = conv::nhwc::conv2d_nhwc(t, x, w, b, 2, Act::Relu)?;
+                if i + 1 == middle.end {
+                    conv::nhwc::to_nchw(t, y)?
+                } else {
+                    y
+                }
+            } else {
+                conv::conv2d(t, x, w, b, 2, Act::Relu)?
+            };
         }
         let n = t.shape(x)[0];
         ops::reshape(t, x, &[n, self.cfg.embed()])
@@ -299,11 +314,49 @@ impl WorldModel {
         let n = t.value(feat).rows();
         let x = self.decoder_linear.forward(t, p, feat, Act::None)?;
         let mut x = ops::reshape(t, x, &[n, self.cfg.embed(), 1, 1])?;
+        let last = self.decoder.len() - 1;
+        let middle = self.nhwc_middle(t, p, &self.decoder[..last], 1)?;
         for (i, l) in self.decoder.iter().enumerate() {
             let act = if i < 3 { Act::Relu } else { Act::None };
-            x = conv::conv_transpose2d(t, x, p.var(l.weight), p.var(l.bias), 2, act)?;
+            let (w, b) = (p.var(l.weight), p.var(l.bias));
+            x = if middle.contains(&i) {
+                // Channels innermost between the first layer (a matmul) and the last (3
+                // channels): ops::conv::nhwc.
+                if i == middle.start {
+                    x = conv::nhwc::to_nhwc(t, x)?;
+                }
+                let y = conv::nhwc::conv_transpose2d_nhwc(t, x, w, b, 2, act)?;
+                if i + 1 == middle.end {
+                    conv::nhwc::to_nchw(t, y)?
+                } else {
+                    y
+                }
+            } else {
+                conv::conv_transpose2d(t, x, w, b, 2, act)?
+            };
         }
         Ok(x)
+    }
+
+    /// The layers `first..layers.len()` of a conv stack that run channels innermost while
+    /// training (see `ops::conv::nhwc::trains_nhwc`), or an empty range.
+    fn nhwc_middle(
+        &self,
+        t: &Tape,
+        p: &Bound,
+        layers: &[ConvLayer],
+        first: usize,
+    ) -> Result<std::ops::Range<usize>> {
+        let shapes: Vec<Vec<usize>> = layers[first..]
+            .iter()
+            .map(|l| t.value(p.var(l.weight)).shape().to_vec())
+            .collect();
+        let gpu = t.gpu();
+        if t.grad_enabled() && conv::nhwc::trains_nhwc(gpu, &shapes)? {
+            Ok(first..layers.len())
+        } else {
+            Ok(0..0)
+        }
     }
 
     /// Prior step: `(s_prev [B,S], a_prev [B,A], h_prev [B,D]) -> (h [B,D], prior stats [B,2S])`.

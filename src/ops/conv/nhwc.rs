@@ -4,12 +4,16 @@
 //! 8-lane subgroups and 64-bit integers; about 1.4x `conv_main_lanes` on the encoder's passes.
 //! Training keeps NCHW: its backward passes read that layout.
 
-use super::{conv2d_shape, lanes_mode, main_into_layout, Params, Pass};
+use super::{
+    conv2d_shape, conv_transpose2d_shape, lanes_mode, main_into_layout, reduce_splits, Params,
+    Pass, WgradGeom,
+};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::Gpu;
-use crate::ops::matmul::Act;
+use crate::ops::matmul::{act_backward, Act};
+use crate::ops::reduce::sum_leading_into;
 use crate::ops::{env_choice, grid, slices, use_lanes, Force};
-use crate::tensor::Tensor;
+use crate::tensor::{Tape, Tensor, Var};
 
 static NHWC: Force = Force::new();
 
@@ -68,6 +72,17 @@ pub fn stack_runs_nhwc(
     Ok(weights[1..]
         .iter()
         .all(|w| w[0].is_multiple_of(8) && w[1].is_multiple_of(8)))
+}
+
+/// Whether layers with weights of these shapes (`[O, C, kh, kw]` or `[C, O, kh, kw]`) train
+/// channels innermost on `gpu` ([`conv2d_nhwc`], [`conv_transpose2d_nhwc`]): the kernels run
+/// there (see [`available`]) and every channel count is a multiple of 8.
+pub fn trains_nhwc(gpu: &Gpu, weights: &[Vec<usize>]) -> Result<bool> {
+    Ok(!weights.is_empty()
+        && available(gpu)?
+        && weights
+            .iter()
+            .all(|w| w.len() == 4 && w[0].is_multiple_of(8) && w[1].is_multiple_of(8)))
 }
 
 /// `y = act(conv2d(x, w) + b)` for an NCHW `x [N, C, H, W]`, stored channels innermost:
@@ -172,6 +187,7 @@ pub fn conv2d_nhwc_forward(
             s: cs.s as u32,
             act: act.code() as u32,
             has_bias: b.is_some() as u32,
+            ..Default::default()
         };
         let x_r = x.buf().range(first * in_img, imgs * in_img);
         // The bias binding is part of the layout even without a bias: bind the input there.
@@ -194,7 +210,7 @@ pub fn conv2d_nhwc_forward(
 
 /// shaders/conv_nhwc.wgsl's `Params`.
 #[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct NhwcParams {
     n: u32,
     ih: u32,
@@ -208,4 +224,414 @@ pub(crate) struct NhwcParams {
     s: u32,
     act: u32,
     has_bias: u32,
+    acc: u32,
+    imgs: u32,
+}
+
+// ---- Training channels innermost: every pass of a stack's middle layers in NHWC ----------
+
+/// The weights `w(o, r, tap) = w[o * ws_o + r * ws_r + tap]` packed `[kh][kw][R][O]` for the
+/// NHWC kernels (conv.wgsl's `pack_w` with rows of exactly O).
+fn pack(w: &Tensor, ps: &NhwcPass, ws_o: usize, ws_r: usize) -> Result<Tensor> {
+    let gpu = w.gpu();
+    let len = ps.kh * ps.kw * ps.c * ps.o;
+    gpu.rows_per_binding("a convolution's weights", 1, &[], &[w.len(), len])?;
+    let packed = Tensor::empty(gpu, &[len])?;
+    let k = gpu.kernel("conv", "pack_w", &[])?;
+    let pp = Params {
+        kh: ps.kh as u32,
+        kw: ps.kw as u32,
+        r: ps.c as u32,
+        o: ps.o as u32,
+        opad4: (ps.o / 4) as u32,
+        ws_o: ws_o as u32,
+        ws_r: ws_r as u32,
+        ..Default::default()
+    };
+    gpu.dispatch(&k, &pp, &[w.buf(), packed.buf()], grid(gpu, len / 4));
+    Ok(packed)
+}
+
+/// One gather or scatter pass over NHWC images (see conv.wgsl's header for the two sums):
+/// `x [n, ih, iw, c]` into `out [n, oh, ow, o]`.
+#[derive(Clone, Copy, Debug)]
+struct NhwcPass {
+    n: usize,
+    ih: usize,
+    iw: usize,
+    c: usize,
+    oh: usize,
+    ow: usize,
+    o: usize,
+    kh: usize,
+    kw: usize,
+    s: usize,
+    scatter: bool,
+}
+
+/// Record `out (+)= act(pass(x, packed) + bias)`, over slices of images that fit a binding.
+fn pass_into(
+    x: &Tensor,
+    packed: &Tensor,
+    bias: Option<&Tensor>,
+    out: &Tensor,
+    ps: NhwcPass,
+    act: Act,
+    acc: bool,
+) -> Result<()> {
+    let gpu = x.gpu();
+    let kernel = if ps.scatter {
+        gpu.kernel("conv_nhwc", "conv_nhwc_scatter", &[])?
+    } else {
+        gpu.kernel("conv_nhwc", "conv_nhwc", &[])?
+    };
+    let (in_img, out_img) = (ps.ih * ps.iw * ps.c, ps.oh * ps.ow * ps.o);
+    let per = gpu.rows_per_binding(
+        "a convolution's images",
+        ps.n,
+        &[in_img, out_img],
+        &[packed.len(), ps.o],
+    )?;
+    let cb = ps.o.div_ceil(64);
+    for (first, imgs) in slices(ps.n, per) {
+        let p = NhwcParams {
+            n: imgs as u32,
+            ih: ps.ih as u32,
+            iw: ps.iw as u32,
+            c: ps.c as u32,
+            oh: ps.oh as u32,
+            ow: ps.ow as u32,
+            o: ps.o as u32,
+            kh: ps.kh as u32,
+            kw: ps.kw as u32,
+            s: ps.s as u32,
+            act: act.code() as u32,
+            has_bias: bias.is_some() as u32,
+            acc: acc as u32,
+            imgs: 0,
+        };
+        // The scatter: grid x = phases x channel blocks, y = the largest phase's rows.
+        let grid = if ps.scatter {
+            let rows = imgs * ps.oh.div_ceil(ps.s) * ps.ow.div_ceil(ps.s);
+            gpu.grid_2d(cb * ps.s * ps.s, rows.div_ceil(32))
+        } else {
+            gpu.grid_2d(cb, (imgs * ps.oh * ps.ow).div_ceil(32))
+        };
+        let x_r = x.buf().range(first * in_img, imgs * in_img);
+        let bias_r = bias.map_or(x_r, |b| b.buf().whole());
+        gpu.dispatch_ranges(
+            &kernel,
+            &p,
+            &[
+                x_r,
+                packed.buf().whole(),
+                bias_r,
+                out.buf().range(first * out_img, imgs * out_img),
+            ],
+            grid,
+        );
+    }
+    Ok(())
+}
+
+/// Positions of the small image per weight-gradient split: long enough that the partial sums
+/// stay few, short enough that a split's rows stay in cache.
+const WGRAD_SPLIT_POSITIONS: usize = 4096;
+
+/// Record `gw (+)= wgrad(small, large)` over NHWC images (`WgradGeom`'s sum: gw[a][b][ky][kx]
+/// with a the small image's channels and b the large one's), split over images into partial
+/// sums and over slices of images that fit one binding.
+fn wgrad_into(small: &Tensor, large: &Tensor, gw: &Tensor, g: WgradGeom, acc: bool) -> Result<()> {
+    let gpu = gw.gpu();
+    let (small_img, large_img) = (g.sh * g.sw * g.a, g.lh * g.lw * g.b);
+    let out_len = g.a * g.b * g.kh * g.kw;
+    let per = gpu.rows_per_binding(
+        "a convolution's weight gradient",
+        g.n,
+        &[small_img, large_img],
+        &[out_len],
+    )?;
+    let k = gpu.kernel("conv_nhwc", "wgrad_nhwc", &[])?;
+    let rows = g.kh * g.kw * g.b;
+    let cb = g.a.div_ceil(64);
+    for (i, (first, n)) in slices(g.n, per).enumerate() {
+        let acc = acc || i > 0;
+        let imgs = (WGRAD_SPLIT_POSITIONS / (g.sh * g.sw).max(1))
+            .max(1)
+            .max(n.div_ceil((super::max_partial(gpu) / out_len).max(1)));
+        let splits = n.div_ceil(imgs);
+        let p = NhwcParams {
+            n: n as u32,
+            ih: g.sh as u32,
+            iw: g.sw as u32,
+            c: g.b as u32,
+            oh: g.lh as u32,
+            ow: g.lw as u32,
+            o: g.a as u32,
+            kh: g.kh as u32,
+            kw: g.kw as u32,
+            s: g.s as u32,
+            acc: (acc && splits == 1) as u32,
+            imgs: imgs as u32,
+            ..Default::default()
+        };
+        let grid = [(cb * splits) as u32, rows.div_ceil(32) as u32, 1];
+        let (large_r, small_r) = (
+            large.buf().range(first * large_img, n * large_img),
+            small.buf().range(first * small_img, n * small_img),
+        );
+        if splits == 1 {
+            gpu.dispatch_ranges(&k, &p, &[large_r, small_r, gw.buf().whole()], grid);
+            continue;
+        }
+        gpu.check_len(splits * out_len, "conv weight-gradient partial sums")?;
+        let partial = Tensor::empty(gpu, &[splits * out_len])?;
+        gpu.dispatch_ranges(&k, &p, &[large_r, small_r, partial.buf().whole()], grid);
+        reduce_splits(&partial, gw, out_len, splits, acc)?;
+    }
+    Ok(())
+}
+
+/// Record `out (+)= x` in the other layout: `x [n, c, hw]` as `[n, hw, c]` (`to_nhwc`) or
+/// back, over slices of images that fit one binding.
+fn relayout_into(x: &Tensor, out: &Tensor, n: usize, c: usize, hw: usize, to_nhwc: bool, acc: bool) -> Result<()> {
+    let gpu = x.gpu();
+    let k = gpu.kernel("conv", "relayout", &[("TO_NHWC", to_nhwc as u32 as f64)])?;
+    let img = c * hw;
+    let per = gpu.rows_per_binding("a layout change's images", n, &[img], &[])?;
+    for (first, imgs) in slices(n, per) {
+        let p = Params {
+            n: imgs as u32,
+            r: c as u32,
+            len: hw as u32,
+            acc: acc as u32,
+            ..Default::default()
+        };
+        gpu.dispatch_ranges(
+            &k,
+            &p,
+            &[
+                x.buf().range(first * img, imgs * img),
+                out.buf().range(first * img, imgs * img),
+            ],
+            grid(gpu, imgs * img),
+        );
+    }
+    Ok(())
+}
+
+/// `[N, C, H, W] -> [N, H, W, C]` on the tape (its backward the way back).
+pub fn to_nhwc(t: &Tape, x: Var) -> Result<Var> {
+    relayout(t, x, true)
+}
+
+/// `[N, H, W, C] -> [N, C, H, W]` on the tape (its backward the way back).
+pub fn to_nchw(t: &Tape, x: Var) -> Result<Var> {
+    relayout(t, x, false)
+}
+
+fn relayout(t: &Tape, x: Var, to_nhwc: bool) -> Result<Var> {
+    let xv = t.value(x);
+    let &[n, a, b, c] = xv.shape() else {
+        return shape_err("relayout", format!("{:?} is not 4-d", xv.shape()));
+    };
+    // (channels, pixels) of the input, and the output's shape.
+    let (ch, hw, shape) = if to_nhwc {
+        (a, b * c, [n, b, c, a])
+    } else {
+        (c, a * b, [n, c, a, b])
+    };
+    let y = Tensor::empty(xv.gpu(), &shape)?;
+    relayout_into(&xv, &y, n, ch, hw, to_nhwc, false)?;
+    let (xshape, gpu) = (xv.shape().to_vec(), xv.gpu().clone());
+    Ok(t.record(y, &[x], move |g, gy| {
+        let (gx, acc) = g.target(x, &xshape, &gpu)?;
+        relayout_into(gy, &gx, n, ch, hw, !to_nhwc, acc)
+    }))
+}
+
+/// Validated NHWC operands of a middle layer: `x [N, H, W, C]` and weights whose channels are
+/// multiples of 8, on a device that runs the kernels.
+fn check_nhwc(op: &'static str, x: &Tensor, c: usize, o: usize) -> Result<()> {
+    if !c.is_multiple_of(8) || !o.is_multiple_of(8) {
+        return shape_err(
+            op,
+            format!("{c} input and {o} output channels: both must be multiples of 8"),
+        );
+    }
+    if let Some(missing) = missing_feature(x.gpu()) {
+        return Err(Error::Invalid(format!(
+            "{op} needs 8-lane subgroups and 64-bit integers; {} has no {missing}",
+            x.gpu().report().name
+        )));
+    }
+    Ok(())
+}
+
+/// `x [N, H, W, C]` as the NCHW shape `[N, C, H, W]` for the shape checks.
+fn nchw_shape(op: &'static str, x: &Tensor) -> Result<[usize; 4]> {
+    match *x.shape() {
+        [n, h, w, c] => Ok([n, c, h, w]),
+        _ => shape_err(op, format!("x {:?} is not [N, H, W, C]", x.shape())),
+    }
+}
+
+/// `act(conv2d(x, w) + b)` on the tape, channels innermost: `x [N, H, W, C]`, `w [O, C, kh,
+/// kw]` (PyTorch's layout), `b [O]` -> `[N, OH, OW, O]`. Backward: the input gradient as an
+/// NHWC scatter, the weight gradient as `wgrad_nhwc`, the bias gradient a column sum.
+pub fn conv2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) -> Result<Var> {
+    let (xv, wv, bv) = (t.value(x), t.value(w), t.value(b));
+    let cs = conv2d_shape(&nchw_shape("conv2d_nhwc", &xv)?, wv.shape(), Some(bv.shape()), stride)?;
+    check_nhwc("conv2d_nhwc", &xv, cs.ci, cs.co)?;
+    let kk = cs.kh * cs.kw;
+    let fwd = NhwcPass {
+        n: cs.n,
+        ih: cs.h,
+        iw: cs.w,
+        c: cs.ci,
+        oh: cs.oh,
+        ow: cs.ow,
+        o: cs.co,
+        kh: cs.kh,
+        kw: cs.kw,
+        s: cs.s,
+        scatter: false,
+    };
+    let y = Tensor::empty(xv.gpu(), &[cs.n, cs.oh, cs.ow, cs.co])?;
+    let packed = pack(&wv, &fwd, cs.ci * kk, kk)?;
+    pass_into(&xv, &packed, Some(&bv), &y, fwd, act, false)?;
+    // Backward: the input gradient scatters g [N, OH, OW, O] through w viewed as [O][C].
+    let bwd = NhwcPass {
+        ih: cs.oh,
+        iw: cs.ow,
+        c: cs.co,
+        oh: cs.h,
+        ow: cs.w,
+        o: cs.ci,
+        scatter: true,
+        ..fwd
+    };
+    let geom = WgradGeom {
+        n: cs.n,
+        a: cs.co,
+        b: cs.ci,
+        sh: cs.oh,
+        sw: cs.ow,
+        lh: cs.h,
+        lw: cs.w,
+        kh: cs.kh,
+        kw: cs.kw,
+        s: cs.s,
+    };
+    Ok(record_nhwc(t, [x, w, b], [xv, wv], y, act, move |xv, wv, gpre, gx, gw, gb| {
+        if let Some((gx, acc)) = gx {
+            let packed = pack(wv, &bwd, kk, cs.ci * kk)?;
+            pass_into(gpre, &packed, None, gx, bwd, Act::None, acc)?;
+        }
+        if let Some((gw, acc)) = gw {
+            wgrad_into(gpre, xv, gw, geom, acc)?;
+        }
+        if let Some((gb, acc)) = gb {
+            sum_leading_into(gpre, gb, acc)?;
+        }
+        Ok(())
+    }))
+}
+
+/// `act(conv_transpose2d(x, w) + b)` on the tape, channels innermost: `x [N, H, W, C]`,
+/// `w [C, O, kh, kw]` (PyTorch's layout), `b [O]` -> `[N, OH, OW, O]`. Forward an NHWC
+/// scatter; backward: the input gradient as an NHWC gather, the weight gradient as
+/// `wgrad_nhwc`, the bias gradient a column sum.
+pub fn conv_transpose2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) -> Result<Var> {
+    let (xv, wv, bv) = (t.value(x), t.value(w), t.value(b));
+    let cs = conv_transpose2d_shape(
+        &nchw_shape("conv_transpose2d_nhwc", &xv)?,
+        wv.shape(),
+        Some(bv.shape()),
+        stride,
+    )?;
+    check_nhwc("conv_transpose2d_nhwc", &xv, cs.ci, cs.co)?;
+    let kk = cs.kh * cs.kw;
+    let fwd = NhwcPass {
+        n: cs.n,
+        ih: cs.h,
+        iw: cs.w,
+        c: cs.ci,
+        oh: cs.oh,
+        ow: cs.ow,
+        o: cs.co,
+        kh: cs.kh,
+        kw: cs.kw,
+        s: cs.s,
+        scatter: true,
+    };
+    let y = Tensor::empty(xv.gpu(), &[cs.n, cs.oh, cs.ow, cs.co])?;
+    let packed = pack(&wv, &fwd, kk, cs.co * kk)?;
+    pass_into(&xv, &packed, Some(&bv), &y, fwd, act, false)?;
+    // Backward: the input gradient gathers g [N, OH, OW, O] through w viewed as [C][O].
+    let bwd = NhwcPass {
+        ih: cs.oh,
+        iw: cs.ow,
+        c: cs.co,
+        oh: cs.h,
+        ow: cs.w,
+        o: cs.ci,
+        scatter: false,
+        ..fwd
+    };
+    let geom = WgradGeom {
+        n: cs.n,
+        a: cs.ci,
+        b: cs.co,
+        sh: cs.h,
+        sw: cs.w,
+        lh: cs.oh,
+        lw: cs.ow,
+        kh: cs.kh,
+        kw: cs.kw,
+        s: cs.s,
+    };
+    Ok(record_nhwc(t, [x, w, b], [xv, wv], y, act, move |xv, wv, gpre, gx, gw, gb| {
+        if let Some((gx, acc)) = gx {
+            let packed = pack(wv, &bwd, cs.co * kk, kk)?;
+            pass_into(gpre, &packed, None, gx, bwd, Act::None, acc)?;
+        }
+        if let Some((gw, acc)) = gw {
+            wgrad_into(xv, gpre, gw, geom, acc)?;
+        }
+        if let Some((gb, acc)) = gb {
+            sum_leading_into(gpre, gb, acc)?;
+        }
+        Ok(())
+    }))
+}
+
+/// A gradient target and whether to add into it.
+type Target<'a> = Option<(&'a Tensor, bool)>;
+
+/// Record an NHWC layer: its backward gets x, w, the pre-activation gradient and the targets
+/// of x, w and b that want one.
+fn record_nhwc<F>(t: &Tape, vars: [Var; 3], vals: [Tensor; 2], y: Tensor, act: Act, backward: F) -> Var
+where
+    F: Fn(&Tensor, &Tensor, &Tensor, Target, Target, Target) -> Result<()> + 'static,
+{
+    let [x, w, b] = vars;
+    let [xv, wv] = vals;
+    let saved_y = act.unary().map(|_| y.clone());
+    let co = *y.shape().last().unwrap_or(&0);
+    t.record(y, &[x, w, b], move |g, gy| {
+        let gpu = xv.gpu().clone();
+        let gpre = act_backward(act, saved_y.as_ref(), gy)?;
+        let gx = g.wanted_target(x, xv.shape(), &gpu)?;
+        let gw = g.wanted_target(w, wv.shape(), &gpu)?;
+        let gb = g.wanted_target(b, &[co], &gpu)?;
+        backward(
+            &xv,
+            &wv,
+            &gpre,
+            gx.as_ref().map(|(t, acc)| (t, *acc)),
+            gw.as_ref().map(|(t, acc)| (t, *acc)),
+            gb.as_ref().map(|(t, acc)| (t, *acc)),
+        )
+    })
 }
