@@ -617,30 +617,27 @@ fn reduce_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     if p.acc != 0u { out[i] += s; } else { out[i] = s; }
 }
 
-// out[n, q, r] (+)= inp[n, r, q] (TO_NHWC) or out[n, r, q] (+)= inp[n, q, r]: an image batch
-// between channels outermost (NCHW, r = channel, q = pixel of len) and innermost (NHWC), for
-// the layers at the ends of a channels-innermost stack (ops::conv::nhwc). One invocation per
-// element, indexed by the output; n images of r channels x len pixels.
+// out[n, q, c] (+)= inp[n, c, q] (TO_NHWC) or out[n, c, q] (+)= inp[n, q, c]: an image batch
+// between channels outermost (NCHW) and innermost (NHWC), for the layers at the ends of a
+// channels-innermost stack (ops::conv::nhwc); n images of r channels x len pixels. One
+// invocation per pixel q, looping over the channels: no integer division (lavapipe runs a
+// vector's divisions one lane at a time), and the NCHW side of every access is contiguous
+// across the lanes. Grid: x = pixel blocks of WG, y = images (folds into z).
 override TO_NHWC: bool = true;
 
 @compute @workgroup_size(WG)
 fn relayout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = flat_id(wid, nwg, lid);
-    let img = p.len * p.r;
-    if i >= p.n * img { return; }
-    let n = i / img;
-    let j = i - n * img;
-    var src: u32;
-    if TO_NHWC {
-        // out index j = q * r + c
-        let q = j / p.r;
-        src = n * img + (j - q * p.r) * p.len + q;
-    } else {
-        // out index j = c * len + q
-        let c = j / p.len;
-        src = n * img + (j - c * p.len) * p.r + c;
+    let q = wid.x * WG + lid.x;
+    let n = fold_yz(wid, nwg);
+    if q >= p.len || n >= p.n { return; }
+    let img = n * p.len * p.r;
+    for (var c = 0u; c < p.r; c++) {
+        let nchw = img + c * p.len + q;
+        let nhwc = img + q * p.r + c;
+        let src = select(nhwc, nchw, TO_NHWC);
+        let dst = select(nchw, nhwc, TO_NHWC);
+        let v = inp[src];
+        if p.acc != 0u { out[dst] += v; } else { out[dst] = v; }
     }
-    let v = inp[src];
-    if p.acc != 0u { out[i] += v; } else { out[i] = v; }
 }

@@ -122,14 +122,21 @@ fn scatter_a8(src: u32, cc: u32) -> vec4<u64> {
     return select(x8[select(src, 0u, out) + cc], vec4<u64>(), out);
 }
 
-// The scatter's store: row `q` of phase (py, px) at output (qy*s + py, qx*s + px), NHWC.
-fn store_phase(q: vec3<u32>, ok: bool, py: u32, px: u32, c0: u32, lo: vec4<f32>,
-               hi: vec4<f32>, b: array<f32, 8>) {
-    if !ok || c0 >= p.o { return; }
-    let pos = (q.x * p.oh + q.y * p.s + py) * p.ow + q.z * p.s + px;
+// The scatter's store: row `q` (image, qy, qx) at columns c0..c0+7 = phase (py, px) x
+// channels, into output pixel (qy*s + py, qx*s + px) (NHWC; none past the image's edge).
+fn store_phases(q: vec3<u32>, ok: bool, c0: u32, lo: vec4<f32>, hi: vec4<f32>,
+                b: array<f32, 8>) {
+    if !ok || c0 >= p.s * p.s * p.o { return; }
+    let ph = c0 / p.o;
+    let oc = c0 - ph * p.o;
+    let py = ph / p.s;
+    let oy = q.y * p.s + py;
+    let ox = q.z * p.s + ph - py * p.s;
+    if oy >= p.oh || ox >= p.ow { return; }
+    let pos = (q.x * p.oh + oy) * p.ow + ox;
     let x0 = act8(lo, vec4<f32>(b[0], b[1], b[2], b[3]));
     let x1 = act8(hi, vec4<f32>(b[4], b[5], b[6], b[7]));
-    put8((pos * p.o + c0) / 8u, x0, x1);
+    put8((pos * p.o + oc) / 8u, x0, x1);
 }
 
 // The weight gradient's large pixel for small position `pos` (image, y, x): its first pixel
@@ -802,24 +809,17 @@ fn conv_nhwc_to_nchw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 @compute @workgroup_size(8, 1, 1)
 fn conv_nhwc_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(subgroup_invocation_id) lane: u32) {
-    // Grid x: phase-major blocks of 64 output channels.
-    let cb = (p.o + 63u) / 64u;
-    let phase = wid.x / cb;
-    let py = phase / p.s;
-    let px = phase - py * p.s;
-    if py >= p.oh || px >= p.ow { return; }
-    let qh = (p.oh - py + p.s - 1u) / p.s;
-    let qw = (p.ow - px + p.s - 1u) / p.s;
+    let nf = p.s * p.s * p.o;
+    let qh = (p.oh + p.s - 1u) / p.s;
+    let qw = (p.ow + p.s - 1u) / p.s;
     let nq = p.n * qh * qw;
     let r0 = fold_yz(wid, nwg) * ROWS;
-    if r0 >= nq { return; }
-    let c0 = (wid.x - phase * cb) * 64u + lane * 8u;
+    let c0 = wid.x * 64u + lane * 8u;
     let c8 = p.c / 8u;
-    let o8 = p.o / 8u;
-    let cq = min(c0 / 8u, o8 - 1u);
-    // This phase's taps (none past the kernel).
-    let th = select((p.kh - py + p.s - 1u) / p.s, 0u, py >= p.kh);
-    let tw = select((p.kw - px + p.s - 1u) / p.s, 0u, px >= p.kw);
+    let f8 = nf / 8u;
+    let cq = min(c0 / 8u, f8 - 1u);
+    let th = (p.kh + p.s - 1u) / p.s;
+    let tw = (p.kw + p.s - 1u) / p.s;
     let q0 = phase_row(r0 + lane + 0u, nq, qh, qw);
     let q1 = phase_row(r0 + lane + 8u, nq, qh, qw);
     let q2 = phase_row(r0 + lane + 16u, nq, qh, qw);
@@ -891,21 +891,21 @@ fn conv_nhwc_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     var acc31_1 = vec4<f32>(0.0);
     for (var ty = 0u; ty < th; ty++) {
     for (var tx = 0u; tx < tw; tx++) {
-    let tap = ((py + ty * p.s) * p.kw + px + tx * p.s) * c8;
+    let tap = (ty * tw + tx) * c8;
     let s0 = scatter_src(q0, ty, tx);
     let s1 = scatter_src(q1, ty, tx);
     let s2 = scatter_src(q2, ty, tx);
     let s3 = scatter_src(q3, ty, tx);
     for (var cc = 0u; cc < c8; cc++) {
         let kq = tap + cc;
-        let q0 = w8[(kq * 8u + 0u) * o8 + cq];
-        let q1 = w8[(kq * 8u + 1u) * o8 + cq];
-        let q2 = w8[(kq * 8u + 2u) * o8 + cq];
-        let q3 = w8[(kq * 8u + 3u) * o8 + cq];
-        let q4 = w8[(kq * 8u + 4u) * o8 + cq];
-        let q5 = w8[(kq * 8u + 5u) * o8 + cq];
-        let q6 = w8[(kq * 8u + 6u) * o8 + cq];
-        let q7 = w8[(kq * 8u + 7u) * o8 + cq];
+        let q0 = w8[(kq * 8u + 0u) * f8 + cq];
+        let q1 = w8[(kq * 8u + 1u) * f8 + cq];
+        let q2 = w8[(kq * 8u + 2u) * f8 + cq];
+        let q3 = w8[(kq * 8u + 3u) * f8 + cq];
+        let q4 = w8[(kq * 8u + 4u) * f8 + cq];
+        let q5 = w8[(kq * 8u + 5u) * f8 + cq];
+        let q6 = w8[(kq * 8u + 6u) * f8 + cq];
+        let q7 = w8[(kq * 8u + 7u) * f8 + cq];
         // bKH: columns c0 + 4H.., k-steps 4K..4K + 3 (column t of the matrix is k-step t).
         var b00 = mat4x4<f32>(lo4(q0), lo4(q1), lo4(q2), lo4(q3));
         var b01 = mat4x4<f32>(hi4(q0), hi4(q1), hi4(q2), hi4(q3));
@@ -1082,44 +1082,44 @@ fn conv_nhwc_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     }
     }
     }
-    let b = bias8(c0);
-    store_phase(phase_row(r0, nq, qh, qw), r0 < nq, py, px, c0, acc0_0, acc0_1, b);
-    store_phase(phase_row(r0 + 1u, nq, qh, qw), r0 + 1u < nq, py, px, c0, acc1_0, acc1_1, b);
-    store_phase(phase_row(r0 + 2u, nq, qh, qw), r0 + 2u < nq, py, px, c0, acc2_0, acc2_1, b);
-    store_phase(phase_row(r0 + 3u, nq, qh, qw), r0 + 3u < nq, py, px, c0, acc3_0, acc3_1, b);
-    store_phase(phase_row(r0 + 4u, nq, qh, qw), r0 + 4u < nq, py, px, c0, acc4_0, acc4_1, b);
-    store_phase(phase_row(r0 + 5u, nq, qh, qw), r0 + 5u < nq, py, px, c0, acc5_0, acc5_1, b);
-    store_phase(phase_row(r0 + 6u, nq, qh, qw), r0 + 6u < nq, py, px, c0, acc6_0, acc6_1, b);
-    store_phase(phase_row(r0 + 7u, nq, qh, qw), r0 + 7u < nq, py, px, c0, acc7_0, acc7_1, b);
+    let b = bias8(c0 % p.o);
+    store_phases(phase_row(r0, nq, qh, qw), r0 < nq, c0, acc0_0, acc0_1, b);
+    store_phases(phase_row(r0 + 1u, nq, qh, qw), r0 + 1u < nq, c0, acc1_0, acc1_1, b);
+    store_phases(phase_row(r0 + 2u, nq, qh, qw), r0 + 2u < nq, c0, acc2_0, acc2_1, b);
+    store_phases(phase_row(r0 + 3u, nq, qh, qw), r0 + 3u < nq, c0, acc3_0, acc3_1, b);
+    store_phases(phase_row(r0 + 4u, nq, qh, qw), r0 + 4u < nq, c0, acc4_0, acc4_1, b);
+    store_phases(phase_row(r0 + 5u, nq, qh, qw), r0 + 5u < nq, c0, acc5_0, acc5_1, b);
+    store_phases(phase_row(r0 + 6u, nq, qh, qw), r0 + 6u < nq, c0, acc6_0, acc6_1, b);
+    store_phases(phase_row(r0 + 7u, nq, qh, qw), r0 + 7u < nq, c0, acc7_0, acc7_1, b);
     if ROWS > 8u {
-        store_phase(phase_row(r0 + 8u, nq, qh, qw), r0 + 8u < nq, py, px, c0, acc8_0, acc8_1, b);
-        store_phase(phase_row(r0 + 9u, nq, qh, qw), r0 + 9u < nq, py, px, c0, acc9_0, acc9_1, b);
-        store_phase(phase_row(r0 + 10u, nq, qh, qw), r0 + 10u < nq, py, px, c0, acc10_0, acc10_1, b);
-        store_phase(phase_row(r0 + 11u, nq, qh, qw), r0 + 11u < nq, py, px, c0, acc11_0, acc11_1, b);
-        store_phase(phase_row(r0 + 12u, nq, qh, qw), r0 + 12u < nq, py, px, c0, acc12_0, acc12_1, b);
-        store_phase(phase_row(r0 + 13u, nq, qh, qw), r0 + 13u < nq, py, px, c0, acc13_0, acc13_1, b);
-        store_phase(phase_row(r0 + 14u, nq, qh, qw), r0 + 14u < nq, py, px, c0, acc14_0, acc14_1, b);
-        store_phase(phase_row(r0 + 15u, nq, qh, qw), r0 + 15u < nq, py, px, c0, acc15_0, acc15_1, b);
+        store_phases(phase_row(r0 + 8u, nq, qh, qw), r0 + 8u < nq, c0, acc8_0, acc8_1, b);
+        store_phases(phase_row(r0 + 9u, nq, qh, qw), r0 + 9u < nq, c0, acc9_0, acc9_1, b);
+        store_phases(phase_row(r0 + 10u, nq, qh, qw), r0 + 10u < nq, c0, acc10_0, acc10_1, b);
+        store_phases(phase_row(r0 + 11u, nq, qh, qw), r0 + 11u < nq, c0, acc11_0, acc11_1, b);
+        store_phases(phase_row(r0 + 12u, nq, qh, qw), r0 + 12u < nq, c0, acc12_0, acc12_1, b);
+        store_phases(phase_row(r0 + 13u, nq, qh, qw), r0 + 13u < nq, c0, acc13_0, acc13_1, b);
+        store_phases(phase_row(r0 + 14u, nq, qh, qw), r0 + 14u < nq, c0, acc14_0, acc14_1, b);
+        store_phases(phase_row(r0 + 15u, nq, qh, qw), r0 + 15u < nq, c0, acc15_0, acc15_1, b);
     }
     if ROWS > 16u {
-        store_phase(phase_row(r0 + 16u, nq, qh, qw), r0 + 16u < nq, py, px, c0, acc16_0, acc16_1, b);
-        store_phase(phase_row(r0 + 17u, nq, qh, qw), r0 + 17u < nq, py, px, c0, acc17_0, acc17_1, b);
-        store_phase(phase_row(r0 + 18u, nq, qh, qw), r0 + 18u < nq, py, px, c0, acc18_0, acc18_1, b);
-        store_phase(phase_row(r0 + 19u, nq, qh, qw), r0 + 19u < nq, py, px, c0, acc19_0, acc19_1, b);
-        store_phase(phase_row(r0 + 20u, nq, qh, qw), r0 + 20u < nq, py, px, c0, acc20_0, acc20_1, b);
-        store_phase(phase_row(r0 + 21u, nq, qh, qw), r0 + 21u < nq, py, px, c0, acc21_0, acc21_1, b);
-        store_phase(phase_row(r0 + 22u, nq, qh, qw), r0 + 22u < nq, py, px, c0, acc22_0, acc22_1, b);
-        store_phase(phase_row(r0 + 23u, nq, qh, qw), r0 + 23u < nq, py, px, c0, acc23_0, acc23_1, b);
+        store_phases(phase_row(r0 + 16u, nq, qh, qw), r0 + 16u < nq, c0, acc16_0, acc16_1, b);
+        store_phases(phase_row(r0 + 17u, nq, qh, qw), r0 + 17u < nq, c0, acc17_0, acc17_1, b);
+        store_phases(phase_row(r0 + 18u, nq, qh, qw), r0 + 18u < nq, c0, acc18_0, acc18_1, b);
+        store_phases(phase_row(r0 + 19u, nq, qh, qw), r0 + 19u < nq, c0, acc19_0, acc19_1, b);
+        store_phases(phase_row(r0 + 20u, nq, qh, qw), r0 + 20u < nq, c0, acc20_0, acc20_1, b);
+        store_phases(phase_row(r0 + 21u, nq, qh, qw), r0 + 21u < nq, c0, acc21_0, acc21_1, b);
+        store_phases(phase_row(r0 + 22u, nq, qh, qw), r0 + 22u < nq, c0, acc22_0, acc22_1, b);
+        store_phases(phase_row(r0 + 23u, nq, qh, qw), r0 + 23u < nq, c0, acc23_0, acc23_1, b);
     }
     if ROWS > 24u {
-        store_phase(phase_row(r0 + 24u, nq, qh, qw), r0 + 24u < nq, py, px, c0, acc24_0, acc24_1, b);
-        store_phase(phase_row(r0 + 25u, nq, qh, qw), r0 + 25u < nq, py, px, c0, acc25_0, acc25_1, b);
-        store_phase(phase_row(r0 + 26u, nq, qh, qw), r0 + 26u < nq, py, px, c0, acc26_0, acc26_1, b);
-        store_phase(phase_row(r0 + 27u, nq, qh, qw), r0 + 27u < nq, py, px, c0, acc27_0, acc27_1, b);
-        store_phase(phase_row(r0 + 28u, nq, qh, qw), r0 + 28u < nq, py, px, c0, acc28_0, acc28_1, b);
-        store_phase(phase_row(r0 + 29u, nq, qh, qw), r0 + 29u < nq, py, px, c0, acc29_0, acc29_1, b);
-        store_phase(phase_row(r0 + 30u, nq, qh, qw), r0 + 30u < nq, py, px, c0, acc30_0, acc30_1, b);
-        store_phase(phase_row(r0 + 31u, nq, qh, qw), r0 + 31u < nq, py, px, c0, acc31_0, acc31_1, b);
+        store_phases(phase_row(r0 + 24u, nq, qh, qw), r0 + 24u < nq, c0, acc24_0, acc24_1, b);
+        store_phases(phase_row(r0 + 25u, nq, qh, qw), r0 + 25u < nq, c0, acc25_0, acc25_1, b);
+        store_phases(phase_row(r0 + 26u, nq, qh, qw), r0 + 26u < nq, c0, acc26_0, acc26_1, b);
+        store_phases(phase_row(r0 + 27u, nq, qh, qw), r0 + 27u < nq, c0, acc27_0, acc27_1, b);
+        store_phases(phase_row(r0 + 28u, nq, qh, qw), r0 + 28u < nq, c0, acc28_0, acc28_1, b);
+        store_phases(phase_row(r0 + 29u, nq, qh, qw), r0 + 29u < nq, c0, acc29_0, acc29_1, b);
+        store_phases(phase_row(r0 + 30u, nq, qh, qw), r0 + 30u < nq, c0, acc30_0, acc30_1, b);
+        store_phases(phase_row(r0 + 31u, nq, qh, qw), r0 + 31u < nq, c0, acc31_0, acc31_1, b);
     }
 }
 

@@ -6,12 +6,17 @@
 
 mod common;
 
-use common::{act_ref, assert_close, rand_vec};
+use common::{act_ref, assert_close, rand_vec, rel_err};
 use rssm::gpu::{Gpu, GpuOptions};
+use rssm::model::{Config, DeviceBatch, WorldModel};
 use rssm::ops::conv::{self, nhwc, reference};
 use rssm::ops::matmul::Act;
 use rssm::ops::{self};
 use rssm::tensor::{Tape, Tensor};
+
+/// Serialises the tests: one of them switches the NHWC path for the whole process, which
+/// [`device`] reads.
+static SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn device(max_binding: Option<u64>) -> Option<Gpu> {
     let g = Gpu::new(&GpuOptions {
@@ -131,6 +136,7 @@ fn check(g: &Gpu, case: (usize, usize, usize, usize, usize, usize, usize), trans
 
 #[test]
 fn conv2d_nhwc_forward_and_gradients_match_reference() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let Some(g) = device(None) else { return };
     for (i, &case) in CASES.iter().enumerate() {
         let act = [Act::None, Act::Relu, Act::Elu][i % 3];
@@ -140,6 +146,7 @@ fn conv2d_nhwc_forward_and_gradients_match_reference() {
 
 #[test]
 fn conv_transpose2d_nhwc_forward_and_gradients_match_reference() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let Some(g) = device(None) else { return };
     for (i, &case) in CASES.iter().enumerate() {
         let act = [Act::Relu, Act::Elu, Act::None][i % 3];
@@ -151,6 +158,7 @@ fn conv_transpose2d_nhwc_forward_and_gradients_match_reference() {
 /// store, the split weight gradient's reduction, the layout change's backward).
 #[test]
 fn nhwc_gradients_accumulate_when_inputs_are_used_twice() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let Some(g) = device(None) else { return };
     for &case in &[CASES[1], CASES[4]] {
         check(&g, case, false, Act::None, 2);
@@ -162,6 +170,7 @@ fn nhwc_gradients_accumulate_when_inputs_are_used_twice() {
 /// weight gradient adding into the last), with the same results.
 #[test]
 fn nhwc_passes_over_binding_slices_match_reference() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let Some(g) = device(Some(4096)) else { return };
     for &case in &[(5, 8, 8, 5, 5, 3, 2), (4, 8, 8, 4, 4, 4, 2)] {
         check(&g, case, false, Act::Relu, 1);
@@ -171,6 +180,7 @@ fn nhwc_passes_over_binding_slices_match_reference() {
 
 #[test]
 fn nhwc_layers_refuse_channels_not_multiples_of_8() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let Some(g) = device(None) else { return };
     let t = Tape::new(&g);
     let x = t.param(&Tensor::zeros(&g, &[1, 6, 6, 12]).unwrap());
@@ -181,4 +191,119 @@ fn nhwc_layers_refuse_channels_not_multiples_of_8() {
     let wt = t.param(&Tensor::zeros(&g, &[12, 8, 3, 3]).unwrap());
     let err = nhwc::conv_transpose2d_nhwc(&t, x, wt, b, 1, Act::None).unwrap_err();
     assert!(err.to_string().contains("multiples of 8"), "{err}");
+}
+
+/// The first layer of a channels-innermost encoder (NCHW images in, NHWC out; its weight
+/// gradient reads the NHWC gradient) and the last of a decoder (NHWC in, NCHW image out; its
+/// input gradient stored NHWC by the subgroup gather for 32 channels, through NCHW for 8).
+#[test]
+fn boundary_layers_match_reference() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(g) = device(None) else { return };
+    // (n, c, o, h, k, s) of the encoder's first layer, then of the decoder's last.
+    for (i, &(n, c, o, h, k, s)) in [(3, 3, 32, 16, 4, 2), (2, 3, 24, 9, 3, 1)].iter().enumerate() {
+        let xs = [n, c, h, h];
+        let ws = [o, c, k, k];
+        let cs = conv::conv2d_shape(&xs, &ws, Some(&[o]), s).unwrap();
+        let x = rand_vec(n * c * h * h, 40 + i as u64, -1.0, 1.0);
+        let wv = rand_vec(o * c * k * k, 41 + i as u64, -0.5, 0.5);
+        let b = rand_vec(o, 42 + i as u64, -0.5, 0.5);
+        let ys = [n, o, cs.oh, cs.ow];
+        let gy = rand_vec(ys.iter().product(), 43 + i as u64, -1.0, 1.0);
+        let t = Tape::new(&g);
+        let xv = t.param(&Tensor::from_vec(&g, &xs, &x).unwrap());
+        let wt = t.param(&Tensor::from_vec(&g, &ws, &wv).unwrap());
+        let bt = t.param(&Tensor::from_vec(&g, &[o], &b).unwrap());
+        let y = nhwc::conv2d_to_nhwc(&t, xv, wt, bt, s, Act::Relu).unwrap();
+        assert_eq!(t.shape(y), vec![n, cs.oh, cs.ow, o]);
+        let y = nhwc::to_nchw(&t, y).unwrap();
+        let got_y = t.value(y).to_vec().unwrap();
+        let grads = t.backward_with(y, Tensor::from_vec(&g, &ys, &gy).unwrap()).unwrap();
+        let want: Vec<f32> = reference::conv2d(&x, &wv, &b, &cs).iter().map(|v| act_ref(Act::Relu, *v)).collect();
+        let what = format!("conv2d_to_nhwc n={n} c={c} o={o} {h}x{h} k={k} s={s}");
+        assert_close(&got_y, &want, 1e-4, 1e-4, &format!("{what}: forward"));
+        let gpre: Vec<f32> = gy.iter().zip(&got_y).map(|(g, y)| if *y > 0.0 { *g } else { 0.0 }).collect();
+        let (gx, gw, gb) = reference::conv2d_backward(&x, &wv, &gpre, &cs);
+        for (name, var, want) in [("x", xv, gx), ("w", wt, gw), ("b", bt, gb)] {
+            assert_close(&grads.get(var).unwrap().to_vec().unwrap(), &want, 1e-3, 1e-4, &format!("{what}: gradient of {name}"));
+        }
+    }
+    for (i, &(n, c, o, h, k, s)) in [(3, 32, 3, 6, 6, 2), (2, 8, 3, 5, 4, 2), (2, 24, 5, 4, 3, 1)].iter().enumerate() {
+        let xs = [n, c, h, h];
+        let ws = [c, o, k, k];
+        let cs = conv::conv_transpose2d_shape(&xs, &ws, Some(&[o]), s).unwrap();
+        let x = rand_vec(n * c * h * h, 50 + i as u64, -1.0, 1.0);
+        let wv = rand_vec(c * o * k * k, 51 + i as u64, -0.5, 0.5);
+        let b = rand_vec(o, 52 + i as u64, -0.5, 0.5);
+        let ys = [n, o, cs.oh, cs.ow];
+        let gy = rand_vec(ys.iter().product(), 53 + i as u64, -1.0, 1.0);
+        let t = Tape::new(&g);
+        let xv = t.param(&Tensor::from_vec(&g, &xs, &x).unwrap());
+        let wt = t.param(&Tensor::from_vec(&g, &ws, &wv).unwrap());
+        let bt = t.param(&Tensor::from_vec(&g, &[o], &b).unwrap());
+        let xn = nhwc::to_nhwc(&t, xv).unwrap();
+        let y = nhwc::conv_transpose2d_from_nhwc(&t, xn, wt, bt, s, Act::Elu).unwrap();
+        assert_eq!(t.shape(y), ys.to_vec());
+        let got_y = t.value(y).to_vec().unwrap();
+        let grads = t.backward_with(y, Tensor::from_vec(&g, &ys, &gy).unwrap()).unwrap();
+        let want: Vec<f32> = reference::conv_transpose2d(&x, &wv, &b, &cs).iter().map(|v| act_ref(Act::Elu, *v)).collect();
+        let what = format!("conv_transpose2d_from_nhwc n={n} c={c} o={o} {h}x{h} k={k} s={s}");
+        assert_close(&got_y, &want, 1e-4, 1e-4, &format!("{what}: forward"));
+        let gpre: Vec<f32> = gy.iter().zip(&got_y).map(|(g, y)| if *y > 0.0 { *g } else { *g * (y + 1.0) }).collect();
+        let (gx, gw, gb) = reference::conv_transpose2d_backward(&x, &wv, &gpre, &cs);
+        for (name, var, want) in [("x", xv, gx), ("w", wt, gw), ("b", bt, gb)] {
+            assert_close(&grads.get(var).unwrap().to_vec().unwrap(), &want, 1e-3, 1e-4, &format!("{what}: gradient of {name}"));
+        }
+    }
+}
+
+/// The whole world-model loss and every parameter's gradient agree between training channels
+/// innermost and NCHW (conv channels 24, 48, 96, 192: the encoder's later layers and the
+/// decoder's middle ones run NHWC). On a device of its own, so that the compiled pipelines show
+/// that the NHWC kernels ran.
+#[test]
+fn world_model_trains_the_same_channels_innermost() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(g) = device(None) else { return };
+    let cfg = Config {
+        depth: 24,
+        ..Config::tiny()
+    };
+    let m = WorldModel::new(&g, &cfg).unwrap();
+    let (b, t, a) = (cfg.batch, cfg.seq_len, cfg.action_dim);
+    let n = b * t;
+    let batch = DeviceBatch {
+        obs: Tensor::from_vec(&g, &[b, t, 3, 64, 64], &rand_vec(n * 3 * 64 * 64, 1, 0.0, 1.0)).unwrap(),
+        action: Tensor::from_vec(&g, &[b, t, a], &rand_vec(n * a, 2, -1.0, 1.0)).unwrap(),
+        reward: Tensor::from_vec(&g, &[b, t], &rand_vec(n, 3, 0.0, 1.0)).unwrap(),
+        cont: Tensor::full(&g, &[b, t], 1.0).unwrap(),
+        eps: None,
+    };
+    let mut results = vec![];
+    for on in [false, true] {
+        nhwc::set_nhwc(Some(on));
+        let before = g.stats().pipelines;
+        let tape = Tape::new(&g);
+        let p = m.params.bind(&tape);
+        let out = m.loss(&tape, &p, &batch, 3).unwrap();
+        let loss = tape.value(out.loss).to_scalar().unwrap();
+        let vars = p.vars().to_vec();
+        let grads = tape.backward(out.loss).unwrap();
+        let gs: Vec<Vec<f32>> = vars.iter().map(|v| grads.get(*v).unwrap().to_vec().unwrap()).collect();
+        if on {
+            // conv_nhwc, conv_nhwc_scatter, wgrad_nhwc, the two relayouts, pack_w_fold at
+            // least (the rest are compiled by the NCHW pass before).
+            let compiled = g.stats().pipelines - before;
+            assert!(compiled >= 5, "the NHWC path compiled {compiled} new pipelines");
+        }
+        results.push((loss, gs));
+    }
+    nhwc::set_nhwc(None);
+    let (l0, g0) = &results[0];
+    let (l1, g1) = &results[1];
+    assert!(((l1 - l0) / l0).abs() <= 1e-5, "loss: NHWC {l1}, NCHW {l0}");
+    for (i, (a, b)) in g1.iter().zip(g0).enumerate() {
+        let e = rel_err(a, b);
+        assert!(e <= 1e-4, "gradient of {} differs by {e:.2e}", m.params.names()[i]);
+    }
 }

@@ -583,14 +583,21 @@ fn scatter_a8(src: u32, cc: u32) -> vec4<u64> {
     return select(x8[select(src, 0u, out) + cc], vec4<u64>(), out);
 }
 
-// The scatter's store: row `q` of phase (py, px) at output (qy*s + py, qx*s + px), NHWC.
-fn store_phase(q: vec3<u32>, ok: bool, py: u32, px: u32, c0: u32, lo: vec4<f32>,
-               hi: vec4<f32>, b: array<f32, 8>) {
-    if !ok || c0 >= p.o { return; }
-    let pos = (q.x * p.oh + q.y * p.s + py) * p.ow + q.z * p.s + px;
+// The scatter's store: row `q` (image, qy, qx) at columns c0..c0+7 = phase (py, px) x
+// channels, into output pixel (qy*s + py, qx*s + px) (NHWC; none past the image's edge).
+fn store_phases(q: vec3<u32>, ok: bool, c0: u32, lo: vec4<f32>, hi: vec4<f32>,
+                b: array<f32, 8>) {
+    if !ok || c0 >= p.s * p.s * p.o { return; }
+    let ph = c0 / p.o;
+    let oc = c0 - ph * p.o;
+    let py = ph / p.s;
+    let oy = q.y * p.s + py;
+    let ox = q.z * p.s + ph - py * p.s;
+    if oy >= p.oh || ox >= p.ow { return; }
+    let pos = (q.x * p.oh + oy) * p.ow + ox;
     let x0 = act8(lo, vec4<f32>(b[0], b[1], b[2], b[3]));
     let x1 = act8(hi, vec4<f32>(b[4], b[5], b[6], b[7]));
-    put8((pos * p.o + c0) / 8u, x0, x1);
+    put8((pos * p.o + oc) / 8u, x0, x1);
 }
 
 // The weight gradient's large pixel for small position `pos` (image, y, x): its first pixel
@@ -673,48 +680,42 @@ def conv_entry(name, store):
 
 
 def scatter_entry():
-    """The scatter (ConvTranspose2d forward, Conv2d input gradient) as a gather per phase: the
-    output pixels (qy*s + py, qx*s + px) of phase (py, px) take taps (py + s*ty, px + s*tx)
-    of the input pixel (qy - ty, qx - tx)."""
+    """The scatter (ConvTranspose2d forward, Conv2d input gradient) as one gather over the
+    phase grid: row (image, qy, qx) takes the input pixels (qy - ty, qx - tx), and its columns
+    are all s*s phases x O channels (the weights packed by conv_main_lanes.wgsl's
+    `pack_w_fold`), so the phases share their A loads and a narrow O still fills the columns."""
     w("")
     w("@compute @workgroup_size(8, 1, 1)")
     w("fn conv_nhwc_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,")
     w("                     @builtin(subgroup_invocation_id) lane: u32) {")
-    w("    // Grid x: phase-major blocks of 64 output channels.")
-    w("    let cb = (p.o + 63u) / 64u;")
-    w("    let phase = wid.x / cb;")
-    w("    let py = phase / p.s;")
-    w("    let px = phase - py * p.s;")
-    w("    if py >= p.oh || px >= p.ow { return; }")
-    w("    let qh = (p.oh - py + p.s - 1u) / p.s;")
-    w("    let qw = (p.ow - px + p.s - 1u) / p.s;")
+    w("    let nf = p.s * p.s * p.o;")
+    w("    let qh = (p.oh + p.s - 1u) / p.s;")
+    w("    let qw = (p.ow + p.s - 1u) / p.s;")
     w("    let nq = p.n * qh * qw;")
     w("    let r0 = fold_yz(wid, nwg) * ROWS;")
-    w("    if r0 >= nq { return; }")
-    w("    let c0 = (wid.x - phase * cb) * 64u + lane * 8u;")
+    w("    let c0 = wid.x * 64u + lane * 8u;")
     w("    let c8 = p.c / 8u;")
-    w("    let o8 = p.o / 8u;")
-    w("    let cq = min(c0 / 8u, o8 - 1u);")
-    w("    // This phase's taps (none past the kernel).")
-    w("    let th = select((p.kh - py + p.s - 1u) / p.s, 0u, py >= p.kh);")
-    w("    let tw = select((p.kw - px + p.s - 1u) / p.s, 0u, px >= p.kw);")
+    w("    let f8 = nf / 8u;")
+    w("    let cq = min(c0 / 8u, f8 - 1u);")
+    w("    let th = (p.kh + p.s - 1u) / p.s;")
+    w("    let tw = (p.kw + p.s - 1u) / p.s;")
     for blk in range(4):
         w("    let q%d = phase_row(r0 + lane + %du, nq, qh, qw);" % (blk, 8 * blk))
     accumulators()
     w("    for (var ty = 0u; ty < th; ty++) {")
     w("    for (var tx = 0u; tx < tw; tx++) {")
-    w("    let tap = ((py + ty * p.s) * p.kw + px + tx * p.s) * c8;")
+    w("    let tap = (ty * tw + tx) * c8;")
     for blk in range(4):
         w("    let s%d = scatter_src(q%d, ty, tx);" % (blk, blk))
     w("    for (var cc = 0u; cc < c8; cc++) {")
     w("        let kq = tap + cc;")
-    step64("        ", lambda t: "w8[(kq * 8u + %du) * o8 + cq]" % t,
+    step64("        ", lambda t: "w8[(kq * 8u + %du) * f8 + cq]" % t,
            lambda blk, r: "scatter_a8(s%d, cc)" % blk, "false", "false")
     w("    }")
     w("    }")
     w("    }")
-    w("    let b = bias8(c0);")
-    stores64(lambda r, i: ["store_phase(phase_row(%s, nq, qh, qw), %s < nq, py, px, c0, acc%d_0, acc%d_1, b);"
+    w("    let b = bias8(c0 % p.o);")
+    stores64(lambda r, i: ["store_phases(phase_row(%s, nq, qh, qw), %s < nq, c0, acc%d_0, acc%d_1, b);"
                            % (r, r, i, i)])
     w("}")
 

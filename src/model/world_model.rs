@@ -268,23 +268,25 @@ impl WorldModel {
             }
         }
         let mut x = images;
-        let middle = self.nhwc_middle(t, p, &self.encoder, 1)?;
-        for (i, l) in self.encoder.iter().enumerate() {
-            let (w, b) = (p.var(l.weight), p.var(l.bias));
-            x = if middle.contains(&i) {
-                // Channels innermost from the second layer to the last (ops::conv::nhwc).
-                if i == middle.start {
-                    x = conv::nhwc::to_nhwc(t, x)?;
-                }
-                let y = conv::nhwc::conv2d_nhwc(t, x, w, b, 2, Act::Relu)?;
-                if i + 1 == middle.end {
-                    conv::nhwc::to_nchw(t, y)?
+        if self.trains_nhwc(t, p, t.value(x).shape(), &self.encoder)? {
+            // Channels innermost after the first layer (ops::conv::nhwc), NCHW again at the
+            // end (the embedding is the same).
+            let last = self.encoder.len() - 1;
+            for (i, l) in self.encoder.iter().enumerate() {
+                let (w, b) = (p.var(l.weight), p.var(l.bias));
+                x = if i == 0 {
+                    conv::nhwc::conv2d_to_nhwc(t, x, w, b, 2, Act::Relu)?
                 } else {
-                    y
+                    conv::nhwc::conv2d_nhwc(t, x, w, b, 2, Act::Relu)?
+                };
+                if i == last {
+                    x = conv::nhwc::to_nchw(t, x)?;
                 }
-            } else {
-                conv::conv2d(t, x, w, b, 2, Act::Relu)?
-            };
+            }
+        } else {
+            for l in &self.encoder {
+                x = conv::conv2d(t, x, p.var(l.weight), p.var(l.bias), 2, Act::Relu)?;
+            }
         }
         let n = t.shape(x)[0];
         ops::reshape(t, x, &[n, self.cfg.embed()])
@@ -315,48 +317,49 @@ impl WorldModel {
         let x = self.decoder_linear.forward(t, p, feat, Act::None)?;
         let mut x = ops::reshape(t, x, &[n, self.cfg.embed(), 1, 1])?;
         let last = self.decoder.len() - 1;
-        let middle = self.nhwc_middle(t, p, &self.decoder[..last], 1)?;
+        // Channels innermost between the first layer (a matmul) and the last (3 channels):
+        // ops::conv::nhwc.
+        let nhwc = last >= 2 && self.trains_nhwc(t, p, &[], &self.decoder[1..last])?;
         for (i, l) in self.decoder.iter().enumerate() {
             let act = if i < 3 { Act::Relu } else { Act::None };
             let (w, b) = (p.var(l.weight), p.var(l.bias));
-            x = if middle.contains(&i) {
-                // Channels innermost between the first layer (a matmul) and the last (3
-                // channels): ops::conv::nhwc.
-                if i == middle.start {
-                    x = conv::nhwc::to_nhwc(t, x)?;
+            x = match (nhwc, i) {
+                (true, 0) => {
+                    let y = conv::conv_transpose2d(t, x, w, b, 2, act)?;
+                    conv::nhwc::to_nhwc(t, y)?
                 }
-                let y = conv::nhwc::conv_transpose2d_nhwc(t, x, w, b, 2, act)?;
-                if i + 1 == middle.end {
-                    conv::nhwc::to_nchw(t, y)?
-                } else {
-                    y
+                (true, i) if i == last => {
+                    conv::nhwc::conv_transpose2d_from_nhwc(t, x, w, b, 2, act)?
                 }
-            } else {
-                conv::conv_transpose2d(t, x, w, b, 2, act)?
+                (true, _) => conv::nhwc::conv_transpose2d_nhwc(t, x, w, b, 2, act)?,
+                (false, _) => conv::conv_transpose2d(t, x, w, b, 2, act)?,
             };
         }
         Ok(x)
     }
 
-    /// The layers `first..layers.len()` of a conv stack that run channels innermost while
-    /// training (see `ops::conv::nhwc::trains_nhwc`), or an empty range.
-    fn nhwc_middle(
+    /// Whether these conv layers train channels innermost (`ops::conv::nhwc`): on a tape with
+    /// gradients, where the device runs the kernels, with channels that are multiples of 8;
+    /// with `input` given (an encoder's images), its first layer must also store NHWC.
+    fn trains_nhwc(
         &self,
         t: &Tape,
         p: &Bound,
+        input: &[usize],
         layers: &[ConvLayer],
-        first: usize,
-    ) -> Result<std::ops::Range<usize>> {
-        let shapes: Vec<Vec<usize>> = layers[first..]
+    ) -> Result<bool> {
+        if !t.grad_enabled() {
+            return Ok(false);
+        }
+        let ws: Vec<Vec<usize>> = layers
             .iter()
             .map(|l| t.value(p.var(l.weight)).shape().to_vec())
             .collect();
-        let gpu = t.gpu();
-        if t.grad_enabled() && conv::nhwc::trains_nhwc(gpu, &shapes)? {
-            Ok(first..layers.len())
-        } else {
-            Ok(0..0)
+        if input.is_empty() {
+            return conv::nhwc::trains_nhwc(t.gpu(), &ws);
         }
+        let shapes: Vec<&[usize]> = ws.iter().map(|w| w.as_slice()).collect();
+        conv::nhwc::stack_runs_nhwc(t.gpu(), input, &shapes, 2)
     }
 
     /// Prior step: `(s_prev [B,S], a_prev [B,A], h_prev [B,D]) -> (h [B,D], prior stats [B,2S])`.

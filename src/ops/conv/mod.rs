@@ -95,6 +95,28 @@ struct Pass {
 }
 
 impl Pass {
+    /// A ConvTranspose2d's input gradient, a gather over the output gradient's channels:
+    /// `gx[n, ci, iy, ix] = sum_{co, ky, kx} g[n, co, iy*s + ky, ix*s + kx] * w[ci, co, ky, kx]`.
+    fn transpose_input_grad(cs: &ConvShape) -> Pass {
+        let kk = cs.kh * cs.kw;
+        Pass {
+            n: cs.n,
+            r: cs.co,
+            o: cs.ci,
+            ih: cs.oh,
+            iw: cs.ow,
+            oh: cs.h,
+            ow: cs.w,
+            kh: cs.kh,
+            kw: cs.kw,
+            s: cs.s,
+            scatter: false,
+            ws_o: cs.co * kk,
+            ws_r: kk,
+            bias_div: 1,
+        }
+    }
+
     /// A Conv2d's forward pass: a gather over the input's channels, weights `[O, C, kh, kw]`.
     fn gather(cs: &ConvShape) -> Pass {
         let kk = cs.kh * cs.kw;
@@ -409,6 +431,8 @@ struct WgradGeom {
     kh: usize,
     kw: usize,
     s: usize,
+    /// `small` is channels innermost, `[n, sh, sw, a]` (the subgroup kernel only).
+    small_nhwc: bool,
 }
 
 /// Partial-sum buffers stay within [`MAX_PARTIAL`] values and one storage binding.
@@ -455,6 +479,11 @@ fn wgrad_slice(
     // workgroup per tile of 32 rows x 64 columns. The plain one: one invocation per tile of 16
     // rows x `ncol` columns, 64 invocations per workgroup.
     let lanes = super::use_lanes(gpu)?;
+    if g.small_nhwc && !lanes {
+        return Err(Error::Invalid(
+            "a channels-innermost weight gradient needs the subgroup kernel (wgrad_lanes)".into(),
+        ));
+    }
     let (invocations, groups) = if lanes {
         let tiles = g.a.div_ceil(32) * c.div_ceil(64);
         (8 * tiles, tiles)
@@ -481,6 +510,7 @@ fn wgrad_slice(
         b: g.b as u32,
         c: c as u32,
         imgs: imgs as u32,
+        nhwc_out: g.small_nhwc as u32,
         ..Default::default()
     };
     let grid = gpu.grid_2d(groups, splits);
@@ -736,6 +766,7 @@ pub fn conv2d_backward(
             kh: cs.kh,
             kw: cs.kw,
             s: cs.s,
+            small_nhwc: false,
         };
         wgrad_into(g, x, gw, geom, acc)?;
     }
@@ -903,24 +934,7 @@ pub fn conv_transpose2d_backward(
     }
     if let Some((gx, acc)) = gx {
         check_len(gx, x.shape(), "conv_transpose2d backward", "input gradient")?;
-        // gx[n, ci, iy, ix] = sum_{co, ky, kx} g[n, co, iy*s + ky, ix*s + kx] * w[ci, co, ky, kx]
-        let ps = Pass {
-            n: cs.n,
-            r: cs.co,
-            o: cs.ci,
-            ih: cs.oh,
-            iw: cs.ow,
-            oh: cs.h,
-            ow: cs.w,
-            kh: cs.kh,
-            kw: cs.kw,
-            s: cs.s,
-            scatter: false,
-            ws_o: cs.co * kk,
-            ws_r: kk,
-            bias_div: 1,
-        };
-        main_into(g, w, None, gx, ps, Act::None, acc)?;
+        main_into(g, w, None, gx, Pass::transpose_input_grad(&cs), Act::None, acc)?;
     }
     if let Some((gw, acc)) = gw {
         check_len(
@@ -940,6 +954,7 @@ pub fn conv_transpose2d_backward(
             kh: cs.kh,
             kw: cs.kw,
             s: cs.s,
+            small_nhwc: false,
         };
         wgrad_into(x, g, gw, geom, acc)?;
     }

@@ -230,20 +230,32 @@ pub(crate) struct NhwcParams {
 
 // ---- Training channels innermost: every pass of a stack's middle layers in NHWC ----------
 
-/// The weights `w(o, r, tap) = w[o * ws_o + r * ws_r + tap]` packed `[kh][kw][R][O]` for the
-/// NHWC kernels (conv.wgsl's `pack_w` with rows of exactly O).
+/// The weights `w(o, r, tap) = w[o * ws_o + r * ws_r + tap]` packed for an NHWC pass: a
+/// gather's `[kh][kw][R][O]` (conv.wgsl's `pack_w` with rows of exactly O), a scatter's
+/// `[ceil(kh/s)][ceil(kw/s)][R][s*s phases][O]` (conv_main_lanes.wgsl's `pack_w_fold`, zero
+/// for the taps past the kernel).
 fn pack(w: &Tensor, ps: &NhwcPass, ws_o: usize, ws_r: usize) -> Result<Tensor> {
     let gpu = w.gpu();
-    let len = ps.kh * ps.kw * ps.c * ps.o;
+    let (taps, cols) = if ps.scatter {
+        (ps.kh.div_ceil(ps.s) * ps.kw.div_ceil(ps.s), ps.s * ps.s * ps.o)
+    } else {
+        (ps.kh * ps.kw, ps.o)
+    };
+    let len = taps * ps.c * cols;
     gpu.rows_per_binding("a convolution's weights", 1, &[], &[w.len(), len])?;
     let packed = Tensor::empty(gpu, &[len])?;
-    let k = gpu.kernel("conv", "pack_w", &[])?;
+    let k = if ps.scatter {
+        gpu.kernel("conv_lanes", "pack_w_fold", &[("PAIR", 0.0)])?
+    } else {
+        gpu.kernel("conv", "pack_w", &[])?
+    };
     let pp = Params {
         kh: ps.kh as u32,
         kw: ps.kw as u32,
+        s: ps.s as u32,
         r: ps.c as u32,
         o: ps.o as u32,
-        opad4: (ps.o / 4) as u32,
+        opad4: (cols / 4) as u32,
         ws_o: ws_o as u32,
         ws_r: ws_r as u32,
         ..Default::default()
@@ -310,10 +322,10 @@ fn pass_into(
             acc: acc as u32,
             imgs: 0,
         };
-        // The scatter: grid x = phases x channel blocks, y = the largest phase's rows.
+        // The scatter: columns = phases x channels, rows = the phase grid.
         let grid = if ps.scatter {
             let rows = imgs * ps.oh.div_ceil(ps.s) * ps.ow.div_ceil(ps.s);
-            gpu.grid_2d(cb * ps.s * ps.s, rows.div_ceil(32))
+            gpu.grid_2d((ps.s * ps.s * ps.o).div_ceil(64), rows.div_ceil(32))
         } else {
             gpu.grid_2d(cb, (imgs * ps.oh * ps.ow).div_ceil(32))
         };
@@ -414,7 +426,7 @@ fn relayout_into(x: &Tensor, out: &Tensor, n: usize, c: usize, hw: usize, to_nhw
                 x.buf().range(first * img, imgs * img),
                 out.buf().range(first * img, imgs * img),
             ],
-            grid(gpu, imgs * img),
+            gpu.grid_2d(hw.div_ceil(crate::gpu::WG_1D as usize), imgs),
         );
     }
     Ok(())
@@ -522,8 +534,9 @@ pub fn conv2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) ->
         kh: cs.kh,
         kw: cs.kw,
         s: cs.s,
+        small_nhwc: false,
     };
-    Ok(record_nhwc(t, [x, w, b], [xv, wv], y, act, move |xv, wv, gpre, gx, gw, gb| {
+    Ok(record_nhwc(t, [x, w, b], [xv, wv], y, cs.co, act, move |xv, wv, gpre, gx, gw, gb| {
         if let Some((gx, acc)) = gx {
             let packed = pack(wv, &bwd, kk, cs.ci * kk)?;
             pass_into(gpre, &packed, None, gx, bwd, Act::None, acc)?;
@@ -590,8 +603,9 @@ pub fn conv_transpose2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, ac
         kh: cs.kh,
         kw: cs.kw,
         s: cs.s,
+        small_nhwc: false,
     };
-    Ok(record_nhwc(t, [x, w, b], [xv, wv], y, act, move |xv, wv, gpre, gx, gw, gb| {
+    Ok(record_nhwc(t, [x, w, b], [xv, wv], y, cs.co, act, move |xv, wv, gpre, gx, gw, gb| {
         if let Some((gx, acc)) = gx {
             let packed = pack(wv, &bwd, cs.co * kk, kk)?;
             pass_into(gpre, &packed, None, gx, bwd, Act::None, acc)?;
@@ -609,20 +623,29 @@ pub fn conv_transpose2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, ac
 /// A gradient target and whether to add into it.
 type Target<'a> = Option<(&'a Tensor, bool)>;
 
-/// Record an NHWC layer: its backward gets x, w, the pre-activation gradient and the targets
-/// of x, w and b that want one.
-fn record_nhwc<F>(t: &Tape, vars: [Var; 3], vals: [Tensor; 2], y: Tensor, act: Act, backward: F) -> Var
+/// Record a layer: its backward gets the saved x and w values, the pre-activation gradient
+/// and the targets of x, w and b that want one.
+fn record_nhwc<F>(
+    t: &Tape,
+    vars: [Var; 3],
+    vals: [Tensor; 2],
+    y: Tensor,
+    co: usize,
+    act: Act,
+    backward: F,
+) -> Var
 where
     F: Fn(&Tensor, &Tensor, &Tensor, Target, Target, Target) -> Result<()> + 'static,
 {
     let [x, w, b] = vars;
     let [xv, wv] = vals;
+    // The gradient of x in x's own shape (`xv` may be an NCHW copy of an NHWC x).
+    let x_shape = t.shape(x);
     let saved_y = act.unary().map(|_| y.clone());
-    let co = *y.shape().last().unwrap_or(&0);
     t.record(y, &[x, w, b], move |g, gy| {
         let gpu = xv.gpu().clone();
         let gpre = act_backward(act, saved_y.as_ref(), gy)?;
-        let gx = g.wanted_target(x, xv.shape(), &gpu)?;
+        let gx = g.wanted_target(x, &x_shape, &gpu)?;
         let gw = g.wanted_target(w, wv.shape(), &gpu)?;
         let gb = g.wanted_target(b, &[co], &gpu)?;
         backward(
@@ -634,4 +657,76 @@ where
             gb.as_ref().map(|(t, acc)| (t, *acc)),
         )
     })
+}
+
+/// The first layer of a channels-innermost stack on the tape: `act(conv2d(x, w) + b)` for an
+/// NCHW `x [N, C, H, W]` (any C: the images), stored `[N, OH, OW, O]` by the subgroup gather
+/// (see [`conv2d_forward_to_nhwc`]). Backward: the weight gradient reads the NHWC gradient
+/// (`wgrad_lanes`), the bias gradient is a column sum; an input gradient, where one is wanted,
+/// goes through NCHW.
+pub fn conv2d_to_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) -> Result<Var> {
+    let (xv, wv, bv) = (t.value(x), t.value(w), t.value(b));
+    let y = conv2d_forward_to_nhwc(&xv, &wv, Some(&bv), stride, act)?;
+    let cs = conv2d_shape(xv.shape(), wv.shape(), None, stride)?;
+    let geom = WgradGeom {
+        n: cs.n,
+        a: cs.co,
+        b: cs.ci,
+        sh: cs.oh,
+        sw: cs.ow,
+        lh: cs.h,
+        lw: cs.w,
+        kh: cs.kh,
+        kw: cs.kw,
+        s: cs.s,
+        small_nhwc: true,
+    };
+    Ok(record_nhwc(t, [x, w, b], [xv, wv], y, cs.co, act, move |xv, wv, gpre, gx, gw, gb| {
+        if let Some((gx, acc)) = gx {
+            let g = Tensor::empty(xv.gpu(), &[cs.n, cs.co, cs.oh, cs.ow])?;
+            relayout_into(gpre, &g, cs.n, cs.co, cs.oh * cs.ow, false, false)?;
+            super::conv2d_backward(xv, wv, &g, stride, Some((gx, acc)), None, None)?;
+        }
+        if let Some((gw, acc)) = gw {
+            super::wgrad_into(gpre, xv, gw, geom, acc)?;
+        }
+        if let Some((gb, acc)) = gb {
+            sum_leading_into(gpre, gb, acc)?;
+        }
+        Ok(())
+    }))
+}
+
+/// The last layer of a channels-innermost stack on the tape: `act(conv_transpose2d(x, w) +
+/// b)` for an NHWC `x [N, H, W, C]`, `w [C, O, kh, kw]`, with the NCHW output `[N, O, OH, OW]`
+/// (the image: any O). The input is changed to NCHW for the NCHW kernels; backward: the input
+/// gradient is stored channels innermost by the subgroup gather where it applies.
+pub fn conv_transpose2d_from_nhwc(
+    t: &Tape,
+    x: Var,
+    w: Var,
+    b: Var,
+    stride: usize,
+    act: Act,
+) -> Result<Var> {
+    let (xv, wv, bv) = (t.value(x), t.value(w), t.value(b));
+    let [n, c, h, wd] = nchw_shape("conv_transpose2d_from_nhwc", &xv)?;
+    let x_nchw = Tensor::empty(xv.gpu(), &[n, c, h, wd])?;
+    relayout_into(&xv, &x_nchw, n, c, h * wd, false, false)?;
+    let y = super::conv_transpose2d_forward(&x_nchw, &wv, Some(&bv), stride, act)?;
+    let cs = conv_transpose2d_shape(x_nchw.shape(), wv.shape(), None, stride)?;
+    let ps = Pass::transpose_input_grad(&cs);
+    let direct = lanes_mode(xv.gpu(), &ps)?.is_some_and(|m| !m.fold);
+    Ok(record_nhwc(t, [x, w, b], [x_nchw, wv], y, cs.co, act, move |x_nchw, wv, gpre, gx, gw, gb| {
+        if let Some((gx, acc)) = gx {
+            if direct {
+                main_into_layout(gpre, wv, None, gx, ps, Act::None, acc, true)?;
+            } else {
+                let g = Tensor::empty(gpre.gpu(), &[n, c, h, wd])?;
+                super::main_into(gpre, wv, None, &g, ps, Act::None, false)?;
+                relayout_into(&g, gx, n, c, h * wd, true, acc)?;
+            }
+        }
+        super::conv_transpose2d_backward(x_nchw, wv, gpre, stride, None, gw, gb)
+    }))
 }
