@@ -46,6 +46,9 @@
 //                  g[n,o,:]. Workgroup (WG); uses 1 g, 4 partial.
 //   reduce_splits  [backward] out[i] (+)= sum_s partial[s*len + i]. Workgroup (WG); uses 1
 //                  partial, 4 out.
+//   relayout       out (+)= inp between NCHW and NHWC (TO_NHWC), at the ends of a
+//                  channels-innermost stack (ops::conv::nhwc). Workgroup (WG), one invocation
+//                  per pixel; uses 1 inp, 4 out.
 //
 // Why this form: lavapipe (the CPU Vulkan driver) runs invocations as SIMD lanes but loads
 // every storage-buffer value lane by lane, and a workgroup barrier costs more than the loads it
@@ -57,7 +60,7 @@
 // steer loops and stores, and each override variant of these large kernels is a separate
 // pipeline compile (about a second on lavapipe).
 // Overrides: SCATTER, CB4 (1, 2 or 4 output-channel vec4s per invocation), NPOS (8 or 16
-// positions per invocation), NCOL (8 or 16 weight-gradient columns per invocation).
+// positions per invocation), NCOL (8 or 16 weight-gradient columns per invocation), TO_NHWC.
 
 struct Params {
     n: u32,        // images

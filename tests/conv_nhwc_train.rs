@@ -12,6 +12,7 @@ use rssm::model::{Config, DeviceBatch, WorldModel};
 use rssm::ops::conv::{self, nhwc, reference};
 use rssm::ops::matmul::Act;
 use rssm::ops::{self};
+use rssm::tensor::{gradcheck, GradcheckOptions};
 use rssm::tensor::{Tape, Tensor};
 
 /// Serialises the tests: one of them switches the NHWC path for the whole process, which
@@ -48,10 +49,20 @@ const CASES: [(usize, usize, usize, usize, usize, usize, usize); 6] = [
 /// Run `x (NCHW) -> to_nhwc -> op -> to_nchw` forward and backward (the op applied `uses`
 /// times to the same inputs and summed, so the second use adds into the gradients) and compare
 /// with the reference.
-fn check(g: &Gpu, case: (usize, usize, usize, usize, usize, usize, usize), transposed: bool, act: Act, uses: usize) {
+fn check(
+    g: &Gpu,
+    case: (usize, usize, usize, usize, usize, usize, usize),
+    transposed: bool,
+    act: Act,
+    uses: usize,
+) {
     let (n, c, o, h, w, k, s) = case;
     let xs = [n, c, h, w];
-    let ws = if transposed { [c, o, k, k] } else { [o, c, k, k] };
+    let ws = if transposed {
+        [c, o, k, k]
+    } else {
+        [o, c, k, k]
+    };
     let cs = if transposed {
         conv::conv_transpose2d_shape(&xs, &ws, Some(&[o]), s).unwrap()
     } else {
@@ -91,7 +102,11 @@ fn check(g: &Gpu, case: (usize, usize, usize, usize, usize, usize, usize), trans
 
     let what = format!(
         "{} n={n} c={c} o={o} {h}x{w} k={k} s={s} {act:?} x{uses}",
-        if transposed { "conv_transpose2d_nhwc" } else { "conv2d_nhwc" }
+        if transposed {
+            "conv_transpose2d_nhwc"
+        } else {
+            "conv2d_nhwc"
+        }
     );
     let pre = if transposed {
         reference::conv_transpose2d(&x, &wv, &b, &cs)
@@ -101,7 +116,13 @@ fn check(g: &Gpu, case: (usize, usize, usize, usize, usize, usize, usize), trans
     let one: Vec<f32> = pre.iter().map(|v| act_ref(act, *v)).collect();
     let want_y: Vec<f32> = one.iter().map(|v| v * uses as f32).collect();
     let tol = 1e-5 * ((c * k * k) as f32).sqrt() + 1e-5;
-    assert_close(&got_y, &want_y, tol * uses as f32, 1e-4, &format!("{what}: forward"));
+    assert_close(
+        &got_y,
+        &want_y,
+        tol * uses as f32,
+        1e-4,
+        &format!("{what}: forward"),
+    );
 
     // The activation's derivative at the kernel's own output (one use's).
     let gpre: Vec<f32> = gy
@@ -111,8 +132,20 @@ fn check(g: &Gpu, case: (usize, usize, usize, usize, usize, usize, usize), trans
             let y = y / uses as f32;
             match act {
                 Act::None => *g,
-                Act::Relu => if y > 0.0 { *g } else { 0.0 },
-                Act::Elu => if y > 0.0 { *g } else { *g * (y + 1.0) },
+                Act::Relu => {
+                    if y > 0.0 {
+                        *g
+                    } else {
+                        0.0
+                    }
+                }
+                Act::Elu => {
+                    if y > 0.0 {
+                        *g
+                    } else {
+                        *g * (y + 1.0)
+                    }
+                }
             }
         })
         .collect();
@@ -201,7 +234,10 @@ fn boundary_layers_match_reference() {
     let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let Some(g) = device(None) else { return };
     // (n, c, o, h, k, s) of the encoder's first layer, then of the decoder's last.
-    for (i, &(n, c, o, h, k, s)) in [(3, 3, 32, 16, 4, 2), (2, 3, 24, 9, 3, 1)].iter().enumerate() {
+    for (i, &(n, c, o, h, k, s)) in [(3, 3, 32, 16, 4, 2), (2, 3, 24, 9, 3, 1)]
+        .iter()
+        .enumerate()
+    {
         let xs = [n, c, h, h];
         let ws = [o, c, k, k];
         let cs = conv::conv2d_shape(&xs, &ws, Some(&[o]), s).unwrap();
@@ -218,17 +254,35 @@ fn boundary_layers_match_reference() {
         assert_eq!(t.shape(y), vec![n, cs.oh, cs.ow, o]);
         let y = nhwc::to_nchw(&t, y).unwrap();
         let got_y = t.value(y).to_vec().unwrap();
-        let grads = t.backward_with(y, Tensor::from_vec(&g, &ys, &gy).unwrap()).unwrap();
-        let want: Vec<f32> = reference::conv2d(&x, &wv, &b, &cs).iter().map(|v| act_ref(Act::Relu, *v)).collect();
+        let grads = t
+            .backward_with(y, Tensor::from_vec(&g, &ys, &gy).unwrap())
+            .unwrap();
+        let want: Vec<f32> = reference::conv2d(&x, &wv, &b, &cs)
+            .iter()
+            .map(|v| act_ref(Act::Relu, *v))
+            .collect();
         let what = format!("conv2d_to_nhwc n={n} c={c} o={o} {h}x{h} k={k} s={s}");
         assert_close(&got_y, &want, 1e-4, 1e-4, &format!("{what}: forward"));
-        let gpre: Vec<f32> = gy.iter().zip(&got_y).map(|(g, y)| if *y > 0.0 { *g } else { 0.0 }).collect();
+        let gpre: Vec<f32> = gy
+            .iter()
+            .zip(&got_y)
+            .map(|(g, y)| if *y > 0.0 { *g } else { 0.0 })
+            .collect();
         let (gx, gw, gb) = reference::conv2d_backward(&x, &wv, &gpre, &cs);
         for (name, var, want) in [("x", xv, gx), ("w", wt, gw), ("b", bt, gb)] {
-            assert_close(&grads.get(var).unwrap().to_vec().unwrap(), &want, 1e-3, 1e-4, &format!("{what}: gradient of {name}"));
+            assert_close(
+                &grads.get(var).unwrap().to_vec().unwrap(),
+                &want,
+                1e-3,
+                1e-4,
+                &format!("{what}: gradient of {name}"),
+            );
         }
     }
-    for (i, &(n, c, o, h, k, s)) in [(3, 32, 3, 6, 6, 2), (2, 8, 3, 5, 4, 2), (2, 24, 5, 4, 3, 1)].iter().enumerate() {
+    for (i, &(n, c, o, h, k, s)) in [(3, 32, 3, 6, 6, 2), (2, 8, 3, 5, 4, 2), (2, 24, 5, 4, 3, 1)]
+        .iter()
+        .enumerate()
+    {
         let xs = [n, c, h, h];
         let ws = [c, o, k, k];
         let cs = conv::conv_transpose2d_shape(&xs, &ws, Some(&[o]), s).unwrap();
@@ -245,14 +299,29 @@ fn boundary_layers_match_reference() {
         let y = nhwc::conv_transpose2d_from_nhwc(&t, xn, wt, bt, s, Act::Elu).unwrap();
         assert_eq!(t.shape(y), ys.to_vec());
         let got_y = t.value(y).to_vec().unwrap();
-        let grads = t.backward_with(y, Tensor::from_vec(&g, &ys, &gy).unwrap()).unwrap();
-        let want: Vec<f32> = reference::conv_transpose2d(&x, &wv, &b, &cs).iter().map(|v| act_ref(Act::Elu, *v)).collect();
+        let grads = t
+            .backward_with(y, Tensor::from_vec(&g, &ys, &gy).unwrap())
+            .unwrap();
+        let want: Vec<f32> = reference::conv_transpose2d(&x, &wv, &b, &cs)
+            .iter()
+            .map(|v| act_ref(Act::Elu, *v))
+            .collect();
         let what = format!("conv_transpose2d_from_nhwc n={n} c={c} o={o} {h}x{h} k={k} s={s}");
         assert_close(&got_y, &want, 1e-4, 1e-4, &format!("{what}: forward"));
-        let gpre: Vec<f32> = gy.iter().zip(&got_y).map(|(g, y)| if *y > 0.0 { *g } else { *g * (y + 1.0) }).collect();
+        let gpre: Vec<f32> = gy
+            .iter()
+            .zip(&got_y)
+            .map(|(g, y)| if *y > 0.0 { *g } else { *g * (y + 1.0) })
+            .collect();
         let (gx, gw, gb) = reference::conv_transpose2d_backward(&x, &wv, &gpre, &cs);
         for (name, var, want) in [("x", xv, gx), ("w", wt, gw), ("b", bt, gb)] {
-            assert_close(&grads.get(var).unwrap().to_vec().unwrap(), &want, 1e-3, 1e-4, &format!("{what}: gradient of {name}"));
+            assert_close(
+                &grads.get(var).unwrap().to_vec().unwrap(),
+                &want,
+                1e-3,
+                1e-4,
+                &format!("{what}: gradient of {name}"),
+            );
         }
     }
 }
@@ -273,7 +342,12 @@ fn world_model_trains_the_same_channels_innermost() {
     let (b, t, a) = (cfg.batch, cfg.seq_len, cfg.action_dim);
     let n = b * t;
     let batch = DeviceBatch {
-        obs: Tensor::from_vec(&g, &[b, t, 3, 64, 64], &rand_vec(n * 3 * 64 * 64, 1, 0.0, 1.0)).unwrap(),
+        obs: Tensor::from_vec(
+            &g,
+            &[b, t, 3, 64, 64],
+            &rand_vec(n * 3 * 64 * 64, 1, 0.0, 1.0),
+        )
+        .unwrap(),
         action: Tensor::from_vec(&g, &[b, t, a], &rand_vec(n * a, 2, -1.0, 1.0)).unwrap(),
         reward: Tensor::from_vec(&g, &[b, t], &rand_vec(n, 3, 0.0, 1.0)).unwrap(),
         cont: Tensor::full(&g, &[b, t], 1.0).unwrap(),
@@ -289,12 +363,18 @@ fn world_model_trains_the_same_channels_innermost() {
         let loss = tape.value(out.loss).to_scalar().unwrap();
         let vars = p.vars().to_vec();
         let grads = tape.backward(out.loss).unwrap();
-        let gs: Vec<Vec<f32>> = vars.iter().map(|v| grads.get(*v).unwrap().to_vec().unwrap()).collect();
+        let gs: Vec<Vec<f32>> = vars
+            .iter()
+            .map(|v| grads.get(*v).unwrap().to_vec().unwrap())
+            .collect();
         if on {
             // conv_nhwc, conv_nhwc_scatter, wgrad_nhwc, the two relayouts, pack_w_fold at
             // least (the rest are compiled by the NCHW pass before).
             let compiled = g.stats().pipelines - before;
-            assert!(compiled >= 5, "the NHWC path compiled {compiled} new pipelines");
+            assert!(
+                compiled >= 5,
+                "the NHWC path compiled {compiled} new pipelines"
+            );
         }
         results.push((loss, gs));
     }
@@ -304,6 +384,38 @@ fn world_model_trains_the_same_channels_innermost() {
     assert!(((l1 - l0) / l0).abs() <= 1e-5, "loss: NHWC {l1}, NCHW {l0}");
     for (i, (a, b)) in g1.iter().zip(g0).enumerate() {
         let e = rel_err(a, b);
-        assert!(e <= 1e-4, "gradient of {} differs by {e:.2e}", m.params.names()[i]);
+        assert!(
+            e <= 1e-4,
+            "gradient of {} differs by {e:.2e}",
+            m.params.names()[i]
+        );
     }
+}
+
+/// Central finite differences through the NHWC layers and the layout changes around them
+/// (8 channels in and out, the smallest the kernels take).
+#[test]
+fn nhwc_layers_gradcheck() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(g) = device(None) else { return };
+    let inputs = vec![
+        (vec![2, 8, 5, 5], rand_vec(2 * 8 * 25, 61, -1.0, 1.0)),
+        (vec![8, 8, 3, 3], rand_vec(8 * 8 * 9, 62, -0.5, 0.5)),
+        (vec![8], rand_vec(8, 63, -0.5, 0.5)),
+    ];
+    let opts = GradcheckOptions::default();
+    let r = gradcheck(&g, &inputs, &opts, |t, v| {
+        let x = nhwc::to_nhwc(t, v[0])?;
+        let y = nhwc::conv2d_nhwc(t, x, v[1], v[2], 2, Act::None)?;
+        nhwc::to_nchw(t, y)
+    })
+    .unwrap();
+    assert_eq!(r.checked, 2 * 8 * 25 + 8 * 8 * 9 + 8);
+    let r = gradcheck(&g, &inputs, &opts, |t, v| {
+        let x = nhwc::to_nhwc(t, v[0])?;
+        let y = nhwc::conv_transpose2d_nhwc(t, x, v[1], v[2], 2, Act::None)?;
+        nhwc::to_nchw(t, y)
+    })
+    .unwrap();
+    assert_eq!(r.checked, 2 * 8 * 25 + 8 * 8 * 9 + 8);
 }

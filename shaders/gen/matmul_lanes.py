@@ -461,28 +461,51 @@ L = []
 w = L.append
 w("""// Written by shaders/gen/matmul_lanes.py: edit that script, not this file.
 //
-// conv_nhwc.wgsl: y = act(conv2d(x, w) + b), stride s, no padding, as an implicit GEMM over a
-// channels-innermost input x [N, IH, IW, C], for CPU drivers with 8-lane subgroups and 64-bit
-// integers (the `conv_nhwc` family: lanes64.wgsl, then this file). The body is
-// matmul_lanes64.wgsl's, generated from the same script: rows = output positions (image, row,
-// column), columns = output channels, k = (tap, input channel), 8 k per step.
+// conv_nhwc.wgsl: convolutions over channels-innermost images (NHWC) as implicit GEMMs, for CPU
+// drivers with 8-lane subgroups and 64-bit integers (the `conv_nhwc` family: lanes64.wgsl,
+// then this file). The body is matmul_lanes64.wgsl's, generated from the same script: 8 k per
+// step, a lane's A piece one position's 8 channels at one tap (a single vec4<u64>).
 //
 // Why: conv_main_lanes reads NCHW, where a lane's positions are not adjacent in memory, so it
-// loads pixels one by one. With the channels innermost a lane's A piece is one position's 8
-// channels at one tap, a single vec4<u64>: the loads of the u64 matmul, 12 per 2,048 FMAs per
-// lane. About 1.4x conv_main_lanes on the encoder's passes (README). Only where no gradient is
-// needed (the observe-only encoder): training keeps NCHW, which its backward passes read.
+// loads pixels one by one. With the channels innermost every load is the u64 matmul's: 12 per
+// 2,048 FMAs per lane. About 1.4x conv_main_lanes on the encoder's and decoder's middle
+// layers (README).
 //
-// Params: n, ih, iw, c (input channels, a multiple of 8), oh, ow, o (output channels, a
-// multiple of 8), kh, kw, s, act (0 none, 1 ReLU, 2 ELU, after the bias), has_bias.
-// Bindings: 0 params, 1 x8 (the input as vec4<u64>, bound at a multiple of 32 bytes), 2 w8 (the
-// weights packed [kh][kw][C][O] by conv.wgsl's `pack_w`, as vec4<u64>), 3 bias [O] (bound even
-// without one), 4 y (NCHW output, f32), 5 y8 (NHWC output, vec4<u64>).
-// Entry points: `conv_nhwc` (uses 1, 2, 3, 5: output [N, OH, OW, O], 8 channels per store) and
-// `conv_nhwc_to_nchw` (uses 1, 2, 3, 4: output [N, O, OH, OW], one value per store).
-// Workgroup (8,1,1) = one subgroup of exactly 8 lanes; a workgroup computes 32 positions x 64
-// output channels, lane l channels 8l..8l+7 of them. Grid: x = ceil(O/64), y = ceil(N*OH*OW/32)
-// (y folds into z). Positions past the end are clamped on load and not stored.
+// The three sums of conv.wgsl (no padding, stride s; C and O multiples of 8):
+//   conv_nhwc, conv_nhwc_to_nchw  gather: y[n, oy, ox, o] = act(sum x[n, oy*s+ky, ox*s+kx, c]
+//                 w(o, c, ky, kx) + b[o]) (+ y with acc). Rows = output positions, columns =
+//                 output channels, k = (tap, c). Weights packed [kh][kw][C][O] by conv.wgsl's
+//                 `pack_w`. `conv_nhwc_to_nchw` stores [N, O, OH, OW], one value per store.
+//                 Grid: x = ceil(O/64), y = ceil(N*OH*OW/32).
+//   conv_nhwc_scatter  scatter: y[n, Y, X, o] = act(sum over the taps with Y = iy*s+ky,
+//                 X = ix*s+kx of x[n, iy, ix, c] w(o, c, ky, kx) + b[o]) (+ y with acc).
+//                 Rows = the phase grid (n, qy, qx), qy < ceil(OH/s); row (qy, qx) reads
+//                 x[qy - ty, qx - tx] (zero outside) at phase tap (ty, tx); columns = the s*s
+//                 phases (py, px) x O, so the phases share each A load and a narrow O still
+//                 fills a workgroup's 64 columns; column (py, px, o) stores output pixel
+//                 (qy*s + py, qx*s + px) where that lies inside. Weights packed
+//                 [ceil(kh/s)][ceil(kw/s)][C][s*s][O] by conv_main_lanes.wgsl's `pack_w_fold`
+//                 (zero past the kernel). Grid: x = ceil(s*s*O/64), y = ceil(N*qh*qw/32).
+//   wgrad_nhwc    weight gradient: out[split][b][a][ky][kx] (+= with acc) = sum over the
+//                 split's images and small-image positions (y, x) of
+//                 large[n, y*s+ky, x*s+kx, a] * small[n, y, x, b]. Rows = (tap, a), columns
+//                 = b, k = positions (TRANS_A: lane t loads position t's 8 channels of a).
+//                 Conv2d: large = x, small = dy; ConvTranspose2d: large = dy, small = x; both
+//                 store PyTorch's weight layout. Grid: x = splits x ceil(b/64), y =
+//                 ceil(kh*kw*a/32); partial sums reduced by conv.wgsl's `reduce_splits`.
+//
+// Params: n, ih, iw, c (input channels; wgrad: the small image's ih x iw, the large one's c),
+// oh, ow, o (output channels; wgrad: the large image's oh x ow, the small one's channels b),
+// kh, kw, s, act (0 none, 1 ReLU, 2 ELU, after the bias), has_bias, acc (add into the
+// output), imgs (wgrad: images per split).
+// Bindings: 0 params, 1 x8 (the input, wgrad's large image, as vec4<u64>; bound at a multiple
+// of 32 bytes), 2 w8 (packed weights; wgrad's small image), 3 bias [O] (bound even without
+// one), 4 y (f32 output: NCHW, wgrad's), 5 y8 (NHWC output, vec4<u64>).
+// Entry points use: conv_nhwc and conv_nhwc_scatter 1, 2, 3, 5; conv_nhwc_to_nchw 1, 2, 3, 4;
+// wgrad_nhwc 1, 2, 4.
+// Workgroup (8,1,1) = one subgroup of exactly 8 lanes; a workgroup computes 32 rows x 64
+// columns, lane l columns 8l..8l+7 of them (y folds into z). Rows past the end are clamped on
+// load and not stored.
 
 struct Params {
     n: u32,

@@ -934,7 +934,15 @@ pub fn conv_transpose2d_backward(
     }
     if let Some((gx, acc)) = gx {
         check_len(gx, x.shape(), "conv_transpose2d backward", "input gradient")?;
-        main_into(g, w, None, gx, Pass::transpose_input_grad(&cs), Act::None, acc)?;
+        main_into(
+            g,
+            w,
+            None,
+            gx,
+            Pass::transpose_input_grad(&cs),
+            Act::None,
+            acc,
+        )?;
     }
     if let Some((gw, acc)) = gw {
         check_len(

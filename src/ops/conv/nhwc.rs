@@ -1,8 +1,20 @@
-//! Convolutions over channels-innermost (NHWC) images, for the encoder where no gradient is
-//! needed (the observe-only forward, acting): `shaders/conv_nhwc.wgsl`, the u64 matmul's body
-//! with one position's 8 input channels at one tap as a lane's A piece. On CPU drivers with
-//! 8-lane subgroups and 64-bit integers; about 1.4x `conv_main_lanes` on the encoder's passes.
-//! Training keeps NCHW: its backward passes read that layout.
+//! Convolutions over channels-innermost (NHWC) images: `shaders/conv_nhwc.wgsl`, the u64
+//! matmul's body with one position's 8 input channels at one tap as a lane's A piece, on CPU
+//! drivers with 8-lane subgroups and 64-bit integers.
+//!
+//! - Without gradients (the observe-only forward, acting): the encoder after its first layer
+//!   ([`conv2d_forward_to_nhwc`], [`conv2d_nhwc_forward`]); about 1.4x `conv_main_lanes` on
+//!   its passes.
+//! - Training: the tape ops [`conv2d_nhwc`] and [`conv_transpose2d_nhwc`] run every pass of a
+//!   stack's middle layers NHWC: the gather (`conv_nhwc`), the scatter as one gather over the
+//!   phase grid with all s*s phases folded into the columns (`conv_nhwc_scatter`) and the
+//!   weight gradient (`wgrad_nhwc`: rows = (tap, channel of the large image), k = positions,
+//!   a lane's A piece 8 channels of one position). The ends of a stack keep the NCHW kernels,
+//!   whose 3-channel images no 8-channel load covers: [`conv2d_to_nhwc`] (the encoder's first
+//!   layer: NHWC store, its weight gradient reading the NHWC gradient) and
+//!   [`conv_transpose2d_from_nhwc`] (the decoder's last: its input gradient stored NHWC), with
+//!   [`to_nhwc`] / [`to_nchw`] (`conv.wgsl`'s `relayout`) where a layout must change.
+//!   About 1.4x on the world-model update's convolutions (README).
 
 use super::{
     conv2d_shape, conv_transpose2d_shape, lanes_mode, main_into_layout, reduce_splits, Params,
@@ -237,7 +249,10 @@ pub(crate) struct NhwcParams {
 fn pack(w: &Tensor, ps: &NhwcPass, ws_o: usize, ws_r: usize) -> Result<Tensor> {
     let gpu = w.gpu();
     let (taps, cols) = if ps.scatter {
-        (ps.kh.div_ceil(ps.s) * ps.kw.div_ceil(ps.s), ps.s * ps.s * ps.o)
+        (
+            ps.kh.div_ceil(ps.s) * ps.kw.div_ceil(ps.s),
+            ps.s * ps.s * ps.o,
+        )
     } else {
         (ps.kh * ps.kw, ps.o)
     };
@@ -406,7 +421,15 @@ fn wgrad_into(small: &Tensor, large: &Tensor, gw: &Tensor, g: WgradGeom, acc: bo
 
 /// Record `out (+)= x` in the other layout: `x [n, c, hw]` as `[n, hw, c]` (`to_nhwc`) or
 /// back, over slices of images that fit one binding.
-fn relayout_into(x: &Tensor, out: &Tensor, n: usize, c: usize, hw: usize, to_nhwc: bool, acc: bool) -> Result<()> {
+fn relayout_into(
+    x: &Tensor,
+    out: &Tensor,
+    n: usize,
+    c: usize,
+    hw: usize,
+    to_nhwc: bool,
+    acc: bool,
+) -> Result<()> {
     let gpu = x.gpu();
     let k = gpu.kernel("conv", "relayout", &[("TO_NHWC", to_nhwc as u32 as f64)])?;
     let img = c * hw;
@@ -493,7 +516,12 @@ fn nchw_shape(op: &'static str, x: &Tensor) -> Result<[usize; 4]> {
 /// NHWC scatter, the weight gradient as `wgrad_nhwc`, the bias gradient a column sum.
 pub fn conv2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) -> Result<Var> {
     let (xv, wv, bv) = (t.value(x), t.value(w), t.value(b));
-    let cs = conv2d_shape(&nchw_shape("conv2d_nhwc", &xv)?, wv.shape(), Some(bv.shape()), stride)?;
+    let cs = conv2d_shape(
+        &nchw_shape("conv2d_nhwc", &xv)?,
+        wv.shape(),
+        Some(bv.shape()),
+        stride,
+    )?;
     check_nhwc("conv2d_nhwc", &xv, cs.ci, cs.co)?;
     let kk = cs.kh * cs.kw;
     let fwd = NhwcPass {
@@ -536,26 +564,41 @@ pub fn conv2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) ->
         s: cs.s,
         small_nhwc: false,
     };
-    Ok(record_nhwc(t, [x, w, b], [xv, wv], y, cs.co, act, move |xv, wv, gpre, gx, gw, gb| {
-        if let Some((gx, acc)) = gx {
-            let packed = pack(wv, &bwd, kk, cs.ci * kk)?;
-            pass_into(gpre, &packed, None, gx, bwd, Act::None, acc)?;
-        }
-        if let Some((gw, acc)) = gw {
-            wgrad_into(gpre, xv, gw, geom, acc)?;
-        }
-        if let Some((gb, acc)) = gb {
-            sum_leading_into(gpre, gb, acc)?;
-        }
-        Ok(())
-    }))
+    Ok(record_nhwc(
+        t,
+        [x, w, b],
+        [xv, wv],
+        y,
+        cs.co,
+        act,
+        move |xv, wv, gpre, gx, gw, gb| {
+            if let Some((gx, acc)) = gx {
+                let packed = pack(wv, &bwd, kk, cs.ci * kk)?;
+                pass_into(gpre, &packed, None, gx, bwd, Act::None, acc)?;
+            }
+            if let Some((gw, acc)) = gw {
+                wgrad_into(gpre, xv, gw, geom, acc)?;
+            }
+            if let Some((gb, acc)) = gb {
+                sum_leading_into(gpre, gb, acc)?;
+            }
+            Ok(())
+        },
+    ))
 }
 
 /// `act(conv_transpose2d(x, w) + b)` on the tape, channels innermost: `x [N, H, W, C]`,
 /// `w [C, O, kh, kw]` (PyTorch's layout), `b [O]` -> `[N, OH, OW, O]`. Forward an NHWC
 /// scatter; backward: the input gradient as an NHWC gather, the weight gradient as
 /// `wgrad_nhwc`, the bias gradient a column sum.
-pub fn conv_transpose2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) -> Result<Var> {
+pub fn conv_transpose2d_nhwc(
+    t: &Tape,
+    x: Var,
+    w: Var,
+    b: Var,
+    stride: usize,
+    act: Act,
+) -> Result<Var> {
     let (xv, wv, bv) = (t.value(x), t.value(w), t.value(b));
     let cs = conv_transpose2d_shape(
         &nchw_shape("conv_transpose2d_nhwc", &xv)?,
@@ -605,19 +648,27 @@ pub fn conv_transpose2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, ac
         s: cs.s,
         small_nhwc: false,
     };
-    Ok(record_nhwc(t, [x, w, b], [xv, wv], y, cs.co, act, move |xv, wv, gpre, gx, gw, gb| {
-        if let Some((gx, acc)) = gx {
-            let packed = pack(wv, &bwd, cs.co * kk, kk)?;
-            pass_into(gpre, &packed, None, gx, bwd, Act::None, acc)?;
-        }
-        if let Some((gw, acc)) = gw {
-            wgrad_into(xv, gpre, gw, geom, acc)?;
-        }
-        if let Some((gb, acc)) = gb {
-            sum_leading_into(gpre, gb, acc)?;
-        }
-        Ok(())
-    }))
+    Ok(record_nhwc(
+        t,
+        [x, w, b],
+        [xv, wv],
+        y,
+        cs.co,
+        act,
+        move |xv, wv, gpre, gx, gw, gb| {
+            if let Some((gx, acc)) = gx {
+                let packed = pack(wv, &bwd, cs.co * kk, kk)?;
+                pass_into(gpre, &packed, None, gx, bwd, Act::None, acc)?;
+            }
+            if let Some((gw, acc)) = gw {
+                wgrad_into(xv, gpre, gw, geom, acc)?;
+            }
+            if let Some((gb, acc)) = gb {
+                sum_leading_into(gpre, gb, acc)?;
+            }
+            Ok(())
+        },
+    ))
 }
 
 /// A gradient target and whether to add into it.
@@ -681,20 +732,28 @@ pub fn conv2d_to_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act)
         s: cs.s,
         small_nhwc: true,
     };
-    Ok(record_nhwc(t, [x, w, b], [xv, wv], y, cs.co, act, move |xv, wv, gpre, gx, gw, gb| {
-        if let Some((gx, acc)) = gx {
-            let g = Tensor::empty(xv.gpu(), &[cs.n, cs.co, cs.oh, cs.ow])?;
-            relayout_into(gpre, &g, cs.n, cs.co, cs.oh * cs.ow, false, false)?;
-            super::conv2d_backward(xv, wv, &g, stride, Some((gx, acc)), None, None)?;
-        }
-        if let Some((gw, acc)) = gw {
-            super::wgrad_into(gpre, xv, gw, geom, acc)?;
-        }
-        if let Some((gb, acc)) = gb {
-            sum_leading_into(gpre, gb, acc)?;
-        }
-        Ok(())
-    }))
+    Ok(record_nhwc(
+        t,
+        [x, w, b],
+        [xv, wv],
+        y,
+        cs.co,
+        act,
+        move |xv, wv, gpre, gx, gw, gb| {
+            if let Some((gx, acc)) = gx {
+                let g = Tensor::empty(xv.gpu(), &[cs.n, cs.co, cs.oh, cs.ow])?;
+                relayout_into(gpre, &g, cs.n, cs.co, cs.oh * cs.ow, false, false)?;
+                super::conv2d_backward(xv, wv, &g, stride, Some((gx, acc)), None, None)?;
+            }
+            if let Some((gw, acc)) = gw {
+                super::wgrad_into(gpre, xv, gw, geom, acc)?;
+            }
+            if let Some((gb, acc)) = gb {
+                sum_leading_into(gpre, gb, acc)?;
+            }
+            Ok(())
+        },
+    ))
 }
 
 /// The last layer of a channels-innermost stack on the tape: `act(conv_transpose2d(x, w) +
@@ -717,16 +776,24 @@ pub fn conv_transpose2d_from_nhwc(
     let cs = conv_transpose2d_shape(x_nchw.shape(), wv.shape(), None, stride)?;
     let ps = Pass::transpose_input_grad(&cs);
     let direct = lanes_mode(xv.gpu(), &ps)?.is_some_and(|m| !m.fold);
-    Ok(record_nhwc(t, [x, w, b], [x_nchw, wv], y, cs.co, act, move |x_nchw, wv, gpre, gx, gw, gb| {
-        if let Some((gx, acc)) = gx {
-            if direct {
-                main_into_layout(gpre, wv, None, gx, ps, Act::None, acc, true)?;
-            } else {
-                let g = Tensor::empty(gpre.gpu(), &[n, c, h, wd])?;
-                super::main_into(gpre, wv, None, &g, ps, Act::None, false)?;
-                relayout_into(&g, gx, n, c, h * wd, true, acc)?;
+    Ok(record_nhwc(
+        t,
+        [x, w, b],
+        [x_nchw, wv],
+        y,
+        cs.co,
+        act,
+        move |x_nchw, wv, gpre, gx, gw, gb| {
+            if let Some((gx, acc)) = gx {
+                if direct {
+                    main_into_layout(gpre, wv, None, gx, ps, Act::None, acc, true)?;
+                } else {
+                    let g = Tensor::empty(gpre.gpu(), &[n, c, h, wd])?;
+                    super::main_into(gpre, wv, None, &g, ps, Act::None, false)?;
+                    relayout_into(&g, gx, n, c, h * wd, true, acc)?;
+                }
             }
-        }
-        super::conv_transpose2d_backward(x_nchw, wv, gpre, stride, None, gw, gb)
-    }))
+            super::conv_transpose2d_backward(x_nchw, wv, gpre, stride, None, gw, gb)
+        },
+    ))
 }
