@@ -119,7 +119,7 @@ pub struct SlowDispatch {
 }
 
 /// Slowest dispatches listed per profiled step.
-const SLOWEST: usize = 2000;
+const SLOWEST: usize = 16;
 
 /// One kernel's share of a profiled step.
 #[derive(Clone, Debug, Serialize)]
