@@ -328,67 +328,83 @@ fn boundary_layers_match_reference() {
 
 /// The whole world-model loss and every parameter's gradient agree between training channels
 /// innermost and NCHW (conv channels 24, 48, 96, 192: the encoder's later layers and the
-/// decoder's middle ones run NHWC). On a device of its own, so that the compiled pipelines show
-/// that the NHWC kernels ran.
+/// decoder's middle ones run NHWC; their passes over binding slices are tested above). Each run
+/// profiled, to show which kernels ran.
 #[test]
 fn world_model_trains_the_same_channels_innermost() {
     let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(g) = device(None) else { return };
     let cfg = Config {
         depth: 24,
         ..Config::tiny()
     };
-    let m = WorldModel::new(&g, &cfg).unwrap();
     let (b, t, a) = (cfg.batch, cfg.seq_len, cfg.action_dim);
     let n = b * t;
-    let batch = DeviceBatch {
-        obs: Tensor::from_vec(
-            &g,
-            &[b, t, 3, 64, 64],
-            &rand_vec(n * 3 * 64 * 64, 1, 0.0, 1.0),
-        )
-        .unwrap(),
-        action: Tensor::from_vec(&g, &[b, t, a], &rand_vec(n * a, 2, -1.0, 1.0)).unwrap(),
-        reward: Tensor::from_vec(&g, &[b, t], &rand_vec(n, 3, 0.0, 1.0)).unwrap(),
-        cont: Tensor::full(&g, &[b, t], 1.0).unwrap(),
-        eps: None,
-    };
+    let obs = rand_vec(n * 3 * 64 * 64, 1, 0.0, 1.0);
+    let action = rand_vec(n * a, 2, -1.0, 1.0);
+    let reward = rand_vec(n, 3, 0.0, 1.0);
     let mut results = vec![];
+    let mut names = vec![];
     for on in [false, true] {
+        // (`device` asks whether the path exists, so before the switch is set.)
+        nhwc::set_nhwc(None);
+        let Some(g) = device(None) else { return };
         nhwc::set_nhwc(Some(on));
-        let before = g.stats().pipelines;
-        let tape = Tape::new(&g);
-        let p = m.params.bind(&tape);
-        let out = m.loss(&tape, &p, &batch, 3).unwrap();
-        let loss = tape.value(out.loss).to_scalar().unwrap();
-        let vars = p.vars().to_vec();
-        let grads = tape.backward(out.loss).unwrap();
-        let gs: Vec<Vec<f32>> = vars
-            .iter()
-            .map(|v| grads.get(*v).unwrap().to_vec().unwrap())
-            .collect();
-        if on {
-            // conv_nhwc, conv_nhwc_scatter, wgrad_nhwc, the two relayouts, pack_w_fold at
-            // least (the rest are compiled by the NCHW pass before).
-            let compiled = g.stats().pipelines - before;
-            assert!(
-                compiled >= 5,
-                "the NHWC path compiled {compiled} new pipelines"
-            );
-        }
+        let m = WorldModel::new(&g, &cfg).unwrap();
+        let batch = DeviceBatch {
+            obs: Tensor::from_vec(&g, &[b, t, 3, 64, 64], &obs).unwrap(),
+            action: Tensor::from_vec(&g, &[b, t, a], &action).unwrap(),
+            reward: Tensor::from_vec(&g, &[b, t], &reward).unwrap(),
+            cont: Tensor::full(&g, &[b, t], 1.0).unwrap(),
+            eps: None,
+        };
+        // Every dispatch of the loss and its backward, by kernel (timestamps: lavapipe has
+        // them), to show which path ran.
+        let ((loss, gs), times) = g
+            .profile(|| {
+                let tape = Tape::new(&g);
+                let p = m.params.bind(&tape);
+                let out = m.loss(&tape, &p, &batch, 3)?;
+                let loss = tape.value(out.loss).to_scalar()?;
+                let vars = p.vars().to_vec();
+                let grads = tape.backward(out.loss)?;
+                let gs: Vec<Vec<f32>> = vars
+                    .iter()
+                    .map(|v| grads.get(*v).unwrap().to_vec())
+                    .collect::<Result<_, _>>()?;
+                Ok((loss, gs))
+            })
+            .unwrap();
+        let ran = |k: &str| times.iter().filter(|d| d.kernel.ends_with(k)).count();
+        // Encoder: 3 middle layers; decoder: 2 (forward and input-gradient passes alike).
+        let want = if on { [3 + 2, 2 + 3, 3 + 2] } else { [0, 0, 0] };
+        assert_eq!(
+            [
+                ran("::conv_nhwc"),
+                ran("::conv_nhwc_scatter"),
+                ran("::wgrad_nhwc")
+            ],
+            want,
+            "NHWC gathers, scatters and weight gradients with the path {}",
+            if on { "on" } else { "off" }
+        );
+        names = m.params.names().to_vec();
         results.push((loss, gs));
     }
     nhwc::set_nhwc(None);
     let (l0, g0) = &results[0];
-    let (l1, g1) = &results[1];
-    assert!(((l1 - l0) / l0).abs() <= 1e-5, "loss: NHWC {l1}, NCHW {l0}");
-    for (i, (a, b)) in g1.iter().zip(g0).enumerate() {
-        let e = rel_err(a, b);
+    for (what, (l1, g1)) in ["NHWC"].iter().zip(&results[1..]) {
         assert!(
-            e <= 1e-4,
-            "gradient of {} differs by {e:.2e}",
-            m.params.names()[i]
+            ((l1 - l0) / l0).abs() <= 1e-5,
+            "loss: {what} {l1}, NCHW {l0}"
         );
+        for (i, (a, b)) in g1.iter().zip(g0).enumerate() {
+            let e = rel_err(a, b);
+            assert!(
+                e <= 1e-4,
+                "{what}: gradient of {} differs by {e:.2e}",
+                names[i]
+            );
+        }
     }
 }
 
