@@ -144,79 +144,27 @@ pub fn conv2d_nhwc_forward(
             gpu.report().name
         )));
     }
-    // The weights as [kh][kw][C][O] (conv.wgsl's `pack_w` with rows of exactly O).
-    let packed_len = cs.kh * cs.kw * c * o;
-    let packed = Tensor::empty(gpu, &[packed_len])?;
-    let pack = gpu.kernel("conv", "pack_w", &[])?;
-    let pp = Params {
-        kh: cs.kh as u32,
-        kw: cs.kw as u32,
-        r: c as u32,
-        o: o as u32,
-        opad4: (o / 4) as u32,
-        ws_o: (c * cs.kh * cs.kw) as u32,
-        ws_r: (cs.kh * cs.kw) as u32,
-        ..Default::default()
+    let ps = NhwcPass {
+        n,
+        ih: h,
+        iw: wd,
+        c,
+        oh: cs.oh,
+        ow: cs.ow,
+        o,
+        kh: cs.kh,
+        kw: cs.kw,
+        s: cs.s,
+        scatter: false,
     };
-    gpu.dispatch(
-        &pack,
-        &pp,
-        &[w.buf(), packed.buf()],
-        grid(gpu, packed_len / 4),
-    );
-
+    let packed = pack(w, &ps, c * cs.kh * cs.kw, cs.kh * cs.kw)?;
     let shape = if nchw_out {
         [n, o, cs.oh, cs.ow]
     } else {
         [n, cs.oh, cs.ow, o]
     };
     let y = Tensor::empty(gpu, &shape)?;
-    let kernel = if nchw_out {
-        gpu.kernel("conv_nhwc", "conv_nhwc_to_nchw", &[])?
-    } else {
-        gpu.kernel("conv_nhwc", "conv_nhwc", &[])?
-    };
-    // Images per dispatch: input and output slices must each fit one storage binding (both
-    // start at multiples of 32 bytes: C and O are multiples of 8).
-    let (in_img, out_img) = (h * wd * c, o * cs.oh * cs.ow);
-    let per = gpu.rows_per_binding(
-        "a convolution's images",
-        n,
-        &[in_img, out_img],
-        &[packed_len, o],
-    )?;
-    for (first, imgs) in slices(n, per) {
-        let p = NhwcParams {
-            n: imgs as u32,
-            ih: h as u32,
-            iw: wd as u32,
-            c: c as u32,
-            oh: cs.oh as u32,
-            ow: cs.ow as u32,
-            o: o as u32,
-            kh: cs.kh as u32,
-            kw: cs.kw as u32,
-            s: cs.s as u32,
-            act: act.code() as u32,
-            has_bias: b.is_some() as u32,
-            ..Default::default()
-        };
-        let x_r = x.buf().range(first * in_img, imgs * in_img);
-        // The bias binding is part of the layout even without a bias: bind the input there.
-        let bias_r = b.map_or(x_r, |b| b.buf().whole());
-        let grid = gpu.grid_2d(o.div_ceil(64), (imgs * cs.oh * cs.ow).div_ceil(32));
-        gpu.dispatch_ranges(
-            &kernel,
-            &p,
-            &[
-                x_r,
-                packed.buf().whole(),
-                bias_r,
-                y.buf().range(first * out_img, imgs * out_img),
-            ],
-            grid,
-        );
-    }
+    pass_into(x, &packed, b, &y, ps, act, false, nchw_out)?;
     Ok(y)
 }
 
@@ -296,7 +244,9 @@ struct NhwcPass {
     scatter: bool,
 }
 
-/// Record `out (+)= act(pass(x, packed) + bias)`, over slices of images that fit a binding.
+/// Record `out (+)= act(pass(x, packed) + bias)`, over slices of images that fit a binding;
+/// `nchw_out`: a gather's output stored `[N, O, OH, OW]` (not with `acc`).
+#[allow(clippy::too_many_arguments)]
 fn pass_into(
     x: &Tensor,
     packed: &Tensor,
@@ -305,12 +255,18 @@ fn pass_into(
     ps: NhwcPass,
     act: Act,
     acc: bool,
+    nchw_out: bool,
 ) -> Result<()> {
     let gpu = x.gpu();
-    let kernel = if ps.scatter {
-        gpu.kernel("conv_nhwc", "conv_nhwc_scatter", &[])?
-    } else {
-        gpu.kernel("conv_nhwc", "conv_nhwc", &[])?
+    let kernel = match (ps.scatter, nchw_out) {
+        (false, false) => gpu.kernel("conv_nhwc", "conv_nhwc", &[])?,
+        (false, true) if !acc => gpu.kernel("conv_nhwc", "conv_nhwc_to_nchw", &[])?,
+        (true, false) => gpu.kernel("conv_nhwc", "conv_nhwc_scatter", &[])?,
+        _ => {
+            return Err(Error::Invalid(
+                "conv_nhwc stores NCHW only from a gather, without accumulation".into(),
+            ))
+        }
     };
     let (in_img, out_img) = (ps.ih * ps.iw * ps.c, ps.oh * ps.ow * ps.o);
     let per = gpu.rows_per_binding(
@@ -539,7 +495,7 @@ pub fn conv2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) ->
     };
     let y = Tensor::empty(xv.gpu(), &[cs.n, cs.oh, cs.ow, cs.co])?;
     let packed = pack(&wv, &fwd, cs.ci * kk, kk)?;
-    pass_into(&xv, &packed, Some(&bv), &y, fwd, act, false)?;
+    pass_into(&xv, &packed, Some(&bv), &y, fwd, act, false, false)?;
     // Backward: the input gradient scatters g [N, OH, OW, O] through w viewed as [O][C].
     let bwd = NhwcPass {
         ih: cs.oh,
@@ -569,18 +525,15 @@ pub fn conv2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) ->
         [x, w, b],
         [xv, wv],
         y,
-        cs.co,
+        (cs.co, true),
         act,
-        move |xv, wv, gpre, gx, gw, gb| {
+        move |xv, wv, gpre, gx, gw, _| {
             if let Some((gx, acc)) = gx {
                 let packed = pack(wv, &bwd, kk, cs.ci * kk)?;
-                pass_into(gpre, &packed, None, gx, bwd, Act::None, acc)?;
+                pass_into(gpre, &packed, None, gx, bwd, Act::None, acc, false)?;
             }
             if let Some((gw, acc)) = gw {
                 wgrad_into(gpre, xv, gw, geom, acc)?;
-            }
-            if let Some((gb, acc)) = gb {
-                sum_leading_into(gpre, gb, acc)?;
             }
             Ok(())
         },
@@ -623,7 +576,7 @@ pub fn conv_transpose2d_nhwc(
     };
     let y = Tensor::empty(xv.gpu(), &[cs.n, cs.oh, cs.ow, cs.co])?;
     let packed = pack(&wv, &fwd, kk, cs.co * kk)?;
-    pass_into(&xv, &packed, Some(&bv), &y, fwd, act, false)?;
+    pass_into(&xv, &packed, Some(&bv), &y, fwd, act, false, false)?;
     // Backward: the input gradient gathers g [N, OH, OW, O] through w viewed as [C][O].
     let bwd = NhwcPass {
         ih: cs.oh,
@@ -653,18 +606,15 @@ pub fn conv_transpose2d_nhwc(
         [x, w, b],
         [xv, wv],
         y,
-        cs.co,
+        (cs.co, true),
         act,
-        move |xv, wv, gpre, gx, gw, gb| {
+        move |xv, wv, gpre, gx, gw, _| {
             if let Some((gx, acc)) = gx {
                 let packed = pack(wv, &bwd, cs.co * kk, kk)?;
-                pass_into(gpre, &packed, None, gx, bwd, Act::None, acc)?;
+                pass_into(gpre, &packed, None, gx, bwd, Act::None, acc, false)?;
             }
             if let Some((gw, acc)) = gw {
                 wgrad_into(xv, gpre, gw, geom, acc)?;
-            }
-            if let Some((gb, acc)) = gb {
-                sum_leading_into(gpre, gb, acc)?;
             }
             Ok(())
         },
@@ -675,13 +625,14 @@ pub fn conv_transpose2d_nhwc(
 type Target<'a> = Option<(&'a Tensor, bool)>;
 
 /// Record a layer: its backward gets the saved x and w values, the pre-activation gradient
-/// and the targets of x, w and b that want one.
+/// and the targets of x, w and b that want one. With `nhwc_out` (`y [N, OH, OW, co]`) the
+/// bias gradient is a column sum taken here, and `backward` gets no target for it.
 fn record_nhwc<F>(
     t: &Tape,
     vars: [Var; 3],
     vals: [Tensor; 2],
     y: Tensor,
-    co: usize,
+    (co, nhwc_out): (usize, bool),
     act: Act,
     backward: F,
 ) -> Var
@@ -698,7 +649,12 @@ where
         let gpre = act_backward(act, saved_y.as_ref(), gy)?;
         let gx = g.wanted_target(x, &x_shape, &gpu)?;
         let gw = g.wanted_target(w, wv.shape(), &gpu)?;
-        let gb = g.wanted_target(b, &[co], &gpu)?;
+        let mut gb = g.wanted_target(b, &[co], &gpu)?;
+        if nhwc_out {
+            if let Some((gb, acc)) = gb.take() {
+                sum_leading_into(&gpre, &gb, acc)?;
+            }
+        }
         backward(
             &xv,
             &wv,
@@ -737,9 +693,9 @@ pub fn conv2d_to_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act)
         [x, w, b],
         [xv, wv],
         y,
-        cs.co,
+        (cs.co, true),
         act,
-        move |xv, wv, gpre, gx, gw, gb| {
+        move |xv, wv, gpre, gx, gw, _| {
             if let Some((gx, acc)) = gx {
                 let g = Tensor::empty(xv.gpu(), &[cs.n, cs.co, cs.oh, cs.ow])?;
                 relayout_into(gpre, &g, cs.n, cs.co, cs.oh * cs.ow, false, false)?;
@@ -747,9 +703,6 @@ pub fn conv2d_to_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act)
             }
             if let Some((gw, acc)) = gw {
                 super::wgrad_into(gpre, xv, gw, geom, acc)?;
-            }
-            if let Some((gb, acc)) = gb {
-                sum_leading_into(gpre, gb, acc)?;
             }
             Ok(())
         },
@@ -781,7 +734,7 @@ pub fn conv_transpose2d_from_nhwc(
         [x, w, b],
         [x_nchw, wv],
         y,
-        cs.co,
+        (cs.co, false),
         act,
         move |x_nchw, wv, gpre, gx, gw, gb| {
             if let Some((gx, acc)) = gx {
