@@ -435,6 +435,43 @@ struct WgradGeom {
     small_nhwc: bool,
 }
 
+impl WgradGeom {
+    /// A Conv2d's weight gradient: small = the output gradient (NHWC with `small_nhwc`),
+    /// large = the input.
+    fn conv2d(cs: &ConvShape, small_nhwc: bool) -> WgradGeom {
+        WgradGeom {
+            n: cs.n,
+            a: cs.co,
+            b: cs.ci,
+            sh: cs.oh,
+            sw: cs.ow,
+            lh: cs.h,
+            lw: cs.w,
+            kh: cs.kh,
+            kw: cs.kw,
+            s: cs.s,
+            small_nhwc,
+        }
+    }
+
+    /// A ConvTranspose2d's weight gradient: small = the input, large = the output gradient.
+    fn conv_transpose2d(cs: &ConvShape) -> WgradGeom {
+        WgradGeom {
+            n: cs.n,
+            a: cs.ci,
+            b: cs.co,
+            sh: cs.h,
+            sw: cs.w,
+            lh: cs.oh,
+            lw: cs.ow,
+            kh: cs.kh,
+            kw: cs.kw,
+            s: cs.s,
+            small_nhwc: false,
+        }
+    }
+}
+
 /// Partial-sum buffers stay within [`MAX_PARTIAL`] values and one storage binding.
 fn max_partial(gpu: &Gpu) -> usize {
     MAX_PARTIAL.min((gpu.binding_limit() / 4) as usize)
@@ -755,19 +792,7 @@ pub fn conv2d_backward(
     }
     if let Some((gw, acc)) = gw {
         check_len(gw, w.shape(), "conv2d backward", "weight gradient")?;
-        let geom = WgradGeom {
-            n: cs.n,
-            a: cs.co,
-            b: cs.ci,
-            sh: cs.oh,
-            sw: cs.ow,
-            lh: cs.h,
-            lw: cs.w,
-            kh: cs.kh,
-            kw: cs.kw,
-            s: cs.s,
-            small_nhwc: false,
-        };
+        let geom = WgradGeom::conv2d(&cs, false);
         wgrad_into(g, x, gw, geom, acc)?;
     }
     if let Some((gb, acc)) = gb {
@@ -951,19 +976,7 @@ pub fn conv_transpose2d_backward(
             "conv_transpose2d backward",
             "weight gradient",
         )?;
-        let geom = WgradGeom {
-            n: cs.n,
-            a: cs.ci,
-            b: cs.co,
-            sh: cs.h,
-            sw: cs.w,
-            lh: cs.oh,
-            lw: cs.ow,
-            kh: cs.kh,
-            kw: cs.kw,
-            s: cs.s,
-            small_nhwc: false,
-        };
+        let geom = WgradGeom::conv_transpose2d(&cs);
         wgrad_into(x, g, gw, geom, acc)?;
     }
     if let Some((gb, acc)) = gb {

@@ -507,19 +507,7 @@ pub fn conv2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) ->
         scatter: true,
         ..fwd
     };
-    let geom = WgradGeom {
-        n: cs.n,
-        a: cs.co,
-        b: cs.ci,
-        sh: cs.oh,
-        sw: cs.ow,
-        lh: cs.h,
-        lw: cs.w,
-        kh: cs.kh,
-        kw: cs.kw,
-        s: cs.s,
-        small_nhwc: false,
-    };
+    let geom = WgradGeom::conv2d(&cs, false);
     Ok(record_nhwc(
         t,
         [x, w, b],
@@ -588,19 +576,7 @@ pub fn conv_transpose2d_nhwc(
         scatter: false,
         ..fwd
     };
-    let geom = WgradGeom {
-        n: cs.n,
-        a: cs.ci,
-        b: cs.co,
-        sh: cs.h,
-        sw: cs.w,
-        lh: cs.oh,
-        lw: cs.ow,
-        kh: cs.kh,
-        kw: cs.kw,
-        s: cs.s,
-        small_nhwc: false,
-    };
+    let geom = WgradGeom::conv_transpose2d(&cs);
     Ok(record_nhwc(
         t,
         [x, w, b],
@@ -675,19 +651,7 @@ pub fn conv2d_to_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act)
     let (xv, wv, bv) = (t.value(x), t.value(w), t.value(b));
     let y = conv2d_forward_to_nhwc(&xv, &wv, Some(&bv), stride, act)?;
     let cs = conv2d_shape(xv.shape(), wv.shape(), None, stride)?;
-    let geom = WgradGeom {
-        n: cs.n,
-        a: cs.co,
-        b: cs.ci,
-        sh: cs.oh,
-        sw: cs.ow,
-        lh: cs.h,
-        lw: cs.w,
-        kh: cs.kh,
-        kw: cs.kw,
-        s: cs.s,
-        small_nhwc: true,
-    };
+    let geom = WgradGeom::conv2d(&cs, true);
     Ok(record_nhwc(
         t,
         [x, w, b],
