@@ -146,6 +146,8 @@ pub struct Report {
     pub rssm_path: String,
     /// The matmul kernel for operands whose contiguous axes are multiples of 4.
     pub matmul_kernel: String,
+    /// The convolutions' layout (see `ops::conv::nhwc`).
+    pub conv_layout: String,
     pub reps: usize,
     pub results: Vec<Measured>,
 }
@@ -569,13 +571,14 @@ fn report_progress(out: &[Measured]) {
 
 fn print_table(r: &Report) {
     println!(
-        "adapter: {} ({}, {}); timestamps: {}; RSSM path: {}; matmul: {}; max storage binding {} MiB; {} reps",
+        "adapter: {} ({}, {}); timestamps: {}; RSSM path: {}; matmul: {}; convolutions: {}; max storage binding {} MiB; {} reps",
         r.adapter,
         r.backend,
         r.device_type,
         if r.timestamps { "yes" } else { "no" },
         r.rssm_path,
         r.matmul_kernel,
+        r.conv_layout,
         r.max_binding >> 20,
         r.reps
     );
@@ -682,6 +685,7 @@ pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
             paths.join(", ")
         },
         matmul_kernel: rssm::ops::matmul::kernel_choice(&gpu)?,
+        conv_layout: rssm::ops::conv::nhwc::layout_choice(&gpu)?,
         reps: args.reps.max(1),
         results,
     };

@@ -52,6 +52,17 @@ pub fn available(gpu: &Gpu) -> Result<bool> {
     Ok(on && missing_feature(gpu).is_none() && use_lanes(gpu)?)
 }
 
+/// The convolutions' layout on this device, for reports and benchmarks.
+pub fn layout_choice(gpu: &Gpu) -> Result<String> {
+    Ok(if available(gpu)? {
+        "channels innermost (conv_nhwc) between the 3-channel ends, where channels are \
+         multiples of 8"
+            .into()
+    } else {
+        "NCHW".into()
+    })
+}
+
 /// What the device lacks for `conv_nhwc`, if anything: 8-lane subgroups, 64-bit integers.
 fn missing_feature(gpu: &Gpu) -> Option<&'static str> {
     let r = gpu.report();
