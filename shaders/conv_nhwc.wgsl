@@ -19,12 +19,13 @@
 //   conv_nhwc_scatter  scatter: y[n, Y, X, o] = act(sum over the taps with Y = iy*s+ky,
 //                 X = ix*s+kx of x[n, iy, ix, c] w(o, c, ky, kx) + b[o]) (+ y with acc).
 //                 Rows = the phase grid (n, qy, qx), qy < ceil(OH/s); row (qy, qx) reads
-//                 x[qy - ty, qx - tx] (zero outside) at phase tap (ty, tx); columns = the s*s
-//                 phases (py, px) x O, so the phases share each A load and a narrow O still
-//                 fills a workgroup's 64 columns; column (py, px, o) stores output pixel
+//                 x[qy - ty, qx - tx] (zero outside) at phase tap (ty, tx); a workgroup's
+//                 columns are one row phase py's s column phases px x O, so those share each
+//                 A load, a narrow O still fills the 64 columns, and py runs only its own
+//                 ceil((kh - py)/s) tap rows; column (py, px, o) stores output pixel
 //                 (qy*s + py, qx*s + px) where that lies inside. Weights packed
 //                 [ceil(kh/s)][ceil(kw/s)][C][s*s][O] by conv_main_lanes.wgsl's `pack_w_fold`
-//                 (zero past the kernel). Grid: x = ceil(s*s*O/64), y = ceil(N*qh*qw/32).
+//                 (zero past the kernel). Grid: x = s * ceil(s*O/64), y = ceil(N*qh*qw/32).
 //   wgrad_nhwc    weight gradient: out[split][b][a][ky][kx] (+= with acc) = sum over the
 //                 split's images and small-image positions (y, x) of
 //                 large[n, y*s+ky, x*s+kx, a] * small[n, y, x, b]. Rows = (tap, a), columns
@@ -837,11 +838,17 @@ fn conv_nhwc_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     let qw = (p.ow + p.s - 1u) / p.s;
     let nq = p.n * qh * qw;
     let r0 = fold_yz(wid, nwg) * ROWS;
-    let c0 = wid.x * 64u + lane * 8u;
+    // Grid x: row phases x blocks of 64 of the row phase's s * O columns.
+    let rs = p.s * p.o;
+    let cbx = (rs + 63u) / 64u;
+    let py = wid.x / cbx;
+    let cl = (wid.x - py * cbx) * 64u + lane * 8u;
+    let c0 = py * rs + cl;
     let c8 = p.c / 8u;
     let f8 = nf / 8u;
     let cq = min(c0 / 8u, f8 - 1u);
-    let th = (p.kh + p.s - 1u) / p.s;
+    // Row phase py's taps ky = py + s * ty (none past the kernel).
+    let th = select((p.kh - py + p.s - 1u) / p.s, 0u, py >= p.kh);
     let tw = (p.kw + p.s - 1u) / p.s;
     let q0 = phase_row(r0 + lane + 0u, nq, qh, qw);
     let q1 = phase_row(r0 + lane + 8u, nq, qh, qw);
@@ -1106,43 +1113,43 @@ fn conv_nhwc_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     }
     }
     let b = bias8(c0 % p.o);
-    store_phases(phase_row(r0, nq, qh, qw), r0 < nq, c0, acc0_0, acc0_1, b);
-    store_phases(phase_row(r0 + 1u, nq, qh, qw), r0 + 1u < nq, c0, acc1_0, acc1_1, b);
-    store_phases(phase_row(r0 + 2u, nq, qh, qw), r0 + 2u < nq, c0, acc2_0, acc2_1, b);
-    store_phases(phase_row(r0 + 3u, nq, qh, qw), r0 + 3u < nq, c0, acc3_0, acc3_1, b);
-    store_phases(phase_row(r0 + 4u, nq, qh, qw), r0 + 4u < nq, c0, acc4_0, acc4_1, b);
-    store_phases(phase_row(r0 + 5u, nq, qh, qw), r0 + 5u < nq, c0, acc5_0, acc5_1, b);
-    store_phases(phase_row(r0 + 6u, nq, qh, qw), r0 + 6u < nq, c0, acc6_0, acc6_1, b);
-    store_phases(phase_row(r0 + 7u, nq, qh, qw), r0 + 7u < nq, c0, acc7_0, acc7_1, b);
+    store_phases(phase_row(r0, nq, qh, qw), r0 < nq && cl < rs, c0, acc0_0, acc0_1, b);
+    store_phases(phase_row(r0 + 1u, nq, qh, qw), r0 + 1u < nq && cl < rs, c0, acc1_0, acc1_1, b);
+    store_phases(phase_row(r0 + 2u, nq, qh, qw), r0 + 2u < nq && cl < rs, c0, acc2_0, acc2_1, b);
+    store_phases(phase_row(r0 + 3u, nq, qh, qw), r0 + 3u < nq && cl < rs, c0, acc3_0, acc3_1, b);
+    store_phases(phase_row(r0 + 4u, nq, qh, qw), r0 + 4u < nq && cl < rs, c0, acc4_0, acc4_1, b);
+    store_phases(phase_row(r0 + 5u, nq, qh, qw), r0 + 5u < nq && cl < rs, c0, acc5_0, acc5_1, b);
+    store_phases(phase_row(r0 + 6u, nq, qh, qw), r0 + 6u < nq && cl < rs, c0, acc6_0, acc6_1, b);
+    store_phases(phase_row(r0 + 7u, nq, qh, qw), r0 + 7u < nq && cl < rs, c0, acc7_0, acc7_1, b);
     if ROWS > 8u {
-        store_phases(phase_row(r0 + 8u, nq, qh, qw), r0 + 8u < nq, c0, acc8_0, acc8_1, b);
-        store_phases(phase_row(r0 + 9u, nq, qh, qw), r0 + 9u < nq, c0, acc9_0, acc9_1, b);
-        store_phases(phase_row(r0 + 10u, nq, qh, qw), r0 + 10u < nq, c0, acc10_0, acc10_1, b);
-        store_phases(phase_row(r0 + 11u, nq, qh, qw), r0 + 11u < nq, c0, acc11_0, acc11_1, b);
-        store_phases(phase_row(r0 + 12u, nq, qh, qw), r0 + 12u < nq, c0, acc12_0, acc12_1, b);
-        store_phases(phase_row(r0 + 13u, nq, qh, qw), r0 + 13u < nq, c0, acc13_0, acc13_1, b);
-        store_phases(phase_row(r0 + 14u, nq, qh, qw), r0 + 14u < nq, c0, acc14_0, acc14_1, b);
-        store_phases(phase_row(r0 + 15u, nq, qh, qw), r0 + 15u < nq, c0, acc15_0, acc15_1, b);
+        store_phases(phase_row(r0 + 8u, nq, qh, qw), r0 + 8u < nq && cl < rs, c0, acc8_0, acc8_1, b);
+        store_phases(phase_row(r0 + 9u, nq, qh, qw), r0 + 9u < nq && cl < rs, c0, acc9_0, acc9_1, b);
+        store_phases(phase_row(r0 + 10u, nq, qh, qw), r0 + 10u < nq && cl < rs, c0, acc10_0, acc10_1, b);
+        store_phases(phase_row(r0 + 11u, nq, qh, qw), r0 + 11u < nq && cl < rs, c0, acc11_0, acc11_1, b);
+        store_phases(phase_row(r0 + 12u, nq, qh, qw), r0 + 12u < nq && cl < rs, c0, acc12_0, acc12_1, b);
+        store_phases(phase_row(r0 + 13u, nq, qh, qw), r0 + 13u < nq && cl < rs, c0, acc13_0, acc13_1, b);
+        store_phases(phase_row(r0 + 14u, nq, qh, qw), r0 + 14u < nq && cl < rs, c0, acc14_0, acc14_1, b);
+        store_phases(phase_row(r0 + 15u, nq, qh, qw), r0 + 15u < nq && cl < rs, c0, acc15_0, acc15_1, b);
     }
     if ROWS > 16u {
-        store_phases(phase_row(r0 + 16u, nq, qh, qw), r0 + 16u < nq, c0, acc16_0, acc16_1, b);
-        store_phases(phase_row(r0 + 17u, nq, qh, qw), r0 + 17u < nq, c0, acc17_0, acc17_1, b);
-        store_phases(phase_row(r0 + 18u, nq, qh, qw), r0 + 18u < nq, c0, acc18_0, acc18_1, b);
-        store_phases(phase_row(r0 + 19u, nq, qh, qw), r0 + 19u < nq, c0, acc19_0, acc19_1, b);
-        store_phases(phase_row(r0 + 20u, nq, qh, qw), r0 + 20u < nq, c0, acc20_0, acc20_1, b);
-        store_phases(phase_row(r0 + 21u, nq, qh, qw), r0 + 21u < nq, c0, acc21_0, acc21_1, b);
-        store_phases(phase_row(r0 + 22u, nq, qh, qw), r0 + 22u < nq, c0, acc22_0, acc22_1, b);
-        store_phases(phase_row(r0 + 23u, nq, qh, qw), r0 + 23u < nq, c0, acc23_0, acc23_1, b);
+        store_phases(phase_row(r0 + 16u, nq, qh, qw), r0 + 16u < nq && cl < rs, c0, acc16_0, acc16_1, b);
+        store_phases(phase_row(r0 + 17u, nq, qh, qw), r0 + 17u < nq && cl < rs, c0, acc17_0, acc17_1, b);
+        store_phases(phase_row(r0 + 18u, nq, qh, qw), r0 + 18u < nq && cl < rs, c0, acc18_0, acc18_1, b);
+        store_phases(phase_row(r0 + 19u, nq, qh, qw), r0 + 19u < nq && cl < rs, c0, acc19_0, acc19_1, b);
+        store_phases(phase_row(r0 + 20u, nq, qh, qw), r0 + 20u < nq && cl < rs, c0, acc20_0, acc20_1, b);
+        store_phases(phase_row(r0 + 21u, nq, qh, qw), r0 + 21u < nq && cl < rs, c0, acc21_0, acc21_1, b);
+        store_phases(phase_row(r0 + 22u, nq, qh, qw), r0 + 22u < nq && cl < rs, c0, acc22_0, acc22_1, b);
+        store_phases(phase_row(r0 + 23u, nq, qh, qw), r0 + 23u < nq && cl < rs, c0, acc23_0, acc23_1, b);
     }
     if ROWS > 24u {
-        store_phases(phase_row(r0 + 24u, nq, qh, qw), r0 + 24u < nq, c0, acc24_0, acc24_1, b);
-        store_phases(phase_row(r0 + 25u, nq, qh, qw), r0 + 25u < nq, c0, acc25_0, acc25_1, b);
-        store_phases(phase_row(r0 + 26u, nq, qh, qw), r0 + 26u < nq, c0, acc26_0, acc26_1, b);
-        store_phases(phase_row(r0 + 27u, nq, qh, qw), r0 + 27u < nq, c0, acc27_0, acc27_1, b);
-        store_phases(phase_row(r0 + 28u, nq, qh, qw), r0 + 28u < nq, c0, acc28_0, acc28_1, b);
-        store_phases(phase_row(r0 + 29u, nq, qh, qw), r0 + 29u < nq, c0, acc29_0, acc29_1, b);
-        store_phases(phase_row(r0 + 30u, nq, qh, qw), r0 + 30u < nq, c0, acc30_0, acc30_1, b);
-        store_phases(phase_row(r0 + 31u, nq, qh, qw), r0 + 31u < nq, c0, acc31_0, acc31_1, b);
+        store_phases(phase_row(r0 + 24u, nq, qh, qw), r0 + 24u < nq && cl < rs, c0, acc24_0, acc24_1, b);
+        store_phases(phase_row(r0 + 25u, nq, qh, qw), r0 + 25u < nq && cl < rs, c0, acc25_0, acc25_1, b);
+        store_phases(phase_row(r0 + 26u, nq, qh, qw), r0 + 26u < nq && cl < rs, c0, acc26_0, acc26_1, b);
+        store_phases(phase_row(r0 + 27u, nq, qh, qw), r0 + 27u < nq && cl < rs, c0, acc27_0, acc27_1, b);
+        store_phases(phase_row(r0 + 28u, nq, qh, qw), r0 + 28u < nq && cl < rs, c0, acc28_0, acc28_1, b);
+        store_phases(phase_row(r0 + 29u, nq, qh, qw), r0 + 29u < nq && cl < rs, c0, acc29_0, acc29_1, b);
+        store_phases(phase_row(r0 + 30u, nq, qh, qw), r0 + 30u < nq && cl < rs, c0, acc30_0, acc30_1, b);
+        store_phases(phase_row(r0 + 31u, nq, qh, qw), r0 + 31u < nq && cl < rs, c0, acc31_0, acc31_1, b);
     }
 }
 

@@ -480,12 +480,13 @@ w("""// Written by shaders/gen/matmul_lanes.py: edit that script, not this file.
 //   conv_nhwc_scatter  scatter: y[n, Y, X, o] = act(sum over the taps with Y = iy*s+ky,
 //                 X = ix*s+kx of x[n, iy, ix, c] w(o, c, ky, kx) + b[o]) (+ y with acc).
 //                 Rows = the phase grid (n, qy, qx), qy < ceil(OH/s); row (qy, qx) reads
-//                 x[qy - ty, qx - tx] (zero outside) at phase tap (ty, tx); columns = the s*s
-//                 phases (py, px) x O, so the phases share each A load and a narrow O still
-//                 fills a workgroup's 64 columns; column (py, px, o) stores output pixel
+//                 x[qy - ty, qx - tx] (zero outside) at phase tap (ty, tx); a workgroup's
+//                 columns are one row phase py's s column phases px x O, so those share each
+//                 A load, a narrow O still fills the 64 columns, and py runs only its own
+//                 ceil((kh - py)/s) tap rows; column (py, px, o) stores output pixel
 //                 (qy*s + py, qx*s + px) where that lies inside. Weights packed
 //                 [ceil(kh/s)][ceil(kw/s)][C][s*s][O] by conv_main_lanes.wgsl's `pack_w_fold`
-//                 (zero past the kernel). Grid: x = ceil(s*s*O/64), y = ceil(N*qh*qw/32).
+//                 (zero past the kernel). Grid: x = s * ceil(s*O/64), y = ceil(N*qh*qw/32).
 //   wgrad_nhwc    weight gradient: out[split][b][a][ky][kx] (+= with acc) = sum over the
 //                 split's images and small-image positions (y, x) of
 //                 large[n, y*s+ky, x*s+kx, a] * small[n, y, x, b]. Rows = (tap, a), columns
@@ -705,8 +706,9 @@ def conv_entry(name, store):
 def scatter_entry():
     """The scatter (ConvTranspose2d forward, Conv2d input gradient) as one gather over the
     phase grid: row (image, qy, qx) takes the input pixels (qy - ty, qx - tx), and its columns
-    are all s*s phases x O channels (the weights packed by conv_main_lanes.wgsl's
-    `pack_w_fold`), so the phases share their A loads and a narrow O still fills the columns."""
+    are one row phase py's s column phases x O channels (the weights packed by
+    conv_main_lanes.wgsl's `pack_w_fold` for all s*s phases), so the column phases share their
+    A loads, a narrow O still fills the columns, and each row phase runs only its own taps."""
     w("")
     w("@compute @workgroup_size(8, 1, 1)")
     w("fn conv_nhwc_scatter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,")
@@ -716,11 +718,17 @@ def scatter_entry():
     w("    let qw = (p.ow + p.s - 1u) / p.s;")
     w("    let nq = p.n * qh * qw;")
     w("    let r0 = fold_yz(wid, nwg) * ROWS;")
-    w("    let c0 = wid.x * 64u + lane * 8u;")
+    w("    // Grid x: row phases x blocks of 64 of the row phase's s * O columns.")
+    w("    let rs = p.s * p.o;")
+    w("    let cbx = (rs + 63u) / 64u;")
+    w("    let py = wid.x / cbx;")
+    w("    let cl = (wid.x - py * cbx) * 64u + lane * 8u;")
+    w("    let c0 = py * rs + cl;")
     w("    let c8 = p.c / 8u;")
     w("    let f8 = nf / 8u;")
     w("    let cq = min(c0 / 8u, f8 - 1u);")
-    w("    let th = (p.kh + p.s - 1u) / p.s;")
+    w("    // Row phase py's taps ky = py + s * ty (none past the kernel).")
+    w("    let th = select((p.kh - py + p.s - 1u) / p.s, 0u, py >= p.kh);")
     w("    let tw = (p.kw + p.s - 1u) / p.s;")
     for blk in range(4):
         w("    let q%d = phase_row(r0 + lane + %du, nq, qh, qw);" % (blk, 8 * blk))
@@ -738,7 +746,7 @@ def scatter_entry():
     w("    }")
     w("    }")
     w("    let b = bias8(c0 % p.o);")
-    stores64(lambda r, i: ["store_phases(phase_row(%s, nq, qh, qw), %s < nq, c0, acc%d_0, acc%d_1, b);"
+    stores64(lambda r, i: ["store_phases(phase_row(%s, nq, qh, qw), %s < nq && cl < rs, c0, acc%d_0, acc%d_1, b);"
                            % (r, r, i, i)])
     w("}")
 

@@ -7,14 +7,14 @@
 //!   its passes.
 //! - Training: the tape ops [`conv2d_nhwc`] and [`conv_transpose2d_nhwc`] run every pass of a
 //!   stack's middle layers NHWC: the gather (`conv_nhwc`), the scatter as one gather over the
-//!   phase grid with all s*s phases folded into the columns (`conv_nhwc_scatter`) and the
-//!   weight gradient (`wgrad_nhwc`: rows = (tap, channel of the large image), k = positions,
-//!   a lane's A piece 8 channels of one position). The ends of a stack keep the NCHW kernels,
-//!   whose 3-channel images no 8-channel load covers: [`conv2d_to_nhwc`] (the encoder's first
-//!   layer: NHWC store, its weight gradient reading the NHWC gradient) and
-//!   [`conv_transpose2d_from_nhwc`] (the decoder's last: its input gradient stored NHWC), with
-//!   [`to_nhwc`] / [`to_nchw`] (`conv.wgsl`'s `relayout`) where a layout must change.
-//!   About 1.4x on the world-model update's convolutions (README).
+//!   phase grid with a row phase's column phases folded into the columns
+//!   (`conv_nhwc_scatter`) and the weight gradient (`wgrad_nhwc`: rows = (tap, channel of the
+//!   large image), k = positions, a lane's A piece 8 channels of one position). The ends of a
+//!   stack keep the NCHW kernels, whose 3-channel images no 8-channel load covers:
+//!   [`conv2d_to_nhwc`] (the encoder's first layer: NHWC store, its weight gradient reading
+//!   the NHWC gradient) and [`conv_transpose2d_from_nhwc`] (the decoder's last: its input
+//!   gradient stored NHWC), with [`to_nhwc`] / [`to_nchw`] (`conv.wgsl`'s `relayout`) where
+//!   a layout must change. About 1.4x on the world-model update's convolutions (README).
 
 use super::{
     conv2d_shape, conv_transpose2d_shape, lanes_mode, main_into_layout, reduce_splits, Params,
@@ -304,10 +304,11 @@ fn pass_into(
             acc: acc as u32,
             imgs: 0,
         };
-        // The scatter: columns = phases x channels, rows = the phase grid.
+        // The scatter: columns = row phases x (column phases x channels), rows = the phase
+        // grid.
         let grid = if ps.scatter {
             let rows = imgs * ps.oh.div_ceil(ps.s) * ps.ow.div_ceil(ps.s);
-            gpu.grid_2d((ps.s * ps.s * ps.o).div_ceil(64), rows.div_ceil(32))
+            gpu.grid_2d(ps.s * (ps.s * ps.o).div_ceil(64), rows.div_ceil(32))
         } else {
             gpu.grid_2d(cb, (imgs * ps.oh * ps.ow).div_ceil(32))
         };
