@@ -17,8 +17,8 @@
 //!   a layout must change. About 1.4x on the world-model update's convolutions (README).
 
 use super::{
-    conv2d_shape, conv_transpose2d_shape, lanes_mode, main_into_layout, reduce_splits, Params,
-    Pass, WgradGeom,
+    conv2d_shape, conv_transpose2d_shape, lanes_mode, main_into_layout, reduce_splits, ConvShape,
+    Params, Pass, WgradGeom,
 };
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::Gpu;
@@ -155,19 +155,7 @@ pub fn conv2d_nhwc_forward(
             gpu.report().name
         )));
     }
-    let ps = NhwcPass {
-        n,
-        ih: h,
-        iw: wd,
-        c,
-        oh: cs.oh,
-        ow: cs.ow,
-        o,
-        kh: cs.kh,
-        kw: cs.kw,
-        s: cs.s,
-        scatter: false,
-    };
+    let ps = NhwcPass::forward(&cs, false);
     let packed = pack(w, &ps, c * cs.kh * cs.kw, cs.kh * cs.kw)?;
     let shape = if nchw_out {
         [n, o, cs.oh, cs.ow]
@@ -253,6 +241,40 @@ struct NhwcPass {
     kw: usize,
     s: usize,
     scatter: bool,
+}
+
+impl NhwcPass {
+    /// A layer's forward pass: a gather (Conv2d) or a scatter (ConvTranspose2d).
+    fn forward(cs: &ConvShape, scatter: bool) -> NhwcPass {
+        NhwcPass {
+            n: cs.n,
+            ih: cs.h,
+            iw: cs.w,
+            c: cs.ci,
+            oh: cs.oh,
+            ow: cs.ow,
+            o: cs.co,
+            kh: cs.kh,
+            kw: cs.kw,
+            s: cs.s,
+            scatter,
+        }
+    }
+
+    /// The same layer's input-gradient pass: from the output gradient to the input's shape,
+    /// the other of the two sums.
+    fn input_grad(&self) -> NhwcPass {
+        NhwcPass {
+            ih: self.oh,
+            iw: self.ow,
+            c: self.o,
+            oh: self.ih,
+            ow: self.iw,
+            o: self.c,
+            scatter: !self.scatter,
+            ..*self
+        }
+    }
 }
 
 /// Record `out (+)= act(pass(x, packed) + bias)`, over slices of images that fit a binding;
@@ -492,33 +514,12 @@ pub fn conv2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) ->
     )?;
     check_nhwc("conv2d_nhwc", &xv, cs.ci, cs.co)?;
     let kk = cs.kh * cs.kw;
-    let fwd = NhwcPass {
-        n: cs.n,
-        ih: cs.h,
-        iw: cs.w,
-        c: cs.ci,
-        oh: cs.oh,
-        ow: cs.ow,
-        o: cs.co,
-        kh: cs.kh,
-        kw: cs.kw,
-        s: cs.s,
-        scatter: false,
-    };
+    let fwd = NhwcPass::forward(&cs, false);
     let y = Tensor::empty(xv.gpu(), &[cs.n, cs.oh, cs.ow, cs.co])?;
     let packed = pack(&wv, &fwd, cs.ci * kk, kk)?;
     pass_into(&xv, &packed, Some(&bv), &y, fwd, act, false, false)?;
     // Backward: the input gradient scatters g [N, OH, OW, O] through w viewed as [O][C].
-    let bwd = NhwcPass {
-        ih: cs.oh,
-        iw: cs.ow,
-        c: cs.co,
-        oh: cs.h,
-        ow: cs.w,
-        o: cs.ci,
-        scatter: true,
-        ..fwd
-    };
+    let bwd = fwd.input_grad();
     let geom = WgradGeom::conv2d(&cs, false);
     Ok(record_nhwc(
         t,
@@ -561,33 +562,12 @@ pub fn conv_transpose2d_nhwc(
     )?;
     check_nhwc("conv_transpose2d_nhwc", &xv, cs.ci, cs.co)?;
     let kk = cs.kh * cs.kw;
-    let fwd = NhwcPass {
-        n: cs.n,
-        ih: cs.h,
-        iw: cs.w,
-        c: cs.ci,
-        oh: cs.oh,
-        ow: cs.ow,
-        o: cs.co,
-        kh: cs.kh,
-        kw: cs.kw,
-        s: cs.s,
-        scatter: true,
-    };
+    let fwd = NhwcPass::forward(&cs, true);
     let y = Tensor::empty(xv.gpu(), &[cs.n, cs.oh, cs.ow, cs.co])?;
     let packed = pack(&wv, &fwd, kk, cs.co * kk)?;
     pass_into(&xv, &packed, Some(&bv), &y, fwd, act, false, false)?;
     // Backward: the input gradient gathers g [N, OH, OW, O] through w viewed as [C][O].
-    let bwd = NhwcPass {
-        ih: cs.oh,
-        iw: cs.ow,
-        c: cs.co,
-        oh: cs.h,
-        ow: cs.w,
-        o: cs.ci,
-        scatter: false,
-        ..fwd
-    };
+    let bwd = fwd.input_grad();
     let geom = WgradGeom::conv_transpose2d(&cs);
     Ok(record_nhwc(
         t,
