@@ -253,22 +253,17 @@ impl WorldModel {
 
     /// `[N,3,64,64] -> [N, embed]`: four k4 s2 convs with ReLU, flattened in C,H,W order.
     pub fn encode(&self, t: &Tape, p: &Bound, images: Var) -> Result<Var> {
-        if !t.grad_enabled() {
-            // Without a backward, the layers after the first can run channels innermost
-            // (ops::conv::nhwc), where the device allows.
-            let x = t.value(images);
-            let ws: Vec<Tensor> = self
-                .encoder
-                .iter()
-                .map(|l| t.value(p.var(l.weight)))
-                .collect();
-            let shapes: Vec<&[usize]> = ws.iter().map(|w| w.shape()).collect();
-            if conv::nhwc::stack_runs_nhwc(x.gpu(), x.shape(), &shapes, 2)? {
-                return self.encode_nhwc(t, p, &x);
-            }
+        // The layers after the first run channels innermost (ops::conv::nhwc) where the device
+        // allows: without a backward as plain forwards, with one as NHWC layers on the tape.
+        let ws = Self::weight_shapes(t, p, &self.encoder);
+        let ws: Vec<&[usize]> = ws.iter().map(|w| w.as_slice()).collect();
+        let x = t.value(images);
+        let nhwc = conv::nhwc::stack_runs_nhwc(x.gpu(), x.shape(), &ws, 2)?;
+        if nhwc && !t.grad_enabled() {
+            return self.encode_nhwc(t, p, &x);
         }
         let mut x = images;
-        if self.trains_nhwc(t, p, t.value(x).shape(), &self.encoder)? {
+        if nhwc {
             // Channels innermost after the first layer (ops::conv::nhwc), NCHW again at the
             // end (the embedding is the same).
             let last = self.encoder.len() - 1;
@@ -319,7 +314,12 @@ impl WorldModel {
         let last = self.decoder.len() - 1;
         // Channels innermost between the first layer (a matmul) and the last (3 channels):
         // ops::conv::nhwc.
-        let nhwc = last >= 2 && self.trains_nhwc(t, p, &[], &self.decoder[1..last])?;
+        let nhwc = last >= 2
+            && t.grad_enabled()
+            && conv::nhwc::trains_nhwc(
+                t.gpu(),
+                &Self::weight_shapes(t, p, &self.decoder[1..last]),
+            )?;
         for (i, l) in self.decoder.iter().enumerate() {
             let act = if i < 3 { Act::Relu } else { Act::None };
             let (w, b) = (p.var(l.weight), p.var(l.bias));
@@ -338,28 +338,12 @@ impl WorldModel {
         Ok(x)
     }
 
-    /// Whether these conv layers train channels innermost (`ops::conv::nhwc`): on a tape with
-    /// gradients, where the device runs the kernels, with channels that are multiples of 8;
-    /// with `input` given (an encoder's images), its first layer must also store NHWC.
-    fn trains_nhwc(
-        &self,
-        t: &Tape,
-        p: &Bound,
-        input: &[usize],
-        layers: &[ConvLayer],
-    ) -> Result<bool> {
-        if !t.grad_enabled() {
-            return Ok(false);
-        }
-        let ws: Vec<Vec<usize>> = layers
+    /// The weight shapes of these conv layers.
+    fn weight_shapes(t: &Tape, p: &Bound, layers: &[ConvLayer]) -> Vec<Vec<usize>> {
+        layers
             .iter()
             .map(|l| t.value(p.var(l.weight)).shape().to_vec())
-            .collect();
-        if input.is_empty() {
-            return conv::nhwc::trains_nhwc(t.gpu(), &ws);
-        }
-        let shapes: Vec<&[usize]> = ws.iter().map(|w| w.as_slice()).collect();
-        conv::nhwc::stack_runs_nhwc(t.gpu(), input, &shapes, 2)
+            .collect()
     }
 
     /// Prior step: `(s_prev [B,S], a_prev [B,A], h_prev [B,D]) -> (h [B,D], prior stats [B,2S])`.

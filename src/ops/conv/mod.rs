@@ -31,7 +31,7 @@ use crate::error::{shape_err, Error, Result};
 use crate::gpu::{BufRange, Gpu};
 
 use crate::ops::matmul::{act_backward, matmul_into, Act, MatmulSpec};
-use crate::ops::reduce::expand_into;
+use crate::ops::reduce::{expand_into, sum_leading_into};
 use crate::ops::{grid, slices};
 use crate::tensor::{Tape, Tensor, Var};
 
@@ -1010,19 +1010,57 @@ fn record(
     act: Act,
     backward: BackwardFn,
 ) -> Var {
-    let saved_y = act.unary().map(|_| y.clone());
     let co = y.shape()[1];
+    record_layer(
+        t,
+        [x, w, b],
+        [xv, wv],
+        y,
+        (co, false),
+        act,
+        move |xv, wv, gpre, gx, gw, gb| backward(xv, wv, gpre, stride, gx, gw, gb),
+    )
+}
+
+/// A gradient target and whether to add into it.
+type Target<'a> = Option<(&'a Tensor, bool)>;
+
+/// Record a conv layer `y = act(op(x, w) + b)` (either layout): its backward gets the saved x
+/// and w values, the pre-activation gradient and the targets of x, w and b that want one.
+/// With `nhwc_out` (`y [N, OH, OW, co]`) the bias gradient is a column sum taken here, and
+/// `backward` gets no target for it.
+fn record_layer<F>(
+    t: &Tape,
+    vars: [Var; 3],
+    vals: [Tensor; 2],
+    y: Tensor,
+    (co, nhwc_out): (usize, bool),
+    act: Act,
+    backward: F,
+) -> Var
+where
+    F: FnOnce(&Tensor, &Tensor, &Tensor, Target, Target, Target) -> Result<()> + 'static,
+{
+    let [x, w, b] = vars;
+    let [xv, wv] = vals;
+    // The gradient of x in x's own shape (`xv` may be an NCHW copy of an NHWC x).
+    let x_shape = t.shape(x);
+    let saved_y = act.unary().map(|_| y.clone());
     t.record(y, &[x, w, b], move |g, gy| {
         let gpu = xv.gpu().clone();
         let gpre = act_backward(act, saved_y.as_ref(), gy)?;
-        let gx = g.wanted_target(x, xv.shape(), &gpu)?;
+        let gx = g.wanted_target(x, &x_shape, &gpu)?;
         let gw = g.wanted_target(w, wv.shape(), &gpu)?;
-        let gb = g.wanted_target(b, &[co], &gpu)?;
+        let mut gb = g.wanted_target(b, &[co], &gpu)?;
+        if nhwc_out {
+            if let Some((gb, acc)) = gb.take() {
+                sum_leading_into(&gpre, &gb, acc)?;
+            }
+        }
         backward(
             &xv,
             &wv,
             &gpre,
-            stride,
             gx.as_ref().map(|(t, acc)| (t, *acc)),
             gw.as_ref().map(|(t, acc)| (t, *acc)),
             gb.as_ref().map(|(t, acc)| (t, *acc)),
@@ -1060,8 +1098,8 @@ pub fn conv_transpose2d(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Ac
     ))
 }
 
-/// Plain-Rust references (direct loops, f64 accumulation), for the tests.
 pub mod nhwc;
+/// Plain-Rust references (direct loops, f64 accumulation), for the tests.
 pub mod reference;
 
 #[cfg(test)]

@@ -17,13 +17,12 @@
 //!   a layout must change. About 1.4x on the world-model update's convolutions (README).
 
 use super::{
-    conv2d_shape, conv_transpose2d_shape, lanes_mode, main_into_layout, reduce_splits, ConvShape,
-    Params, Pass, WgradGeom,
+    conv2d_shape, conv_transpose2d_shape, lanes_mode, main_into_layout, record_layer,
+    reduce_splits, ConvShape, Params, Pass, WgradGeom,
 };
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::Gpu;
-use crate::ops::matmul::{act_backward, Act};
-use crate::ops::reduce::sum_leading_into;
+use crate::ops::matmul::Act;
 use crate::ops::{env_choice, grid, slices, use_lanes, Force};
 use crate::tensor::{Tape, Tensor, Var};
 
@@ -521,7 +520,7 @@ pub fn conv2d_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act) ->
     // Backward: the input gradient scatters g [N, OH, OW, O] through w viewed as [O][C].
     let bwd = fwd.input_grad();
     let geom = WgradGeom::conv2d(&cs, false);
-    Ok(record_nhwc(
+    Ok(record_layer(
         t,
         [x, w, b],
         [xv, wv],
@@ -569,7 +568,7 @@ pub fn conv_transpose2d_nhwc(
     // Backward: the input gradient gathers g [N, OH, OW, O] through w viewed as [C][O].
     let bwd = fwd.input_grad();
     let geom = WgradGeom::conv_transpose2d(&cs);
-    Ok(record_nhwc(
+    Ok(record_layer(
         t,
         [x, w, b],
         [xv, wv],
@@ -589,51 +588,6 @@ pub fn conv_transpose2d_nhwc(
     ))
 }
 
-/// A gradient target and whether to add into it.
-type Target<'a> = Option<(&'a Tensor, bool)>;
-
-/// Record a layer: its backward gets the saved x and w values, the pre-activation gradient
-/// and the targets of x, w and b that want one. With `nhwc_out` (`y [N, OH, OW, co]`) the
-/// bias gradient is a column sum taken here, and `backward` gets no target for it.
-fn record_nhwc<F>(
-    t: &Tape,
-    vars: [Var; 3],
-    vals: [Tensor; 2],
-    y: Tensor,
-    (co, nhwc_out): (usize, bool),
-    act: Act,
-    backward: F,
-) -> Var
-where
-    F: Fn(&Tensor, &Tensor, &Tensor, Target, Target, Target) -> Result<()> + 'static,
-{
-    let [x, w, b] = vars;
-    let [xv, wv] = vals;
-    // The gradient of x in x's own shape (`xv` may be an NCHW copy of an NHWC x).
-    let x_shape = t.shape(x);
-    let saved_y = act.unary().map(|_| y.clone());
-    t.record(y, &[x, w, b], move |g, gy| {
-        let gpu = xv.gpu().clone();
-        let gpre = act_backward(act, saved_y.as_ref(), gy)?;
-        let gx = g.wanted_target(x, &x_shape, &gpu)?;
-        let gw = g.wanted_target(w, wv.shape(), &gpu)?;
-        let mut gb = g.wanted_target(b, &[co], &gpu)?;
-        if nhwc_out {
-            if let Some((gb, acc)) = gb.take() {
-                sum_leading_into(&gpre, &gb, acc)?;
-            }
-        }
-        backward(
-            &xv,
-            &wv,
-            &gpre,
-            gx.as_ref().map(|(t, acc)| (t, *acc)),
-            gw.as_ref().map(|(t, acc)| (t, *acc)),
-            gb.as_ref().map(|(t, acc)| (t, *acc)),
-        )
-    })
-}
-
 /// The first layer of a channels-innermost stack on the tape: `act(conv2d(x, w) + b)` for an
 /// NCHW `x [N, C, H, W]` (any C: the images), stored `[N, OH, OW, O]` by the subgroup gather
 /// (see [`conv2d_forward_to_nhwc`]). Backward: the weight gradient reads the NHWC gradient
@@ -644,7 +598,7 @@ pub fn conv2d_to_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act)
     let y = conv2d_forward_to_nhwc(&xv, &wv, Some(&bv), stride, act)?;
     let cs = conv2d_shape(xv.shape(), wv.shape(), None, stride)?;
     let geom = WgradGeom::conv2d(&cs, true);
-    Ok(record_nhwc(
+    Ok(record_layer(
         t,
         [x, w, b],
         [xv, wv],
@@ -685,7 +639,7 @@ pub fn conv_transpose2d_from_nhwc(
     let cs = conv_transpose2d_shape(x_nchw.shape(), wv.shape(), None, stride)?;
     let ps = Pass::transpose_input_grad(&cs);
     let direct = lanes_mode(xv.gpu(), &ps)?.is_some_and(|m| !m.fold);
-    Ok(record_nhwc(
+    Ok(record_layer(
         t,
         [x, w, b],
         [x_nchw, wv],
