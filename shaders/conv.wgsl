@@ -87,6 +87,7 @@ struct Params {
     len: u32,      // bias_grad: pixels per channel; reduce_splits: values per split
     splits: u32,   // bias_grad, reduce_splits: number of splits
     nhwc_out: u32, // conv_main_lanes, a gather without FOLD: 1 stores the output [N, OH, OW, O]
+    nhwc_in: u32,  // conv_main_lanes, a scatter: 1 reads the input [N, IH, IW, R]
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

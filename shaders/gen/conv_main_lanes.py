@@ -47,7 +47,9 @@ w("""// Written by shaders/gen/conv_main_lanes.py: edit that script, not this fi
 // 1.3-1.7x the useful FLOPs at the model's image sizes). Grid: x = output-channel blocks of
 // 32*CB4L; y = position groups of POS, or when scattering groups per row x rows (rows
 // fastest; times the s*s phases, fastest, unless FOLD); y folds into z. The packed weights `wp` must be padded to opad4 = a multiple of
-// 8*CB4L vec4s. Bindings as `conv_main`: 1 in, 2 wp, 3 bias, 4 out.
+// 8*CB4L vec4s. Bindings as `conv_main`: 1 in, 2 wp, 3 bias, 4 out. Layouts: a gather
+// without FOLD may store its output channels innermost (nhwc_out); a scatter may read its
+// input channels innermost (nhwc_in: [N, IH, IW, R], the decoder's last layer after NHWC ones).
 // Overrides: SCATTER (conv.wgsl), CB4L: output-channel vec4s per lane, 1 or 2, FOLD (below).
 //
 // FOLD (with SCATTER): the s*s phases of a scatter folded into the channels, for narrow outputs
@@ -311,7 +313,12 @@ w("""    // One loop over (input channel, tap) steps, as in conv_main: gather ha
         let ty1 = min(nty, qy0 + 1u);
         steps = select(0u, (ty1 - ty0) * ntx * nr, ty1 > ty0);
     }
-    let tg = TapGeom(kw, p.kh * kw, nr * opad4, p.iw - kw, ihw, opad4, nr, ntx);
+    // nhwc_in (scatter only): the input is [N, IH, IW, R], so a pixel is nr values apart and
+    // the walk's next channel is the next value.
+    let nhwc_in = p.nhwc_in != 0u;
+    let pix = select(1u, nr, nhwc_in);
+    let tg = TapGeom(kw, p.kh * kw, nr * opad4, p.iw - kw, select(ihw, 1u, nhwc_in), opad4, nr,
+                     ntx);
     var tw = TapWalk(0u, wl, 0u, 0u, 0u, wl, 0u, 0u, ty0);
     for (var it = 0u; it < steps; it++) {
         if SCATTER && tw.r == 0u {
@@ -319,14 +326,14 @@ w("""    // One loop over (input channel, tap) steps, as in conv_main: gather ha
             let ix = xx - vec4<u32>(tw.tx);
             let ok = (yy >= vec4<u32>(tw.ty)) & (iy < vec4<u32>(p.ih)) & (xx >= vec4<u32>(tw.tx)) &
                      (ix < vec4<u32>(p.iw));
-            off = base + select(vec4<u32>(0u), iy * p.iw + ix, ok);
+            off = base + select(vec4<u32>(0u), (iy * p.iw + ix) * pix, ok);
             mk = select(vec4<f32>(0.0), vec4<f32>(1.0), ok);
             if POS > 32u {
                 let iy2 = yy2 - vec4<u32>(tw.ty);
                 let ix2 = xx2 - vec4<u32>(tw.tx);
                 let ok2 = (yy2 >= vec4<u32>(tw.ty)) & (iy2 < vec4<u32>(p.ih)) &
                           (xx2 >= vec4<u32>(tw.tx)) & (ix2 < vec4<u32>(p.iw));
-                off2 = base2 + select(vec4<u32>(0u), iy2 * p.iw + ix2, ok2);
+                off2 = base2 + select(vec4<u32>(0u), (iy2 * p.iw + ix2) * pix, ok2);
                 mk2 = select(vec4<f32>(0.0), vec4<f32>(1.0), ok2);
             }
             if FOLD {

@@ -62,6 +62,7 @@ pub(crate) struct Params {
     len: u32,
     splits: u32,
     nhwc_out: u32,
+    nhwc_in: u32,
 }
 
 /// Invocations per workgroup of `conv_main` and `wgrad`.
@@ -134,6 +135,28 @@ impl Pass {
             scatter: false,
             ws_o: cs.ci * kk,
             ws_r: kk,
+            bias_div: 1,
+        }
+    }
+
+    /// A ConvTranspose2d's forward pass: a scatter over the input's channels, weights
+    /// `[C, O, kh, kw]`.
+    fn transpose_forward(cs: &ConvShape) -> Pass {
+        let kk = cs.kh * cs.kw;
+        Pass {
+            n: cs.n,
+            r: cs.ci,
+            o: cs.co,
+            ih: cs.h,
+            iw: cs.w,
+            oh: cs.oh,
+            ow: cs.ow,
+            kh: cs.kh,
+            kw: cs.kw,
+            s: cs.s,
+            scatter: true,
+            ws_o: kk,
+            ws_r: cs.co * kk,
             bias_div: 1,
         }
     }
@@ -237,11 +260,23 @@ fn main_into(
     act: Act,
     acc: bool,
 ) -> Result<()> {
-    main_into_layout(inp, w, bias, out, ps, act, acc, false)
+    main_into_layout(inp, w, bias, out, ps, act, acc, Layout::Nchw)
 }
 
-/// [`main_into`], with `nhwc_out` the output stored channels innermost, `[N, OH, OW, O]`
-/// (`conv_main_lanes` only, a gather without folding: see [`nhwc`]).
+/// Where a pass of [`main_into_layout`] keeps channels innermost (`conv_main_lanes` only: see
+/// [`nhwc`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// Input and output `[N, C, H, W]`.
+    Nchw,
+    /// The output stored `[N, OH, OW, O]`: a gather without folding (the first layer of an
+    /// NHWC stack, the input gradient of the last).
+    NhwcOut,
+    /// The input read as `[N, IH, IW, R]`: a scatter (the last layer of an NHWC stack).
+    NhwcIn,
+}
+
+/// [`main_into`] with a channels-innermost input or output (`layout`).
 #[allow(clippy::too_many_arguments)]
 fn main_into_layout(
     inp: &Tensor,
@@ -251,15 +286,21 @@ fn main_into_layout(
     ps: Pass,
     act: Act,
     acc: bool,
-    nhwc_out: bool,
+    layout: Layout,
 ) -> Result<()> {
     let gpu = inp.gpu();
     let lanes = lanes_mode(gpu, &ps)?;
     let fold = lanes.is_some_and(|m| m.fold);
     let pair = lanes.is_some_and(|m| m.pair);
+    let (nhwc_in, nhwc_out) = (layout == Layout::NhwcIn, layout == Layout::NhwcOut);
     if nhwc_out && (lanes.is_none() || fold || ps.scatter) {
         return Err(Error::Invalid(
             "a channels-innermost output needs the subgroup gather (conv_main_lanes)".into(),
+        ));
+    }
+    if nhwc_in && (lanes.is_none() || !ps.scatter) {
+        return Err(Error::Invalid(
+            "a channels-innermost input needs the subgroup scatter (conv_main_lanes)".into(),
         ));
     }
     // Output channels (virtual ones when folded), per workgroup (grid x), positions per
@@ -339,6 +380,7 @@ fn main_into_layout(
         act: act.code() as u32,
         acc: acc as u32,
         nhwc_out: nhwc_out as u32,
+        nhwc_in: nhwc_in as u32,
         ..Default::default()
     };
     // Positions per phase: the scatter's phase (0, 0) is the largest (folded: all phases).
@@ -454,8 +496,9 @@ impl WgradGeom {
         }
     }
 
-    /// A ConvTranspose2d's weight gradient: small = the input, large = the output gradient.
-    fn conv_transpose2d(cs: &ConvShape) -> WgradGeom {
+    /// A ConvTranspose2d's weight gradient: small = the input (NHWC with `small_nhwc`),
+    /// large = the output gradient.
+    fn conv_transpose2d(cs: &ConvShape, small_nhwc: bool) -> WgradGeom {
         WgradGeom {
             n: cs.n,
             a: cs.ci,
@@ -467,7 +510,7 @@ impl WgradGeom {
             kh: cs.kh,
             kw: cs.kw,
             s: cs.s,
-            small_nhwc: false,
+            small_nhwc,
         }
     }
 }
@@ -879,22 +922,7 @@ pub fn conv_transpose2d_forward_into(
             bias_div: kk,
         }
     } else {
-        Pass {
-            n: cs.n,
-            r: cs.ci,
-            o: cs.co,
-            ih: cs.h,
-            iw: cs.w,
-            oh: cs.oh,
-            ow: cs.ow,
-            kh: cs.kh,
-            kw: cs.kw,
-            s: cs.s,
-            scatter: true,
-            ws_o: kk,
-            ws_r: cs.co * kk,
-            bias_div: 1,
-        }
+        Pass::transpose_forward(&cs)
     };
     main_into(x, w, b, y, ps, act, acc)
 }
@@ -976,7 +1004,7 @@ pub fn conv_transpose2d_backward(
             "conv_transpose2d backward",
             "weight gradient",
         )?;
-        let geom = WgradGeom::conv_transpose2d(&cs);
+        let geom = WgradGeom::conv_transpose2d(&cs, false);
         wgrad_into(x, g, gw, geom, acc)?;
     }
     if let Some((gb, acc)) = gb {

@@ -12,13 +12,14 @@
 //!   large image), k = positions, a lane's A piece 8 channels of one position). The ends of a
 //!   stack keep the NCHW kernels, whose 3-channel images no 8-channel load covers:
 //!   [`conv2d_to_nhwc`] (the encoder's first layer: NHWC store, its weight gradient reading
-//!   the NHWC gradient) and [`conv_transpose2d_from_nhwc`] (the decoder's last: its input
-//!   gradient stored NHWC), with [`to_nhwc`] / [`to_nchw`] (`conv.wgsl`'s `relayout`) where
-//!   a layout must change. About 1.4x on the world-model update's convolutions (README).
+//!   the NHWC gradient) and [`conv_transpose2d_from_nhwc`] (the decoder's last: its folded
+//!   scatter and its weight gradient read the NHWC input, its input gradient is stored NHWC),
+//!   with [`to_nhwc`] / [`to_nchw`] (`conv.wgsl`'s `relayout`) where a layout must change.
+//!   About 1.4x on the world-model update's convolutions (README).
 
 use super::{
-    conv2d_shape, conv_transpose2d_shape, lanes_mode, main_into_layout, record_layer,
-    reduce_splits, ConvShape, Params, Pass, WgradGeom,
+    bias_grad_into, conv2d_shape, conv_transpose2d_shape, lanes_mode, main_into_layout,
+    record_layer, reduce_splits, ConvShape, Layout, Params, Pass, WgradGeom,
 };
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::Gpu;
@@ -118,7 +119,7 @@ pub fn conv2d_forward_to_nhwc(
 ) -> Result<Tensor> {
     let cs = conv2d_shape(x.shape(), w.shape(), b.map(|b| b.shape()), stride)?;
     let y = Tensor::empty(x.gpu(), &[cs.n, cs.oh, cs.ow, cs.co])?;
-    main_into_layout(x, w, b, &y, Pass::gather(&cs), act, false, true)?;
+    main_into_layout(x, w, b, &y, Pass::gather(&cs), act, false, Layout::NhwcOut)?;
     Ok(y)
 }
 
@@ -567,7 +568,7 @@ pub fn conv_transpose2d_nhwc(
     pass_into(&xv, &packed, Some(&bv), &y, fwd, act, false, false)?;
     // Backward: the input gradient gathers g [N, OH, OW, O] through w viewed as [C][O].
     let bwd = fwd.input_grad();
-    let geom = WgradGeom::conv_transpose2d(&cs);
+    let geom = WgradGeom::conv_transpose2d(&cs, false);
     Ok(record_layer(
         t,
         [x, w, b],
@@ -621,8 +622,10 @@ pub fn conv2d_to_nhwc(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Act)
 
 /// The last layer of a channels-innermost stack on the tape: `act(conv_transpose2d(x, w) +
 /// b)` for an NHWC `x [N, H, W, C]`, `w [C, O, kh, kw]`, with the NCHW output `[N, O, OH, OW]`
-/// (the image: any O). The input is changed to NCHW for the NCHW kernels; backward: the input
-/// gradient is stored channels innermost by the subgroup gather where it applies.
+/// (the image: any O). Where the subgroup scatter takes the layer, it reads x channels
+/// innermost and the weight gradient does too, so x is never copied; elsewhere x is changed to
+/// NCHW for the NCHW kernels. Backward: the input gradient is stored channels innermost by the
+/// subgroup gather where it applies.
 pub fn conv_transpose2d_from_nhwc(
     t: &Tape,
     x: Var,
@@ -633,30 +636,51 @@ pub fn conv_transpose2d_from_nhwc(
 ) -> Result<Var> {
     let (xv, wv, bv) = (t.value(x), t.value(w), t.value(b));
     let [n, c, h, wd] = nchw_shape("conv_transpose2d_from_nhwc", &xv)?;
-    let x_nchw = Tensor::empty(xv.gpu(), &[n, c, h, wd])?;
-    relayout_into(&xv, &x_nchw, n, c, h * wd, false, false)?;
-    let y = super::conv_transpose2d_forward(&x_nchw, &wv, Some(&bv), stride, act)?;
-    let cs = conv_transpose2d_shape(x_nchw.shape(), wv.shape(), None, stride)?;
+    let cs = conv_transpose2d_shape(&[n, c, h, wd], wv.shape(), Some(bv.shape()), stride)?;
+    let gpu = xv.gpu().clone();
+    let fwd = Pass::transpose_forward(&cs);
+    // A 1x1 input is a matmul in the NCHW op (and NHWC and NCHW are the same there).
+    let reads_nhwc = (h, wd) != (1, 1) && lanes_mode(&gpu, &fwd)?.is_some();
+    let (x_saved, y) = if reads_nhwc {
+        let y = Tensor::empty(&gpu, &[n, cs.co, cs.oh, cs.ow])?;
+        main_into_layout(&xv, &wv, Some(&bv), &y, fwd, act, false, Layout::NhwcIn)?;
+        (xv, y)
+    } else {
+        let x_nchw = Tensor::empty(&gpu, &[n, c, h, wd])?;
+        relayout_into(&xv, &x_nchw, n, c, h * wd, false, false)?;
+        let y = super::conv_transpose2d_forward(&x_nchw, &wv, Some(&bv), stride, act)?;
+        (x_nchw, y)
+    };
     let ps = Pass::transpose_input_grad(&cs);
-    let direct = lanes_mode(xv.gpu(), &ps)?.is_some_and(|m| !m.fold);
+    let direct = lanes_mode(&gpu, &ps)?.is_some_and(|m| !m.fold);
     Ok(record_layer(
         t,
         [x, w, b],
-        [x_nchw, wv],
+        [x_saved, wv],
         y,
         (cs.co, false),
         act,
-        move |x_nchw, wv, gpre, gx, gw, gb| {
+        move |x_saved, wv, gpre, gx, gw, gb| {
             if let Some((gx, acc)) = gx {
                 if direct {
-                    main_into_layout(gpre, wv, None, gx, ps, Act::None, acc, true)?;
+                    main_into_layout(gpre, wv, None, gx, ps, Act::None, acc, Layout::NhwcOut)?;
                 } else {
                     let g = Tensor::empty(gpre.gpu(), &[n, c, h, wd])?;
                     super::main_into(gpre, wv, None, &g, ps, Act::None, false)?;
                     relayout_into(&g, gx, n, c, h * wd, true, acc)?;
                 }
             }
-            super::conv_transpose2d_backward(x_nchw, wv, gpre, stride, None, gw, gb)
+            if !reads_nhwc {
+                return super::conv_transpose2d_backward(x_saved, wv, gpre, stride, None, gw, gb);
+            }
+            if let Some((gw, acc)) = gw {
+                let geom = WgradGeom::conv_transpose2d(&cs, true);
+                super::wgrad_into(x_saved, gpre, gw, geom, acc)?;
+            }
+            if let Some((gb, acc)) = gb {
+                bias_grad_into(gpre, gb, n, cs.co, cs.oh * cs.ow, acc)?;
+            }
+            Ok(())
         },
     ))
 }
