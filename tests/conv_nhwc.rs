@@ -148,6 +148,12 @@ fn first_layer_stores_channels_innermost() {
         let want = to_nhwc(&want, [n, o, cs.oh, cs.ow]);
         assert_close(&y.to_vec().unwrap(), &want, 1e-4, 1e-4, &format!("o={o}"));
     }
+    // The store writes 4 channels as one vec4: other channel counts are refused, not written
+    // past.
+    let x = Tensor::zeros(&g, &[1, 3, 12, 12]).unwrap();
+    let w = Tensor::zeros(&g, &[18, 3, 4, 4]).unwrap();
+    let e = conv::nhwc::conv2d_forward_to_nhwc(&x, &w, None, 2, Act::None).unwrap_err();
+    assert!(e.to_string().contains("multiple of 4"), "{e}");
 }
 
 #[test]

@@ -333,6 +333,45 @@ fn boundary_layers_match_reference() {
     }
 }
 
+/// The decoder's last layer applied twice to the same NHWC input: its input gradient (stored
+/// channels innermost, one vec4 per 4 channels) adds into the first use's, and the weight and
+/// bias gradients (from the NHWC input) add too: twice the reference's.
+#[test]
+fn last_layer_gradients_accumulate_when_its_input_is_used_twice() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(g) = device(None) else { return };
+    let (n, c, o, h, k, s) = (2, 32, 3, 6, 6, 2);
+    let (xs, ws) = ([n, c, h, h], [c, o, k, k]);
+    let cs = conv::conv_transpose2d_shape(&xs, &ws, Some(&[o]), s).unwrap();
+    let x = rand_vec(n * c * h * h, 70, -1.0, 1.0);
+    let wv = rand_vec(c * o * k * k, 71, -0.5, 0.5);
+    let b = rand_vec(o, 72, -0.5, 0.5);
+    let ys = [n, o, cs.oh, cs.ow];
+    let gy = rand_vec(ys.iter().product(), 73, -1.0, 1.0);
+    let t = Tape::new(&g);
+    let xv = t.param(&Tensor::from_vec(&g, &xs, &x).unwrap());
+    let wt = t.param(&Tensor::from_vec(&g, &ws, &wv).unwrap());
+    let bt = t.param(&Tensor::from_vec(&g, &[o], &b).unwrap());
+    let xn = nhwc::to_nhwc(&t, xv).unwrap();
+    let y1 = nhwc::conv_transpose2d_from_nhwc(&t, xn, wt, bt, s, Act::None).unwrap();
+    let y2 = nhwc::conv_transpose2d_from_nhwc(&t, xn, wt, bt, s, Act::None).unwrap();
+    let y = ops::add(&t, y1, y2).unwrap();
+    let grads = t
+        .backward_with(y, Tensor::from_vec(&g, &ys, &gy).unwrap())
+        .unwrap();
+    let (gx, gw, gb) = reference::conv_transpose2d_backward(&x, &wv, &gy, &cs);
+    for (name, var, want) in [("x", xv, gx), ("w", wt, gw), ("b", bt, gb)] {
+        let want: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
+        assert_close(
+            &grads.get(var).unwrap().to_vec().unwrap(),
+            &want,
+            1e-3,
+            1e-4,
+            &format!("gradient of {name}"),
+        );
+    }
+}
+
 /// The whole world-model loss and every parameter's gradient agree between training channels
 /// innermost and NCHW (conv channels 24, 48, 96, 192: the encoder's later layers and the
 /// decoder's middle ones run NHWC; their passes over binding slices are tested above). Each run

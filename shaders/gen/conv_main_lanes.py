@@ -47,9 +47,10 @@ w("""// Written by shaders/gen/conv_main_lanes.py: edit that script, not this fi
 // 1.3-1.7x the useful FLOPs at the model's image sizes). Grid: x = output-channel blocks of
 // 32*CB4L; y = position groups of POS, or when scattering groups per row x rows (rows
 // fastest; times the s*s phases, fastest, unless FOLD); y folds into z. The packed weights `wp` must be padded to opad4 = a multiple of
-// 8*CB4L vec4s. Bindings as `conv_main`: 1 in, 2 wp, 3 bias, 4 out. Layouts: a gather
-// without FOLD may store its output channels innermost (nhwc_out); a scatter may read its
-// input channels innermost (nhwc_in: [N, IH, IW, R], the decoder's last layer after NHWC ones).
+// 8*CB4L vec4s. Bindings as `conv_main`: 1 in, 2 wp, 3 bias, 4 out, and 7 out4 (the same
+// range as out, seen as vec4s). Layouts: a gather without FOLD may store its output channels
+// innermost (nhwc_out, O a multiple of 4); a scatter may read its input channels innermost
+// (nhwc_in: [N, IH, IW, R], the decoder's last layer after NHWC ones).
 // Overrides: SCATTER (conv.wgsl), CB4L: output-channel vec4s per lane, 1 or 2, FOLD (below).
 //
 // FOLD (with SCATTER): the s*s phases of a scatter folded into the channels, for narrow outputs
@@ -70,6 +71,9 @@ w("""// Written by shaders/gen/conv_main_lanes.py: edit that script, not this fi
 // Entry point `pack_w_fold`: wp_out[((ty*ntx + tx)*R + r)*opad4 + o'/4][o'%4] = w(o, r, py +
 // s*ty, px + s*tx) for FOLD (strides as `pack_w`; with PAIR, tap u of virtual channel (d, o')
 // is tx = u - 1 + d, zero outside the kernel). Workgroup (WG); uses 1 w, 6 wp_out.
+
+// The output as vec4s (bound to the same range as `out`): the NHWC store's 4 channels.
+@group(0) @binding(7) var<storage, read_write> out4: array<vec4<f32>>;
 
 override CB4L: u32 = 2u;
 // Positions per workgroup.
@@ -141,35 +145,49 @@ fn fold_channels(o: u32) -> FoldChannels {
     return FoldChannels(dy, ph - dy * p.s, oc, ok, b, dq);
 }
 
+// act(x) for 4 output channels.
+fn lanes_act4(x: vec4<f32>) -> vec4<f32> {
+    let a = p.act;
+    return vec4<f32>(activate(x.x, a), activate(x.y, a), activate(x.z, a), activate(x.w, a));
+}
+
+// out[i] (+)= v where `ok`.
+fn lanes_put1(i: u32, ok: bool, v: f32) {
+    if ok {
+        if p.acc != 0u { out[i] += v; } else { out[i] = v; }
+    }
+}
+
 // Store (or add) act(v + bias) at position c = (image, row, column) for output channels
-// o..o+3: `bv` their biases, or with FOLD the virtual channels `fc`.
+// o..o+3: `bv` their biases, or with FOLD the virtual channels `fc`. Written without loops over
+// the 4 channels and without early returns: a CPU driver indexes a vector dynamically lane by
+// lane and runs both sides of a branch that differs between lanes, which made the loop version
+// of this epilogue cost more than the FMAs of the 3-channel layers.
 fn lanes_store4(c: vec3<u32>, o: u32, v: vec4<f32>, bv: vec4<f32>, fc: FoldChannels, py: u32,
                 px: u32) {
-    if !FOLD {
+    if FOLD {
+        let val = lanes_act4(v + fc.bias);
+        let y = vec4<u32>(p.s * c.y) + fc.dy;
+        let x = p.s * (vec4<u32>(select(c.z, 2u * c.z, PAIR)) + fc.dq) + fc.dx;
+        let ok = fc.ok & (y < vec4<u32>(p.oh)) & (x < vec4<u32>(p.ow));
+        let i = (vec4<u32>(c.x * p.o) + fc.oc) * (p.oh * p.ow) + y * p.ow + x;
+        lanes_put1(i.x, ok.x, val.x);
+        lanes_put1(i.y, ok.y, val.y);
+        lanes_put1(i.z, ok.z, val.z);
+        lanes_put1(i.w, ok.w, val.w);
+    } else {
         let pix = select(c.y * p.ow + c.z, (py + p.s * c.y) * p.ow + px + p.s * c.z, SCATTER);
         if p.nhwc_out != 0u {
-            // Channels innermost (conv_nhwc.wgsl reads this): the 4 channels side by side.
-            let i = (c.x * p.oh * p.ow + pix) * p.o + o;
-            for (var j = 0u; j < 4u; j++) {
-                if o + j < p.o {
-                    let val = activate(v[j] + bv[j], p.act);
-                    if p.acc != 0u { out[i + j] += val; } else { out[i + j] = val; }
-                }
+            // Channels innermost (conv_nhwc.wgsl reads this): the 4 channels side by side, one
+            // vec4 (O is a multiple of 4 here).
+            let i4 = ((c.x * p.oh * p.ow + pix) * p.o + o) / 4u;
+            if o < p.o {
+                var val = lanes_act4(v + bv);
+                if p.acc != 0u { val += out4[i4]; }
+                out4[i4] = val;
             }
-            return;
-        }
-        store4(c.x * p.o * p.oh * p.ow + pix, o, v + bv);
-        return;
-    }
-    let ohw = p.oh * p.ow;
-    for (var j = 0u; j < 4u; j++) {
-        if !fc.ok[j] { return; }
-        let y = p.s * c.y + fc.dy[j];
-        let x = p.s * (select(c.z, 2u * c.z, PAIR) + fc.dq[j]) + fc.dx[j];
-        if y < p.oh && x < p.ow {
-            let i = (c.x * p.o + fc.oc[j]) * ohw + y * p.ow + x;
-            let val = activate(v[j] + fc.bias[j], p.act);
-            if p.acc != 0u { out[i] += val; } else { out[i] = val; }
+        } else {
+            store4(c.x * p.o * p.oh * p.ow + pix, o, v + bv);
         }
     }
 }

@@ -293,10 +293,12 @@ fn main_into_layout(
     let fold = lanes.is_some_and(|m| m.fold);
     let pair = lanes.is_some_and(|m| m.pair);
     let (nhwc_in, nhwc_out) = (layout == Layout::NhwcIn, layout == Layout::NhwcOut);
-    if nhwc_out && (lanes.is_none() || fold || ps.scatter) {
-        return Err(Error::Invalid(
-            "a channels-innermost output needs the subgroup gather (conv_main_lanes)".into(),
-        ));
+    if nhwc_out && (lanes.is_none() || fold || ps.scatter || !ps.o.is_multiple_of(4)) {
+        return Err(Error::Invalid(format!(
+            "a channels-innermost output needs the subgroup gather (conv_main_lanes) and a \
+             multiple of 4 channels ({} here)",
+            ps.o
+        )));
     }
     if nhwc_in && (lanes.is_none() || !ps.scatter) {
         return Err(Error::Invalid(
@@ -413,17 +415,11 @@ fn main_into_layout(
         let inp_r = inp.buf().range(first * in_img, n * in_img);
         // The bias binding is part of the layout even without a bias: bind the input there.
         let bias_r = bias.map_or(inp_r, |b| b.buf().whole());
-        gpu.dispatch_ranges(
-            &kernel,
-            &p,
-            &[
-                inp_r,
-                packed.buf().whole(),
-                bias_r,
-                out.buf().range(first * out_img, n * out_img),
-            ],
-            grid,
-        );
+        let out_r = out.buf().range(first * out_img, n * out_img);
+        let bufs = [inp_r, packed.buf().whole(), bias_r, out_r, out_r];
+        // conv_main_lanes also sees the output as vec4s (binding 7, `out4`).
+        let used = if lanes.is_some() { 5 } else { 4 };
+        gpu.dispatch_ranges(&kernel, &p, &bufs[..used], grid);
     }
     Ok(())
 }

@@ -109,7 +109,8 @@ pub fn trains_nhwc(gpu: &Gpu, weights: &[Vec<usize>]) -> Result<bool> {
 }
 
 /// `y = act(conv2d(x, w) + b)` for an NCHW `x [N, C, H, W]`, stored channels innermost:
-/// `y [N, OH, OW, O]` (the subgroup gather's NHWC store; errors where it does not apply).
+/// `y [N, OH, OW, O]` (the subgroup gather's NHWC store, O a multiple of 4; errors where it
+/// does not apply).
 pub fn conv2d_forward_to_nhwc(
     x: &Tensor,
     w: &Tensor,
@@ -652,7 +653,7 @@ pub fn conv_transpose2d_from_nhwc(
         (x_nchw, y)
     };
     let ps = Pass::transpose_input_grad(&cs);
-    let direct = lanes_mode(&gpu, &ps)?.is_some_and(|m| !m.fold);
+    let direct = c.is_multiple_of(4) && lanes_mode(&gpu, &ps)?.is_some_and(|m| !m.fold);
     Ok(record_layer(
         t,
         [x, w, b],
