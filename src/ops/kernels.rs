@@ -54,7 +54,7 @@ pub const KERNELS: &[KernelSig] = &[
     kernel!(conv::Params, "conv", "reduce_splits", [], 2),
     kernel!(conv::Params, "conv", "wgrad", ["NCOL"], 3),
     kernel!(conv::Params, "conv_lanes", "wgrad_lanes", [], 3),
-    kernel!(conv::Params, "conv_lanes", "conv_main_lanes", ["SCATTER", "CB4L", "FOLD", "PAIR"], 4),
+    kernel!(conv::Params, "conv_lanes", "conv_main_lanes", ["SCATTER", "CB4L", "FOLD", "PAIR"], 5),
     kernel!(conv::Params, "conv_lanes", "pack_w_fold", ["PAIR"], 2),
     kernel!(conv::Params, "conv", "bias_grad", [], 2),
     kernel!(conv::nhwc::NhwcParams, "conv_nhwc", "conv_nhwc", [], 4),
