@@ -141,23 +141,14 @@ impl Pass {
 
     /// A ConvTranspose2d's forward pass: a scatter over the input's channels, weights
     /// `[C, O, kh, kw]`.
+    /// (The gather's geometry, scattered, with the weights' channel axes swapped.)
     fn transpose_forward(cs: &ConvShape) -> Pass {
         let kk = cs.kh * cs.kw;
         Pass {
-            n: cs.n,
-            r: cs.ci,
-            o: cs.co,
-            ih: cs.h,
-            iw: cs.w,
-            oh: cs.oh,
-            ow: cs.ow,
-            kh: cs.kh,
-            kw: cs.kw,
-            s: cs.s,
             scatter: true,
             ws_o: kk,
             ws_r: cs.co * kk,
-            bias_div: 1,
+            ..Pass::gather(cs)
         }
     }
 }
