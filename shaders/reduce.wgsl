@@ -6,8 +6,12 @@
 //                short: elements past n are skipped, which is how a sum to a scalar runs as
 //                [ceil(n/cols), cols] then [1, partials]). One workgroup of WG threads per row
 //                (groups folded by Gpu::grid_1d), strided loads then a shared-memory tree.
-//   sum_leading  y[c] = alpha * sum_{r < rows} x[r*cols + c]: one thread per column, loop over rows
-//                (consecutive threads read consecutive addresses). Workgroup (WG,1,1).
+//   sum_leading  y[k * cols + c] = alpha * sum of x[r*cols + c] over the k-th run of `div` rows
+//                (r < rows): one thread per column and run (consecutive threads read consecutive
+//                addresses). Runs of at most 1,024 rows (src/ops/reduce.rs) keep every thread's
+//                loop short, which a driver that ends long loops (lavapipe: 65,535 iterations)
+//                needs, give a GPU many threads, and sum in two levels; their partial sums are
+//                summed the same way. Workgroup (WG,1,1).
 //   expand       y[i] (+)= alpha * x[(row0 + i / div) % modulo] for i < n: the backward of every sum above
 //                (sum_rows: div = cols; sum_leading: div = 1, modulo = cols; scalar: div = n).
 //                [backward] Workgroup (WG,1,1).
@@ -62,13 +66,18 @@ fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn sum_leading(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let c = flat_id(wid, nwg, lid);
-    if c >= p.cols { return; }
+    let i = flat_id(wid, nwg, lid);
+    let k = i / p.cols;
+    let c = i - k * p.cols;
+    let r0 = k * p.div;
+    if r0 >= p.rows { return; }
+    let r1 = min(p.rows, r0 + p.div);
     var s = 0.0;
-    for (var r = 0u; r < p.rows; r++) {
+    for (var r = r0; r < r1; r++) {
         s += x[r * p.cols + c];
     }
-    if ACC { y[c] += p.alpha * s; } else { y[c] = p.alpha * s; }
+    let o = k * p.cols + c;
+    if ACC { y[o] += p.alpha * s; } else { y[o] = p.alpha * s; }
 }
 
 @compute @workgroup_size(WG)

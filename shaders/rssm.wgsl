@@ -93,6 +93,10 @@ struct Params {
     a_b3: u32,
     a_b4: u32,
     n_pack_actor: u32,
+    // The steps [t0, t1) this dispatch runs (see the header: chunks of T on drivers that limit
+    // loop iterations).
+    t0: u32,
+    t1: u32,
 }
 
 // flags of the backward: which output gradients exist.
@@ -165,6 +169,7 @@ const BATCH_MAJOR: u32 = 128u;
 @group(0) @binding(54) var<storage, read> ab2: array<f32>;
 @group(0) @binding(55) var<storage, read> ab3: array<f32>;
 @group(0) @binding(56) var<storage, read> ab4: array<f32>;
+@group(0) @binding(57) var<storage, read_write> carry: array<f32>;
 
 override R: u32 = 2u;
 override WGT: u32 = 64u;
@@ -446,6 +451,33 @@ fn tile_gru_input_backward(tid: u32, b0: u32, nrows: u32, t: u32, per: u32, o_dg
     }
 }
 
+// The backward's state between chunks of steps: dL/dh and dL/ds of the step before the chunk,
+// `carry [rows, D + S]`; in workgroup memory they are contiguous at o_dh (dh [D] | ds [S]).
+// Everything else starts at zero, and so do dh and ds before the last step (t1 == steps).
+fn load_carry(tid: u32, b0: u32, nrows: u32, per: u32, o_dh: u32, steps: u32) {
+    let DS = p.deter + p.stoch;
+    for (var i = tid; i < R * per; i += WGT) {
+        let r = i / per;
+        let k = i - r * per;
+        var v = 0.0;
+        if p.t1 < steps && k >= o_dh && k < o_dh + DS {
+            v = carry[min(b0 + r, nrows - 1u) * DS + k - o_dh];
+        }
+        sh[i] = v;
+    }
+}
+
+// After the chunk's last step (and its barrier): dL/dh_{t0-1}, dL/ds_{t0-1} for the next chunk.
+fn store_carry(tid: u32, b0: u32, nrows: u32, per: u32, o_dh: u32) {
+    let DS = p.deter + p.stoch;
+    if p.t0 == 0u { return; }
+    for (var i = tid; i < R * DS; i += WGT) {
+        let r = i / DS;
+        let k = i - r * DS;
+        if b0 + r < nrows { carry[(b0 + r) * DS + k] = sh[r * per + o_dh + k]; }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward. Workgroup memory per row: s [S] | h0 [D] | h1 [D] | x [H] (later y_obs) | y [H] |
 // st [2S] (the posterior's statistics).
@@ -469,11 +501,23 @@ fn observe_forward(@builtin(workgroup_id) wid: vec3<u32>,
     let o_x = S + 2u * D;
     let o_y = o_x + H;
     let o_st = o_y + H;
+    // The state before step t0: zero, or what the previous chunk stored as h_{t0-1}, s_{t0-1}.
+    let t0 = p.t0;
+    let o_hstart = select(o_h0, o_h1, (t0 & 1u) == 1u);
     for (var i = tid; i < R * per; i += WGT) {
-        sh[i] = 0.0;
+        let r = i / per;
+        let k = i - r * per;
+        let row = min(b0 + r, B - 1u) * T + t0 - 1u;
+        var v = 0.0;
+        if t0 > 0u && k < S {
+            v = stoch[row * S + k];
+        } else if t0 > 0u && k >= o_hstart && k < o_hstart + D {
+            v = deter[row * D + k - o_hstart];
+        }
+        sh[i] = v;
     }
     workgroupBarrier();
-    for (var t = 0u; t < T; t++) {
+    for (var t = t0; t < p.t1; t++) {
         let o_hc = select(o_h0, o_h1, (t & 1u) == 1u);
         let o_hn = select(o_h1, o_h0, (t & 1u) == 1u);
         // x = ELU(W_in [s; a] + b_in); save [s; a] and h_{t-1} for the weight gradients.
@@ -518,12 +562,13 @@ fn observe_forward(@builtin(workgroup_id) wid: vec3<u32>,
         workgroupBarrier();
         // GRU cell.
         tile_gru(tid, b0, B, t, per, o_x, o_hc, o_hn);
+        workgroupBarrier();
+        // h_t out: after the barrier, since unit j of row r may come from another thread.
         for (var i = tid; i < R * D; i += WGT) {
             let r = i / D;
             let b = b0 + r;
             if b < B { deter[(b * T + t) * D + i - r * D] = sh[r * per + o_hn + i - r * D]; }
         }
-        workgroupBarrier();
         // y_img = ELU(W_io h + b_io), y_obs = ELU(xe + W_oh h) (into x's place: x is dead).
         for (var j = tid; j < H; j += WGT) {
             var ai: array<f32, RMAX>;
@@ -627,12 +672,10 @@ fn observe_backward(@builtin(workgroup_id) wid: vec3<u32>,
     let has_dstoch = (p.flags & HAS_DSTOCH) != 0u;
     let has_dpost = (p.flags & HAS_DPOST) != 0u;
     let has_dprior = (p.flags & HAS_DPRIOR) != 0u;
-    for (var i = tid; i < R * per; i += WGT) {
-        sh[i] = 0.0;
-    }
+    load_carry(tid, b0, B, per, o_dh, T);
     workgroupBarrier();
-    for (var tt = 0u; tt < T; tt++) {
-        let t = T - 1u - tt;
+    for (var tt = 0u; tt < p.t1 - p.t0; tt++) {
+        let t = p.t1 - 1u - tt;
         // The statistics' gradients: the outside's plus, for the posterior, the sample's.
         for (var i = tid; i < R * S2; i += WGT) {
             let r = i / S2;
@@ -743,6 +786,7 @@ fn observe_backward(@builtin(workgroup_id) wid: vec3<u32>,
         }
         workgroupBarrier();
     }
+    store_carry(tid, b0, B, per, o_dh);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -857,23 +901,31 @@ fn imagine_forward(@builtin(workgroup_id) wid: vec3<u32>,
     let mode = (p.flags & ACT_MODE) != 0u;
     let pmean = (p.flags & PRIOR_MEAN) != 0u;
     let bm = (p.flags & BATCH_MAJOR) != 0u;
-    // The start states: feature row 0.
+    // The state before step t0: the start states (written as feature row 0), or the features
+    // the previous chunk wrote after step t0 - 1.
+    let t0 = p.t0;
+    let o_hstart = select(o_h0, o_h1, (t0 & 1u) == 1u);
     for (var i = tid; i < R * F; i += WGT) {
         let r = i / F;
         let k = i - r * F;
         let b = min(b0 + r, N - 1u);
         var v = 0.0;
-        if k < S {
+        if t0 > 0u {
+            v = feats[select(t0 * N + b, b * HZ + t0 - 1u, bm) * F + k];
+        } else if k < S {
             v = start_s[b * S + k];
-            sh[r * per + o_s + k] = v;
         } else {
             v = start_h[b * D + k - S];
-            sh[r * per + o_h0 + k - S] = v;
         }
-        if b0 + r < N && !bm { feats[b * F + k] = v; }
+        if k < S {
+            sh[r * per + o_s + k] = v;
+        } else {
+            sh[r * per + o_hstart + k - S] = v;
+        }
+        if t0 == 0u && b0 + r < N && !bm { feats[b * F + k] = v; }
     }
     workgroupBarrier();
-    for (var t = 0u; t < HZ; t++) {
+    for (var t = t0; t < p.t1; t++) {
         let o_hc = select(o_h0, o_h1, (t & 1u) == 1u);
         let o_hn = select(o_h1, o_h0, (t & 1u) == 1u);
         if !given {
@@ -970,12 +1022,10 @@ fn imagine_backward(@builtin(workgroup_id) wid: vec3<u32>,
     let o_dh = o_dg + 4u * D;
     let o_ds = o_dh + D;
     let pmean = (p.flags & PRIOR_MEAN) != 0u;
-    for (var i = tid; i < R * per; i += WGT) {
-        sh[i] = 0.0;
-    }
+    load_carry(tid, b0, N, per, o_dh, HZ);
     workgroupBarrier();
-    for (var tt = 0u; tt < HZ; tt++) {
-        let t = HZ - 1u - tt;
+    for (var tt = 0u; tt < p.t1 - p.t0; tt++) {
+        let t = p.t1 - 1u - tt;
         // dL/ds_{t+1} (from the feature and from step t+1's img_in), through the prior sample.
         for (var i = tid; i < R * 2u * S; i += WGT) {
             let r = i / (2u * S);
@@ -1042,4 +1092,5 @@ fn imagine_backward(@builtin(workgroup_id) wid: vec3<u32>,
         }
         workgroupBarrier();
     }
+    store_carry(tid, b0, N, per, o_dh);
 }

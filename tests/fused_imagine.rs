@@ -163,13 +163,59 @@ fn fused_imagination_matches_per_op_fifteen_steps_action_6() {
     compare(awkward(6), 15, 11);
 }
 
-#[test]
-fn fused_imagination_matches_per_op_gpu_tiling() {
+/// The comparison under the tiling chosen for GPUs (256 threads, tiles of about N/32 rows) or
+/// for CPU drivers (64 threads, large tiles), whatever the test device is.
+fn compare_tiled(cfg: Config, horizon: usize, n: usize, gpu_tiling: bool) {
     let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
-    rssm::ops::rssm::set_gpu_tiling(Some(true));
-    let r = std::panic::catch_unwind(|| compare(awkward(2), 4, 37));
+    rssm::ops::rssm::set_gpu_tiling(Some(gpu_tiling));
+    let r = std::panic::catch_unwind(|| compare(cfg, horizon, n));
     rssm::ops::rssm::set_gpu_tiling(None);
     r.unwrap();
+}
+
+#[test]
+fn fused_imagination_matches_per_op_gpu_tiling() {
+    compare_tiled(awkward(2), 4, 37, true);
+}
+
+/// The specification's widths (deter 200, stoch 30, hidden 200, the actor's 400 units): every
+/// width above the CPU tiling's 64 threads, the actor's above the GPU tiling's 256.
+fn spec_widths() -> Config {
+    Config {
+        depth: 1,
+        action_dim: 1,
+        ..Config::dreamer()
+    }
+}
+
+// At the sizes users imagine at (H = 15). On a driver that ends long loops (lavapipe: 65,535
+// iterations per invocation, `Gpu::loop_limit`), one step of the actor and the dynamics at these
+// widths is thousands of iterations: the horizon runs in chunks (the plan's steps_fwd /
+// steps_bwd < H) whose state crosses between dispatches.
+
+/// Spec widths, CPU tiling: 6-row tiles with a partial last one (N = 65), H = 15.
+#[test]
+fn fused_imagination_matches_per_op_spec_widths() {
+    compare_tiled(spec_widths(), 15, 65, false);
+}
+
+/// Spec widths, GPU tiling: N = 67 gives tiles of 3 rows (N/32), the last one partial.
+#[test]
+fn fused_imagination_matches_per_op_spec_widths_gpu_tiling() {
+    compare_tiled(spec_widths(), 15, 67, true);
+}
+
+/// The `small` preset's widths (deter 100, stoch 16, hidden 100, units 100) at its imagination
+/// batch (B8 T16 = 128 starts; 131 for partial tiles), both tilings.
+#[test]
+fn fused_imagination_matches_per_op_small_preset() {
+    let small = Config {
+        depth: 1,
+        action_dim: 1,
+        ..Config::small()
+    };
+    compare_tiled(small.clone(), 15, 131, false);
+    compare_tiled(small, 15, 131, true);
 }
 
 /// The actor's mode (no noise) and given actions, with the prior's mean: what dreams use.

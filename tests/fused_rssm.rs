@@ -128,10 +128,22 @@ static TILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn compare(cfg: Config, b: usize, t: usize) {
     let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
-    compare_unlocked(cfg, b, t)
+    compare_unlocked(cfg, b, t, true)
 }
 
-fn compare_unlocked(cfg: Config, b: usize, t: usize) {
+/// The comparison under the tiling chosen for GPUs (256 threads, tiles of about B/32 rows) or
+/// for CPU drivers (64 threads, large tiles), whatever the test device is.
+fn compare_tiled(cfg: Config, b: usize, t: usize, gpu_tiling: bool) {
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    rssm::ops::rssm::set_gpu_tiling(Some(gpu_tiling));
+    let r = std::panic::catch_unwind(|| compare_unlocked(cfg, b, t, false));
+    rssm::ops::rssm::set_gpu_tiling(None);
+    if let Err(e) = r {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn compare_unlocked(cfg: Config, b: usize, t: usize, partial_tile: bool) {
     let g = gpu();
     let m = model(&g, &cfg);
     let dims = ObserveDims {
@@ -145,8 +157,15 @@ fn compare_unlocked(cfg: Config, b: usize, t: usize) {
     };
     let plan = fused_plan(&g, &dims).expect("the fused RSSM runs on the test device");
     assert!(
-        !b.is_multiple_of(plan.rows_fwd) || !b.is_multiple_of(plan.rows_bwd) || b == 1,
+        !partial_tile
+            || !b.is_multiple_of(plan.rows_fwd)
+            || !b.is_multiple_of(plan.rows_bwd)
+            || b == 1,
         "pick a batch that leaves a partial tile: {b} rows, plan {plan:?}"
+    );
+    eprintln!(
+        "B={b} T={t} deter {} stoch {} hidden {}: {plan:?}",
+        cfg.deter, cfg.stoch, cfg.hidden
     );
     let fused = run(&m, RssmPath::Fused, b, t, 11);
     let reference = run(&m, RssmPath::PerOp, b, t, 11);
@@ -155,14 +174,14 @@ fn compare_unlocked(cfg: Config, b: usize, t: usize) {
         let e = rel_err(&fused.outputs[k], &reference.outputs[k]);
         assert!(
             e <= 1e-5,
-            "B={b} T={t}: {name} differs by {e:.2e} (relative)"
+            "B={b} T={t}: {name} differs by {e:.2e} (relative), plan {plan:?}"
         );
     }
     for ((name, got), (_, want)) in fused.grads.iter().zip(&reference.grads) {
         let e = rel_err(got, want);
         assert!(
             e <= 1e-5,
-            "B={b} T={t} A={}: gradient of {name} differs by {e:.2e} (relative)",
+            "B={b} T={t} A={}: gradient of {name} differs by {e:.2e} (relative), plan {plan:?}",
             cfg.action_dim
         );
         // At T = 1 the GRU only ever sees h = 0: weight_hh's gradient is exactly zero.
@@ -178,6 +197,62 @@ fn compare_unlocked(cfg: Config, b: usize, t: usize) {
             }
         );
     }
+}
+
+/// The specification's RSSM widths (deter 200, stoch 30, hidden 200): every width above the
+/// CPU tiling's 64 threads and most above the GPU tiling's 256 / 2.
+fn spec_widths() -> Config {
+    Config {
+        depth: 1,
+        action_dim: 1,
+        ..Config::dreamer()
+    }
+}
+
+/// The `small` preset's widths (deter 100, stoch 16, hidden 100).
+fn small_widths() -> Config {
+    Config {
+        depth: 1,
+        action_dim: 1,
+        ..Config::small()
+    }
+}
+
+// At the sizes users train at. On a driver that ends long loops (lavapipe: 65,535 iterations
+// per invocation, `Gpu::loop_limit`) these cross it many times over at T = 50: the steps run in
+// chunks (the plan's steps_fwd / steps_bwd < T), whose state crosses between dispatches.
+
+/// Spec widths, CPU tiling: tiles of two rows with a partial last tile (B = 3), T = 50.
+#[test]
+fn fused_matches_per_op_spec_widths_multi_row_partial_tile() {
+    compare_tiled(spec_widths(), 3, 50, false);
+}
+
+/// Spec widths, the `dreamer` preset's batch shape B16 T50, CPU tiling (8-row forward tiles,
+/// 5-row backward tiles with a partial last one).
+#[test]
+fn fused_matches_per_op_spec_widths_b16_t50() {
+    compare_tiled(spec_widths(), 16, 50, false);
+}
+
+/// Spec widths, GPU tiling (256 threads, one row per tile at this batch), T = 50.
+#[test]
+fn fused_matches_per_op_spec_widths_gpu_tiling() {
+    compare_tiled(spec_widths(), 5, 50, true);
+}
+
+/// Spec widths, GPU tiling with multi-row tiles: B = 70 gives tiles of 3 rows (B/32), the
+/// last one partial.
+#[test]
+fn fused_matches_per_op_spec_widths_gpu_tiling_multi_row() {
+    compare_tiled(spec_widths(), 70, 4, true);
+}
+
+/// The `small` preset's widths and batch shape (B8 T16), both tilings.
+#[test]
+fn fused_matches_per_op_small_preset() {
+    compare_tiled(small_widths(), 8, 16, false);
+    compare_tiled(small_widths(), 8, 16, true);
 }
 
 #[test]
@@ -198,13 +273,7 @@ fn fused_matches_per_op_fifty_steps() {
 /// The tiling chosen for GPUs (256 threads, tiles of about B/32 rows) on the test device.
 #[test]
 fn fused_matches_per_op_gpu_tiling() {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
-    rssm::ops::rssm::set_gpu_tiling(Some(true));
-    let r = std::panic::catch_unwind(|| compare_unlocked(awkward(3), 37, 3));
-    rssm::ops::rssm::set_gpu_tiling(None);
-    if let Err(e) = r {
-        std::panic::resume_unwind(e);
-    }
+    compare_tiled(awkward(3), 37, 3, true);
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub struct AdapterReport {
     pub int64: bool,
     /// Optional features of the adapter, comma-separated names.
     pub features: String,
+    /// Loop iterations one shader invocation may run in total before the driver ends its loops
+    /// (lavapipe: 65,535), measured when the device is created; `None`: no limit.
+    pub loop_limit: Option<u32>,
 }
 
 impl AdapterReport {
@@ -107,6 +110,13 @@ impl fmt::Display for AdapterReport {
             None => writeln!(f, "subgroups    not used")?,
         }
         writeln!(f, "int64        {}", if self.int64 { "yes" } else { "no" })?;
+        match self.loop_limit {
+            Some(n) => writeln!(
+                f,
+                "loops        the driver ends a shader's loops after {n} iterations (kernels split their work by it)"
+            )?,
+            None => writeln!(f, "loops        no limit")?,
+        }
         write!(f, "features")?;
         if self.features.is_empty() {
             write!(f, "     none beyond WebGPU's")?;
@@ -250,5 +260,6 @@ pub(super) fn adapter_report(
             .then_some(info.subgroup_min_size),
         int64: features.contains(wgpu::Features::SHADER_INT64),
         features: feature_names(adapter.features()),
+        loop_limit: None,
     }
 }

@@ -117,7 +117,7 @@ impl Gpu {
             .unwrap_or(u64::MAX)
             .min(limits.max_storage_buffer_binding_size as u64)
             .min(limits.max_buffer_size);
-        Ok(Gpu {
+        let mut gpu = Gpu {
             shared: Arc::new(Shared {
                 device,
                 queue,
@@ -130,7 +130,31 @@ impl Gpu {
                 staging: Mutex::new(Vec::new()),
                 counters: Mutex::new(Stats::default()),
             }),
-        })
+        };
+        let loop_limit = gpu.probe_loop_limit()?;
+        if let Some(shared) = Arc::get_mut(&mut gpu.shared) {
+            shared.report.loop_limit = loop_limit;
+        }
+        Ok(gpu)
+    }
+
+    /// How many loop iterations one shader invocation may run before the driver ends its loops
+    /// (`None`: no limit was met in a million). Measured, since no API reports it: lavapipe
+    /// stops every loop of an entry point after 65,535 iterations in total and goes on
+    /// silently, so kernels whose loops could run longer split their work by it.
+    fn probe_loop_limit(&self) -> Result<Option<u32>> {
+        const N: u32 = 1 << 20;
+        let k = self.kernel("probe", "loop_limit", &[])?;
+        let out = self.zeros(1)?;
+        self.dispatch(&k, &N, &[&out], [1, 1, 1]);
+        let ran = self.read(&out)?[0] as u32;
+        Ok((ran < N).then_some(ran))
+    }
+
+    /// The driver's limit on loop iterations per shader invocation, if it has one (see
+    /// [`AdapterReport::loop_limit`]).
+    pub fn loop_limit(&self) -> Option<u32> {
+        self.shared.report.loop_limit
     }
 
     /// The adapter we run on.

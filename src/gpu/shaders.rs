@@ -42,6 +42,7 @@ pub const SOURCES: &[(&str, &str)] = &[
         include_str!("../../shaders/conv_main_lanes.wgsl"),
     ),
     ("conv_nhwc", include_str!("../../shaders/conv_nhwc.wgsl")),
+    ("probe", include_str!("../../shaders/probe.wgsl")),
 ];
 
 /// Kernel families compiled from more than one file (in this order, after the prelude). A

@@ -21,7 +21,10 @@
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::grid;
-use crate::ops::rssm::{kernel_consts, tile_plan, FusedPlan, ObserveDims, Params, RssmParams};
+use crate::ops::rssm::{
+    kernel_consts, step_chunks, tile_plan, FusedPlan, LoopCount, ObserveDims, Params, RssmParams,
+    StepIterations,
+};
 use crate::tensor::{Tape, Tensor, Var};
 
 /// Storage buffers the forward kernel binds (the most of the three).
@@ -56,6 +59,39 @@ impl ImagineDims {
         let (s, a, dd, hd) = (self.stoch, self.action, self.deter, self.hidden);
         let m = self.units.max(hd);
         (3 * s + 2 * dd + 2 * m + 3 * a, 3 * s + hd + 5 * dd)
+    }
+
+    /// Loop iterations one invocation runs per step and once per dispatch, loop by loop as in
+    /// `imagine_forward` / `imagine_backward` (see [`LoopCount`]).
+    fn loop_iterations(&self, c: LoopCount) -> StepIterations {
+        let (s, a, dd, hd, u) = (self.stoch, self.action, self.deter, self.hidden, self.units);
+        let f = s + dd;
+        let actor = if u > 0 {
+            c.dense(u, f) + 3 * c.dense(u, u) + c.dense(2 * a, u)
+        } else {
+            0
+        };
+        let fwd = actor
+            + c.rows(a)
+            + c.rows(dd)
+            + c.dense(hd, s + a)
+            + c.dense(dd, hd + dd)
+            + 2 * c.rows(hd)
+            + c.dense(hd, dd)
+            + c.dense(2 * s, hd)
+            + c.rows(2 * s)
+            + c.rows(f);
+        let bwd = c.rows(2 * s)
+            + c.dense(hd, 2 * s)
+            + c.dense(dd, hd)
+            + c.dense(dd, 0)
+            + c.dense(dd + hd, 3 * dd)
+            + c.dense(s + a, hd);
+        let (_, pb) = self.per_row();
+        StepIterations {
+            per_step: (fwd, bwd),
+            setup: (c.rows(f), c.rows(pb) + c.rows(dd + s)),
+        }
     }
 
     fn observe_dims(&self) -> ObserveDims {
@@ -103,7 +139,16 @@ pub fn imagine_plan(gpu: &Gpu, d: &ImagineDims) -> std::result::Result<FusedPlan
     let largest = ((h + 1) * n * (d.stoch + d.deter))
         .max(h * n * (4 * d.deter).max(d.hidden))
         .max(packed);
-    tile_plan(gpu, n, d.per_row(), STORAGE_BUFFERS_NEEDED, largest, d)
+    let iters = |c: LoopCount| d.loop_iterations(c);
+    tile_plan(
+        gpu,
+        (n, h),
+        d.per_row(),
+        STORAGE_BUFFERS_NEEDED,
+        largest,
+        &iters,
+        d,
+    )
 }
 
 /// The actor's parameters in layer order (`actor.l0..l3` and `actor.out`, weights `[out, in]`)
@@ -313,26 +358,29 @@ pub fn imagine_forward(
     let mut consts = kernel_consts(plan.rows_fwd, plan.threads, d.per_row().0).to_vec();
     consts.push(("SAVE", save as u32 as f64));
     let k = gpu.kernel("rssm", "imagine_forward", &consts)?;
-    gpu.dispatch(
-        &k,
-        &p,
-        &[
-            wp.buf(),
-            act_in.buf(),
-            prior_eps.buf(),
-            prior.buf(),
-            x.buf(),
-            gates.buf(),
-            hprev.buf(),
-            y_img.buf(),
-            start_h.buf(),
-            start_s.buf(),
-            act_eps.buf(),
-            feats.buf(),
-            acts.buf(),
-        ],
-        [n.div_ceil(plan.rows_fwd) as u32, 1, 1],
-    );
+    for (t0, t1) in step_chunks(horizon, plan.steps_fwd) {
+        (p.t0, p.t1) = (t0, t1);
+        gpu.dispatch(
+            &k,
+            &p,
+            &[
+                wp.buf(),
+                act_in.buf(),
+                prior_eps.buf(),
+                prior.buf(),
+                x.buf(),
+                gates.buf(),
+                hprev.buf(),
+                y_img.buf(),
+                start_h.buf(),
+                start_s.buf(),
+                act_eps.buf(),
+                feats.buf(),
+                acts.buf(),
+            ],
+            [n.div_ceil(plan.rows_fwd) as u32, 1, 1],
+        );
+    }
     Ok(ImagineOut {
         feats,
         actions: acts,
@@ -379,22 +427,36 @@ pub fn imagine_backward(out: &ImagineOut, d_feats: &Tensor) -> Result<Tensor> {
         &kernel_consts(plan.rows_bwd, plan.threads, d.per_row().1),
     )?;
     let prior = out.prior.as_ref().expect("saved with the forward");
-    gpu.dispatch(
-        &k,
-        &p,
-        &[
-            saved.wp.buf(),
-            saved.prior_eps.buf(),
-            prior.buf(),
-            saved.x.buf(),
-            saved.gates.buf(),
-            saved.hprev.buf(),
-            saved.y_img.buf(),
-            d_feats.buf(),
-            d_actions.buf(),
-        ],
-        [d.starts.div_ceil(plan.rows_bwd) as u32, 1, 1],
-    );
+    // dL/dh and dL/ds between chunks of steps.
+    let carry = if plan.steps_bwd < d.horizon {
+        Tensor::empty(gpu, &[d.starts, d.deter + d.stoch])?
+    } else {
+        Tensor::empty(gpu, &[1])?
+    };
+    for (t0, t1) in step_chunks(d.horizon, plan.steps_bwd)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
+        (p.t0, p.t1) = (t0, t1);
+        gpu.dispatch(
+            &k,
+            &p,
+            &[
+                saved.wp.buf(),
+                saved.prior_eps.buf(),
+                prior.buf(),
+                saved.x.buf(),
+                saved.gates.buf(),
+                saved.hprev.buf(),
+                saved.y_img.buf(),
+                d_feats.buf(),
+                d_actions.buf(),
+                carry.buf(),
+            ],
+            [d.starts.div_ceil(plan.rows_bwd) as u32, 1, 1],
+        );
+    }
     Ok(d_actions)
 }
 

@@ -96,9 +96,10 @@ pub const KERNELS: &[KernelSig] = &[
     kernel!(rssm::Params, "rssm", "pack_weights", [], 8),
     kernel!(rssm::Params, "rssm", "pack_biases", [], 7),
     kernel!(rssm::Params, "rssm", "observe_forward", ["R", "WGT", "SH", "SAVE"], 14),
-    kernel!(rssm::Params, "rssm", "observe_backward", ["R", "WGT", "SH"], 18),
+    kernel!(rssm::Params, "rssm", "observe_backward", ["R", "WGT", "SH"], 19),
     kernel!(rssm::Params, "rssm", "pack_actor", [], 11),
     kernel!(rssm::Params, "rssm", "imagine_forward", ["R", "WGT", "SH", "SAVE"], 13),
-    kernel!(rssm::Params, "rssm", "imagine_backward", ["R", "WGT", "SH"], 9),
+    kernel!(rssm::Params, "rssm", "imagine_backward", ["R", "WGT", "SH"], 10),
+    kernel!(u32, "probe", "loop_limit", [], 1),
     kernel!(shape::Params, "shape", "copy2d", ["ACC"], 2),
 ];

@@ -48,6 +48,10 @@ fn sum_rows_into(x: &Tensor, cols: usize, alpha: f32, y: &Tensor) -> Result<()> 
     Ok(())
 }
 
+/// Rows one thread of `sum_leading` sums: runs of this many rows are summed into partial sums,
+/// then the partials the same way (see `shaders/reduce.wgsl`).
+pub const SUM_LEADING_RUN: usize = 1024;
+
 /// Record `y[c] (+)= sum over rows of x[r, c]` for `x` viewed as `[rows, y.len()]`.
 pub fn sum_leading_into(x: &Tensor, y: &Tensor, acc: bool) -> Result<()> {
     let gpu = x.gpu();
@@ -62,17 +66,26 @@ pub fn sum_leading_into(x: &Tensor, y: &Tensor, acc: bool) -> Result<()> {
     // Slices of rows that fit one binding; every slice after the first adds to `y`.
     let per = gpu.rows_per_binding("a column sum", rows, &[cols], &[cols])?;
     for (i, (first, n)) in slices(rows, per).enumerate() {
+        let add = acc || i > 0;
+        let runs = n.div_ceil(SUM_LEADING_RUN);
         let p = Params {
             n: (n * cols) as u32,
             rows: n as u32,
             cols: cols as u32,
+            div: SUM_LEADING_RUN as u32,
             alpha: 1.0,
             ..Default::default()
         };
-        let add = acc || i > 0;
-        let k = gpu.kernel("reduce", "sum_leading", &[("ACC", add as u32 as f64)])?;
         let xs = x.buf().range(first * cols, n * cols);
-        gpu.dispatch_ranges(&k, &p, &[xs, y.buf().whole()], grid(gpu, cols));
+        if runs == 1 {
+            let k = gpu.kernel("reduce", "sum_leading", &[("ACC", add as u32 as f64)])?;
+            gpu.dispatch_ranges(&k, &p, &[xs, y.buf().whole()], grid(gpu, cols));
+        } else {
+            let partial = Tensor::empty(gpu, &[runs, cols])?;
+            let k = gpu.kernel("reduce", "sum_leading", &[("ACC", 0.0)])?;
+            gpu.dispatch_ranges(&k, &p, &[xs, partial.buf().whole()], grid(gpu, runs * cols));
+            sum_leading_into(&partial, y, add)?;
+        }
     }
     Ok(())
 }

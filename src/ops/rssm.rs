@@ -33,7 +33,7 @@ use crate::tensor::{Grads, Tape, Tensor, Var};
 /// Rows per workgroup the kernels can hold at most (`RMAX` in the shader).
 pub const MAX_TILE_ROWS: usize = 8;
 /// Storage buffers the backward kernel binds (the most of the family).
-pub const STORAGE_BUFFERS_NEEDED: u32 = 18;
+pub const STORAGE_BUFFERS_NEEDED: u32 = 19;
 static TUNING: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// Force the tiling chosen for GPUs (`Some(true)`: 256 threads per workgroup, tiles of about
@@ -238,15 +238,79 @@ impl ObserveDims {
         let (s, dd, hd) = (self.stoch, self.deter, self.hidden);
         (3 * s + 2 * dd + 2 * hd, 5 * s + 2 * hd + 5 * dd)
     }
+
+    /// Loop iterations one invocation runs per step (forward, backward) and once per dispatch
+    /// (forward, backward), loop by loop as in `observe_forward` / `observe_backward`.
+    fn loop_iterations(&self, c: LoopCount) -> StepIterations {
+        let (s, a, dd, hd) = (self.stoch, self.action, self.deter, self.hidden);
+        let (pf, pb) = self.per_row();
+        let fwd = c.dense(hd, s + a)
+            + c.rows(s + a)
+            + c.rows(dd)
+            + c.dense(dd, hd + dd)
+            + c.rows(dd)
+            + c.dense(hd, dd)
+            + c.dense(4 * s, hd)
+            + c.rows(s);
+        let bwd = c.rows(2 * s)
+            + c.dense(hd, 2 * s)
+            + c.dense(dd, hd)
+            + 2 * c.dense(dd, 0)
+            + c.dense(dd + hd, 3 * dd)
+            + c.dense(dd + hd, 0)
+            + c.dense(s, hd);
+        StepIterations {
+            per_step: (fwd, bwd),
+            setup: (c.rows(pf), c.rows(pb) + c.rows(dd + s)),
+        }
+    }
 }
 
-/// How the fused kernels run on this device: rows per workgroup (forward, backward) and
-/// threads per workgroup.
+/// Counts the loop iterations of one invocation of a fused kernel, for drivers that stop a
+/// shader's loops after a fixed total (`Gpu::loop_limit`): `threads` per workgroup, `rows` per
+/// tile. A loop over the tile's rows inside a dot product (a few multiply-adds per row, `R` a
+/// constant) is unrolled by such a driver (lavapipe unrolls a constant 8-trip loop: measured
+/// with `shaders/probe.wgsl`); the ones around larger bodies are counted.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LoopCount {
+    pub(crate) threads: usize,
+    pub(crate) rows: usize,
+}
+
+impl LoopCount {
+    /// One output unit per thread and pass, each a dot product over `n_in` inputs for every row.
+    pub(crate) fn dense(&self, n_out: usize, n_in: usize) -> usize {
+        n_out.div_ceil(self.threads) * (1 + n_in + 2 * self.rows)
+    }
+    /// A loop over `n` values of each of the tile's rows, spread over the threads.
+    pub(crate) fn rows(&self, n: usize) -> usize {
+        (self.rows * n).div_ceil(self.threads)
+    }
+}
+
+/// Loop iterations per step and once per dispatch, `(forward, backward)` each.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StepIterations {
+    pub(crate) per_step: (usize, usize),
+    pub(crate) setup: (usize, usize),
+}
+
+/// How the fused kernels run on this device: rows per workgroup (forward, backward), threads
+/// per workgroup, and steps per dispatch (forward, backward): all of them, unless the driver
+/// stops a shader's loops after a fixed number of iterations (`Gpu::loop_limit`), where the
+/// steps run in chunks whose loops stay within half that number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FusedPlan {
     pub rows_fwd: usize,
     pub rows_bwd: usize,
     pub threads: u32,
+    pub steps_fwd: usize,
+    pub steps_bwd: usize,
+}
+
+/// The `(t0, t1)` step ranges of the dispatches that run `steps` steps, `per` at a time.
+pub(crate) fn step_chunks(steps: usize, per: usize) -> impl Iterator<Item = (u32, u32)> {
+    crate::ops::slices(steps, per).map(|(t0, n)| (t0 as u32, (t0 + n) as u32))
 }
 
 /// Rows per workgroup that fit the device's workgroup memory, or why the fused kernels cannot
@@ -258,7 +322,16 @@ pub fn fused_plan(gpu: &Gpu, d: &ObserveDims) -> std::result::Result<FusedPlan, 
     let packed = Params::new(d, 0.0).1;
     let largest = (b * t * (4 * dd).max(e).max(hd).max(2 * s + d.action)).max(packed);
     let (pf, pb) = d.per_row();
-    tile_plan(gpu, b, (pf, pb), STORAGE_BUFFERS_NEEDED, largest, d)
+    let iters = |c: LoopCount| d.loop_iterations(c);
+    tile_plan(
+        gpu,
+        (b, t),
+        (pf, pb),
+        STORAGE_BUFFERS_NEEDED,
+        largest,
+        &iters,
+        d,
+    )
 }
 
 /// The tiling of a persistent RSSM kernel pair over `rows` independent rows whose forward and
@@ -267,10 +340,11 @@ pub fn fused_plan(gpu: &Gpu, d: &ObserveDims) -> std::result::Result<FusedPlan, 
 /// `largest` floats past one binding.
 pub(crate) fn tile_plan(
     gpu: &Gpu,
-    rows: usize,
+    (rows, steps): (usize, usize),
     per: (usize, usize),
     storage: u32,
     largest: usize,
+    iterations: &dyn Fn(LoopCount) -> StepIterations,
     sizes: &dyn std::fmt::Debug,
 ) -> std::result::Result<FusedPlan, String> {
     let lim = gpu.limits();
@@ -312,10 +386,38 @@ pub(crate) fn tile_plan(
             4 * floats
         ));
     }
+    let threads_n = threads as usize;
+    let fwd = iterations(LoopCount {
+        threads: threads_n,
+        rows: rf,
+    });
+    let bwd = iterations(LoopCount {
+        threads: threads_n,
+        rows: rb,
+    });
+    let chunk = |per_step: usize, setup: usize| -> std::result::Result<usize, String> {
+        let Some(limit) = gpu.loop_limit() else {
+            return Ok(steps.max(1));
+        };
+        // Half the driver's count: the estimate is of this code's loops, not of the
+        // compiler's.
+        let budget = (limit / 2) as usize;
+        let n = budget.saturating_sub(setup + 1) / (per_step + 1);
+        if n == 0 {
+            return Err(format!(
+                "one step needs about {} loop iterations per invocation ({sizes:?}) and the \
+                 driver stops a shader's loops after {limit}",
+                per_step + setup
+            ));
+        }
+        Ok(n.min(steps.max(1)))
+    };
     Ok(FusedPlan {
         rows_fwd: rf,
         rows_bwd: rb,
         threads,
+        steps_fwd: chunk(fwd.per_step.0, fwd.setup.0)?,
+        steps_bwd: chunk(bwd.per_step.1, bwd.setup.1)?,
     })
 }
 
@@ -343,6 +445,9 @@ pub(crate) struct Params {
     pub(crate) aw: [u32; 5],
     pub(crate) ab: [u32; 5],
     pub(crate) n_pack_actor: u32,
+    /// The steps `[t0, t1)` one dispatch of a time loop runs.
+    pub(crate) t0: u32,
+    pub(crate) t1: u32,
 }
 
 const HAS_DDETER: u32 = 1;
@@ -543,27 +648,31 @@ pub fn observe_forward(
     let mut consts = kernel_consts(plan.rows_fwd, plan.threads, per_f).to_vec();
     consts.push(("SAVE", save as u32 as f64));
     let k = gpu.kernel("rssm", "observe_forward", &consts)?;
-    gpu.dispatch(
-        &k,
-        &p,
-        &[
-            wp.buf(),
-            xe.buf(),
-            action.buf(),
-            eps.buf(),
-            deter.buf(),
-            stoch.buf(),
-            post.buf(),
-            prior.buf(),
-            inp_in.buf(),
-            x.buf(),
-            gates.buf(),
-            hprev.buf(),
-            y_img.buf(),
-            y_obs.buf(),
-        ],
-        [b.div_ceil(plan.rows_fwd) as u32, 1, 1],
-    );
+    let mut p = p;
+    for (t0, t1) in step_chunks(t, plan.steps_fwd) {
+        (p.t0, p.t1) = (t0, t1);
+        gpu.dispatch(
+            &k,
+            &p,
+            &[
+                wp.buf(),
+                xe.buf(),
+                action.buf(),
+                eps.buf(),
+                deter.buf(),
+                stoch.buf(),
+                post.buf(),
+                prior.buf(),
+                inp_in.buf(),
+                x.buf(),
+                gates.buf(),
+                hprev.buf(),
+                y_img.buf(),
+                y_obs.buf(),
+            ],
+            [b.div_ceil(plan.rows_fwd) as u32, 1, 1],
+        );
+    }
     Ok(ObserveOut {
         deter,
         stoch,
@@ -674,6 +783,12 @@ pub fn observe_backward(
     let d_img_out = Tensor::empty(gpu, &[b, t, hd])?;
     let d_obs_out = Tensor::empty(gpu, &[b, t, hd])?;
     let d_post = Tensor::empty(gpu, &[b, t, 2 * s])?;
+    // dL/dh and dL/ds between chunks of steps.
+    let carry = if plan.steps_bwd < t {
+        Tensor::empty(gpu, &[b, dd + s])?
+    } else {
+        dummy.clone()
+    };
     let (_, per_b) = d.per_row();
     let k = gpu.kernel(
         "rssm",
@@ -699,8 +814,16 @@ pub fn observe_backward(
         d_img_out.buf(),
         d_obs_out.buf(),
         d_post.buf(),
+        carry.buf(),
     ];
-    gpu.dispatch(&k, &p, &bufs, [b.div_ceil(plan.rows_bwd) as u32, 1, 1]);
+    for (t0, t1) in step_chunks(t, plan.steps_bwd)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
+        (p.t0, p.t1) = (t0, t1);
+        gpu.dispatch(&k, &p, &bufs, [b.div_ceil(plan.rows_bwd) as u32, 1, 1]);
+    }
 
     let tg = &targets.params;
     let bias = |dpre: &Tensor, target: Option<(&Tensor, bool)>| -> Result<()> {
