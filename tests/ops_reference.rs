@@ -664,3 +664,72 @@ fn mlp_matches_a_chain_of_linears() {
     };
     with_both_block_sizes(cases);
 }
+
+/// Column sums (every bias gradient) across the thresholds of `sum_leading`: runs of
+/// `SUM_LEADING_RUN` rows (one run, one more row, several runs and a partial one, runs whose
+/// partial sums need runs of their own), and past 65,535 rows, where one thread looping over
+/// every row would meet a driver's loop limit (lavapipe ends a shader's loops after 65,535
+/// iterations: `Gpu::loop_limit`). With accumulation into an existing value too.
+#[test]
+fn column_sums_across_runs_and_the_loop_limit() {
+    use reduce::SUM_LEADING_RUN as RUN;
+    let g = gpu();
+    eprintln!("loop limit of the test device: {:?}", g.loop_limit());
+    let rows_cases = [
+        RUN - 1,
+        RUN,
+        RUN + 1,
+        3 * RUN + 5,
+        65_535,
+        65_537,
+        RUN * RUN + 3,
+    ];
+    for &rows in &rows_cases {
+        for cols in [3, 32] {
+            if rows * cols > 40_000_000 {
+                continue;
+            }
+            // Values of one sign: a lost run shows as a deficit, not as a cancellation.
+            let x = rand_vec(rows * cols, (rows + cols) as u64, 0.5, 1.0);
+            let xt = Tensor::from_vec(&g, &[rows, cols], &x).unwrap();
+            let want = reduce::reference::sum_leading(&x, cols);
+            let y = Tensor::empty(&g, &[cols]).unwrap();
+            reduce::sum_leading_into(&xt, &y, false).unwrap();
+            let got = y.to_vec().unwrap();
+            // f32 sums of `rows` values near 0.75: a relative error of a few ulps per level.
+            assert_close(
+                &got,
+                &want,
+                0.0,
+                1e-5,
+                &format!("sum_leading {rows}x{cols}"),
+            );
+            let y0 = rand_vec(cols, 3, -1.0, 1.0);
+            let y = Tensor::from_vec(&g, &[cols], &y0).unwrap();
+            reduce::sum_leading_into(&xt, &y, true).unwrap();
+            let want_acc: Vec<f32> = want.iter().zip(&y0).map(|(w, a)| w + a).collect();
+            assert_close(
+                &y.to_vec().unwrap(),
+                &want_acc,
+                0.0,
+                1e-5,
+                &format!("sum_leading {rows}x{cols}, accumulated"),
+            );
+        }
+    }
+}
+
+/// Weight-gradient products (`a` stored [k, m]) whose reduction K is past 65,535, where one
+/// thread looping over all of K would meet a driver's loop limit (lavapipe: `Gpu::loop_limit`):
+/// the behaviour update's critic and actor gradients have K = H * N. A single output row
+/// (`matvec`), two rows (the scalar matmul), and widths a multiple of 4, on every kernel
+/// variant.
+#[test]
+fn matmul_reduction_past_the_loop_limit() {
+    with_both_block_sizes(|| {
+        for (m, n, k) in [(1, 3, 70_001), (2, 5, 66_000), (4, 8, 65_537)] {
+            mm_case(m, n, k, true, false, false, Act::None, false);
+            mm_case(m, n, k, true, false, false, Act::None, true);
+        }
+    });
+}

@@ -233,6 +233,13 @@ fn matmul_into_epilogue(
         // `a` stored [k, m], `b` [k, n] (a weight gradient): blocks of the reduction, each
         // adding to `c`.
         let per = gpu.rows_per_binding("a matmul", s.k, &[s.m, s.n], &[s.m * s.n])?;
+        // Each thread loops over the whole reduction: where the driver ends long loops
+        // (`Gpu::loop_limit`), blocks of a quarter of its count (a multiple of 256 rows, so
+        // the blocks stay aligned), e.g. the behaviour update's K = H * N past 65,535.
+        let per = match gpu.loop_limit() {
+            Some(limit) => per.min(((limit as usize / 4) / 256 * 256).max(256)),
+            None => per,
+        };
         for (i, (first, k)) in slices(s.k, per).enumerate() {
             matmul_dispatch(
                 gpu,

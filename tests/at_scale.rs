@@ -1,0 +1,163 @@
+//! The whole world model at the sizes users train at: the default path (the fused RSSM, the
+//! convolutions channels innermost where the device runs them) against the reference path
+//! (the per-op RSSM, NCHW convolutions), at the specification's widths.
+//!
+//! - Past 65,536 output positions in a convolution layer (its bias gradient is a column sum
+//!   over N*H*W rows), with the fused RSSM's steps in chunks on a driver that ends long loops.
+//! - Ten training steps at B16 T50 on fixed data: the same losses to 1e-3 at every step.
+//!   Ignored in the debug suite (minutes on a CPU driver); `.ci/run` runs it in release.
+
+mod common;
+
+use common::{gpu, rand_vec, rel_err};
+use rssm::gpu::Gpu;
+use rssm::model::{Config, DeviceBatch, RssmPath, Trainer, WorldModel};
+use rssm::ops::conv::nhwc;
+use rssm::tensor::{Tape, Tensor};
+
+/// The tests switch the convolutions' layout for the whole process.
+static SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The specification's model (`dreamer` preset) with a one-dimensional action.
+fn spec(batch: usize, seq_len: usize) -> Config {
+    Config {
+        action_dim: 1,
+        free_nats: 0.0,
+        batch,
+        seq_len,
+        ..Config::dreamer()
+    }
+}
+
+/// Observations that look like frames (smooth, in [-0.5, 0.5]), actions, rewards, continues.
+fn batch(g: &Gpu, cfg: &Config, seed: u64) -> DeviceBatch {
+    let (b, t, a) = (cfg.batch, cfg.seq_len, cfg.action_dim);
+    let n = b * t;
+    let phase = rand_vec(n * 3, seed, 0.0, 6.28);
+    let mut obs = Vec::with_capacity(n * 3 * 64 * 64);
+    for (i, ph) in phase.iter().enumerate() {
+        for y in 0..64 {
+            for x in 0..64 {
+                let v = ((x as f32 * 0.11 + ph).sin() * (y as f32 * 0.07 - ph).cos()) * 0.4;
+                obs.push(v + 0.05 * ((i % 3) as f32 - 1.0));
+            }
+        }
+    }
+    DeviceBatch {
+        obs: Tensor::from_vec(g, &[b, t, 3, 64, 64], &obs).unwrap(),
+        action: Tensor::from_vec(g, &[b, t, a], &rand_vec(n * a, seed + 1, -1.0, 1.0)).unwrap(),
+        reward: Tensor::from_vec(g, &[b, t], &rand_vec(n, seed + 2, 0.0, 1.0)).unwrap(),
+        cont: Tensor::full(g, &[b, t], 1.0).unwrap(),
+        eps: Some(
+            Tensor::from_vec(
+                g,
+                &[b, t, cfg.stoch],
+                &rand_vec(n * cfg.stoch, seed + 3, -1.5, 1.5),
+            )
+            .unwrap(),
+        ),
+    }
+}
+
+/// The two paths: (RSSM path, convolutions channels innermost).
+const DEFAULT: (RssmPath, Option<bool>) = (RssmPath::Fused, None);
+const REFERENCE: (RssmPath, Option<bool>) = (RssmPath::PerOp, Some(false));
+
+/// The loss and every parameter's gradient on one path.
+fn loss_and_grads(
+    g: &Gpu,
+    cfg: &Config,
+    b: &DeviceBatch,
+    (path, layout): (RssmPath, Option<bool>),
+) -> (f32, Vec<(String, Vec<f32>)>) {
+    nhwc::set_nhwc(layout);
+    let mut m = WorldModel::new(g, cfg).unwrap();
+    m.rssm_path = path;
+    let tape = Tape::new(g);
+    let p = m.params.bind(&tape);
+    let out = m.loss(&tape, &p, b, 0).unwrap();
+    let loss = tape.value(out.loss).to_scalar().unwrap();
+    let vars = p.vars().to_vec();
+    let grads = tape.backward(out.loss).unwrap();
+    let gs = m
+        .params
+        .names()
+        .iter()
+        .zip(&vars)
+        .map(|(n, v)| (n.clone(), grads.get(*v).unwrap().to_vec().unwrap()))
+        .collect();
+    nhwc::set_nhwc(None);
+    (loss, gs)
+}
+
+/// B2 T35: 70 images, so the encoder's first layer has 70 x 31 x 31 = 67,270 output positions
+/// (past 65,536) and the decoder's third 70 x 30 x 30 = 63,000 (below); at B2 T37 the decoder's
+/// third has 66,600. Both batches, every gradient against the reference path.
+#[test]
+fn world_model_matches_reference_past_65536_positions() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let g = gpu();
+    for t in [35, 37] {
+        let cfg = spec(2, t);
+        let b = batch(&g, &cfg, 5);
+        let (l0, g0) = loss_and_grads(&g, &cfg, &b, DEFAULT);
+        let (l1, g1) = loss_and_grads(&g, &cfg, &b, REFERENCE);
+        assert!(
+            ((l0 - l1) / l1).abs() <= 1e-5,
+            "B2 T{t}: loss {l0} on the default path, {l1} on the reference path"
+        );
+        for ((name, a), (_, r)) in g0.iter().zip(&g1) {
+            let e = rel_err(a, r);
+            assert!(
+                e <= 2e-4,
+                "B2 T{t}: gradient of {name} differs by {e:.2e} (relative to its largest value)"
+            );
+        }
+    }
+}
+
+/// Ten world-model updates at the specification's sizes (B16 T50), from the same initial
+/// weights on the same batch: the losses of the default and the reference path agree to 1e-3
+/// at every step (the paths sum in different orders; the rounding compounds over the steps).
+#[test]
+#[ignore = "minutes on a CPU driver: .ci/run runs it in release"]
+fn training_at_spec_sizes_matches_reference_path() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let g = gpu();
+    let cfg = Config {
+        lr: 6e-4,
+        ..spec(16, 50)
+    };
+    let b = batch(&g, &cfg, 9);
+    let mut runs = vec![];
+    for (path, layout) in [DEFAULT, REFERENCE] {
+        nhwc::set_nhwc(layout);
+        let mut tr = Trainer::new(&g, &cfg).unwrap();
+        tr.model.rssm_path = path;
+        assert_eq!(
+            tr.model.observe_path(&g, cfg.batch, cfg.seq_len).0,
+            path,
+            "the path asked for runs"
+        );
+        let losses: Vec<[f32; 2]> = (0..10)
+            .map(|_| {
+                let m = tr.train_step(&b).unwrap();
+                [m.loss, m.kl]
+            })
+            .collect();
+        nhwc::set_nhwc(None);
+        eprintln!("{path:?} (NHWC {layout:?}): [loss, kl] per step {losses:?}");
+        runs.push(losses);
+    }
+    for (step, (a, r)) in runs[0].iter().zip(&runs[1]).enumerate() {
+        for (k, what) in ["loss", "KL"].iter().enumerate() {
+            let e = ((a[k] - r[k]) / r[k].abs().max(1e-3)).abs();
+            assert!(
+                e <= 1e-3,
+                "step {step}: {what} {} on the default path, {} on the reference path",
+                a[k],
+                r[k]
+            );
+        }
+    }
+}
