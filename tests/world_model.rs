@@ -232,7 +232,7 @@ fn whole_loss_gradient_matches_finite_differences() {
 }
 
 /// The same check at the specification's widths (deter 200, stoch 30, hidden 200, units 400,
-/// depth 32: conv channels 32-256), B3 T4: the fused RSSM's tiles hold two rows with a partial
+/// depth 32: conv channels 32-256), B3 T16: the fused RSSM's tiles hold two rows with a partial
 /// last one, its backward runs in chunks of steps on a driver that limits loops, and every
 /// width is above the kernels' thread counts. Three elements of every parameter tensor: the
 /// first, the last and the one with the largest gradient. Ignored in the debug suite (minutes on a CPU driver); `.ci/run` runs it
@@ -246,7 +246,7 @@ fn whole_loss_gradient_at_spec_widths() {
         free_nats: 0.0,
         action_dim: 1,
         batch: 3,
-        seq_len: 4,
+        seq_len: 16,
         ..Config::dreamer()
     };
     check_whole_loss(cfg, 2);
