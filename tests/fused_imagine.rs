@@ -362,3 +362,38 @@ fn auto_takes_the_per_op_rollout_with_gradients_on_cpu_drivers() {
     use RssmPath::{Fused, PerOp};
     assert_eq!(got, vec![Fused, PerOp, Fused, Fused]);
 }
+
+/// The fused imagination just below and just above its steps per dispatch (a driver's loop
+/// limit, `Gpu::loop_limit`) at the spec's widths with the CPU tiling: H equal to the
+/// forward's and the backward's chunk, one more, and two backward chunks and one step.
+#[test]
+fn thresholds_steps_per_dispatch() {
+    let g = gpu();
+    let cfg = spec_widths();
+    let n = 13;
+    let dims = |h: usize| ImagineDims {
+        starts: n,
+        horizon: h,
+        stoch: cfg.stoch,
+        action: cfg.action_dim,
+        deter: cfg.deter,
+        hidden: cfg.hidden,
+        embed: cfg.embed(),
+        units: cfg.units,
+    };
+    let plan = {
+        let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+        rssm::ops::rssm::set_gpu_tiling(Some(false));
+        let p = imagine_plan(&g, &dims(64));
+        rssm::ops::rssm::set_gpu_tiling(None);
+        p.unwrap()
+    };
+    let (sf, sb) = (plan.steps_fwd, plan.steps_bwd);
+    let mut steps = vec![sf, sf + 1, sb, sb + 1, 2 * sb + 1];
+    steps.sort_unstable();
+    steps.dedup();
+    eprintln!("spec widths, CPU tiling, N{n}: {plan:?}; H = {steps:?}");
+    for h in steps {
+        compare_tiled(cfg.clone(), h, n, false);
+    }
+}

@@ -442,3 +442,61 @@ fn train_step_dispatches_do_not_grow_with_t() {
         counts[1]
     );
 }
+
+/// The fused observe just below and just above each threshold of its plan, at the spec's
+/// widths with the CPU tiling (64 threads: every width takes several passes):
+/// - steps per dispatch (a driver's loop limit, `Gpu::loop_limit`): T equal to the forward's
+///   and the backward's chunk, one more, and two chunks and one step (state and carried
+///   gradients crossing one and two dispatch boundaries);
+/// - rows per tile: B equal to the tile, one more (a partial tile of one row);
+/// - workgroup memory: deter 267 makes a forward row 1,024 floats (8 rows fill lavapipe's
+///   32 KiB exactly), deter 268 one float-pair more (7 rows).
+#[test]
+fn thresholds_steps_rows_and_workgroup_memory() {
+    let g = gpu();
+    let cfg = spec_widths();
+    let dims = |b: usize, t: usize, deter: usize| ObserveDims {
+        batch: b,
+        steps: t,
+        stoch: cfg.stoch,
+        action: cfg.action_dim,
+        deter,
+        hidden: cfg.hidden,
+        embed: cfg.embed(),
+    };
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    rssm::ops::rssm::set_gpu_tiling(Some(false));
+    let plan = fused_plan(&g, &dims(3, 64, cfg.deter));
+    rssm::ops::rssm::set_gpu_tiling(None);
+    drop(_guard);
+    let plan = plan.unwrap();
+    let (sf, sb) = (plan.steps_fwd, plan.steps_bwd);
+    let mut steps = vec![sf, sf + 1, sb, sb + 1, 2 * sb + 1];
+    steps.sort_unstable();
+    steps.dedup();
+    eprintln!("spec widths, CPU tiling, B3: {plan:?}; T = {steps:?}");
+    for t in steps {
+        compare_tiled(cfg.clone(), 3, t, false);
+    }
+    // Rows per tile at B16 (forward 8, backward 5): B = 5, 6, 8, 9.
+    for b in [5, 6, 8, 9] {
+        compare_tiled(cfg.clone(), b, 2, false);
+    }
+    for deter in [267, 268] {
+        let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+        rssm::ops::rssm::set_gpu_tiling(Some(false));
+        let p = fused_plan(&g, &dims(17, 3, deter));
+        rssm::ops::rssm::set_gpu_tiling(None);
+        drop(_guard);
+        eprintln!("deter {deter}, B17: {p:?}");
+        compare_tiled(
+            Config {
+                deter,
+                ..cfg.clone()
+            },
+            17,
+            3,
+            false,
+        );
+    }
+}

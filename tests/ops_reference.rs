@@ -733,3 +733,33 @@ fn matmul_reduction_past_the_loop_limit() {
         }
     });
 }
+
+/// Sums to a scalar across the two-pass reduction's chunk of 4,096 values (one chunk, one
+/// more value, several chunks and a partial one, more partial sums than one chunk), and
+/// matmul reductions across the kernels' K thresholds (multiples of 4 take the vec4 loads,
+/// multiples of 8 the 8-float loads): K one below, at and one above each.
+#[test]
+fn thresholds_two_pass_sums_and_matmul_k() {
+    let g = gpu();
+    for n in [4_095, 4_096, 4_097, 3 * 4_096 + 7, 4_096 * 4_097] {
+        let x = rand_vec(n, n as u64, 0.5, 1.0);
+        let t = Tape::no_grad(&g);
+        let xv = t.constant(&Tensor::from_vec(&g, &[n], &x).unwrap());
+        let s = ops::sum_all(&t, xv).unwrap();
+        let want = x.iter().map(|v| *v as f64).sum::<f64>() as f32;
+        assert_close(
+            &t.value(s).to_vec().unwrap(),
+            &[want],
+            0.0,
+            1e-5,
+            &format!("sum_all over {n} values (chunks of 4,096)"),
+        );
+    }
+    with_both_block_sizes(|| {
+        for k in [3, 4, 5, 7, 8, 9, 15, 16, 17, 63, 64, 65] {
+            for (ta, tb) in [(false, false), (false, true), (true, false)] {
+                mm_case(9, 12, k, ta, tb, false, Act::None, false);
+            }
+        }
+    });
+}
