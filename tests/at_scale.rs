@@ -33,7 +33,7 @@ fn spec(batch: usize, seq_len: usize) -> Config {
 fn batch(g: &Gpu, cfg: &Config, seed: u64) -> DeviceBatch {
     let (b, t, a) = (cfg.batch, cfg.seq_len, cfg.action_dim);
     let n = b * t;
-    let phase = rand_vec(n * 3, seed, 0.0, 6.28);
+    let phase = rand_vec(n * 3, seed, 0.0, std::f32::consts::TAU);
     let mut obs = Vec::with_capacity(n * 3 * 64 * 64);
     for (i, ph) in phase.iter().enumerate() {
         for y in 0..64 {
