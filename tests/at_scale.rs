@@ -72,6 +72,17 @@ fn loss_and_grads(
 ) -> (f32, Vec<(String, Vec<f32>)>) {
     nhwc::set_nhwc(layout);
     let mut m = WorldModel::new(g, cfg).unwrap();
+    // Biases start at zero, which puts pre-activations fed only by dead channels on a ReLU
+    // kink, where the last bit of a sum decides the derivative: paths that sum in different
+    // orders then differ by whole terms (1e-3 of the decoder's first gradients at the `small`
+    // preset). Biases off zero keep every comparison to the rounding of the sums.
+    for (i, name) in m.params.names().iter().enumerate() {
+        if name.ends_with(".bias") {
+            let t = &m.params.tensors()[i];
+            g.write(t.buf(), &rand_vec(t.len(), 50 + i as u64, 0.05, 0.2))
+                .unwrap();
+        }
+    }
     m.rssm_path = path;
     let tape = Tape::new(g);
     let p = m.params.bind(&tape);
@@ -100,20 +111,56 @@ fn world_model_matches_reference_past_65536_positions() {
     for t in [35, 37] {
         let cfg = spec(2, t);
         let b = batch(&g, &cfg, 5);
-        let (l0, g0) = loss_and_grads(&g, &cfg, &b, DEFAULT);
-        let (l1, g1) = loss_and_grads(&g, &cfg, &b, REFERENCE);
-        assert!(
-            ((l0 - l1) / l1).abs() <= 1e-5,
-            "B2 T{t}: loss {l0} on the default path, {l1} on the reference path"
-        );
-        for ((name, a), (_, r)) in g0.iter().zip(&g1) {
-            let e = rel_err(a, r);
-            assert!(
-                e <= 2e-4,
-                "B2 T{t}: gradient of {name} differs by {e:.2e} (relative to its largest value)"
-            );
-        }
+        assert_paths_agree_on(&g, &cfg, &b, 1e-4);
     }
+}
+
+/// The loss and every gradient of the two paths on one batch, to `tol` relative to each
+/// gradient's largest value.
+fn assert_paths_agree(cfg: &Config, tol: f64) {
+    let g = gpu();
+    let b = batch(&g, cfg, 5);
+    assert_paths_agree_on(&g, cfg, &b, tol);
+}
+
+fn assert_paths_agree_on(g: &Gpu, cfg: &Config, b: &DeviceBatch, tol: f64) {
+    let (l0, g0) = loss_and_grads(g, cfg, b, DEFAULT);
+    let (l1, g1) = loss_and_grads(g, cfg, b, REFERENCE);
+    let tag = format!("B{} T{}", cfg.batch, cfg.seq_len);
+    assert!(
+        ((l0 - l1) / l1).abs() <= 1e-5,
+        "{tag}: loss {l0} on the default path, {l1} on the reference path"
+    );
+    for ((name, a), (_, r)) in g0.iter().zip(&g1) {
+        let e = rel_err(a, r);
+        assert!(e <= tol, "{tag}: gradient of {name} differs by {e:.2e}");
+    }
+}
+
+/// The `small` preset (what `rssm train` and `rssm dreamer` run on a CPU) at its own batch,
+/// B8 T16, and at B4 T16: the default path against the reference path.
+#[test]
+fn small_preset_matches_reference_path() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    for b in [8, 4] {
+        let cfg = Config {
+            action_dim: 1,
+            free_nats: 0.0,
+            batch: b,
+            ..Config::small()
+        };
+        assert_paths_agree(&cfg, 1e-4);
+    }
+}
+
+/// The specification's model at B16 T50 (the fused RSSM in many chunks of steps on a CPU
+/// driver, every conv layer past 65,536 positions): every gradient against the reference path,
+/// to 3e-4 (the conv weight gradients sum 800 images in different orders: 1.0e-4 seen).
+#[test]
+#[ignore = "minutes on a CPU driver: .ci/run runs it in release"]
+fn spec_model_b16_t50_matches_reference_path() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    assert_paths_agree(&spec(16, 50), 3e-4);
 }
 
 /// Ten world-model updates at the specification's sizes (B16 T50), from the same initial
