@@ -33,11 +33,19 @@
 //   20 dgi; 21 dgh; 22 d_img_in; 23 d_img_out; 24 d_obs_out; 25 d_post_pre;
 //   26-32 the seven weight matrices (img_in, w_ih, w_hh, img_out, img_stats, obs_out,
 //   obs_stats); 33 wp (written by the pack kernels); 34-39 the six biases (img_in, b_ih, b_hh,
-//   img_out, img_stats, obs_stats).
+//   img_out, img_stats, obs_stats); 57 carry (the backward's state between chunks of steps).
 // Workgroup (WGT,1,1), one workgroup per tile of R rows (grid x = ceil(B / R)). Overrides: R
 // (rows per tile, <= RMAX), WGT (threads), SH (workgroup floats: R times the per-row need, at
 // most the device's workgroup storage). Rows past B in the last tile compute on clamped inputs
 // and store nothing; every barrier is in uniform control flow (loop bounds are uniform).
+//
+// Steps in chunks: a dispatch runs steps [p.t0, p.t1). Some drivers end a shader's loops after
+// a fixed number of iterations per invocation, silently (lavapipe: 65,535, `Gpu::loop_limit`),
+// and one step at the spec's widths is thousands; there the Rust side (`FusedPlan`) splits T
+// (or H) so that each dispatch's loops stay within half of it, elsewhere one dispatch runs all.
+// A forward chunk starts from the state the previous one stored (h_{t0-1}, s_{t0-1} from deter
+// and stoch; the imagination's from its features); a backward chunk, run from the last one
+// down, from dL/dh and dL/ds in 57 carry [rows, deter + stoch], which it leaves for the next.
 
 const RMAX: u32 = 8u;
 
@@ -806,7 +814,7 @@ fn observe_backward(@builtin(workgroup_id) wid: vec3<u32>,
 //     with SAVE: 12 hprev [H,N,D], 10 x [H,N,hidden], 11 gates [H,N,4D], 13 y_img [H,N,hidden],
 //     8 prior [H,N,2S].
 //   imagine_backward: 1 wp, 4 eps, 8 prior, 10 x, 11 gates, 12 hprev, 13 y_img, 45 d_feats
-//     [H+1,N,S+D], 46 d_actions [H,N,A]. p.batch is N; p.horizon is H.
+//     [H+1,N,S+D], 46 d_actions [H,N,A], 57 carry [N,D+S]. p.batch is N; p.horizon is H.
 
 fn actor_dims(l: u32) -> vec2<u32> {
     switch l {

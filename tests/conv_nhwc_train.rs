@@ -492,3 +492,14 @@ fn nhwc_layers_gradcheck() {
     .unwrap();
     assert_eq!(r.checked, 2 * 8 * 25 + 8 * 8 * 9 + 8);
 }
+
+/// The decoder's third layer at the spec's shape (64 -> 32 channels, 13x13 -> 30x30, k 6,
+/// s 2) over 73 images: 65,700 output positions, past 65,536, where the bias gradient's column
+/// sum over N*H*W rows once lost every row past 65,535 (a driver's loop limit,
+/// `Gpu::loop_limit`). Forward, input, weight and bias gradients against the reference.
+#[test]
+fn nhwc_layer_at_spec_shape_past_65536_positions() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(g) = device(None) else { return };
+    check(&g, (73, 64, 32, 13, 13, 6, 2), true, Act::Relu, 1);
+}

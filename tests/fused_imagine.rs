@@ -221,14 +221,31 @@ fn fused_imagination_matches_per_op_small_preset() {
 /// The actor's mode (no noise) and given actions, with the prior's mean: what dreams use.
 #[test]
 fn dreams_match_per_op() {
-    use rssm::agent::{dream, DreamActions};
     let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    dreams_compare(awkward(3), 6, 5);
+}
+
+/// Dreams at the spec's widths, 15 steps from 7 starts, both tilings: the batch-major features
+/// a chunk of steps starts from where the driver limits loops (CPU tiling: 2 steps a dispatch
+/// on lavapipe).
+#[test]
+fn dreams_match_per_op_spec_widths() {
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    for gpu_tiling in [false, true] {
+        rssm::ops::rssm::set_gpu_tiling(Some(gpu_tiling));
+        let r = std::panic::catch_unwind(|| dreams_compare(spec_widths(), 15, 7));
+        rssm::ops::rssm::set_gpu_tiling(None);
+        r.unwrap();
+    }
+}
+
+fn dreams_compare(cfg: Config, steps: usize, n: usize) {
+    use rssm::agent::{dream, DreamActions};
     let g = gpu();
-    let cfg = awkward(3);
-    let (steps, n) = (6, 5);
+    let a = cfg.action_dim;
     let (mut wm, b, starts) = setup(&g, &cfg, steps, n);
     let actions =
-        Tensor::from_vec(&g, &[n, steps, 3], &rand_vec(n * steps * 3, 7, -1.0, 1.0)).unwrap();
+        Tensor::from_vec(&g, &[n, steps, a], &rand_vec(n * steps * a, 7, -1.0, 1.0)).unwrap();
     for given in [false, true] {
         let mut out = vec![];
         for path in [RssmPath::Fused, RssmPath::PerOp] {

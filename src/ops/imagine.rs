@@ -2,7 +2,9 @@
 //! steps from N start states in one persistent dispatch, and the backward through the frozen
 //! dynamics in one more, instead of ~26 dispatches per step forward and ~47 backward on the
 //! per-op path (`agent::imagine`, which stays as the reference these kernels are tested against
-//! and as the fallback).
+//! and as the fallback). Where the driver limits a shader's loops (lavapipe,
+//! [`Gpu::loop_limit`]) each kernel runs as several dispatches of consecutive steps
+//! ([`FusedPlan`]), as `ops::rssm`'s do.
 //!
 //! Forward (3-4 dispatches): pack the RSSM's weights (`ops::rssm`'s two pack kernels), pack the
 //! actor's five layers transposed into the same buffer (`pack_actor`, when the actor acts), then
@@ -400,7 +402,8 @@ pub fn imagine_forward(
 }
 
 /// Record the backward through the imagined dynamics: from `d_feats [H+1, N, stoch + deter]`
-/// (the gradient of `out.feats`), dL/da_t `[H, N, A]` for every step. One dispatch.
+/// (the gradient of `out.feats`), dL/da_t `[H, N, A]` for every step. One dispatch (one per
+/// chunk of steps where the driver limits loops, see [`FusedPlan`]).
 pub fn imagine_backward(out: &ImagineOut, d_feats: &Tensor) -> Result<Tensor> {
     let saved = out.saved.as_ref().ok_or_else(|| {
         Error::Tape("fused imagine backward: the forward ran without saving".into())

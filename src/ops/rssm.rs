@@ -18,6 +18,11 @@
 //! Layouts: the outputs are `[B, T, ...]` like the per-op path's; the arrays whose weight
 //! gradient pairs step t with step t-1 (GRU and `img_in`) are saved time-major `[T, B, ...]` so
 //! that every GEMM operand is one contiguous block of rows.
+//!
+//! Where the driver ends a shader's loops after a fixed number of iterations (lavapipe:
+//! 65,535 per invocation, [`Gpu::loop_limit`]), `observe_forward` and `observe_backward` each
+//! run as several dispatches of consecutive steps ([`FusedPlan`]'s `steps_fwd` / `steps_bwd`),
+//! their state crossing between them; elsewhere one dispatch each.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -575,7 +580,8 @@ pub(crate) fn pack_rssm(p: &Params, w: &RssmParams<&Tensor>, wp: &Tensor) -> Res
     Ok(())
 }
 
-/// Record the fused forward of `observe` from a zero state: 5 dispatches whatever T is.
+/// Record the fused forward of `observe` from a zero state: 5 dispatches whatever T is (one
+/// more per further chunk of steps where the driver limits loops, see [`FusedPlan`]).
 pub fn observe_forward(
     embed: &Tensor,
     action: &Tensor,
@@ -727,7 +733,8 @@ fn weight_grad(dpre: &Tensor, x: &Tensor, target: (&Tensor, bool)) -> Result<()>
     )
 }
 
-/// Record the fused backward: one persistent dispatch in reverse time, then one GEMM per wanted
+/// Record the fused backward: one persistent dispatch in reverse time (one per chunk of steps
+/// where the driver limits loops), then one GEMM per wanted
 /// weight gradient, one column sum per wanted bias and one GEMM for the embedding's gradient.
 pub fn observe_backward(
     embed: &Tensor,
