@@ -4,7 +4,6 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::gpu::context::Gpu;
 
 /// How to choose the adapter.
 #[derive(Clone, Debug, Default)]
@@ -157,21 +156,20 @@ const NO_ADAPTER_HELP: &str = "no GPU adapter found.\n\
   CPU Vulkan driver: `sudo apt-get install mesa-vulkan-drivers libvulkan1` (Debian/Ubuntu),\n\
   or try the OpenGL backend with `WGPU_BACKEND=gl`.";
 
-impl Gpu {
-    /// Every adapter wgpu finds (name, backend, type), for `rssm info --all`.
-    pub fn list_adapters() -> Vec<String> {
-        crate::gpu::runtime_dir::ensure_runtime_dir();
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
-        pollster::block_on(instance.enumerate_adapters(backends))
-            .iter()
-            .map(|a| {
-                let i = a.get_info();
-                format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
-            })
-            .collect()
-    }
+/// Every adapter wgpu finds (name, backend, type), for `rssm info --all`
+/// ([`Gpu::list_adapters`](crate::gpu::Gpu::list_adapters)).
+pub fn list_adapters() -> Vec<String> {
+    crate::gpu::runtime_dir::ensure_runtime_dir();
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
+    pollster::block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+        })
+        .collect()
 }
 
 /// Pick the best adapter (discrete > integrated > virtual > other > CPU; native APIs over GL),

@@ -5,14 +5,11 @@
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::gpu::adapter::{adapter_report, choose_adapter};
+use crate::gpu::adapter::{adapter_report, choose_adapter, AdapterReport, GpuOptions};
 use crate::gpu::denormals::FlushSubnormals;
 use crate::gpu::pipelines::{Kernel, PipelineCache};
 use crate::gpu::pool::{size_class, BufRange, GpuBuffer, PoolState};
 use crate::gpu::recorder::{Cmd, Recorder, PARAM_SLOT};
-
-// These were defined here first: `gpu::context::GpuOptions` and the like still resolve.
-pub use crate::gpu::adapter::{AdapterReport, GpuOptions};
 
 /// Counters for tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -155,6 +152,11 @@ impl Gpu {
     /// [`AdapterReport::loop_limit`]).
     pub fn loop_limit(&self) -> Option<u32> {
         self.shared.report.loop_limit
+    }
+
+    /// Every adapter wgpu finds (name, backend, type), for `rssm info --all`.
+    pub fn list_adapters() -> Vec<String> {
+        crate::gpu::adapter::list_adapters()
     }
 
     /// The adapter we run on.
