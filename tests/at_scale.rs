@@ -1,6 +1,7 @@
-//! The whole world model at the sizes users train at: the default path (the fused RSSM, the
-//! convolutions channels innermost where the device runs them) against the reference path
-//! (the per-op RSSM, NCHW convolutions), at the specification's widths.
+//! The whole world model at the sizes users train at: the fast path (the fused RSSM, the
+//! default on GPUs, with the convolutions channels innermost where the device runs them)
+//! against the reference path (the per-op RSSM, NCHW convolutions), at the specification's
+//! widths.
 //!
 //! - Past 65,536 output positions in a convolution layer (its bias gradient is a column sum
 //!   over N*H*W rows), with the fused RSSM's steps in chunks on a driver that ends long loops.

@@ -412,6 +412,7 @@ fn train_step_dispatches_do_not_grow_with_t() {
             ..awkward(2)
         };
         let mut tr = Trainer::new(&g, &cfg).unwrap();
+        tr.model.rssm_path = RssmPath::Fused;
         assert_eq!(
             tr.model.observe_path(&g, cfg.batch, t).0,
             RssmPath::Fused,
@@ -499,4 +500,20 @@ fn thresholds_steps_rows_and_workgroup_memory() {
             false,
         );
     }
+}
+
+/// `Auto`: the fused kernels on GPUs, the per-op path on CPU drivers (faster there).
+#[test]
+fn auto_takes_the_per_op_path_on_cpu_drivers() {
+    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+    let g = gpu();
+    let mut m = WorldModel::new(&g, &awkward(1)).unwrap();
+    m.rssm_path = RssmPath::Auto;
+    let mut got = vec![];
+    for gpu_tiling in [false, true] {
+        rssm::ops::rssm::set_gpu_tiling(Some(gpu_tiling));
+        got.push(m.observe_path(&g, 3, 4).0);
+    }
+    rssm::ops::rssm::set_gpu_tiling(None);
+    assert_eq!(got, vec![RssmPath::PerOp, RssmPath::Fused]);
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{gpu, rand_vec};
-use rssm::model::{Config, DeviceBatch, Trainer, WorldModel};
+use rssm::model::{Config, DeviceBatch, RssmPath, Trainer, WorldModel};
 use rssm::tensor::{Tape, Tensor};
 
 fn batch(g: &rssm::gpu::Gpu, cfg: &Config, obs: Vec<f32>, seed: u64) -> DeviceBatch {
@@ -70,9 +70,12 @@ fn mean_kl(q: &(Vec<f32>, Vec<f32>), p: &(Vec<f32>, Vec<f32>), stoch: usize) -> 
 /// perturbed point. At alpha = 0.5 swapping the sides changes nothing, so the checks run at
 /// the spec's 0.8. Under the free-nats clamp the KL term is constant and its gradient must
 /// vanish.
-fn check_whole_loss(cfg: Config, elements: usize) {
+fn check_whole_loss(cfg: Config, elements: usize, path: Option<RssmPath>) {
     let g = gpu();
-    let model = WorldModel::new(&g, &cfg).unwrap();
+    let mut model = WorldModel::new(&g, &cfg).unwrap();
+    if let Some(path) = path {
+        model.rssm_path = path;
+    }
     // Biases start at zero, which puts every pre-activation fed by a dead channel exactly on
     // a ReLU kink, where finite differences see a one-sided slope. Move them off it.
     for (i, name) in model.params.names().iter().enumerate() {
@@ -228,7 +231,9 @@ fn whole_loss_gradient_matches_finite_differences() {
         free_nats: 0.0,
         ..Config::tiny()
     };
-    check_whole_loss(cfg, ELEMENTS);
+    // Both RSSM paths (`Auto` takes one per device class).
+    check_whole_loss(cfg.clone(), ELEMENTS, Some(RssmPath::Fused));
+    check_whole_loss(cfg, ELEMENTS, Some(RssmPath::PerOp));
 }
 
 /// The same check at the specification's widths (deter 200, stoch 30, hidden 200, units 400,
@@ -249,7 +254,7 @@ fn whole_loss_gradient_at_spec_widths() {
         seq_len: 16,
         ..Config::dreamer()
     };
-    check_whole_loss(cfg, 2);
+    check_whole_loss(cfg, 2, Some(RssmPath::Fused));
 }
 
 #[test]
@@ -260,7 +265,7 @@ fn whole_loss_gradient_with_free_nats_clamp() {
         free_nats: 50.0,
         ..Config::tiny()
     };
-    check_whole_loss(cfg, ELEMENTS);
+    check_whole_loss(cfg, ELEMENTS, Some(RssmPath::Fused));
 }
 
 fn small_cfg() -> Config {

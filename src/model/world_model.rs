@@ -396,6 +396,12 @@ impl WorldModel {
 
     /// The path `observe` takes for a `[batch, steps]` sequence on `gpu`, and, when it is the
     /// per-op one, why.
+    ///
+    /// `Auto` takes the fused kernels on GPUs and the per-op path on CPU drivers: there a
+    /// workgroup's threads run as a loop on one core, so the persistent kernels' serial steps
+    /// gain nothing, while the per-op path's GEMMs over all rows use the SIMD lanes well
+    /// (lavapipe, spec sizes B16 T50: a world-model update 6.8 s per-op, 11.6 s fused;
+    /// docs/performance.md).
     pub fn observe_path(&self, gpu: &Gpu, batch: usize, steps: usize) -> (RssmPath, String) {
         let c = &self.cfg;
         let dims = ObserveDims {
@@ -411,6 +417,10 @@ impl WorldModel {
             RssmPath::PerOp => (RssmPath::PerOp, "chosen".into()),
             RssmPath::Fused => (RssmPath::Fused, String::new()),
             RssmPath::Auto => match fused_plan(gpu, &dims) {
+                Ok(_) if !crate::ops::rssm::gpu_tiling(gpu) => (
+                    RssmPath::PerOp,
+                    "a CPU driver, where the per-op path is faster".into(),
+                ),
                 Ok(_) => (RssmPath::Fused, String::new()),
                 Err(why) => (RssmPath::PerOp, why),
             },
@@ -421,16 +431,18 @@ impl WorldModel {
     /// specification's actor (`units` wide) on `gpu`, with or without its backward
     /// (`with_grad`), and, when it is the per-op one, why.
     ///
-    /// `Auto` takes the fused kernels, except for a rollout with its backward on a CPU driver:
-    /// there the per-op rollout's GEMMs over many rows run faster than the persistent kernels
-    /// (a spec-size behaviour update on lavapipe: 12.3 s per-op, 19.6 s fused), and launches
-    /// cost little. Dreams, without a backward, are fused everywhere (4.4x faster on lavapipe).
+    /// `Auto` takes the fused kernels on GPUs and the per-op rollout on CPU drivers, with or
+    /// without its backward: there the per-op GEMMs over many rows run faster than the
+    /// persistent kernels and launches cost little (lavapipe, spec widths: a behaviour update
+    /// from 800 starts 3.5 s per-op, 29.8 s fused; a dream of 16 starts x 200 steps 1.5 s
+    /// per-op, 14.2 s fused; docs/performance.md). (`with_grad` no longer changes the choice;
+    /// it stays in the signature for the callers that pass it.)
     pub fn imagine_path(
         &self,
         gpu: &Gpu,
         starts: usize,
         horizon: usize,
-        with_grad: bool,
+        _with_grad: bool,
     ) -> (RssmPath, String) {
         let c = &self.cfg;
         let dims = crate::ops::imagine::ImagineDims {
@@ -447,9 +459,9 @@ impl WorldModel {
             RssmPath::PerOp => (RssmPath::PerOp, "chosen".into()),
             RssmPath::Fused => (RssmPath::Fused, String::new()),
             RssmPath::Auto => match crate::ops::imagine::imagine_plan(gpu, &dims) {
-                Ok(_) if with_grad && !crate::ops::rssm::gpu_tiling(gpu) => (
+                Ok(_) if !crate::ops::rssm::gpu_tiling(gpu) => (
                     RssmPath::PerOp,
-                    "a CPU driver, where the per-op rollout with its backward is faster".into(),
+                    "a CPU driver, where the per-op rollout is faster".into(),
                 ),
                 Ok(_) => (RssmPath::Fused, String::new()),
                 Err(why) => (RssmPath::PerOp, why),
