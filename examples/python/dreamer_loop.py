@@ -3,10 +3,17 @@ step(action) -> (frame, reward, terminated, truncated, info), action_dim, physic
 random prefill, then alternate training (world model + behaviour) with collecting an episode
 with the actor, and evaluate the actor's mode after each. Writes, into the log folder:
 
-- metrics.jsonl: one line per training round, collect and evaluation episode;
+- metrics.jsonl: one line per training round, collect and evaluation episode, each with
+  `round`: the episodes the agent has finished at the checkpoint that ends the round;
 - returns.csv: env steps (physics steps), agent steps, seconds, evaluation return, random return;
 - returns.png: the curve with the random policy's return beside it (needs matplotlib);
-- checkpoint/: the agent (rssm.Dreamer.save: world model, actor, critic, replay).
+- checkpoint/: the agent (rssm.Dreamer.save: world model, actor, critic, replay), saved after
+  each round, and loop_state.json, the loop's counters (for the last two checkpoints).
+
+Killed and resumed (--resume), the run goes on from its last checkpoint: a crash loses at most
+the round it was in. The records are cut back to that checkpoint first (metrics.jsonl keeps
+the records of the rounds it ends, a torn last line is dropped; returns.csv and returns.png
+are rewritten from the checkpoint's loop state), so they read as if the run had not stopped.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import argparse
 import csv
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -39,6 +47,15 @@ def add_arguments(p: argparse.ArgumentParser, *, action_repeat: int, episodes_bu
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--logdir", required=True)
     p.add_argument("--resume", action="store_true", help="continue from logdir/checkpoint")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a progress bar on stderr for each round of updates (default: when stderr is a terminal)")
+
+
+def update_progress(args: argparse.Namespace) -> bool:
+    """The `progress` argument of `rssm.Dreamer.update`: --progress / --no-progress, by default
+    a text bar when stderr is a terminal (not when the output goes to a log file). A callable
+    `progress(done, total)` would do too, e.g. to drive a tqdm bar."""
+    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
 
 
 def run_episode(env, choose, seed: int, observe=None):
@@ -64,7 +81,7 @@ def run_episode(env, choose, seed: int, observe=None):
 
 def held_random(action_dim: int, hold: float, rng: np.random.Generator):
     """Uniform random actions, each held for a geometric number of steps with mean `hold`."""
-    current = [None]
+    current: list[np.ndarray | None] = [None]
 
     def choose(_frame):
         if current[0] is None or rng.random() < 1.0 / max(hold, 1.0):
@@ -72,6 +89,88 @@ def held_random(action_dim: int, hold: float, rng: np.random.Generator):
         return current[0]
 
     return choose
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Replace `path` with `text` through a temporary beside it (flushed, fsync'ed, renamed): a
+    kill leaves the old file or the new one, never a part."""
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def remove_temporaries(logdir: str) -> None:
+    """The temporaries (`.NAME.tmp`) a kill left in the log folder."""
+    for name in os.listdir(logdir):
+        if name.startswith(".") and name.endswith(".tmp") and os.path.isfile(os.path.join(logdir, name)):
+            os.remove(os.path.join(logdir, name))
+
+
+def cut_records(path: str, keep) -> int:
+    """Rewrite the JSON-lines file `path` (atomically) with the records for which `keep(record)`
+    is true, in order; a line that does not parse (the last one, torn by a kill) is dropped.
+    Returns the number of lines removed."""
+    if not os.path.exists(path):
+        return 0
+    with open(path, newline="") as f:
+        lines = f.read().split("\n")
+    kept = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and keep(record):
+            kept.append(line)
+    removed = sum(1 for line in lines if line.strip()) - len(kept)
+    text = "".join(line + "\n" for line in kept)
+    if removed or text != "\n".join(lines):
+        write_atomically(path, text)
+    return removed
+
+
+def in_checkpoint(record: dict, episodes: int, physics_steps: int, updates: int) -> bool:
+    """Whether a metrics.jsonl record belongs to the checkpoint of an agent with `episodes`
+    finished episodes: by its `round`, or, for records without one (older runs), by its
+    environment steps and world-model step."""
+    if "round" in record:
+        return record["round"] <= episodes
+    step = record.get("step")
+    return record.get("env_steps", 0) <= physics_steps and (step is None or step <= updates)
+
+
+def write_returns_csv(logdir: str, evals: list) -> None:
+    if not evals:
+        return
+    import io
+
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=list(evals[0]))
+    w.writeheader()
+    w.writerows(evals)
+    write_atomically(os.path.join(logdir, "returns.csv"), out.getvalue())
+
+
+def save_states(path: str, states: list) -> None:
+    """The loop states of the last two checkpoints (the one being saved last): written before
+    the agent, so whichever checkpoint a kill leaves has its state here."""
+    write_atomically(path, json.dumps({"states": states}, indent=1))
+
+
+def load_state(path: str, episodes: int) -> dict:
+    """The loop state of the checkpoint whose agent has finished `episodes` episodes."""
+    with open(path) as f:
+        saved = json.load(f)
+    states = saved.get("states", [saved])  # older runs: the state alone
+    for st in reversed(states):
+        if st.get("episode") == episodes:
+            return st
+    raise RuntimeError(f"{path} has no loop state for the checkpoint's {episodes} episodes")
 
 
 def write_curve(logdir: str, rows: list, random_return: float, title: str) -> None:
@@ -104,12 +203,18 @@ def train(env, args, title: str) -> dict:
     device = rssm.Device()
     print(f"device: {device.info()['name']} ({device.info()['backend']}); env action_dim {env.action_dim}, action repeat {env.action_repeat}")
     eval_seed = 10_000
+    metrics_path = os.path.join(args.logdir, "metrics.jsonl")
+    remove_temporaries(args.logdir)
     if args.resume:
         agent = rssm.Dreamer.load(ckpt, device=device)
-        with open(state_path) as f:
-            st = json.load(f)
+        st = load_state(state_path, agent.episodes)
         env.physics_steps = st["physics_steps"]
-        print(f"resumed: {agent}")
+        # The records of a killed run, cut back to the checkpoint.
+        removed = cut_records(metrics_path, lambda r: in_checkpoint(r, agent.episodes, st["physics_steps"], agent.updates))
+        write_returns_csv(args.logdir, st["evals"])
+        if st["evals"]:
+            write_curve(args.logdir, st["evals"], st["random_return"], title)
+        print(f"resumed: {agent}" + (f"; {removed} records after the checkpoint removed from metrics.jsonl" if removed else ""))
     else:
         config = rssm.Config(args.preset, seed=args.seed)
         agent = rssm.Dreamer(
@@ -133,15 +238,19 @@ def train(env, args, title: str) -> dict:
             st["episode"] += 1
         st["physics_steps"] = env.physics_steps
         print(f"random policy: {st['random_return']:.1f} (mean of {args.random_episodes}); prefill {args.prefill} episodes, {env.physics_steps} physics steps")
-    log = open(os.path.join(args.logdir, "metrics.jsonl"), "a")
+        # A fresh run's records start empty.
+        open(metrics_path, "w").close()
+    saved = json.loads(json.dumps(st))  # the state of the last checkpoint
+    log = open(metrics_path, "a")
     start = time.time() - st["seconds"]
     deadline = None if args.minutes is None else time.time() + 60 * args.minutes
     while env.physics_steps < args.env_steps and (deadline is None or time.time() < deadline):
-        m = agent.update(args.train_steps)
-        log.write(json.dumps({"kind": "train", "env_steps": env.physics_steps, **m}) + "\n")
+        m = agent.update(args.train_steps, progress=update_progress(args))
+        # `round`: the agent's finished episodes at the checkpoint that ends this round.
+        log.write(json.dumps({"kind": "train", "round": st["episode"] + 1, "env_steps": env.physics_steps, **m}) + "\n")
         ret, n = run_episode(env, lambda f: agent.act(f, explore=True), args.seed * 1000 + st["episode"], agent.observe)
         st["episode"] += 1
-        log.write(json.dumps({"kind": "collect", "env_steps": env.physics_steps, "return": ret}) + "\n")
+        log.write(json.dumps({"kind": "collect", "round": st["episode"], "env_steps": env.physics_steps, "return": ret}) + "\n")
         # Evaluate the actor's mode (the agent's replay is not touched).
         # Evaluation steps are not training data: they do not count as env steps.
         counted = env.physics_steps
@@ -152,7 +261,7 @@ def train(env, args, title: str) -> dict:
         secs = time.time() - start
         row = {"env_steps": env.physics_steps, "agent_steps": agent.env_steps, "seconds": round(secs, 1), "return": eval_ret, "random_return": st["random_return"]}
         st["evals"].append(row)
-        log.write(json.dumps({"kind": "eval", **row}) + "\n")
+        log.write(json.dumps({"kind": "eval", "round": st["episode"], **row}) + "\n")
         log.flush()
         beh = f"actor {m['actor_loss']:.3f} return {m['mean_return']:.2f}" if m.get("behaviour_updates") else "behaviour waits"
         print(
@@ -162,14 +271,10 @@ def train(env, args, title: str) -> dict:
         )
         st["seconds"] = secs
         st["physics_steps"] = env.physics_steps
-        agent.save(ckpt, replay=True)
-        with open(state_path + ".tmp", "w") as f:
-            json.dump(st, f, indent=1)
-        os.replace(state_path + ".tmp", state_path)
-        with open(os.path.join(args.logdir, "returns.csv"), "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            w.writeheader()
-            w.writerows(st["evals"])
+        save_states(state_path, [saved, st])
+        agent.save(ckpt, replay=True)  # the whole folder at once
+        saved = json.loads(json.dumps(st))
+        write_returns_csv(args.logdir, st["evals"])
         write_curve(args.logdir, st["evals"], st["random_return"], title)
     log.close()
     # The trained agent acting from its checkpoint alone (world model + actor weights), against

@@ -108,7 +108,7 @@ class PixelEnv(gym.Wrapper):
         env_action = (self._low + (a + 1.0) * 0.5 * (self._high - self._low)).reshape(self._action_shape)
         total = raw = 0.0
         terminated = truncated = False
-        info = {}
+        info: dict = {}
         for _ in range(self.action_repeat):
             obs, reward, terminated, truncated, info = self.env.step(env_action.astype(self.env.action_space.dtype))
             self.physics_steps += 1

@@ -14,11 +14,12 @@
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use numpy::{
     PyArray1, PyArrayDescrMethods, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods,
 };
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyTuple};
 
@@ -277,6 +278,105 @@ fn metrics_dict<'py>(py: Python<'py>, m: &StepMetrics) -> PyResult<Bound<'py, Py
     d.set_item("kl_loss", m.kl_loss)?;
     d.set_item("grad_norm", m.grad_norm)?;
     Ok(d)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress of long calls.
+
+/// What a long call's `progress` argument asks for: nothing (`None`, `False`: the default), a
+/// one-line text bar on `sys.stderr` (`True`), or a callable `progress(done, total)`, called
+/// with the GIL held before the first step (`done = 0`) and after each step; an exception it
+/// raises stops the call (the steps done stay done) and propagates.
+enum Progress<'py> {
+    Off,
+    Bar {
+        label: &'static str,
+        start: Instant,
+        drawn: Option<Instant>,
+    },
+    Call(Bound<'py, PyAny>),
+}
+
+impl<'py> Progress<'py> {
+    fn new(arg: Option<&Bound<'py, PyAny>>, label: &'static str) -> PyResult<Self> {
+        let Some(p) = arg.filter(|p| !p.is_none()) else {
+            return Ok(Progress::Off);
+        };
+        if p.is_instance_of::<PyBool>() {
+            return Ok(if p.extract::<bool>()? {
+                Progress::Bar {
+                    label,
+                    start: Instant::now(),
+                    drawn: None,
+                }
+            } else {
+                Progress::Off
+            });
+        }
+        if p.is_callable() {
+            return Ok(Progress::Call(p.clone()));
+        }
+        Err(PyTypeError::new_err(format!(
+            "progress: expected None, a bool or a callable progress(done, total), got {}",
+            p.get_type().name()?
+        )))
+    }
+
+    /// `done` of `total` steps are done.
+    fn report(&mut self, py: Python<'py>, done: usize, total: usize) -> PyResult<()> {
+        match self {
+            Progress::Off => Ok(()),
+            Progress::Call(f) => f.call1((done, total)).map(|_| ()),
+            Progress::Bar {
+                label,
+                start,
+                drawn,
+            } => {
+                let now = Instant::now();
+                let finished = done >= total;
+                // At most 10 redraws a second, and always the last.
+                if !finished && drawn.is_some_and(|t| now - t < Duration::from_millis(100)) {
+                    return Ok(());
+                }
+                *drawn = Some(now);
+                const WIDTH: usize = 30;
+                let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+                let secs = (now - *start).as_secs_f64();
+                let left = if done > 0 && !finished {
+                    let left = secs * (total - done) as f64 / done as f64;
+                    let digits = if left < 10.0 { 1 } else { 0 };
+                    format!(", {left:.digits$} s left")
+                } else {
+                    String::new()
+                };
+                let line = format!(
+                    "\r{label} {done}/{total} [{}{}] {secs:.1} s{left:<16}{}",
+                    "#".repeat(filled),
+                    ".".repeat(WIDTH - filled),
+                    if finished { "\n" } else { "" }
+                );
+                stderr_write(py, &line)
+            }
+        }
+    }
+
+    /// The call stopped early: end the bar's line.
+    fn stopped(&self, py: Python<'py>) {
+        if let Progress::Bar { drawn: Some(_), .. } = self {
+            let _ = stderr_write(py, "\n");
+        }
+    }
+}
+
+/// Write to Python's `sys.stderr` (where pytest and notebooks capture it).
+fn stderr_write(py: Python<'_>, text: &str) -> PyResult<()> {
+    let err = py.import("sys")?.getattr("stderr")?;
+    if err.is_none() {
+        return Ok(());
+    }
+    err.call_method1("write", (text,))?;
+    err.call_method0("flush")?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1119,14 +1219,22 @@ impl PyDreamer {
 
     /// `n` updates, each a world-model step on a batch from the replay and (past the warm-up)
     /// a behaviour update. Returns the means of the loss terms over the `n` updates, with
-    /// `first_loss` and `last_loss`.
-    #[pyo3(signature = (n = 1))]
-    fn update<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyDict>> {
+    /// `first_loss` and `last_loss`. `progress`: `None` or `False` (the default) reports
+    /// nothing, `True` draws a text bar on `sys.stderr`, a callable `progress(done, total)` is
+    /// called before the first update (`done = 0`) and after each one, with the GIL held and
+    /// the agent free to use; an exception it raises stops the updates and propagates.
+    #[pyo3(signature = (n = 1, progress = None))]
+    fn update<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        n: usize,
+        progress: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let mut progress = Progress::new(progress, "Dreamer.update")?;
         let mut ms = Vec::with_capacity(n);
-        for _ in 0..n {
-            let agent = &mut self.agent;
-            ms.push(engine(py, || agent.update())?);
-            py.check_signals()?;
+        if let Err(e) = Self::run_updates(slf, py, n, &mut progress, &mut ms) {
+            progress.stopped(py);
+            return Err(e);
         }
         update_means(py, &ms)
     }
@@ -1205,6 +1313,33 @@ impl PyDreamer {
             self.agent.counters.episodes,
             self.agent.trainer.step
         )
+    }
+}
+
+impl PyDreamer {
+    /// `n` updates into `ms`, the GIL released during each and `progress` told between them.
+    /// The agent is borrowed for each update alone, so that `progress` may read it (or save
+    /// it) between them.
+    fn run_updates<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        n: usize,
+        progress: &mut Progress<'py>,
+        ms: &mut Vec<rssm::agent::UpdateMetrics>,
+    ) -> PyResult<()> {
+        if n > 0 {
+            progress.report(py, 0, n)?;
+        }
+        for i in 0..n {
+            {
+                let mut this = slf.try_borrow_mut()?;
+                let agent = &mut this.agent;
+                ms.push(engine(py, || agent.update())?);
+            }
+            py.check_signals()?;
+            progress.report(py, i + 1, n)?;
+        }
+        Ok(())
     }
 }
 

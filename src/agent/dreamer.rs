@@ -29,7 +29,8 @@
 //! [`Checkpoint`]), `actor.safetensors` / `actor_optimizer.safetensors`, `critic.safetensors` /
 //! `critic_optimizer.safetensors` (the layout of `rssm dreamer`'s `checkpoint/`, so `rssm
 //! imagine` reads it), `agent.json` (configuration, settings, counters) and, when saved with
-//! the replay, `episodes/episode_NNNNNN.npz`.
+//! the replay, `episodes/episode_NNNNNN.npz`. The folder is replaced as a whole, so its
+//! counters, weights and episodes always belong to the same moment.
 
 use std::path::Path;
 
@@ -158,6 +159,19 @@ fn check_action(action: &[f32], action_dim: usize) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The index of a replay file of a checkpoint folder (`episodes/episode_NNNNNN.npz`).
+fn episode_index(name: &std::ffi::OsStr) -> Option<u64> {
+    let digits = name
+        .to_str()?
+        .strip_prefix("episode_")?
+        .strip_suffix(".npz")?;
+    if digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// The configuration of a checkpoint folder: `agent.json` when there is one (written by
@@ -395,11 +409,18 @@ impl Dreamer {
         self.behaviour.critic.opt.load(dir, "critic")
     }
 
-    /// Write the checkpoint folder `dir` (every file atomically); with `with_replay`, also the
-    /// replay's episodes under `dir/episodes/` (files already there are kept: episodes do not
-    /// change once recorded).
+    /// Write the checkpoint folder `dir`; with `with_replay`, also the replay's episodes under
+    /// `dir/episodes/` (files already there are kept: episodes do not change once recorded).
+    /// The folder is replaced as a whole ([`write_folder_atomically`]): a crash leaves the
+    /// previous checkpoint or this one, never a mix of weights, counters and episodes. An
+    /// episode still open is not saved, and its steps are not counted in the saved counters.
+    ///
+    /// [`write_folder_atomically`]: crate::data::atomic::write_folder_atomically
     pub fn save(&self, dir: &Path, with_replay: bool) -> Result<()> {
-        std::fs::create_dir_all(dir)?;
+        crate::data::atomic::write_folder_atomically(dir, |dir| self.save_into(dir, with_replay))
+    }
+
+    fn save_into(&self, dir: &Path, with_replay: bool) -> Result<()> {
         self.save_weights(dir)?;
         if with_replay {
             let ep_dir = dir.join("episodes");
@@ -412,11 +433,22 @@ impl Dreamer {
                     crate::data::save_npz(&path, ep)?;
                 }
             }
+            // Files past the counters (an earlier agent's) are not this checkpoint's.
+            for entry in std::fs::read_dir(&ep_dir)? {
+                let entry = entry?;
+                if episode_index(&entry.file_name()).is_some_and(|i| i >= self.counters.episodes) {
+                    std::fs::remove_file(entry.path())?;
+                }
+            }
         }
+        let open_steps = self.episode.as_ref().map_or(0, |e| e.len() - 1) as u64;
         let file = AgentFile {
             config: self.config().clone(),
             settings: self.settings.clone(),
-            counters: self.counters.clone(),
+            counters: DreamerCounters {
+                env_steps: self.counters.env_steps - open_steps,
+                ..self.counters.clone()
+            },
             behaviour_updates: self.behaviour.updates,
         };
         let text =
@@ -429,8 +461,13 @@ impl Dreamer {
         Ok(())
     }
 
-    /// Read a folder written by [`Dreamer::save`] (with its replay, when saved with it).
+    /// Read a folder written by [`Dreamer::save`] (with its replay, when saved with it: the
+    /// episodes its counters count, each once).
     pub fn load(gpu: &Gpu, dir: &Path) -> Result<Dreamer> {
+        if !dir.exists() {
+            // A save killed between its two renames: finish it.
+            crate::data::atomic::recover_folder(dir)?;
+        }
         let path = dir.join("agent.json");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::File {
             path: path.clone(),
@@ -445,11 +482,22 @@ impl Dreamer {
         agent.behaviour.updates = file.behaviour_updates;
         let ep_dir = dir.join("episodes");
         if ep_dir.is_dir() {
-            let (eps, failed) = crate::data::load_dir(&ep_dir)?;
-            if let Some((_, e)) = failed.first() {
-                return Err(Error::Invalid(format!("cannot load the replay: {e}")));
+            // Episode files past the counters (a folder written before saves were atomic)
+            // are not the checkpoint's.
+            let mut indexed = Vec::new();
+            for entry in std::fs::read_dir(&ep_dir)? {
+                let entry = entry?;
+                match episode_index(&entry.file_name()) {
+                    Some(i) if i < file.counters.episodes => indexed.push((i, entry.path())),
+                    _ => {}
+                }
             }
-            agent.replay.extend(eps)?;
+            indexed.sort();
+            for (_, path) in indexed {
+                let ep = crate::data::load_npz(&path)
+                    .map_err(|e| Error::Invalid(format!("cannot load the replay: {e}")))?;
+                agent.replay.push(ep)?;
+            }
         }
         agent.counters = file.counters;
         Ok(agent)

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rssm::agent::{act, AgentState, Behaviour, BehaviourConfig, Dreamer, DreamerSettings};
+use rssm::data::atomic as write;
 use rssm::data::episode::EpisodeBuilder;
+use rssm::data::records::{self, Limits};
 use rssm::data::Episode;
 use rssm::envs::collect::{collect_episode, RandomPolicy};
 use rssm::envs::{make_env, Env};
@@ -100,6 +102,9 @@ struct LoopState {
     /// Behaviour updates done (they select the imagination noise).
     #[serde(default)]
     behaviour_updates: u64,
+    /// World-model steps done at the checkpoint (absent in runs made before it was recorded).
+    #[serde(default)]
+    world_model_step: Option<u64>,
     evals: Vec<(usize, f64)>,
 }
 
@@ -162,30 +167,52 @@ fn write_returns_chart(path: &Path, st: &LoopState) -> Result<()> {
 
 fn save_episode(dir: &Path, index: usize, ep: &Episode) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    rssm::data::save_npz(dir.join(format!("episode_{index:06}.npz")), ep)?;
+    rssm::data::save_npz(episode_path(dir, index), ep)?;
     Ok(())
 }
 
 /// The checkpoint folder in the logdir.
 const CHECKPOINT_DIR: &str = "checkpoint";
-/// The [`LoopState`] in the logdir, beside the checkpoint folder.
+/// The [`LoopState`], in the checkpoint folder (written with the weights, as one) and, as a
+/// copy for readers, in the logdir beside it.
 const STATE_FILE: &str = "dreamer_state.json";
 
-/// The action repeat of the run whose checkpoint folder is `ckpt`, from the loop state beside
-/// it when there is one (a `rssm dreamer` run's): `rssm imagine` then steps the environment as
-/// the actor learnt to.
+/// The action repeat of the run whose checkpoint folder is `ckpt`, from the loop state in it or
+/// beside it when there is one (a `rssm dreamer` run's): `rssm imagine` then steps the
+/// environment as the actor learnt to.
 pub fn run_action_repeat(ckpt: &Path) -> Option<usize> {
-    let st = LoopState::load(&ckpt.parent()?.join(STATE_FILE)).ok()?;
+    let st = match LoopState::load(&ckpt.join(STATE_FILE)) {
+        Ok(st) => st,
+        Err(_) => LoopState::load(&ckpt.parent()?.join(STATE_FILE)).ok()?,
+    };
     (st.action_repeat > 0).then_some(st.action_repeat)
+}
+
+/// The `.npz` file of episode `index` in `dir`.
+fn episode_path(dir: &Path, index: usize) -> PathBuf {
+    dir.join(format!("episode_{index:06}.npz"))
+}
+
+/// The index of an episode file (`episode_NNNNNN.npz`), `None` for any other name.
+fn episode_index(name: &std::ffi::OsStr) -> Option<usize> {
+    let digits = name
+        .to_str()?
+        .strip_prefix("episode_")?
+        .strip_suffix(".npz")?;
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.parse().ok())?
 }
 
 /// Where a run keeps its files in the logdir.
 struct RunPaths {
-    /// `checkpoint/`: the world model's, the actor's and the critic's weights and optimisers.
+    /// `checkpoint/`: the world model's, the actor's and the critic's weights and optimisers,
+    /// and the [`LoopState`], replaced as a whole.
     ckpt: PathBuf,
     /// `episodes/`: every episode collected, prefill included (the replay of a resumed run).
     episodes: PathBuf,
-    /// `dreamer_state.json`: the [`LoopState`].
+    /// `dreamer_state.json`: a copy of the checkpoint's [`LoopState`].
     state: PathBuf,
     /// `metrics.jsonl`: train, collect and eval records, appended.
     metrics: PathBuf,
@@ -245,14 +272,33 @@ fn settings(args: &DreamerArgs) -> DreamerSettings {
 
 /// Continue the run in the logdir: the checkpoint, the loop state and the episodes. The
 /// environment is made again with the run's action repeat when no flag asked for one.
+///
+/// The checkpoint's loop state counts the episodes `0..episodes` (and their transitions as
+/// `env_steps`): exactly those go into the replay. Episodes written after it (a killed run's)
+/// are removed: the resumed run collects them again, the same (their seeds follow from their
+/// index), so every episode is in the replay and on disk once.
 fn resume(
     args: &DreamerArgs,
     paths: &RunPaths,
     agent: &mut Dreamer,
     env: &mut Box<dyn Env>,
 ) -> Result<LoopState> {
+    write::recover_folder(&paths.ckpt)?;
     agent.load_weights(&paths.ckpt)?;
-    let st = LoopState::load(&paths.state)?;
+    // Runs made before the loop state went into the checkpoint folder have it beside it.
+    let inside = paths.ckpt.join(STATE_FILE);
+    let st = LoopState::load(if inside.exists() {
+        &inside
+    } else {
+        &paths.state
+    })?;
+    if let Some(step) = st.world_model_step.filter(|s| *s != agent.trainer.step) {
+        return Err(Error::Invalid(format!(
+            "cannot resume: the loop state in {} is at world-model step {step}, the checkpoint at {}",
+            args.logdir.display(),
+            agent.trainer.step
+        )));
+    }
     if st.action_repeat != 0 && st.action_repeat != env.action_repeat() {
         if args.action_repeat.is_some() {
             return Err(Error::Invalid(format!(
@@ -265,16 +311,53 @@ fn resume(
         *env = make_env(&args.env, Some(st.action_repeat))?;
     }
     agent.behaviour.updates = st.behaviour_updates;
-    let (eps, failed) = rssm::data::npz::load_dir(&paths.episodes)?;
-    if let Some(f) = failed.first() {
-        return Err(Error::Invalid(format!("cannot resume: {}", f.1)));
-    }
+    let eps = checkpoint_episodes(paths, &st)?;
     agent.replay.extend(eps)?;
     eprintln!(
         "resumed at {} env steps, {} episodes, world-model step {}",
         st.env_steps, st.episodes, agent.trainer.step
     );
     Ok(st)
+}
+
+/// The episodes the loop state `st` counts, `episodes/episode_{0..episodes}.npz`, after
+/// removing the later ones (and any temporary a kill left); their transitions must add up to
+/// the state's `env_steps`.
+fn checkpoint_episodes(paths: &RunPaths, st: &LoopState) -> Result<Vec<Episode>> {
+    write::remove_stale_temporaries(&paths.episodes)?;
+    let mut later = 0;
+    if paths.episodes.is_dir() {
+        for entry in std::fs::read_dir(&paths.episodes)? {
+            let entry = entry?;
+            if episode_index(&entry.file_name()).is_some_and(|i| i >= st.episodes) {
+                std::fs::remove_file(entry.path())?;
+                later += 1;
+            }
+        }
+    }
+    if later > 0 {
+        eprintln!(
+            "removed {later} episode(s) collected after the checkpoint: they are collected again"
+        );
+    }
+    let mut eps = Vec::with_capacity(st.episodes);
+    for i in 0..st.episodes {
+        let path = episode_path(&paths.episodes, i);
+        eps.push(
+            rssm::data::load_npz(&path)
+                .map_err(|e| Error::Invalid(format!("cannot resume: {e}")))?,
+        );
+    }
+    let steps: usize = eps.iter().map(Episode::num_transitions).sum();
+    if steps != st.env_steps {
+        return Err(Error::Invalid(format!(
+            "cannot resume: the {} episodes in {} hold {steps} steps, the loop state counts {}",
+            st.episodes,
+            paths.episodes.display(),
+            st.env_steps
+        )));
+    }
+    Ok(eps)
 }
 
 /// Start a run: the uniform random policy's return on the evaluation seeds (the baseline),
@@ -285,6 +368,8 @@ fn prefill(
     agent: &mut Dreamer,
     env: &mut dyn Env,
 ) -> Result<LoopState> {
+    // A kill of an earlier run may have left a temporary there.
+    write::remove_stale_temporaries(&paths.episodes)?;
     let seed = agent.config().seed;
     let mut st = LoopState {
         action_repeat: env.action_repeat(),
@@ -431,11 +516,15 @@ fn collect_and_evaluate(
     Ok(())
 }
 
-/// The checkpoint, then the loop state that points into it (a resume finds both or the
-/// previous pair).
+/// The checkpoint: the weights and the loop state in one folder, replaced as a whole (a resume
+/// finds the new folder or the previous one, never a mix); then the loop state's copy beside it.
 fn save_checkpoint(paths: &RunPaths, agent: &Dreamer, st: &mut LoopState) -> Result<()> {
-    agent.save_weights(&paths.ckpt)?;
     st.behaviour_updates = agent.behaviour.updates;
+    st.world_model_step = Some(agent.trainer.step);
+    write::write_folder_atomically(&paths.ckpt, |dir| {
+        agent.save_weights(dir)?;
+        st.save(&dir.join(STATE_FILE))
+    })?;
     st.save(&paths.state)
 }
 
@@ -455,10 +544,21 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
     } else {
         prefill(&args, &paths, &mut agent, env.as_mut())?
     };
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&paths.metrics)?;
+    // Resumed, the records of a killed run are cut back to the checkpoint: train records by
+    // their world-model step, collect and eval records by their environment steps (the
+    // checkpoint's round wrote them at its `env_steps`, the next round's are past it).
+    let resumed_at = Limits::new([
+        ("/world_model/step", agent.trainer.step),
+        ("/env_steps", st.env_steps as u64),
+    ]);
+    let mut log = records::open_run_records(&paths.metrics, args.resume.then_some(&resumed_at))?;
+    if args.resume {
+        // The copy and the chart may be from after the checkpoint.
+        st.save(&paths.state)?;
+        if !st.evals.is_empty() {
+            write_returns_chart(&paths.returns, &st)?;
+        }
+    }
     let start = Instant::now();
     while st.env_steps < args.env_steps {
         train_round(&args, &paths, &mut agent, &st, &mut log, start)?;

@@ -4,6 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use rssm::data::atomic as write;
+use rssm::data::records::{self, Limits};
 use rssm::gpu::GpuOptions;
 use rssm::model::open_loop::open_loop;
 use rssm::model::{DeviceBatch, Trainer};
@@ -69,13 +71,19 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
     std::fs::create_dir_all(&args.logdir)?;
     let ckpt = args.logdir.join("checkpoint");
     if args.resume {
+        write::recover_folder(&ckpt)?;
         trainer.load(&ckpt)?;
         eprintln!("resumed from {} at step {}", ckpt.display(), trainer.step);
     }
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(args.logdir.join("metrics.jsonl"))?;
+    // Resumed, the records a killed run wrote after its checkpoint are cut back to it;
+    // started afresh, the file starts empty.
+    let resumed_at = Limits::new([("/step", trainer.step)]);
+    let metrics_path = args.logdir.join("metrics.jsonl");
+    let mut metrics = records::open_run_records(&metrics_path, args.resume.then_some(&resumed_at))?;
+    if args.resume && std::fs::metadata(&metrics_path).is_ok_and(|m| m.len() > 0) {
+        // Drawn again from the records cut back (a kill may have come before the chart).
+        write_loss_chart(&metrics_path, &args.logdir.join("losses.svg"))?;
+    }
     // Held-out pictures: a fixed sample (its own seed), never a training batch.
     let pic_batch =
         replay.sample_with_seed(4.min(cfg.batch), cfg.seq_len.max(10), cfg.seed ^ 0xfeed)?;
@@ -118,7 +126,7 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
             pb.set_message(line);
         }
         if trainer.step % args.save_every == 0 || trainer.step == args.steps {
-            trainer.save(&ckpt)?;
+            write::write_folder_atomically(&ckpt, |d| trainer.save(d))?;
             last_saved = trainer.step;
             let pics = DeviceBatch::upload(&gpu, &pic_batch)?;
             let pred = open_loop(&trainer.model, &pics, 5)?;

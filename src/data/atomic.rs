@@ -7,11 +7,15 @@
 //! (or a crash) therefore sees either the old file or the complete new one, never a
 //! half-written file. If anything fails — or the writer panics — the temporary is removed and
 //! the destination is untouched. Temporaries are named `.NAME.XXXXXX.tmp` (a leading dot, a
-//! `.tmp` suffix), so folder scans for `*.npz` or `*.safetensors` never pick one up.
+//! `.tmp` suffix), so folder scans for `*.npz` or `*.safetensors` never pick one up; a kill
+//! (which skips the clean-up) can leave one, which [`remove_stale_temporaries`] removes.
+//!
+//! A folder of several files that must change together (a checkpoint: weights, optimiser
+//! states, loop state) is replaced as a whole by [`write_folder_atomically`].
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{DataError, Result};
 
@@ -67,6 +71,156 @@ pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         w.write_all(bytes)
             .map_err(|e| DataError::io(path, "write (temporary file)", e))
     })
+}
+
+/// The two folders beside `dir` that [`write_folder_atomically`] uses: the new content while
+/// it is written (`.NAME.next.tmp`) and the previous folder while the new one takes its name
+/// (`.NAME.prev.tmp`).
+fn folder_siblings(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    let name = dir
+        .file_name()
+        .ok_or_else(|| DataError::bad_file(dir, "folder has no name"))?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let sibling = |tag: &str| {
+        let mut n = std::ffi::OsString::from(".");
+        n.push(name);
+        n.push(tag);
+        parent.join(n)
+    };
+    Ok((sibling(".next.tmp"), sibling(".prev.tmp"), parent))
+}
+
+/// Replaces the folder `dir` as a whole: `fill` writes the new content into a staging folder
+/// beside it (which starts as a copy of `dir` made of hard links, so files `fill` does not
+/// write are kept), which then takes `dir`'s name. A checkpoint made of several files is
+/// therefore never seen half old, half new: a crash at any moment leaves either the previous
+/// folder or the complete new one, which [`recover_folder`] (called here first, and by a
+/// resuming writer) puts back under `dir`'s name. On an error from `fill` the staging folder is
+/// removed and `dir` is left as it was.
+///
+/// Between the two renames `dir` is briefly absent; a reader that finds it missing may call
+/// [`recover_folder`] only if it is the folder's one writer.
+pub fn write_folder_atomically<E, F>(dir: &Path, fill: F) -> std::result::Result<(), E>
+where
+    E: From<DataError>,
+    F: FnOnce(&Path) -> std::result::Result<(), E>,
+{
+    recover_folder(dir)?;
+    let (next, prev, parent) = folder_siblings(dir)?;
+    if dir.is_dir() {
+        link_tree(dir, &next)?;
+    } else {
+        std::fs::create_dir_all(&next)
+            .map_err(|e| DataError::io(&next, "create the staging folder", e))?;
+    }
+    if let Err(e) = fill(&next) {
+        let _ = std::fs::remove_dir_all(&next);
+        return Err(e);
+    }
+    sync_folder(&next);
+    if dir.exists() {
+        std::fs::rename(dir, &prev)
+            .map_err(|e| DataError::io(dir, "move the previous folder aside", e))?;
+    }
+    std::fs::rename(&next, dir)
+        .map_err(|e| DataError::io(dir, "rename the staging folder into place", e))?;
+    sync_folder(&parent);
+    if prev.exists() {
+        std::fs::remove_dir_all(&prev)
+            .map_err(|e| DataError::io(&prev, "remove the previous folder", e))?;
+    }
+    Ok(())
+}
+
+/// Finishes or undoes a [`write_folder_atomically`] that a crash interrupted, so that `dir` is
+/// the last complete folder written: the staging folder is complete once the previous folder
+/// has been moved aside (it is then renamed into place); otherwise it is incomplete and
+/// removed. Only the folder's writer may call this (it deletes the staging folder a running
+/// writer is filling). Nothing to do is not an error.
+pub fn recover_folder(dir: &Path) -> Result<()> {
+    let (next, prev, parent) = folder_siblings(dir)?;
+    if !dir.exists() {
+        if prev.is_dir() && next.is_dir() {
+            std::fs::rename(&next, dir)
+                .map_err(|e| DataError::io(dir, "rename the staging folder into place", e))?;
+        } else if prev.is_dir() {
+            std::fs::rename(&prev, dir)
+                .map_err(|e| DataError::io(dir, "put the previous folder back", e))?;
+        }
+        sync_folder(&parent);
+    }
+    for stale in [next, prev] {
+        if stale.exists() {
+            std::fs::remove_dir_all(&stale)
+                .map_err(|e| DataError::io(&stale, "remove an interrupted folder write", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `dst` as a copy of the folder tree `src` made of hard links (copies where the file system
+/// has none); temporaries of interrupted writes are left out.
+fn link_tree(src: &Path, dst: &Path) -> Result<()> {
+    std::fs::create_dir_all(dst).map_err(|e| DataError::io(dst, "create the staging folder", e))?;
+    let entries = std::fs::read_dir(src).map_err(|e| DataError::io(src, "list folder", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| DataError::io(src, "list folder", e))?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        let kind = entry
+            .file_type()
+            .map_err(|e| DataError::io(&from, "inspect", e))?;
+        if kind.is_dir() {
+            link_tree(&from, &to)?;
+        } else if kind.is_file()
+            && !is_temporary(&entry.file_name())
+            && std::fs::hard_link(&from, &to).is_err()
+        {
+            std::fs::copy(&from, &to).map_err(|e| DataError::io(&from, "copy", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is one of [`write_atomically`]'s temporaries: `.NAME.XXXXXX.tmp`.
+fn is_temporary(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else {
+        return false;
+    };
+    let Some(stem) = name.strip_suffix(".tmp") else {
+        return false;
+    };
+    let Some((head, random)) = stem.rsplit_once('.') else {
+        return false;
+    };
+    name.starts_with('.')
+        && head.len() > 1
+        && random.len() == 6
+        && random.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Removes the temporaries that writes into `dir` left when the program was killed mid-write
+/// (`.NAME.XXXXXX.tmp` files; a kill skips their clean-up). Only the folder's writer may call
+/// this, before it writes. A missing folder is not an error. Returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(DataError::io(dir, "list folder", e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| DataError::io(dir, "list folder", e))?;
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && is_temporary(&entry.file_name()) {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| DataError::io(entry.path(), "remove a stale temporary", e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Best effort: make the rename durable by syncing the folder (Unix only; errors are ignored
@@ -153,5 +307,62 @@ mod tests {
             ]
         );
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_is_replaced_as_a_whole_and_an_interrupted_replacement_recovers() {
+        let root = std::env::temp_dir().join(format!("rssm-folder-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let dir = root.join("ckpt");
+        let write = |a: &[u8], b: &[u8]| {
+            write_folder_atomically(&dir, |d| {
+                write_bytes_atomically(&d.join("a"), a)?;
+                write_bytes_atomically(&d.join("b"), b)
+            })
+        };
+        write(b"a1", b"b1").unwrap();
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("sub").join("kept"), b"k").unwrap();
+        write(b"a2", b"b2").unwrap();
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"a2");
+        // Files the writer does not write are kept.
+        assert_eq!(fs::read(dir.join("sub").join("kept")).unwrap(), b"k");
+        assert_eq!(names(&root), vec![std::ffi::OsString::from("ckpt")]);
+        // A failing writer leaves the old folder.
+        let e: Result<()> = write_folder_atomically(&dir, |d| {
+            write_bytes_atomically(&d.join("a"), b"a3")?;
+            Err(DataError::invalid("test", "boom"))
+        });
+        assert!(e.is_err());
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"a2");
+        assert_eq!(names(&root), vec![std::ffi::OsString::from("ckpt")]);
+        let (next, prev, _) = folder_siblings(&dir).unwrap();
+        let staged = |a: &[u8]| {
+            fs::create_dir_all(&next).unwrap();
+            fs::write(next.join("a"), a).unwrap();
+        };
+        // Killed while staging: the staging folder is incomplete and goes.
+        staged(b"half");
+        recover_folder(&dir).unwrap();
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"a2");
+        assert_eq!(names(&root), vec![std::ffi::OsString::from("ckpt")]);
+        // Killed between the renames: the staged folder is complete and takes the name.
+        staged(b"a4");
+        fs::rename(&dir, &prev).unwrap();
+        recover_folder(&dir).unwrap();
+        assert_eq!(fs::read(dir.join("a")).unwrap(), b"a4");
+        assert_eq!(names(&root), vec![std::ffi::OsString::from("ckpt")]);
+        // Killed before the previous folder was removed.
+        fs::create_dir_all(&prev).unwrap();
+        recover_folder(&dir).unwrap();
+        assert_eq!(names(&root), vec![std::ffi::OsString::from("ckpt")]);
+        // Stale temporaries of single files are recognised and removed, nothing else.
+        fs::write(dir.join(".a.Ab3xY9.tmp"), b"x").unwrap();
+        fs::write(dir.join(".hidden.tmp"), b"x").unwrap();
+        assert_eq!(remove_stale_temporaries(&dir).unwrap(), 1);
+        assert!(dir.join(".hidden.tmp").exists());
+        assert_eq!(remove_stale_temporaries(&root.join("none")).unwrap(), 0);
+        fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -6,6 +6,7 @@
 //! - [`replay`]: [`ReplayBuffer`], uniform `[B, T]` window sampling into a ready-to-upload [`Batch`].
 //! - [`safetensors_io`]: host-side named `f32` tensors in `.safetensors` files (checkpoints).
 //! - [`atomic`]: the atomic file writes every file of the program goes through.
+//! - [`records`]: appended record files (`metrics.jsonl`) cut back to a checkpoint on resume.
 //!
 //! Everything here reports failures through [`DataError`]; nothing panics on bad files or bad
 //! arguments. This layer never touches the GPU: it can be tested and reused without a device.
@@ -14,6 +15,7 @@ pub mod atomic;
 pub mod episode;
 mod npy;
 pub mod npz;
+pub mod records;
 pub mod replay;
 pub mod safetensors_io;
 

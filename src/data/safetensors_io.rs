@@ -104,10 +104,55 @@ pub fn save_safetensors(
         .collect::<Result<Vec<_>>>()?;
     let serialized = safetensors::serialize(views, metadata)
         .map_err(|e| DataError::bad_file(path, format!("cannot serialize safetensors: {e}")))?;
+    let serialized = with_sorted_header(serialized)
+        .map_err(|e| DataError::bad_file(path, format!("cannot serialize safetensors: {e}")))?;
     write_atomically(path, |w| {
         w.write_all(&serialized)
             .map_err(|e| DataError::io(path, "write", e))
     })
+}
+
+/// The serialized file with its JSON header's keys (and the metadata's) in sorted order: the
+/// metadata come as a `HashMap`, whose order changes from one process to the next, and the
+/// same checkpoint must be the same bytes (a resumed run's is compared bit for bit with an
+/// uninterrupted run's). The data section is untouched (its offsets are relative to it).
+fn with_sorted_header(serialized: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let len_bytes: [u8; 8] = serialized
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("no header length")?;
+    let n = usize::try_from(u64::from_le_bytes(len_bytes)).map_err(|e| e.to_string())?;
+    let header = serialized.get(8..8 + n).ok_or("header past the end")?;
+    let value: serde_json::Value = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    let top: BTreeMap<&String, &serde_json::Value> = value
+        .as_object()
+        .ok_or("the header is not an object")?
+        .iter()
+        .collect();
+    let mut out = String::from("{");
+    for (i, (key, v)) in top.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let v = match (key.as_str(), v.as_object()) {
+            ("__metadata__", Some(meta)) => {
+                serde_json::to_string(&meta.iter().collect::<BTreeMap<_, _>>())
+            }
+            _ => serde_json::to_string(v),
+        };
+        out.push_str(&serde_json::to_string(key).map_err(|e| e.to_string())?);
+        out.push(':');
+        out.push_str(&v.map_err(|e| e.to_string())?);
+    }
+    out.push('}');
+    while out.len() % 8 != 0 {
+        out.push(' ');
+    }
+    let mut bytes = Vec::with_capacity(8 + out.len() + serialized.len() - 8 - n);
+    bytes.extend_from_slice(&(out.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(out.as_bytes());
+    bytes.extend_from_slice(&serialized[8 + n..]);
+    Ok(bytes)
 }
 
 /// Reads a safetensors file into `f32` host tensors, with its string metadata (empty if the
@@ -281,5 +326,42 @@ where
             unexpected,
             wrong_shape,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_tensors_and_metadata_are_the_same_bytes() {
+        let dir = std::env::temp_dir().join(format!("rssm-st-sorted-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let mut tensors = BTreeMap::new();
+        tensors.insert("b".to_string(), HostTensor::zeros(vec![3]));
+        tensors.insert(
+            "a".to_string(),
+            HostTensor::new(vec![2], vec![1.0, 2.0]).unwrap(),
+        );
+        let meta: HashMap<String, String> = (0..8)
+            .map(|i| (format!("key{i}"), format!("value \"{i}\"")))
+            .collect();
+        let path = dir.join("t.safetensors");
+        let mut first: Option<Vec<u8>> = None;
+        for _ in 0..8 {
+            // A new map each time: a new random order.
+            let meta: HashMap<String, String> = meta.clone().into_iter().collect();
+            save_safetensors(&path, &tensors, Some(meta)).unwrap();
+            let bytes = fs::read(&path).unwrap();
+            match &first {
+                Some(f) => assert_eq!(f, &bytes),
+                None => first = Some(bytes),
+            }
+        }
+        let (back, back_meta) = load_safetensors(&path).unwrap();
+        assert_eq!(back, tensors);
+        assert_eq!(back_meta, meta);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
