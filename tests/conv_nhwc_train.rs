@@ -503,3 +503,16 @@ fn nhwc_layer_at_spec_shape_past_65536_positions() {
     let Some(g) = device(None) else { return };
     check(&g, (73, 64, 32, 13, 13, 6, 2), true, Act::Relu, 1);
 }
+
+/// The `small` preset's middle layers (depth 8), channels innermost, at its training batch
+/// (B8 T16 = 128 images): the encoder's 8->16 and 16->32, the decoder's 32->16 (k5) and 16->8
+/// (k6; 115,200 output positions). Forward and every gradient against the reference.
+#[test]
+fn nhwc_small_preset_layers_at_its_batch() {
+    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(g) = device(None) else { return };
+    check(&g, (128, 8, 16, 31, 31, 4, 2), false, Act::Relu, 1);
+    check(&g, (128, 16, 32, 14, 14, 4, 2), false, Act::Relu, 1);
+    check(&g, (128, 32, 16, 5, 5, 5, 2), true, Act::Relu, 1);
+    check(&g, (128, 16, 8, 13, 13, 6, 2), true, Act::Relu, 1);
+}

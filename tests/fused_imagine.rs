@@ -331,7 +331,9 @@ fn dream_dispatches_do_not_grow_with_its_length() {
     let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     let g = Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
     let cfg = awkward(2);
-    let (wm, b, starts) = setup(&g, &cfg, 1, 4);
+    let (mut wm, b, starts) = setup(&g, &cfg, 1, 4);
+    // Asked for: CPU drivers choose the per-op rollout by default.
+    wm.rssm_path = RssmPath::Fused;
     let mut counts = vec![];
     for steps in [10, 40] {
         for _ in 0..2 {

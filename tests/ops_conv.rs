@@ -531,3 +531,35 @@ fn bad_shapes_are_errors() {
         "{e}"
     );
 }
+
+/// The `small` preset's encoder and decoder (depth 8: 3->8->16->32->64, 256->32->16->8->3) at
+/// its training batch, B8 T16 = 128 images, with the plain and (where the device has 8-lane
+/// subgroups) the subgroup kernels: forward, input, weight and bias gradients against the
+/// reference.
+#[test]
+fn small_preset_layers_at_its_batch_match_reference() {
+    for on in [false, true] {
+        if on && gpu().report().subgroup_lanes != Some(8) {
+            eprintln!("no 8-lane subgroups on this device: conv_lanes not run");
+            continue;
+        }
+        ops::set_lanes(Some(on));
+        for c in [
+            case(128, 3, 8, 64, 64, 4, 2),
+            case(128, 8, 16, 31, 31, 4, 2),
+            case(128, 16, 32, 14, 14, 4, 2),
+            case(128, 32, 64, 6, 6, 4, 2),
+        ] {
+            check_case(c, false, Act::Relu);
+        }
+        for (c, act) in [
+            (case(128, 256, 32, 1, 1, 5, 2), Act::Relu),
+            (case(128, 32, 16, 5, 5, 5, 2), Act::Relu),
+            (case(128, 16, 8, 13, 13, 6, 2), Act::Relu),
+            (case(128, 8, 3, 30, 30, 6, 2), Act::None),
+        ] {
+            check_case(c, true, act);
+        }
+    }
+    ops::set_lanes(None);
+}
