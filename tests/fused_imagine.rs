@@ -113,9 +113,9 @@ fn run(wm: &mut WorldModel, b: &Behaviour, starts: &Starts, path: RssmPath) -> R
 /// the fused rollout's kernel, and with it two bind groups).
 static TILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn compare(cfg: Config, horizon: usize, n: usize) {
-    let g = gpu();
-    let dims = ImagineDims {
+/// The fused imagination's sizes for `n` starts and `horizon` steps of `cfg`'s model.
+fn dims_of(cfg: &Config, horizon: usize, n: usize) -> ImagineDims {
+    ImagineDims {
         starts: n,
         horizon,
         stoch: cfg.stoch,
@@ -124,7 +124,12 @@ fn compare(cfg: Config, horizon: usize, n: usize) {
         hidden: cfg.hidden,
         embed: cfg.embed(),
         units: cfg.units,
-    };
+    }
+}
+
+fn compare(cfg: Config, horizon: usize, n: usize) {
+    let g = gpu();
+    let dims = dims_of(&cfg, horizon, n);
     let plan = imagine_plan(&g, &dims).expect("the fused imagination runs on the test device");
     assert!(
         !n.is_multiple_of(plan.rows_fwd) && !n.is_multiple_of(plan.rows_bwd),
@@ -389,16 +394,7 @@ fn thresholds_steps_per_dispatch() {
     let g = gpu();
     let cfg = spec_widths();
     let n = 13;
-    let dims = |h: usize| ImagineDims {
-        starts: n,
-        horizon: h,
-        stoch: cfg.stoch,
-        action: cfg.action_dim,
-        deter: cfg.deter,
-        hidden: cfg.hidden,
-        embed: cfg.embed(),
-        units: cfg.units,
-    };
+    let dims = |h: usize| dims_of(&cfg, h, n);
     let plan = {
         let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
         rssm::ops::rssm::set_gpu_tiling(Some(false));

@@ -143,10 +143,9 @@ fn compare_tiled(cfg: Config, b: usize, t: usize, gpu_tiling: bool) {
     }
 }
 
-fn compare_unlocked(cfg: Config, b: usize, t: usize, partial_tile: bool) {
-    let g = gpu();
-    let m = model(&g, &cfg);
-    let dims = ObserveDims {
+/// The fused observe's sizes for a `[b, t]` batch of `cfg`'s model.
+fn dims_of(cfg: &Config, b: usize, t: usize) -> ObserveDims {
+    ObserveDims {
         batch: b,
         steps: t,
         stoch: cfg.stoch,
@@ -154,7 +153,13 @@ fn compare_unlocked(cfg: Config, b: usize, t: usize, partial_tile: bool) {
         deter: cfg.deter,
         hidden: cfg.hidden,
         embed: cfg.embed(),
-    };
+    }
+}
+
+fn compare_unlocked(cfg: Config, b: usize, t: usize, partial_tile: bool) {
+    let g = gpu();
+    let m = model(&g, &cfg);
+    let dims = dims_of(&cfg, b, t);
     let plan = fused_plan(&g, &dims).expect("the fused RSSM runs on the test device");
     assert!(
         !partial_tile
@@ -456,14 +461,15 @@ fn train_step_dispatches_do_not_grow_with_t() {
 fn thresholds_steps_rows_and_workgroup_memory() {
     let g = gpu();
     let cfg = spec_widths();
-    let dims = |b: usize, t: usize, deter: usize| ObserveDims {
-        batch: b,
-        steps: t,
-        stoch: cfg.stoch,
-        action: cfg.action_dim,
-        deter,
-        hidden: cfg.hidden,
-        embed: cfg.embed(),
+    let dims = |b: usize, t: usize, deter: usize| {
+        dims_of(
+            &Config {
+                deter,
+                ..cfg.clone()
+            },
+            b,
+            t,
+        )
     };
     let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     rssm::ops::rssm::set_gpu_tiling(Some(false));
