@@ -6,9 +6,9 @@
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rssm::gpu::Tuning;
 use rssm::gpu::{Gpu, GpuOptions};
-use rssm::ops::matmul::{matmul_into, set_wide_loads, Act, MatmulSpec};
-use rssm::ops::set_lanes;
+use rssm::ops::matmul::{matmul_into, Act, MatmulSpec};
 use rssm::tensor::Tensor;
 
 fn bench(c: &mut Criterion) {
@@ -106,8 +106,12 @@ fn bench(c: &mut Criterion) {
             }
         }
         for &(lanes, wide) in &variants {
-            set_lanes(Some(lanes));
-            set_wide_loads(Some(wide));
+            let g = gpu.with_tuning(Tuning {
+                lanes,
+                wide_loads: wide,
+                ..*gpu.tuning()
+            });
+            let (a, b, out) = (a.on(&g), b.on(&g), out.on(&g));
             let name = match (lanes, wide) {
                 (false, _) => name.to_string(),
                 (true, false) => format!("{name} (lanes)"),
@@ -130,8 +134,6 @@ fn bench(c: &mut Criterion) {
             });
         }
     }
-    set_lanes(None);
-    set_wide_loads(None);
     group.finish();
 }
 

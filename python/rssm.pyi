@@ -45,6 +45,8 @@ class _DeviceInfo(TypedDict):
     timestamps: bool
     subgroup_lanes: int | None
     matmul_kernel: str
+    tuning: str
+    tuning_why: list[str]
     features: str
 
 class _StepMetrics(TypedDict):
@@ -99,12 +101,14 @@ class EngineError(RuntimeError):
 class Device:
     """A GPU (or CPU Vulkan/GL driver) chosen as `rssm` chooses it: the best adapter found, or the
     one whose name contains `adapter` (also `WGPU_ADAPTER_NAME`); `WGPU_BACKEND` restricts the
-    backends searched."""
+    backends searched. `tuning` forces kernel choices over the device's rules and `RSSM_TUNING`
+    (comma-separated key=value, e.g. "lanes=off,path=per-op"; `info()["tuning"]` prints them)."""
 
-    def __new__(cls, adapter: str | None = None) -> Device: ...
+    def __new__(cls, adapter: str | None = None, tuning: str | None = None) -> Device: ...
     def info(self) -> _DeviceInfo:
-        """The adapter's name, backend, device type, driver, limits, features, subgroup width and
-        the matmul kernel it takes."""
+        """The adapter's name, backend, device type, driver, limits, features, subgroup width, the
+        matmul kernel it takes and its kernel choices (`tuning`, in the `RSSM_TUNING` syntax,
+        with `tuning_why`: a line per choice)."""
 
     @staticmethod
     def adapters() -> list[str]:

@@ -368,9 +368,8 @@ fn actor_check_setup(g: &Gpu) -> (WorldModel, Behaviour, Starts, u64) {
 /// stop-gradient: the actor sees `sg(feat_t)`).
 #[test]
 fn actor_gradient_through_dynamics_matches_finite_differences() {
-    let g = gpu();
-    let (mut wm, b, starts, seed) = actor_check_setup(&g);
-    wm.rssm_path = rssm::model::RssmPath::Fused;
+    let g = common::gpu_with(|t| t.path = rssm::model::RssmPath::Fused);
+    let (wm, b, starts, seed) = actor_check_setup(&g);
     let t = Tape::new(&g);
     let obj = b.actor_objective(&t, &wm, &starts, seed, None).unwrap();
     // The fused rollout (ops::imagine) is what this checks; tests/fused_imagine.rs holds the

@@ -11,13 +11,9 @@
 mod common;
 
 use common::{gpu, rand_vec, rel_err};
-use rssm::gpu::Gpu;
+use rssm::gpu::{Gpu, Tuning};
 use rssm::model::{Config, DeviceBatch, RssmPath, Trainer, WorldModel};
-use rssm::ops::conv::nhwc;
 use rssm::tensor::{Tape, Tensor};
-
-/// The tests switch the convolutions' layout for the whole process.
-static SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The specification's model (`dreamer` preset) with a one-dimensional action.
 fn spec(batch: usize, seq_len: usize) -> Config {
@@ -60,19 +56,29 @@ fn batch(g: &Gpu, cfg: &Config, seed: u64) -> DeviceBatch {
     }
 }
 
-/// The two paths: (RSSM path, convolutions channels innermost).
+/// The two paths: (RSSM path, convolutions channels innermost; `None`: the device's rule).
 const DEFAULT: (RssmPath, Option<bool>) = (RssmPath::Fused, None);
 const REFERENCE: (RssmPath, Option<bool>) = (RssmPath::PerOp, Some(false));
+
+/// `g`'s device with the path's kernel choices.
+fn on_path(g: &Gpu, (path, layout): (RssmPath, Option<bool>)) -> Gpu {
+    let t = *g.tuning();
+    g.with_tuning(Tuning {
+        path,
+        nhwc: layout.unwrap_or(t.nhwc),
+        ..t
+    })
+}
 
 /// The loss and every parameter's gradient on one path.
 fn loss_and_grads(
     g: &Gpu,
     cfg: &Config,
     b: &DeviceBatch,
-    (path, layout): (RssmPath, Option<bool>),
+    path: (RssmPath, Option<bool>),
 ) -> (f32, Vec<(String, Vec<f32>)>) {
-    nhwc::set_nhwc(layout);
-    let mut m = WorldModel::new(g, cfg).unwrap();
+    let g = &on_path(g, path);
+    let m = WorldModel::new(g, cfg).unwrap();
     // Biases start at zero, which puts pre-activations fed only by dead channels on a ReLU
     // kink, where the last bit of a sum decides the derivative: paths that sum in different
     // orders then differ by whole terms (1e-3 of the decoder's first gradients at the `small`
@@ -84,7 +90,6 @@ fn loss_and_grads(
                 .unwrap();
         }
     }
-    m.rssm_path = path;
     let tape = Tape::new(g);
     let p = m.params.bind(&tape);
     let out = m.loss(&tape, &p, b, 0).unwrap();
@@ -98,7 +103,6 @@ fn loss_and_grads(
         .zip(&vars)
         .map(|(n, v)| (n.clone(), grads.get(*v).unwrap().to_vec().unwrap()))
         .collect();
-    nhwc::set_nhwc(None);
     (loss, gs)
 }
 
@@ -107,7 +111,6 @@ fn loss_and_grads(
 /// third has 66,600. Both batches, every gradient against the reference path.
 #[test]
 fn world_model_matches_reference_past_65536_positions() {
-    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let g = gpu();
     for t in [35, 37] {
         let cfg = spec(2, t);
@@ -142,7 +145,6 @@ fn assert_paths_agree_on(g: &Gpu, cfg: &Config, b: &DeviceBatch, tol: f64) {
 /// B8 T16, and at B4 T16: the default path against the reference path.
 #[test]
 fn small_preset_matches_reference_path() {
-    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     for b in [8, 4] {
         let cfg = Config {
             action_dim: 1,
@@ -160,7 +162,6 @@ fn small_preset_matches_reference_path() {
 #[test]
 #[ignore = "minutes on a CPU driver: .ci/run runs it in release"]
 fn spec_model_b16_t50_matches_reference_path() {
-    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     assert_paths_agree(&spec(16, 50), 3e-4);
 }
 
@@ -170,7 +171,6 @@ fn spec_model_b16_t50_matches_reference_path() {
 #[test]
 #[ignore = "minutes on a CPU driver: .ci/run runs it in release"]
 fn training_at_spec_sizes_matches_reference_path() {
-    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let g = gpu();
     let cfg = Config {
         lr: 6e-4,
@@ -179,9 +179,8 @@ fn training_at_spec_sizes_matches_reference_path() {
     let b = batch(&g, &cfg, 9);
     let mut runs = vec![];
     for (path, layout) in [DEFAULT, REFERENCE] {
-        nhwc::set_nhwc(layout);
+        let g = on_path(&g, (path, layout));
         let mut tr = Trainer::new(&g, &cfg).unwrap();
-        tr.model.rssm_path = path;
         assert_eq!(
             tr.model.observe_path(&g, cfg.batch, cfg.seq_len).0,
             path,
@@ -193,7 +192,6 @@ fn training_at_spec_sizes_matches_reference_path() {
                 [m.loss, m.kl]
             })
             .collect();
-        nhwc::set_nhwc(None);
         eprintln!("{path:?} (NHWC {layout:?}): [loss, kl] per step {losses:?}");
         runs.push(losses);
     }

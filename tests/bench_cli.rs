@@ -133,7 +133,56 @@ fn the_matmul_kernel_is_reported_and_chosen_by_rssm_lanes() {
     assert!(!out.status.success(), "RSSM_LANES=fastest was accepted");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("RSSM_LANES='fastest'") && stderr.contains("auto, on or off"),
+        stderr.contains("RSSM_LANES='fastest'") && stderr.contains("lanes=on|off"),
+        "{stderr}"
+    );
+}
+
+/// The tuning is reported in the override syntax, `--tuning` forces choices over
+/// `RSSM_TUNING`, and a bad key is an error naming it.
+#[test]
+fn the_tuning_is_reported_and_forced_by_flag_and_environment() {
+    let run = |flag: Option<&str>, env: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rssm"));
+        if let Some(f) = flag {
+            c.args(["--tuning", f]);
+        }
+        c.args([
+            "bench",
+            "--json",
+            "--presets",
+            "tiny",
+            "--reps",
+            "1",
+            "--workloads",
+            "matmul",
+            "--wall-only",
+        ])
+        .env("RSSM_TUNING", env)
+        .output()
+        .unwrap()
+    };
+    let tuning = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        r["tuning"].as_str().unwrap().to_string()
+    };
+    let t = tuning(&run(None, "lanes=off,conv_block=8,path=fused"));
+    assert!(
+        t.contains("lanes=off") && t.contains("conv_block=8") && t.contains("path=fused"),
+        "{t}"
+    );
+    let t = tuning(&run(Some("path=per-op,tiling=gpu"), "path=fused"));
+    assert!(t.contains("path=per-op") && t.contains("tiling=gpu"), "{t}");
+    let out = run(None, "colour=red");
+    assert!(!out.status.success(), "RSSM_TUNING=colour=red was accepted");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("RSSM_TUNING") && stderr.contains("'colour'"),
         "{stderr}"
     );
 }

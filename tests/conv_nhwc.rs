@@ -12,9 +12,6 @@ use rssm::ops::conv::{self, nhwc, reference};
 use rssm::ops::matmul::Act;
 use rssm::tensor::{Tape, Tensor};
 
-/// Serialises the tests that switch the NHWC path for the whole process.
-static SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn device() -> Option<Gpu> {
     let g = Gpu::new(&GpuOptions::default()).unwrap();
     if nhwc::available(&g).unwrap() {
@@ -51,7 +48,6 @@ const CASES: [(usize, usize, usize, usize, usize, usize, usize); 5] = [
 #[test]
 fn nhwc_convolution_matches_reference() {
     let Some(g) = device() else { return };
-    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     for (i, &(n, c, h, w, o, k, s)) in CASES.iter().enumerate() {
         let x = rand_vec(n * c * h * w, 10 + i as u64, -1.0, 1.0);
         let wv = rand_vec(o * c * k * k, 20 + i as u64, -0.3, 0.3);
@@ -172,18 +168,20 @@ fn channels_that_are_not_multiples_of_8_are_refused() {
 #[test]
 fn observe_only_encoder_matches_the_nchw_path() {
     let Some(g) = device() else { return };
-    let _guard = SWITCH.lock().unwrap_or_else(|e| e.into_inner());
     let cfg = Config {
         depth: 24,
         ..Config::tiny()
     };
-    let wm = WorldModel::new(&g, &cfg).unwrap();
     let n = 5;
     let images = rand_vec(n * 3 * 64 * 64, 70, -0.5, 0.5);
-    let images = Tensor::from_vec(&g, &[n, 3, 64, 64], &images).unwrap();
     let mut out = vec![];
     for on in [false, true] {
-        nhwc::set_nhwc(Some(on));
+        let g = g.with_tuning(rssm::gpu::Tuning {
+            nhwc: on,
+            ..*g.tuning()
+        });
+        let wm = WorldModel::new(&g, &cfg).unwrap();
+        let images = Tensor::from_vec(&g, &[n, 3, 64, 64], &images).unwrap();
         let before = g.stats().pipelines;
         let t = Tape::no_grad(&g);
         let p = wm.params.bind_frozen(&t);
@@ -199,7 +197,6 @@ fn observe_only_encoder_matches_the_nchw_path() {
             );
         }
     }
-    nhwc::set_nhwc(None);
     assert_eq!(out[0].len(), n * cfg.embed());
     assert!(out[0].iter().any(|v| *v > 0.0), "the embedding is all zero");
     assert_close(&out[1], &out[0], 1e-5, 1e-4, "NHWC encoder against NCHW");

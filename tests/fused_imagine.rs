@@ -9,7 +9,7 @@ mod common;
 
 use common::{gpu, rand_vec, rel_err};
 use rssm::agent::{Behaviour, BehaviourConfig, Starts};
-use rssm::gpu::Gpu;
+use rssm::gpu::{Gpu, Tiling, Tuning};
 use rssm::model::{Config, RssmPath, WorldModel};
 use rssm::ops::imagine::{imagine_plan, ImagineDims};
 use rssm::tensor::{Tape, Tensor};
@@ -62,8 +62,7 @@ struct Run {
 /// The actor's objective on one path, its gradient for every actor parameter, and the critic's
 /// objective on the imagined features with its gradient.
 fn run(wm: &mut WorldModel, b: &Behaviour, starts: &Starts, path: RssmPath) -> Run {
-    wm.rssm_path = path;
-    let g = starts.h.gpu().clone();
+    let g = with_path(starts.h.gpu(), path);
     let t = Tape::new(&g);
     let obj = b.actor_objective(&t, wm, starts, 5, None).unwrap();
     assert_eq!(
@@ -108,10 +107,19 @@ fn run(wm: &mut WorldModel, b: &Behaviour, starts: &Starts, path: RssmPath) -> R
     Run { values, grads: out }
 }
 
-/// Serialises the tests that switch the tiling for the whole process with the ones that depend
-/// on it: the comparisons, and the counts (a switch in the middle of a counted step would change
-/// the fused rollout's kernel, and with it two bind groups).
-static TILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// `g`'s device with the RSSM path `path`.
+fn with_path(g: &Gpu, path: RssmPath) -> Gpu {
+    g.with_tuning(Tuning {
+        path,
+        ..*g.tuning()
+    })
+}
+
+/// The shared device with the fused kernels' GPU tiling (256 threads, tiles of about N/32
+/// rows) or the CPU drivers' (64 threads, large tiles), whatever the test device is.
+fn tiled(gpu_tiling: bool) -> Gpu {
+    common::gpu_with(|t| t.tiling = if gpu_tiling { Tiling::Gpu } else { Tiling::Cpu })
+}
 
 /// The fused imagination's sizes for `n` starts and `horizon` steps of `cfg`'s model.
 fn dims_of(cfg: &Config, horizon: usize, n: usize) -> ImagineDims {
@@ -128,7 +136,11 @@ fn dims_of(cfg: &Config, horizon: usize, n: usize) -> ImagineDims {
 }
 
 fn compare(cfg: Config, horizon: usize, n: usize) {
-    let g = gpu();
+    compare_on(&gpu(), cfg, horizon, n)
+}
+
+fn compare_on(g: &Gpu, cfg: Config, horizon: usize, n: usize) {
+    let g = g.clone();
     let dims = dims_of(&cfg, horizon, n);
     let plan = imagine_plan(&g, &dims).expect("the fused imagination runs on the test device");
     assert!(
@@ -158,24 +170,17 @@ fn compare(cfg: Config, horizon: usize, n: usize) {
 
 #[test]
 fn fused_imagination_matches_per_op_single_step() {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     compare(awkward(1), 1, 13);
 }
 
 #[test]
 fn fused_imagination_matches_per_op_fifteen_steps_action_6() {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     compare(awkward(6), 15, 11);
 }
 
-/// The comparison under the tiling chosen for GPUs (256 threads, tiles of about N/32 rows) or
-/// for CPU drivers (64 threads, large tiles), whatever the test device is.
+/// The comparison under the tiling chosen for GPUs or for CPU drivers (see [`tiled`]).
 fn compare_tiled(cfg: Config, horizon: usize, n: usize, gpu_tiling: bool) {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
-    rssm::ops::rssm::set_gpu_tiling(Some(gpu_tiling));
-    let r = std::panic::catch_unwind(|| compare(cfg, horizon, n));
-    rssm::ops::rssm::set_gpu_tiling(None);
-    r.unwrap();
+    compare_on(&tiled(gpu_tiling), cfg, horizon, n)
 }
 
 #[test]
@@ -226,7 +231,6 @@ fn fused_imagination_matches_per_op_small_preset() {
 /// The actor's mode (no noise) and given actions, with the prior's mean: what dreams use.
 #[test]
 fn dreams_match_per_op() {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     dreams_compare(awkward(3), 6, 5);
 }
 
@@ -235,26 +239,26 @@ fn dreams_match_per_op() {
 /// on lavapipe).
 #[test]
 fn dreams_match_per_op_spec_widths() {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     for gpu_tiling in [false, true] {
-        rssm::ops::rssm::set_gpu_tiling(Some(gpu_tiling));
-        let r = std::panic::catch_unwind(|| dreams_compare(spec_widths(), 15, 7));
-        rssm::ops::rssm::set_gpu_tiling(None);
-        r.unwrap();
+        dreams_compare_on(&tiled(gpu_tiling), spec_widths(), 15, 7);
     }
 }
 
 fn dreams_compare(cfg: Config, steps: usize, n: usize) {
+    dreams_compare_on(&gpu(), cfg, steps, n)
+}
+
+/// Dreams on the fused and on the per-op path (a model of the same weights on each) agree.
+fn dreams_compare_on(g: &Gpu, cfg: Config, steps: usize, n: usize) {
     use rssm::agent::{dream, DreamActions};
-    let g = gpu();
     let a = cfg.action_dim;
-    let (mut wm, b, starts) = setup(&g, &cfg, steps, n);
-    let actions =
-        Tensor::from_vec(&g, &[n, steps, a], &rand_vec(n * steps * a, 7, -1.0, 1.0)).unwrap();
+    let actions = rand_vec(n * steps * a, 7, -1.0, 1.0);
     for given in [false, true] {
         let mut out = vec![];
         for path in [RssmPath::Fused, RssmPath::PerOp] {
-            wm.rssm_path = path;
+            let g = with_path(g, path);
+            let (wm, b, starts) = setup(&g, &cfg, steps, n);
+            let actions = Tensor::from_vec(&g, &[n, steps, a], &actions).unwrap();
             let source = if given {
                 DreamActions::Given(&actions)
             } else {
@@ -275,7 +279,6 @@ fn dreams_compare(cfg: Config, steps: usize, n: usize) {
 /// rollout's counts are printed for the README's table.
 #[test]
 fn behaviour_update_dispatches_do_not_grow_with_h() {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     // A device of its own: the counters must not see the other tests' work.
     let g = Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
     let mut counts = vec![];
@@ -290,8 +293,7 @@ fn behaviour_update_dispatches_do_not_grow_with_h() {
             hidden: 8,
             ..Config::tiny()
         };
-        let (mut wm, mut b, starts) = setup(&g, &cfg, horizon, 10);
-        wm.rssm_path = RssmPath::PerOp;
+        let (wm, mut b, starts) = setup(&with_path(&g, RssmPath::PerOp), &cfg, horizon, 10);
         for _ in 0..2 {
             b.update(&wm, &starts).unwrap();
         }
@@ -299,7 +301,7 @@ fn behaviour_update_dispatches_do_not_grow_with_h() {
         b.update(&wm, &starts).unwrap();
         per_op.push(g.stats().dispatches - s0.dispatches);
         // Asked for: with gradients, CPU drivers choose the per-op rollout by default.
-        wm.rssm_path = RssmPath::Fused;
+        let (wm, mut b, starts) = setup(&with_path(&g, RssmPath::Fused), &cfg, horizon, 10);
         for _ in 0..12 {
             b.update(&wm, &starts).unwrap();
         }
@@ -333,12 +335,10 @@ fn behaviour_update_dispatches_do_not_grow_with_h() {
 #[test]
 fn dream_dispatches_do_not_grow_with_its_length() {
     use rssm::agent::{dream, DreamActions};
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     let g = Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
     let cfg = awkward(2);
-    let (mut wm, b, starts) = setup(&g, &cfg, 1, 4);
     // Asked for: CPU drivers choose the per-op rollout by default.
-    wm.rssm_path = RssmPath::Fused;
+    let (wm, b, starts) = setup(&with_path(&g, RssmPath::Fused), &cfg, 1, 4);
     let mut counts = vec![];
     for steps in [10, 40] {
         for _ in 0..2 {
@@ -367,21 +367,22 @@ fn dream_dispatches_do_not_grow_with_its_length() {
     assert!(counts[1] <= 40, "{counts:?}");
 }
 
-/// `Auto`: fused on GPUs; per-op on CPU drivers, with or without a backward (faster there).
+/// The rules: fused on GPUs; per-op on CPU drivers, with or without a backward (faster
+/// there); and per-op where the fused kernels do not fit, whatever the tuning.
 #[test]
-fn auto_takes_the_per_op_rollout_on_cpu_drivers() {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+fn the_rules_take_the_per_op_rollout_on_cpu_drivers() {
     let g = gpu();
-    let mut wm = WorldModel::new(&g, &awkward(1)).unwrap();
-    wm.rssm_path = RssmPath::Auto;
+    let wm = WorldModel::new(&g, &awkward(1)).unwrap();
     let mut got = vec![];
-    for gpu_tiling in [false, true] {
-        rssm::ops::rssm::set_gpu_tiling(Some(gpu_tiling));
+    for cpu in [true, false] {
+        let mut report = g.report().clone();
+        report.device_type = if cpu { "Cpu" } else { "DiscreteGpu" }.into();
+        report.name = if cpu { "a CPU driver" } else { "a GPU" }.into();
+        let gd = g.with_tuning(Tuning::rules(&report));
         for with_grad in [false, true] {
-            got.push(wm.imagine_path(&g, 9, 3, with_grad).0);
+            got.push(wm.imagine_path(&gd, 9, 3, with_grad).0);
         }
     }
-    rssm::ops::rssm::set_gpu_tiling(None);
     use RssmPath::{Fused, PerOp};
     assert_eq!(got, vec![PerOp, PerOp, Fused, Fused]);
 }
@@ -391,17 +392,10 @@ fn auto_takes_the_per_op_rollout_on_cpu_drivers() {
 /// forward's and the backward's chunk, one more, and two backward chunks and one step.
 #[test]
 fn thresholds_steps_per_dispatch() {
-    let g = gpu();
     let cfg = spec_widths();
     let n = 13;
     let dims = |h: usize| dims_of(&cfg, h, n);
-    let plan = {
-        let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
-        rssm::ops::rssm::set_gpu_tiling(Some(false));
-        let p = imagine_plan(&g, &dims(64));
-        rssm::ops::rssm::set_gpu_tiling(None);
-        p.unwrap()
-    };
+    let plan = imagine_plan(&tiled(false), &dims(64)).unwrap();
     let (sf, sb) = (plan.steps_fwd, plan.steps_bwd);
     let mut steps = vec![sf, sf + 1, sb, sb + 1, 2 * sb + 1];
     steps.sort_unstable();

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{gpu, rand_vec, rel_err};
-use rssm::gpu::Gpu;
+use rssm::gpu::{Gpu, Tiling, Tuning};
 use rssm::model::{Config, DeviceBatch, RssmPath, Trainer, WorldModel};
 use rssm::ops::rssm::{fused_plan, observe, ObserveDims, RssmParams};
 use rssm::tensor::{gradcheck, GradcheckOptions, Tape, Tensor, Var};
@@ -45,7 +45,7 @@ struct Run {
 /// `observe` on one path; the gradient of `sum(w * [deter | stoch | post | prior])` for every
 /// RSSM parameter and the embedding.
 fn run(m: &WorldModel, path: RssmPath, b: usize, t: usize, seed: u64) -> Run {
-    let g = gpu();
+    let g = m.gpu().clone();
     let c = &m.cfg;
     let (e, a, s) = (c.embed(), c.action_dim, c.stoch);
     let tape = Tape::new(&g);
@@ -121,26 +121,19 @@ fn run(m: &WorldModel, path: RssmPath, b: usize, t: usize, seed: u64) -> Run {
     Run { outputs, grads }
 }
 
-/// Serialises the tests that switch the tiling for the whole process with the ones that depend
-/// on it: the comparisons, and the dispatch count (a switch in the middle of a counted step
-/// would change the fused RSSM's kernels).
-static TILING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn compare(cfg: Config, b: usize, t: usize) {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
-    compare_unlocked(cfg, b, t, true)
+    compare_on(&gpu(), cfg, b, t, true)
 }
 
-/// The comparison under the tiling chosen for GPUs (256 threads, tiles of about B/32 rows) or
-/// for CPU drivers (64 threads, large tiles), whatever the test device is.
+/// The shared device with the fused kernels' GPU tiling (256 threads, tiles of about B/32
+/// rows) or the CPU drivers' (64 threads, large tiles), whatever the test device is.
+fn tiled(gpu_tiling: bool) -> Gpu {
+    common::gpu_with(|t| t.tiling = if gpu_tiling { Tiling::Gpu } else { Tiling::Cpu })
+}
+
+/// The comparison under the GPU or the CPU tiling (see [`tiled`]).
 fn compare_tiled(cfg: Config, b: usize, t: usize, gpu_tiling: bool) {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
-    rssm::ops::rssm::set_gpu_tiling(Some(gpu_tiling));
-    let r = std::panic::catch_unwind(|| compare_unlocked(cfg, b, t, false));
-    rssm::ops::rssm::set_gpu_tiling(None);
-    if let Err(e) = r {
-        std::panic::resume_unwind(e);
-    }
+    compare_on(&tiled(gpu_tiling), cfg, b, t, false)
 }
 
 /// The fused observe's sizes for a `[b, t]` batch of `cfg`'s model.
@@ -156,8 +149,8 @@ fn dims_of(cfg: &Config, b: usize, t: usize) -> ObserveDims {
     }
 }
 
-fn compare_unlocked(cfg: Config, b: usize, t: usize, partial_tile: bool) {
-    let g = gpu();
+fn compare_on(g: &Gpu, cfg: Config, b: usize, t: usize, partial_tile: bool) {
+    let g = g.clone();
     let m = model(&g, &cfg);
     let dims = dims_of(&cfg, b, t);
     let plan = fused_plan(&g, &dims).expect("the fused RSSM runs on the test device");
@@ -358,17 +351,18 @@ fn synthetic(g: &Gpu, cfg: &Config) -> DeviceBatch {
 /// The whole world-model loss and every parameter's gradient agree between the two paths.
 #[test]
 fn world_model_loss_and_gradients_match_per_op() {
-    let g = gpu();
     let cfg = Config {
         batch: 3,
         seq_len: 4,
         ..awkward(2)
     };
-    let mut m = model(&g, &cfg);
-    let batch = synthetic(&g, &cfg);
     let mut results = vec![];
+    let mut names = vec![];
     for path in [RssmPath::Fused, RssmPath::PerOp] {
-        m.rssm_path = path;
+        let g = common::gpu_with(|t| t.path = path);
+        let m = model(&g, &cfg);
+        let batch = synthetic(&g, &cfg);
+        names = m.params.names().to_vec();
         let tape = Tape::new(&g);
         let p = m.params.bind(&tape);
         let out = m.loss(&tape, &p, &batch, 3).unwrap();
@@ -389,11 +383,7 @@ fn world_model_loss_and_gradients_match_per_op() {
     );
     for (i, (a, b)) in gf.iter().zip(gr).enumerate() {
         let e = rel_err(a, b);
-        assert!(
-            e <= 1e-5,
-            "gradient of {} differs by {e:.2e}",
-            m.params.names()[i]
-        );
+        assert!(e <= 1e-5, "gradient of {} differs by {e:.2e}", names[i]);
     }
 }
 
@@ -401,7 +391,6 @@ fn world_model_loss_and_gradients_match_per_op() {
 /// fused RSSM does not grow with T), at most 170, and no buffer created.
 #[test]
 fn train_step_dispatches_do_not_grow_with_t() {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
     // A device of its own: the counters must not see the other tests' work.
     let g = Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
     let mut counts = vec![];
@@ -416,8 +405,11 @@ fn train_step_dispatches_do_not_grow_with_t() {
             units: 8,
             ..awkward(2)
         };
+        let g = g.with_tuning(Tuning {
+            path: RssmPath::Fused,
+            ..*g.tuning()
+        });
         let mut tr = Trainer::new(&g, &cfg).unwrap();
-        tr.model.rssm_path = RssmPath::Fused;
         assert_eq!(
             tr.model.observe_path(&g, cfg.batch, t).0,
             RssmPath::Fused,
@@ -459,7 +451,6 @@ fn train_step_dispatches_do_not_grow_with_t() {
 ///   32 KiB exactly), deter 268 one float-pair more (7 rows).
 #[test]
 fn thresholds_steps_rows_and_workgroup_memory() {
-    let g = gpu();
     let cfg = spec_widths();
     let dims = |b: usize, t: usize, deter: usize| {
         dims_of(
@@ -471,12 +462,7 @@ fn thresholds_steps_rows_and_workgroup_memory() {
             t,
         )
     };
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
-    rssm::ops::rssm::set_gpu_tiling(Some(false));
-    let plan = fused_plan(&g, &dims(3, 64, cfg.deter));
-    rssm::ops::rssm::set_gpu_tiling(None);
-    drop(_guard);
-    let plan = plan.unwrap();
+    let plan = fused_plan(&tiled(false), &dims(3, 64, cfg.deter)).unwrap();
     let (sf, sb) = (plan.steps_fwd, plan.steps_bwd);
     let mut steps = vec![sf, sf + 1, sb, sb + 1, 2 * sb + 1];
     steps.sort_unstable();
@@ -490,11 +476,7 @@ fn thresholds_steps_rows_and_workgroup_memory() {
         compare_tiled(cfg.clone(), b, 2, false);
     }
     for deter in [267, 268] {
-        let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
-        rssm::ops::rssm::set_gpu_tiling(Some(false));
-        let p = fused_plan(&g, &dims(17, 3, deter));
-        rssm::ops::rssm::set_gpu_tiling(None);
-        drop(_guard);
+        let p = fused_plan(&tiled(false), &dims(17, 3, deter));
         eprintln!("deter {deter}, B17: {p:?}");
         compare_tiled(
             Config {
@@ -508,18 +490,20 @@ fn thresholds_steps_rows_and_workgroup_memory() {
     }
 }
 
-/// `Auto`: the fused kernels on GPUs, the per-op path on CPU drivers (faster there).
+/// The rules: the fused kernels on GPUs, the per-op path on CPU drivers (faster there).
 #[test]
-fn auto_takes_the_per_op_path_on_cpu_drivers() {
-    let _guard = TILING.lock().unwrap_or_else(|e| e.into_inner());
+fn the_rules_take_the_per_op_path_on_cpu_drivers() {
     let g = gpu();
-    let mut m = WorldModel::new(&g, &awkward(1)).unwrap();
-    m.rssm_path = RssmPath::Auto;
+    let m = WorldModel::new(&g, &awkward(1)).unwrap();
     let mut got = vec![];
-    for gpu_tiling in [false, true] {
-        rssm::ops::rssm::set_gpu_tiling(Some(gpu_tiling));
-        got.push(m.observe_path(&g, 3, 4).0);
+    for cpu in [true, false] {
+        let mut report = g.report().clone();
+        report.device_type = if cpu { "Cpu" } else { "DiscreteGpu" }.into();
+        report.name = if cpu { "a CPU driver" } else { "a GPU" }.into();
+        got.push(
+            m.observe_path(&g.with_tuning(Tuning::rules(&report)), 3, 4)
+                .0,
+        );
     }
-    rssm::ops::rssm::set_gpu_tiling(None);
     assert_eq!(got, vec![RssmPath::PerOp, RssmPath::Fused]);
 }

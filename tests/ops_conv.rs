@@ -5,6 +5,7 @@
 mod common;
 
 use common::{act_ref, assert_close, gpu, rand_vec};
+use rssm::gpu::Gpu;
 use rssm::ops::conv::{self, reference, ConvShape};
 use rssm::ops::matmul::Act;
 use rssm::ops::{self};
@@ -61,7 +62,12 @@ fn tol(k: usize) -> f32 {
 
 /// Run forward + backward on the tape and compare everything with the reference.
 fn check_case(c: Case, transposed: bool, act: Act) {
-    let g = gpu();
+    check_case_on(&gpu(), c, transposed, act)
+}
+
+/// [`check_case`] on `g` (a device handle with its own kernel choices).
+fn check_case_on(g: &Gpu, c: Case, transposed: bool, act: Act) {
+    let g = g.clone();
     let cs = shape_of(&c, transposed);
     let seed = (c.n * 7 + c.ci * 131 + c.co * 1031 + c.h * 17 + c.kh * 3 + c.s) as u64
         + transposed as u64 * 99_991;
@@ -262,23 +268,24 @@ fn decoder_shapes_match_reference() {
     }
 }
 
-/// The register-block size GPUs get (8; CPU drivers get 16), forced so that it runs here too.
-/// (Other tests running meanwhile may pick it up as well: both sizes must be exact.)
+/// Both register-block sizes (8, which GPUs get, and 16, which CPU drivers get), whatever
+/// this device's rule.
 #[test]
-fn gpu_register_block_matches_reference() {
-    conv::set_register_block(Some(8));
-    for c in [SMALL[1], SMALL[3], SMALL[9], case(2, 32, 64, 31, 31, 4, 2)] {
-        check_case(c, false, Act::Relu);
+fn both_register_blocks_match_reference() {
+    for block in [8, 16] {
+        let g = common::gpu_with(|t| t.conv_block = block);
+        for c in [SMALL[1], SMALL[3], SMALL[9], case(2, 32, 64, 31, 31, 4, 2)] {
+            check_case_on(&g, c, false, Act::Relu);
+        }
+        for c in [
+            SMALL_T[1],
+            SMALL_T[3],
+            SMALL_T[6],
+            case(2, 64, 32, 13, 13, 6, 2),
+        ] {
+            check_case_on(&g, c, true, Act::None);
+        }
     }
-    for c in [
-        SMALL_T[1],
-        SMALL_T[3],
-        SMALL_T[6],
-        case(2, 64, 32, 13, 13, 6, 2),
-    ] {
-        check_case(c, true, Act::None);
-    }
-    conv::set_register_block(None);
 }
 
 /// The subgroup kernels (`conv_main_lanes`, `wgrad_lanes`) and the plain ones, forced each way,
@@ -297,23 +304,22 @@ fn plain_and_subgroup_kernels_match_reference() {
             eprintln!("no 8-lane subgroups on this device: conv_lanes not run");
             continue;
         }
-        ops::set_lanes(Some(on));
-        check_case(case(2, 15, 29, 9, 9, 3, 2), false, Act::None);
-        check_case(case(2, 29, 15, 5, 5, 3, 2), true, Act::None);
-        check_case(case(3, 5, 40, 11, 10, 4, 2), false, Act::Relu);
-        check_case(case(2, 20, 37, 6, 7, 4, 2), true, Act::None);
-        check_case(case(1, 37, 20, 7, 6, 4, 2), true, Act::Elu);
+        let g = common::gpu_with(|t| t.lanes = on);
+        check_case_on(&g, case(2, 15, 29, 9, 9, 3, 2), false, Act::None);
+        check_case_on(&g, case(2, 29, 15, 5, 5, 3, 2), true, Act::None);
+        check_case_on(&g, case(3, 5, 40, 11, 10, 4, 2), false, Act::Relu);
+        check_case_on(&g, case(2, 20, 37, 6, 7, 4, 2), true, Act::None);
+        check_case_on(&g, case(1, 37, 20, 7, 6, 4, 2), true, Act::Elu);
         // Narrow scatters whose folded phases also pair output columns (PAIR): the decoder's
         // last layer's shape (3 channels, k6 s2) with an even number of column pairs, an odd
         // output width (k5: the last pair half outside, phases with 3 and 2 tap columns), and
         // one channel (8 virtual channels), with ReLU and a bias.
-        check_case(case(2, 5, 3, 5, 4, 6, 2), true, Act::None);
-        check_case(case(2, 6, 3, 4, 5, 5, 2), true, Act::Relu);
-        check_case(case(3, 4, 1, 3, 6, 4, 2), true, Act::None);
+        check_case_on(&g, case(2, 5, 3, 5, 4, 6, 2), true, Act::None);
+        check_case_on(&g, case(2, 6, 3, 4, 5, 5, 2), true, Act::Relu);
+        check_case_on(&g, case(3, 4, 1, 3, 6, 4, 2), true, Act::None);
         // A 1x1 input: the transposed conv is a matmul (matmul_lanes or the register blocks).
-        check_case(case(3, 20, 9, 1, 1, 5, 2), true, Act::Elu);
+        check_case_on(&g, case(3, 20, 9, 1, 1, 5, 2), true, Act::Elu);
     }
-    ops::set_lanes(None);
 }
 
 /// A parameter used twice gets the sum of both gradients, accumulated in place (ACC) by every
@@ -543,14 +549,14 @@ fn small_preset_layers_at_its_batch_match_reference() {
             eprintln!("no 8-lane subgroups on this device: conv_lanes not run");
             continue;
         }
-        ops::set_lanes(Some(on));
+        let g = common::gpu_with(|t| t.lanes = on);
         for c in [
             case(128, 3, 8, 64, 64, 4, 2),
             case(128, 8, 16, 31, 31, 4, 2),
             case(128, 16, 32, 14, 14, 4, 2),
             case(128, 32, 64, 6, 6, 4, 2),
         ] {
-            check_case(c, false, Act::Relu);
+            check_case_on(&g, c, false, Act::Relu);
         }
         for (c, act) in [
             (case(128, 256, 32, 1, 1, 5, 2), Act::Relu),
@@ -558,8 +564,7 @@ fn small_preset_layers_at_its_batch_match_reference() {
             (case(128, 16, 8, 13, 13, 6, 2), Act::Relu),
             (case(128, 8, 3, 30, 30, 6, 2), Act::None),
         ] {
-            check_case(c, true, act);
+            check_case_on(&g, c, true, act);
         }
     }
-    ops::set_lanes(None);
 }

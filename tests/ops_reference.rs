@@ -4,6 +4,7 @@
 mod common;
 
 use common::{assert_close, gpu, rand_vec};
+use rssm::gpu::Gpu;
 use rssm::ops::elementwise::{self, binary_forward, unary_backward, unary_forward, Binary, Unary};
 use rssm::ops::matmul::{matmul_into, reference as mm_ref, Act, MatmulSpec};
 use rssm::ops::{self, reduce, shape};
@@ -11,23 +12,27 @@ use rssm::tensor::{Tape, Tensor};
 
 const SIZES: [usize; 5] = [1, 3, 7, 33, 257];
 
-/// Serialises the tests that force the matmul block size.
-static WIDE_SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[allow(clippy::too_many_arguments)]
-fn mm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, act: Act, acc: bool) {
-    let g = gpu();
+fn mm_case(
+    g: &Gpu,
+    (m, n, k): (usize, usize, usize),
+    ta: bool,
+    tb: bool,
+    bias: bool,
+    act: Act,
+    acc: bool,
+) {
     let seed = (m * 1_000_000 + n * 1000 + k) as u64;
     let a = rand_vec(m * k, seed, -1.0, 1.0);
     let b = rand_vec(k * n, seed + 1, -1.0, 1.0);
     let bias_v = rand_vec(n, seed + 2, -1.0, 1.0);
     let c0 = rand_vec(m * n, seed + 3, -1.0, 1.0);
     let (at, bt) = (
-        Tensor::from_vec(&g, &[m * k], &a).unwrap(),
-        Tensor::from_vec(&g, &[k * n], &b).unwrap(),
+        Tensor::from_vec(g, &[m * k], &a).unwrap(),
+        Tensor::from_vec(g, &[k * n], &b).unwrap(),
     );
-    let biast = Tensor::from_vec(&g, &[n], &bias_v).unwrap();
-    let ct = Tensor::from_vec(&g, &[m, n], &c0).unwrap();
+    let biast = Tensor::from_vec(g, &[n], &bias_v).unwrap();
+    let ct = Tensor::from_vec(g, &[m, n], &c0).unwrap();
     let spec = MatmulSpec {
         m,
         n,
@@ -66,45 +71,25 @@ fn mm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, act: Ac
     );
 }
 
-/// Run `cases` with the 4x4 and with the 8x8 register blocks, and with the subgroup kernel
-/// (`matmul_lanes`, where the device has 8-lane subgroups). The kernel choice is a
-/// process-wide switch: hold it while running the variants.
-fn with_both_block_sizes(cases: impl Fn()) {
-    let _guard = WIDE_SWITCH.lock().unwrap_or_else(|e| e.into_inner());
-    rssm::ops::set_lanes(Some(false));
-    for wide in [false, true] {
-        rssm::ops::matmul::set_wide_blocks(Some(wide));
-        cases();
+/// Run `cases` on every matmul kernel the device can run: the 4x4 and the 8x8 register
+/// blocks, and the subgroup kernel (`matmul_lanes`, where the device has 8-lane subgroups)
+/// with its vec4 and its 8-float loads (where it has 64-bit integers).
+fn with_both_block_sizes(cases: impl Fn(&Gpu)) {
+    for (name, g) in common::matmul_variants() {
+        eprintln!("matmul variant: {name}");
+        cases(&g);
     }
-    rssm::ops::matmul::set_wide_blocks(None);
-    if gpu().report().subgroup_lanes == Some(8) {
-        rssm::ops::set_lanes(Some(true));
-        // The vec4 loads, then the 8-float loads where the device has 64-bit integers.
-        rssm::ops::matmul::set_wide_loads(Some(false));
-        cases();
-        rssm::ops::matmul::set_wide_loads(None);
-        if gpu().report().int64 {
-            rssm::ops::matmul::set_wide_loads(Some(true));
-            cases();
-            rssm::ops::matmul::set_wide_loads(None);
-        } else {
-            eprintln!("no 64-bit integers on this device: matmul_lanes_u64 not run");
-        }
-    } else {
-        eprintln!("no 8-lane subgroups on this device: matmul_lanes not run");
-    }
-    rssm::ops::set_lanes(None);
 }
 
 /// Every transpose combination of each size; with `variants`, also bias + ELU and accumulate.
-fn transposed_cases(sizes: &[(usize, usize, usize)], variants: bool) {
+fn transposed_cases(g: &Gpu, sizes: &[(usize, usize, usize)], variants: bool) {
     for ta in [false, true] {
         for tb in [false, true] {
-            for &(m, n, k) in sizes {
-                mm_case(m, n, k, ta, tb, false, Act::None, false);
+            for &mnk in sizes {
+                mm_case(g, mnk, ta, tb, false, Act::None, false);
                 if variants {
-                    mm_case(m, n, k, ta, tb, true, Act::Elu, false);
-                    mm_case(m, n, k, ta, tb, false, Act::None, true);
+                    mm_case(g, mnk, ta, tb, true, Act::Elu, false);
+                    mm_case(g, mnk, ta, tb, false, Act::None, true);
                 }
             }
         }
@@ -122,7 +107,7 @@ fn matmul_matches_reference_all_transposes_awkward_sizes() {
         (257, 257, 257),
         (1, 257, 33),
     ];
-    with_both_block_sizes(|| transposed_cases(&sizes, false));
+    with_both_block_sizes(|g| transposed_cases(g, &sizes, false));
 }
 
 /// An infinite entry in the last k (a partial step of four in the kernels that step k by 4)
@@ -131,17 +116,16 @@ fn matmul_matches_reference_all_transposes_awkward_sizes() {
 #[test]
 fn matmul_infinity_in_the_last_k_stays_infinite() {
     let (m, n, k) = (9, 10, 5);
-    let check = |ta: bool, tb: bool| {
-        let g = gpu();
+    let check = |g: &Gpu, ta: bool, tb: bool| {
         let mut a = rand_vec(m * k, 11, 0.5, 1.0);
         let mut b = rand_vec(k * n, 12, 0.5, 1.0);
         // A[2, k-1] and B[k-1, 3] infinite, in each operand's storage order.
         a[if ta { (k - 1) * m + 2 } else { 2 * k + (k - 1) }] = f32::INFINITY;
         b[if tb { 3 * k + (k - 1) } else { (k - 1) * n + 3 }] = f32::INFINITY;
         let want = mm_ref::matmul(&a, &b, None, m, n, k, ta, tb);
-        let at = Tensor::from_vec(&g, &[m * k], &a).unwrap();
-        let bt = Tensor::from_vec(&g, &[k * n], &b).unwrap();
-        let ct = Tensor::zeros(&g, &[m, n]).unwrap();
+        let at = Tensor::from_vec(g, &[m * k], &a).unwrap();
+        let bt = Tensor::from_vec(g, &[k * n], &b).unwrap();
+        let ct = Tensor::zeros(g, &[m, n]).unwrap();
         let spec = MatmulSpec {
             m,
             n,
@@ -167,10 +151,10 @@ fn matmul_infinity_in_the_last_k_stays_infinite() {
             );
         }
     };
-    with_both_block_sizes(|| {
+    with_both_block_sizes(|g| {
         for ta in [false, true] {
             for tb in [false, true] {
-                check(ta, tb);
+                check(g, ta, tb);
             }
         }
     });
@@ -191,7 +175,7 @@ fn matmul_vec4_path_matches_reference() {
         (68, 72, 16),
         (20, 12, 8),
     ];
-    with_both_block_sizes(|| transposed_cases(&sizes, true));
+    with_both_block_sizes(|g| transposed_cases(g, &sizes, true));
 }
 
 /// Sizes whose K and contiguous axes are multiples of 8 take `matmul_lanes_u64` on devices with
@@ -211,15 +195,15 @@ fn matmul_wide_loads_path_matches_reference() {
         (1, 16, 16),
         (24, 64, 256),
     ];
-    with_both_block_sizes(|| transposed_cases(&sizes, true));
+    with_both_block_sizes(|g| transposed_cases(g, &sizes, true));
 }
 
 #[test]
 fn matmul_fused_bias_activation_and_accumulate() {
     for &m in &SIZES {
-        mm_case(m, 33, 7, false, true, true, Act::Elu, false);
-        mm_case(m, 3, 33, false, true, true, Act::Relu, false);
-        mm_case(m, 7, 3, true, false, false, Act::None, true);
+        mm_case(&gpu(), (m, 33, 7), false, true, true, Act::Elu, false);
+        mm_case(&gpu(), (m, 3, 33), false, true, true, Act::Relu, false);
+        mm_case(&gpu(), (m, 7, 3), true, false, false, Act::None, true);
     }
 }
 
@@ -227,7 +211,15 @@ fn matmul_fused_bias_activation_and_accumulate() {
 fn matmul_more_than_65535_workgroups_in_y() {
     // 64 rows per workgroup (8x8 blocks): 4.4M rows need 68,750 row tiles (folded into z).
     // (Two columns: a single one would take `matvec`.)
-    mm_case(4_400_000, 2, 2, false, false, true, Act::None, false);
+    mm_case(
+        &gpu(),
+        (4_400_000, 2, 2),
+        false,
+        false,
+        true,
+        Act::None,
+        false,
+    );
 }
 
 /// A single output column or row takes `matvec` (one invocation per output): every transpose,
@@ -248,12 +240,12 @@ fn matvec_matches_reference() {
         (1, 29, 68),
         (300, 1, 4),
     ];
-    transposed_cases(&sizes, true);
+    transposed_cases(&gpu(), &sizes, true);
 }
 
 #[test]
 fn matmul_empty_inner_dimension_is_bias() {
-    mm_case(3, 5, 0, false, true, true, Act::None, false);
+    mm_case(&gpu(), (3, 5, 0), false, true, true, Act::None, false);
 }
 
 const UNARY: [Unary; 8] = [
@@ -599,26 +591,24 @@ fn shape_errors_are_clear() {
 /// kernel of the device.
 #[test]
 fn mlp_matches_a_chain_of_linears() {
-    use rssm::ops::matmul::set_pad_narrow;
-    let g = gpu();
-    let run = |lead: &[usize], inp: usize, hidden: usize, act: Act, fused: bool| {
+    let run = |g: &Gpu, lead: &[usize], inp: usize, hidden: usize, act: Act, fused: bool| {
         let rows: usize = lead.iter().product();
         let widths = [inp, hidden, 8, 3];
-        let t = Tape::new(&g);
+        let t = Tape::new(g);
         let mut shape = lead.to_vec();
         shape.push(inp);
         let x =
-            t.param(&Tensor::from_vec(&g, &shape, &rand_vec(rows * inp, 40, -1.0, 1.0)).unwrap());
+            t.param(&Tensor::from_vec(g, &shape, &rand_vec(rows * inp, 40, -1.0, 1.0)).unwrap());
         let layers: Vec<(rssm::tensor::Var, rssm::tensor::Var)> = widths
             .windows(2)
             .enumerate()
             .map(|(l, w)| {
                 let wt = Tensor::from_vec(
-                    &g,
+                    g,
                     &[w[1], w[0]],
                     &rand_vec(w[0] * w[1], 41 + l as u64, -0.5, 0.5),
                 );
-                let bt = Tensor::from_vec(&g, &[w[1]], &rand_vec(w[1], 51 + l as u64, -0.2, 0.2));
+                let bt = Tensor::from_vec(g, &[w[1]], &rand_vec(w[1], 51 + l as u64, -0.2, 0.2));
                 (t.param(&wt.unwrap()), t.param(&bt.unwrap()))
             })
             .collect();
@@ -644,14 +634,17 @@ fn mlp_matches_a_chain_of_linears() {
         }
         (ys, yd, gs)
     };
-    let cases = || {
+    let cases = |g: &Gpu| {
         for pad in [false, true] {
-            set_pad_narrow(Some(pad));
+            let g = g.with_tuning(rssm::gpu::Tuning {
+                pad_narrow: pad,
+                ..*g.tuning()
+            });
             for (lead, inp) in [(&[5usize, 7][..], 23usize), (&[37][..], 24), (&[1][..], 23)] {
                 for (act, hidden) in [(Act::Elu, 12), (Act::Relu, 12), (Act::Elu, 16)] {
                     let what = format!("lead {lead:?} in {inp} hidden {hidden} {act:?} pad {pad}");
-                    let (s0, y0, g0) = run(lead, inp, hidden, act, false);
-                    let (s1, y1, g1) = run(lead, inp, hidden, act, true);
+                    let (s0, y0, g0) = run(&g, lead, inp, hidden, act, false);
+                    let (s1, y1, g1) = run(&g, lead, inp, hidden, act, true);
                     assert_eq!(s1, s0, "{what}: shape");
                     assert_close(&y1, &y0, 1e-5, 1e-5, &format!("{what}: y"));
                     for (i, (a, b)) in g0.iter().zip(&g1).enumerate() {
@@ -660,7 +653,6 @@ fn mlp_matches_a_chain_of_linears() {
                 }
             }
         }
-        set_pad_narrow(None);
     };
     with_both_block_sizes(cases);
 }
@@ -726,10 +718,10 @@ fn column_sums_across_runs_and_the_loop_limit() {
 /// variant.
 #[test]
 fn matmul_reduction_past_the_loop_limit() {
-    with_both_block_sizes(|| {
+    with_both_block_sizes(|g| {
         for (m, n, k) in [(1, 3, 70_001), (2, 5, 66_000), (4, 8, 65_537)] {
-            mm_case(m, n, k, true, false, false, Act::None, false);
-            mm_case(m, n, k, true, false, false, Act::None, true);
+            mm_case(g, (m, n, k), true, false, false, Act::None, false);
+            mm_case(g, (m, n, k), true, false, false, Act::None, true);
         }
     });
 }
@@ -755,10 +747,10 @@ fn thresholds_two_pass_sums_and_matmul_k() {
             &format!("sum_all over {n} values (chunks of 4,096)"),
         );
     }
-    with_both_block_sizes(|| {
+    with_both_block_sizes(|g| {
         for k in [3, 4, 5, 7, 8, 9, 15, 16, 17, 63, 64, 65] {
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
-                mm_case(9, 12, k, ta, tb, false, Act::None, false);
+                mm_case(g, (9, 12, k), ta, tb, false, Act::None, false);
             }
         }
     });

@@ -5,18 +5,17 @@
 mod common;
 
 use common::{assert_close, rand_vec};
-use rssm::ops::{self, matmul::set_pad_narrow, Act};
+use rssm::ops::{self, Act};
 use rssm::tensor::{Tape, Tensor};
 
 #[test]
 fn padded_linear_matches_the_unpadded_one() {
-    let g = common::gpu();
     let (rows, inp, out) = (37, 230, 24);
-    let x = Tensor::from_vec(&g, &[rows, inp], &rand_vec(rows * inp, 1, -1.0, 1.0)).unwrap();
-    let w = Tensor::from_vec(&g, &[out, inp], &rand_vec(out * inp, 2, -0.2, 0.2)).unwrap();
-    let b = Tensor::from_vec(&g, &[out], &rand_vec(out, 3, -0.1, 0.1)).unwrap();
     let run = |pad: bool| {
-        set_pad_narrow(Some(pad));
+        let g = common::gpu_with(|t| t.pad_narrow = pad);
+        let x = Tensor::from_vec(&g, &[rows, inp], &rand_vec(rows * inp, 1, -1.0, 1.0)).unwrap();
+        let w = Tensor::from_vec(&g, &[out, inp], &rand_vec(out * inp, 2, -0.2, 0.2)).unwrap();
+        let b = Tensor::from_vec(&g, &[out], &rand_vec(out, 3, -0.1, 0.1)).unwrap();
         let t = Tape::new(&g);
         let (xv, wv, bv) = (t.param(&x), t.param(&w), t.param(&b));
         let y = ops::linear(&t, xv, wv, Some(bv), Act::Elu).unwrap();
@@ -36,7 +35,6 @@ fn padded_linear_matches_the_unpadded_one() {
     };
     let (s0, y0, g0) = run(false);
     let (s1, y1, g1) = run(true);
-    set_pad_narrow(None);
     assert_eq!(s0, vec![rows, out]);
     assert_eq!(s1, s0, "the padding must not show in the output");
     assert_close(&y1, &y0, 1e-5, 1e-5, "y");

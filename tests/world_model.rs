@@ -71,11 +71,11 @@ fn mean_kl(q: &(Vec<f32>, Vec<f32>), p: &(Vec<f32>, Vec<f32>), stoch: usize) -> 
 /// the spec's 0.8. Under the free-nats clamp the KL term is constant and its gradient must
 /// vanish.
 fn check_whole_loss(cfg: Config, elements: usize, path: Option<RssmPath>) {
-    let g = gpu();
-    let mut model = WorldModel::new(&g, &cfg).unwrap();
-    if let Some(path) = path {
-        model.rssm_path = path;
-    }
+    let g = match path {
+        Some(path) => common::gpu_with(|t| t.path = path),
+        None => gpu(),
+    };
+    let model = WorldModel::new(&g, &cfg).unwrap();
     // Biases start at zero, which puts every pre-activation fed by a dead channel exactly on
     // a ReLU kink, where finite differences see a one-sided slope. Move them off it.
     for (i, name) in model.params.names().iter().enumerate() {

@@ -405,7 +405,8 @@ fn gpu_of(py: Python<'_>, device: Option<PyRef<'_, PyDevice>>) -> PyResult<Gpu> 
 
 /// A GPU (or CPU Vulkan/GL driver) chosen as `rssm` chooses it: the best adapter found, or the
 /// one whose name contains `adapter` (also `WGPU_ADAPTER_NAME`); `WGPU_BACKEND` restricts the
-/// backends searched.
+/// backends searched. `tuning` forces kernel choices over the device's rules and `RSSM_TUNING`
+/// (comma-separated key=value, e.g. "lanes=off,path=per-op"; `info()["tuning"]` prints them).
 #[pyclass(name = "Device", module = "rssm", frozen)]
 struct PyDevice {
     gpu: Gpu,
@@ -414,19 +415,21 @@ struct PyDevice {
 #[pymethods]
 impl PyDevice {
     #[new]
-    #[pyo3(signature = (adapter = None))]
-    fn new(py: Python<'_>, adapter: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (adapter = None, tuning = None))]
+    fn new(py: Python<'_>, adapter: Option<String>, tuning: Option<String>) -> PyResult<Self> {
         let gpu = engine(py, || {
             Gpu::new(&GpuOptions {
                 adapter,
+                tuning: rssm::gpu::TuningOverrides::parse(tuning.as_deref().unwrap_or(""))?,
                 ..Default::default()
             })
         })?;
         Ok(PyDevice { gpu })
     }
 
-    /// The adapter's name, backend, device type, driver, limits, features, subgroup width and
-    /// the matmul kernel it takes.
+    /// The adapter's name, backend, device type, driver, limits, features, subgroup width, the
+    /// matmul kernel it takes and its kernel choices (`tuning`, in the `RSSM_TUNING` syntax,
+    /// with `tuning_why`: a line per choice).
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let r = self.gpu.report();
         let d = PyDict::new(py);
@@ -439,10 +442,9 @@ impl PyDevice {
         d.set_item("max_buffer", r.max_buffer)?;
         d.set_item("timestamps", r.timestamps)?;
         d.set_item("subgroup_lanes", r.subgroup_lanes)?;
-        d.set_item(
-            "matmul_kernel",
-            rssm::ops::matmul::kernel_choice(&self.gpu).map_err(engine_err)?,
-        )?;
+        d.set_item("matmul_kernel", rssm::ops::matmul::kernel_choice(&self.gpu))?;
+        d.set_item("tuning", self.gpu.tuning().to_string())?;
+        d.set_item("tuning_why", self.gpu.tuning().explain(r))?;
         d.set_item("features", &r.features)?;
         Ok(d)
     }

@@ -398,7 +398,7 @@ impl Behaviour {
     /// benchmarks that time the host's recording apart from the device's work.
     /// [`PendingUpdate::read`] submits and reads the metrics.
     pub fn record_update(&mut self, wm: &WorldModel, starts: &Starts) -> Result<PendingUpdate> {
-        let gpu = starts.h.gpu().clone();
+        let gpu = wm.gpu().clone();
         let (h, n) = (self.cfg.horizon, starts.len());
         let seed = self.noise_seed(self.updates);
 

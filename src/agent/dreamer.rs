@@ -646,7 +646,9 @@ pub fn dream(
         }
         _ => {}
     }
-    let gpu = h.gpu().clone();
+    let gpu = model.gpu().clone();
+    // The starts on the model's handle: its kernel choices run the dream.
+    let (h, s) = (&h.on(&gpu), &s.on(&gpu));
     let t = Tape::no_grad(&gpu);
     let p = model.params.bind_frozen(&t);
     let fused = model.imagine_path(&gpu, b, steps, false).0 == crate::model::RssmPath::Fused

@@ -9,8 +9,7 @@
 //! parameters get gradient through the actions it takes, never through its own later inputs.
 //!
 //! Two implementations, chosen like the world model's `observe` (`WorldModel::imagine_path`,
-//! `RSSM_OBSERVE_PATH`; with gradients on a CPU driver `Auto` takes the per-op one, faster
-//! there):
+//! the device tuning's `path`: per-op on CPU drivers, faster there):
 //! - fused (`ops::imagine`): the whole rollout, actor included, in one persistent dispatch; the
 //!   actor then recomputed on the tape on all H N detached features at once (the same values,
 //!   so the same actions), feeding a node whose backward runs the frozen dynamics in reverse in

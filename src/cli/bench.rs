@@ -148,6 +148,8 @@ pub struct Report {
     pub matmul_kernel: String,
     /// The convolutions' layout (see `ops::conv::nhwc`).
     pub conv_layout: String,
+    /// The device's kernel choices (`gpu::Tuning`, in the `RSSM_TUNING` syntax).
+    pub tuning: String,
     pub reps: usize,
     pub results: Vec<Measured>,
 }
@@ -582,6 +584,7 @@ fn print_table(r: &Report) {
         r.max_binding >> 20,
         r.reps
     );
+    println!("tuning: {}", r.tuning);
     println!();
     println!("| workload | preset | size | ms / step | min-max ms | timing | wall ms | host record ms | host submit ms | dispatches | bind groups | buffers created | GFLOP | GFLOP/s |");
     println!(
@@ -684,8 +687,9 @@ pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
         } else {
             paths.join(", ")
         },
-        matmul_kernel: rssm::ops::matmul::kernel_choice(&gpu)?,
+        matmul_kernel: rssm::ops::matmul::kernel_choice(&gpu),
         conv_layout: rssm::ops::conv::nhwc::layout_choice(&gpu)?,
+        tuning: gpu.tuning().to_string(),
         reps: args.reps.max(1),
         results,
     };

@@ -271,10 +271,7 @@ fn run_behaviour(opts: &GpuOptions, args: EvaluateArgs) -> Result<()> {
         "actor loss {}, critic loss {} ({} imagination) written to {}",
         result["actor_loss"].data[0],
         result["critic_loss"].data[0],
-        match im.path {
-            rssm::model::RssmPath::PerOp => "per-op",
-            _ => "fused",
-        },
+        im.path,
         args.out.display()
     );
     Ok(())

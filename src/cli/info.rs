@@ -17,5 +17,9 @@ pub fn run(opts: &GpuOptions, args: InfoArgs) -> rssm::Result<()> {
     }
     let gpu = Gpu::new(opts)?;
     println!("{}", gpu.report());
+    println!("tuning       {}", gpu.tuning());
+    for why in gpu.tuning().explain(gpu.report()) {
+        println!("             {why}");
+    }
     Ok(())
 }

@@ -24,6 +24,12 @@ pub struct Cli {
     /// over slices as large batches do on devices with small limits.
     #[arg(long, global = true)]
     pub max_binding: Option<u64>,
+    /// Force kernel choices over the device's rules and RSSM_TUNING: comma-separated key=value
+    /// (lanes=on|off, wide_loads=on|off, wide_blocks=on|off, pad_narrow=on|off, conv_block=8|16,
+    /// layout=nhwc|nchw, path=fused|per-op, tiling=gpu|cpu, subnormals=flush|keep). `rssm info`
+    /// prints the choices and why.
+    #[arg(long, global = true, value_parser = parse_tuning)]
+    pub tuning: Option<rssm::gpu::TuningOverrides>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,11 +50,16 @@ pub enum Command {
     Imagine(imagine::ImagineArgs),
 }
 
+fn parse_tuning(s: &str) -> Result<rssm::gpu::TuningOverrides, String> {
+    rssm::gpu::TuningOverrides::parse(s).map_err(|e| e.to_string())
+}
+
 /// Run the parsed command.
 pub fn run(cli: Cli) -> rssm::Result<()> {
     let gpu_opts = rssm::gpu::GpuOptions {
         adapter: cli.adapter.clone(),
         max_binding: cli.max_binding,
+        tuning: cli.tuning.unwrap_or_default(),
     };
     match cli.command {
         Command::Info(args) => info::run(&gpu_opts, args),

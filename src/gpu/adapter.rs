@@ -15,6 +15,9 @@ pub struct GpuOptions {
     /// model take the sliced paths that large batches take on real devices (tests, `rssm bench
     /// --max-binding`). `None`: the adapter's `max_storage_buffer_binding_size`.
     pub max_binding: Option<u64>,
+    /// Kernel choices forced over the rules and over the environment's `RSSM_TUNING`
+    /// (`--tuning`, Python's `Device(tuning=...)`, tests' variants).
+    pub tuning: crate::gpu::TuningOverrides,
 }
 
 /// What we tell the user about the device at start.

@@ -10,6 +10,7 @@ use crate::gpu::denormals::FlushSubnormals;
 use crate::gpu::pipelines::{Kernel, PipelineCache};
 use crate::gpu::pool::{size_class, BufRange, GpuBuffer, PoolState};
 use crate::gpu::recorder::{Cmd, Recorder, PARAM_SLOT};
+use crate::gpu::tuning::{Tuning, TuningOverrides};
 
 /// Counters for tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,9 +49,12 @@ pub(super) struct Shared {
 }
 
 /// The device handle. Cheap to clone; all clones share one device, pool and recorder.
+/// A handle also carries the device's kernel choices ([`Tuning`]); [`Gpu::with_tuning`] gives
+/// a handle on the same device with others (tensors made with it run its kernels).
 #[derive(Clone)]
 pub struct Gpu {
     pub(super) shared: Arc<Shared>,
+    tuning: Tuning,
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -70,10 +74,14 @@ impl Gpu {
     /// GL), honouring `WGPU_BACKEND` and `--adapter` / `WGPU_ADAPTER_NAME`, and create a device
     /// with the adapter's own limits (the WebGPU defaults, e.g. 128 MiB per storage binding,
     /// are too small for a B=50, T=50 batch).
+    ///
+    /// The kernel choices ([`Tuning`]) are decided here: the rules for the adapter, with the
+    /// environment's overrides (`RSSM_TUNING`) and then `opts.tuning` over them.
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
+        let overrides = opts.tuning.over(TuningOverrides::from_env()?);
         // A CPU driver's worker threads, created with the adapter and device, inherit this
         // thread's flush-to-zero mode (see gpu::denormals); this thread gets its own back.
-        let _flush = FlushSubnormals::new();
+        let _flush = FlushSubnormals::new(overrides.flush_subnormals.unwrap_or(true));
         let adapter = choose_adapter(opts)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
@@ -114,7 +122,9 @@ impl Gpu {
             .unwrap_or(u64::MAX)
             .min(limits.max_storage_buffer_binding_size as u64)
             .min(limits.max_buffer_size);
+        let tuning = Tuning::decide(&report, &overrides);
         let mut gpu = Gpu {
+            tuning,
             shared: Arc::new(Shared {
                 device,
                 queue,
@@ -146,6 +156,35 @@ impl Gpu {
         self.dispatch(&k, &N, &[&out], [1, 1, 1]);
         let ran = self.read(&out)?[0] as u32;
         Ok((ran < N).then_some(ran))
+    }
+
+    /// The kernel choices of this handle.
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    /// A handle on the same device (buffers, pipelines and recorder shared) with other kernel
+    /// choices, limited to those the device can run ([`Tuning::within`]). Tensors and models
+    /// made with it run its kernels: the tests run every variant this way. (The subnormal
+    /// mode stays the device's: it is set on the driver's threads when they are created.)
+    pub fn with_tuning(&self, tuning: Tuning) -> Gpu {
+        Gpu {
+            shared: self.shared.clone(),
+            tuning: Tuning {
+                flush_subnormals: self.tuning.flush_subnormals,
+                ..tuning.within(&self.shared.report)
+            },
+        }
+    }
+
+    /// Whether `other` is a handle on the same device.
+    pub fn same_device(&self, other: &Gpu) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// This handle with `overrides` applied over its tuning.
+    pub fn with_overrides(&self, overrides: &TuningOverrides) -> Gpu {
+        self.with_tuning(overrides.apply(self.tuning))
     }
 
     /// The driver's limit on loop iterations per shader invocation, if it has one (see

@@ -17,12 +17,11 @@ pub(crate) struct FlushSubnormals {
 }
 
 impl FlushSubnormals {
-    /// Set the flush mode, unless `RSSM_SUBNORMALS=keep` (to compare the numerics or the speed
-    /// of both modes).
-    pub(crate) fn new() -> FlushSubnormals {
-        let keep = std::env::var("RSSM_SUBNORMALS").is_ok_and(|v| v == "keep");
+    /// Set the flush mode when `flush` (the tuning's `subnormals=flush`, the default; `keep`
+    /// compares the numerics or the speed of both modes).
+    pub(crate) fn new(flush: bool) -> FlushSubnormals {
         FlushSubnormals {
-            saved: if keep { None } else { set() },
+            saved: if flush { set() } else { None },
         }
     }
 }

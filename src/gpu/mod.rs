@@ -1,7 +1,8 @@
 //! The GPU layer: adapter choice and its report ([`adapter`]), the device handle and its
 //! limits ([`context`]), readback and timing ([`readback`]), the caching buffer pool
 //! ([`pool`]), the pipeline cache built from `shaders/` ([`pipelines`]) and the step recorder
-//! that batches many dispatches into one submit ([`recorder`]).
+//! that batches many dispatches into one submit ([`recorder`]), and the device's kernel choices
+//! ([`tuning`]).
 //!
 //! Everything above this layer talks to the device through [`Gpu`]: `upload`, `zeros`,
 //! `dispatch`, `copy`, `read`. Dispatches are recorded, not executed, until `flush` (or a
@@ -17,11 +18,13 @@ pub mod readback;
 pub mod recorder;
 pub mod runtime_dir;
 pub mod shaders;
+pub mod tuning;
 
 pub use adapter::{AdapterReport, GpuOptions};
 pub use context::{Gpu, Stats};
 pub use pipelines::Kernel;
 pub use pool::{BufRange, GpuBuffer};
+pub use tuning::{RssmPath, Tiling, Tuning, TuningOverrides};
 
 /// Workgroup size used by the 1-D (elementwise-style) kernels; must match `WG` in the shaders'
 /// common prelude.

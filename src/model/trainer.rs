@@ -105,7 +105,7 @@ impl Trainer {
     /// of [`Trainer::train_step`], for benchmarks that time the host's recording apart from
     /// the device's work. [`PendingStep::read`] submits and reads the metrics.
     pub fn record_step(&mut self, batch: &DeviceBatch) -> Result<PendingStep> {
-        let gpu = batch.obs.gpu().clone();
+        let gpu = self.model.gpu().clone();
         let tape = Tape::new(&gpu);
         let p = self.model.params.bind(&tape);
         let out = self.model.loss(&tape, &p, batch, self.step)?;

@@ -9,6 +9,7 @@ use rand::SeedableRng;
 
 use crate::error::{shape_err, Result};
 use crate::gpu::Gpu;
+pub use crate::gpu::RssmPath;
 use crate::model::Config;
 use crate::nn::{Bound, GruCell, Init, Linear, Mlp, ParamId, ParamStore};
 use crate::ops::gaussian::{gaussian_head, normal_noise, Noise};
@@ -47,8 +48,6 @@ pub struct WorldModel {
     pub rssm: Rssm,
     pub reward: Mlp,
     pub cont: Mlp,
-    /// How `observe` runs (default: automatic).
-    pub rssm_path: RssmPath,
 }
 
 /// One batch on the device: `obs [B,T,3,64,64]` in [-0.5, 0.5], `action [B,T,A]`,
@@ -100,55 +99,6 @@ impl Observed {
             ops::slice_time(t, self.deter, steps - 1)?,
             ops::slice_time(t, self.stoch, steps - 1)?,
         ))
-    }
-}
-
-/// How `observe` runs the RSSM over time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum RssmPath {
-    /// The fused kernels where the device and the shapes allow them, else the per-op path.
-    #[default]
-    Auto,
-    /// The fused kernels (`ops::rssm`): a handful of dispatches whatever T is. An error where
-    /// they cannot run.
-    Fused,
-    /// One kernel per op per time step: the readable reference.
-    PerOp,
-}
-
-impl RssmPath {
-    /// The environment variable that overrides the default path (`auto`, `fused`, `per-op`).
-    pub const ENV: &'static str = "RSSM_OBSERVE_PATH";
-
-    /// Parse `auto`, `fused` or `per-op`.
-    pub fn parse(s: &str) -> Result<RssmPath> {
-        match s {
-            "auto" => Ok(RssmPath::Auto),
-            "fused" => Ok(RssmPath::Fused),
-            "per-op" | "perop" => Ok(RssmPath::PerOp),
-            other => Err(crate::error::Error::Invalid(format!(
-                "RSSM path '{other}': expected auto, fused or per-op"
-            ))),
-        }
-    }
-
-    /// `RSSM_OBSERVE_PATH` when set, else `Auto`.
-    pub fn from_env() -> Result<RssmPath> {
-        match std::env::var(Self::ENV) {
-            Ok(v) if !v.is_empty() => RssmPath::parse(&v)
-                .map_err(|e| crate::error::Error::Invalid(format!("{}: {e}", Self::ENV))),
-            _ => Ok(RssmPath::Auto),
-        }
-    }
-}
-
-impl std::fmt::Display for RssmPath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RssmPath::Auto => "auto",
-            RssmPath::Fused => "fused",
-            RssmPath::PerOp => "per-op",
-        })
     }
 }
 
@@ -247,8 +197,13 @@ impl WorldModel {
             },
             reward,
             cont,
-            rssm_path: RssmPath::from_env()?,
         })
+    }
+
+    /// The device handle the model was made with: its kernel choices are the ones the model's
+    /// training, imagination and dreams run (see [`Gpu::with_tuning`]).
+    pub fn gpu(&self) -> &Gpu {
+        self.params.tensors()[0].gpu()
     }
 
     /// `[N,3,64,64] -> [N, embed]`: four k4 s2 convs with ReLU, flattened in C,H,W order.
@@ -395,13 +350,10 @@ impl WorldModel {
     }
 
     /// The path `observe` takes for a `[batch, steps]` sequence on `gpu`, and, when it is the
-    /// per-op one, why.
-    ///
-    /// `Auto` takes the fused kernels on GPUs and the per-op path on CPU drivers: there a
-    /// workgroup's threads run as a loop on one core, so the persistent kernels' serial steps
-    /// gain nothing, while the per-op path's GEMMs over all rows use the SIMD lanes well
-    /// (lavapipe, spec sizes B16 T50: a world-model update 6.8 s per-op, 11.6 s fused;
-    /// docs/performance.md).
+    /// per-op one, why: the device's tuning (`path`: fused on GPUs; per-op on CPU drivers,
+    /// where a workgroup's threads run as a loop on one core, so the persistent kernels'
+    /// serial steps gain nothing while the per-op GEMMs over all rows use the SIMD lanes;
+    /// docs/performance.md), and per-op where the fused kernels do not fit the shapes.
     pub fn observe_path(&self, gpu: &Gpu, batch: usize, steps: usize) -> (RssmPath, String) {
         let c = &self.cfg;
         let dims = ObserveDims {
@@ -413,14 +365,9 @@ impl WorldModel {
             hidden: c.hidden,
             embed: c.embed(),
         };
-        match self.rssm_path {
-            RssmPath::PerOp => (RssmPath::PerOp, "chosen".into()),
-            RssmPath::Fused => (RssmPath::Fused, String::new()),
-            RssmPath::Auto => match fused_plan(gpu, &dims) {
-                Ok(_) if !crate::ops::rssm::gpu_tiling(gpu) => (
-                    RssmPath::PerOp,
-                    "a CPU driver, where the per-op path is faster".into(),
-                ),
+        match gpu.tuning().path {
+            RssmPath::PerOp => (RssmPath::PerOp, "the device's tuning".into()),
+            RssmPath::Fused => match fused_plan(gpu, &dims) {
                 Ok(_) => (RssmPath::Fused, String::new()),
                 Err(why) => (RssmPath::PerOp, why),
             },
@@ -428,15 +375,10 @@ impl WorldModel {
     }
 
     /// The path imagination takes for `starts` start states and `horizon` steps with the
-    /// specification's actor (`units` wide) on `gpu`, with or without its backward
-    /// (`with_grad`), and, when it is the per-op one, why.
-    ///
-    /// `Auto` takes the fused kernels on GPUs and the per-op rollout on CPU drivers, with or
-    /// without its backward: there the per-op GEMMs over many rows run faster than the
-    /// persistent kernels and launches cost little (lavapipe, spec widths: a behaviour update
-    /// from 800 starts 3.5 s per-op, 29.8 s fused; a dream of 16 starts x 200 steps 1.5 s
-    /// per-op, 14.2 s fused; docs/performance.md). (`with_grad` no longer changes the choice;
-    /// it stays in the signature for the callers that pass it.)
+    /// specification's actor (`units` wide) on `gpu`, and, when it is the per-op one, why:
+    /// chosen like [`WorldModel::observe_path`]'s (lavapipe, spec widths: a behaviour update
+    /// from 800 starts 3.5 s per-op, 29.8 s fused; docs/performance.md). (`_with_grad` does
+    /// not change the choice; it stays in the signature for the callers that pass it.)
     pub fn imagine_path(
         &self,
         gpu: &Gpu,
@@ -455,14 +397,9 @@ impl WorldModel {
             embed: c.embed(),
             units: c.units,
         };
-        match self.rssm_path {
-            RssmPath::PerOp => (RssmPath::PerOp, "chosen".into()),
-            RssmPath::Fused => (RssmPath::Fused, String::new()),
-            RssmPath::Auto => match crate::ops::imagine::imagine_plan(gpu, &dims) {
-                Ok(_) if !crate::ops::rssm::gpu_tiling(gpu) => (
-                    RssmPath::PerOp,
-                    "a CPU driver, where the per-op rollout is faster".into(),
-                ),
+        match gpu.tuning().path {
+            RssmPath::PerOp => (RssmPath::PerOp, "the device's tuning".into()),
+            RssmPath::Fused => match crate::ops::imagine::imagine_plan(gpu, &dims) {
                 Ok(_) => (RssmPath::Fused, String::new()),
                 Err(why) => (RssmPath::PerOp, why),
             },

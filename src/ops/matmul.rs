@@ -69,79 +69,24 @@ pub struct MatmulSpec {
     pub acc: bool,
 }
 
-static PAD_NARROW: super::Force = super::Force::new();
-
-/// Force `linear`'s zero padding of input widths that are not a multiple of 4 on
-/// (`Some(true)`) or off (`Some(false)`) instead of choosing by adapter type (`None`): lets the
-/// tests compare both paths on any device.
-pub fn set_pad_narrow(pad: Option<bool>) {
-    PAD_NARROW.set(pad);
-}
-
-/// Padding pays on CPU drivers, where the vec4 kernel runs ~1.8x the scalar one (and
-/// `matmul_lanes` ~1.35x `matmul_lanes_any`: 12000x232x400 in 45 ms against 62 for 230) and a
-/// copy is cheap next to the matmul; on GPUs it is off until measured there.
-fn pad_narrow(gpu: &Gpu) -> bool {
-    PAD_NARROW.get().unwrap_or_else(|| gpu.report().is_cpu())
-}
-
-static WIDE_BLOCKS: super::Force = super::Force::new();
-
-/// Force the vec4 kernel's 8x8 (`Some(true)`) or 4x4 (`Some(false)`) register blocks instead
-/// of choosing by adapter type (`None`): lets the tests run both variants on any device.
-pub fn set_wide_blocks(wide: Option<bool>) {
-    WIDE_BLOCKS.set(wide);
-}
-
-/// 8x8 register blocks per invocation on CPU drivers (see shaders/matmul.wgsl), 4x4 on GPUs,
-/// unless forced by [`set_wide_blocks`].
-fn wide_blocks(gpu: &Gpu) -> bool {
-    WIDE_BLOCKS.get().unwrap_or_else(|| gpu.report().is_cpu())
-}
-
-static WIDE_LOADS: super::Force = super::Force::new();
-
-/// Force the subgroup matmul's 8-float loads (`matmul_lanes_u64`, `Some(true)`, where the
-/// device has 64-bit integers) or its vec4 loads (`Some(false)`) instead of the default (8-float
-/// loads wherever the device has them): lets the tests run both variants.
-pub fn set_wide_loads(wide: Option<bool>) {
-    WIDE_LOADS.set(wide);
-}
-
-/// `RSSM_WIDE_LOADS`: `auto` or `on` (the default: 8-float loads where the device has 64-bit
-/// integers) or `off`; read once.
-pub const WIDE_LOADS_ENV: &str = "RSSM_WIDE_LOADS";
-
-/// 8-float loads for the subgroup matmul: on devices with 64-bit integers unless turned off
-/// by [`set_wide_loads`] or [`WIDE_LOADS_ENV`].
-fn wide_loads(gpu: &Gpu) -> Result<bool> {
-    static ENV: std::sync::OnceLock<std::result::Result<Option<bool>, String>> =
-        std::sync::OnceLock::new();
-    let on = match WIDE_LOADS.get() {
-        Some(on) => on,
-        None => super::env_choice(WIDE_LOADS_ENV, &ENV)?.unwrap_or(true),
-    };
-    Ok(on && gpu.report().int64)
-}
-
 /// Which kernel this device's matmuls take where every contiguous axis is a multiple of 4
 /// (others take the scalar register-block kernel): for reports and benchmarks.
-pub fn kernel_choice(gpu: &Gpu) -> Result<String> {
-    if super::use_lanes(gpu)? {
-        let loads = if wide_loads(gpu)? {
+pub fn kernel_choice(gpu: &Gpu) -> String {
+    let t = gpu.tuning();
+    if t.lanes {
+        let loads = if t.wide_loads {
             "matmul_lanes_u64 where K is a multiple of 8, else matmul_lanes"
         } else {
             "matmul_lanes"
         };
-        return Ok(format!(
+        return format!(
             "subgroup lanes ({loads}, and the conv_lanes convolutions, 8-lane subgroups)"
-        ));
+        );
     }
-    let wide = wide_blocks(gpu);
-    Ok(format!(
+    format!(
         "register blocks (matmul_vec4, {0}x{0} per invocation)",
-        if wide { 8 } else { 4 }
-    ))
+        if t.wide_blocks { 8 } else { 4 }
+    )
 }
 
 /// Record `c (+)= act(op(a) op(b) + bias)`; `c` must hold `m * n` values.
@@ -287,7 +232,7 @@ fn matmul_dispatch(
     s: MatmulSpec,
 ) -> Result<()> {
     debug_assert!(bias.is_none() || grad_act.is_none());
-    let wide = wide_blocks(gpu);
+    let wide = gpu.tuning().wide_blocks;
     // The vec4 variant needs every operand's contiguous axis to be a multiple of 4.
     let vec4 = s.k > 0
         && s.k.is_multiple_of(4)
@@ -298,15 +243,14 @@ fn matmul_dispatch(
     // Except a single row whose matrix runs along n (a 1-wide layer's weight gradient,
     // op(B) = B [K, N]): on the subgroup kernel, with 8 rows of which 7 are clamped copies, each
     // lane loads its columns of B in vec4s, a quarter of matvec's loads.
-    let matvec =
-        matvec && !(s.n > 1 && s.m == 1 && !s.trans_b && s.k > 0 && super::use_lanes(gpu)?);
+    let matvec = matvec && !(s.n > 1 && s.m == 1 && !s.trans_b && s.k > 0 && gpu.tuning().lanes);
     // ... whose matrix rows run along k (contiguous), in vec4s when K allows.
     let matvec4 =
         matvec && s.k > 0 && s.k.is_multiple_of(4) && if s.n == 1 { !s.trans_a } else { s.trans_b };
     let vec4 = (vec4 && !matvec) || matvec4;
     // The subgroup kernel takes any sizes: vec4 loads where aligned, scalar loads otherwise
     // (`matmul_lanes_any`, about 1.35x the time on lavapipe).
-    let lanes = !matvec && s.k > 0 && super::use_lanes(gpu)?;
+    let lanes = !matvec && s.k > 0 && gpu.tuning().lanes;
     // ... and with 8-float loads where K (and the contiguous axes) are multiples of 8 and the
     // operands start at multiples of 32 bytes (`matmul_lanes_u64`: ~1.4x on lavapipe).
     let lanes64 = lanes
@@ -316,7 +260,7 @@ fn matmul_dispatch(
         && (s.trans_b || s.n.is_multiple_of(8))
         && a.byte_offset().is_multiple_of(32)
         && b.byte_offset().is_multiple_of(32)
-        && wide_loads(gpu)?;
+        && gpu.tuning().wide_loads;
     // ... whose epilogue also stores (and loads Y, and C when accumulating) 8 floats at a time
     // where N is a multiple of 8 and C and Y start at multiples of 32 bytes.
     let store8 = lanes64
@@ -516,7 +460,7 @@ pub fn linear(t: &Tape, x: Var, w: Var, b: Option<Var>, act: Act) -> Result<Var>
     let (xv, wv) = (t.value(x), t.value(w));
     let in_f = wv.shape().get(1).copied().unwrap_or(0);
     let pad = (4 - in_f % 4) % 4;
-    if pad > 0 && pad_narrow(xv.gpu()) && wv.shape().len() == 2 && xv.last_dim() == in_f {
+    if pad > 0 && xv.gpu().tuning().pad_narrow && wv.shape().len() == 2 && xv.last_dim() == in_f {
         // An input width that is not a multiple of 4 (the features, stoch + deter = 230)
         // would take the scalar kernel for the forward and both gradients; zero columns
         // appended to x and W give the same sums through the vec4 kernel. The concat's
@@ -621,7 +565,7 @@ pub fn mlp_keep(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<(Va
     let in_f = xv.last_dim();
     // The padded input and first weight (zero columns), or the originals.
     let pad = (4 - in_f % 4) % 4;
-    let padded = pad > 0 && pad_narrow(&gpu);
+    let padded = pad > 0 && gpu.tuning().pad_narrow;
     let mut ws_used = ws.clone();
     let x_used = if padded {
         let wide = in_f + pad;

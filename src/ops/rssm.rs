@@ -39,29 +39,11 @@ use crate::tensor::{Grads, Tape, Tensor, Var};
 pub const MAX_TILE_ROWS: usize = 8;
 /// Storage buffers the backward kernel binds (the most of the family).
 pub const STORAGE_BUFFERS_NEEDED: u32 = 19;
-static TUNING: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// Force the tiling chosen for GPUs (`Some(true)`: 256 threads per workgroup, tiles of about
-/// B/32 rows so that many workgroups run) or for CPU drivers (`Some(false)`: 64 threads, tiles
-/// as large as memory allows, at least two workgroups) instead of choosing by adapter type
-/// (`None`): lets the tests run both on any device.
-pub fn set_gpu_tiling(gpu_tiling: Option<bool>) {
-    let v = match gpu_tiling {
-        None => 0,
-        Some(false) => 1,
-        Some(true) => 2,
-    };
-    TUNING.store(v, std::sync::atomic::Ordering::Relaxed);
-}
 
 /// Whether `gpu` gets the GPU tiling (many workgroups of 256 threads) rather than the CPU
-/// drivers' (see [`set_gpu_tiling`]).
+/// drivers' (the tuning's `tiling`).
 pub fn gpu_tiling(gpu: &Gpu) -> bool {
-    match TUNING.load(std::sync::atomic::Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => !gpu.report().is_cpu(),
-    }
+    gpu.tuning().tiling == crate::gpu::Tiling::Gpu
 }
 
 /// The RSSM's fourteen parameters (spec names in the comments), generic over what holds them

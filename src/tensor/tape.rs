@@ -171,10 +171,11 @@ impl Tape {
         Var(nodes.len() - 1)
     }
 
-    /// A leaf; `requires_grad` makes `backward` return its gradient (a parameter).
+    /// A leaf; `requires_grad` makes `backward` return its gradient (a parameter). The value
+    /// takes the tape's device handle, so every op on the tape runs the tape's kernel choices.
     pub fn leaf(&self, value: Tensor, requires_grad: bool) -> Var {
         self.push(Node {
-            value: Some(value),
+            value: Some(value.on(&self.gpu)),
             requires_grad: requires_grad && self.grad_enabled,
             is_leaf: true,
             backward: None,

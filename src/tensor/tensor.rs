@@ -103,6 +103,17 @@ impl Tensor {
         })
     }
 
+    /// The same tensor (same buffer) on `gpu`'s handle, whose kernel choices the ops on it then
+    /// take (`gpu` must be a handle on this tensor's device).
+    pub fn on(&self, gpu: &Gpu) -> Tensor {
+        debug_assert!(gpu.same_device(&self.gpu), "a tensor moved across devices");
+        Tensor {
+            gpu: gpu.clone(),
+            shape: self.shape.clone(),
+            buf: self.buf.clone(),
+        }
+    }
+
     /// Same data, another shape with the same number of elements.
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         let n: usize = shape.iter().product();

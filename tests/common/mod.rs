@@ -18,6 +18,63 @@ pub fn gpu() -> Gpu {
     .clone()
 }
 
+/// The shared device with other kernel choices: `f` edits the device's tuning (limited then to
+/// what the device can run). Tensors and models made with the handle run those kernels, so
+/// each test picks its variant without touching any other test's.
+pub fn gpu_with(f: impl FnOnce(&mut rssm::gpu::Tuning)) -> Gpu {
+    let g = gpu();
+    let mut t = *g.tuning();
+    f(&mut t);
+    g.with_tuning(t)
+}
+
+/// Every matmul kernel the device can run, named: the vec4 kernel with 4x4 and with 8x8
+/// register blocks, and where the device has 8-lane subgroups the subgroup kernel with vec4
+/// loads and (with 64-bit integers) 8-float loads.
+pub fn matmul_variants() -> Vec<(&'static str, Gpu)> {
+    let g = gpu();
+    let r = g.report().clone();
+    let mut v = vec![
+        (
+            "register blocks 4x4",
+            gpu_with(|t| {
+                t.lanes = false;
+                t.wide_blocks = false
+            }),
+        ),
+        (
+            "register blocks 8x8",
+            gpu_with(|t| {
+                t.lanes = false;
+                t.wide_blocks = true
+            }),
+        ),
+    ];
+    if r.subgroup_lanes == Some(8) {
+        v.push((
+            "subgroup lanes, vec4 loads",
+            gpu_with(|t| {
+                t.lanes = true;
+                t.wide_loads = false
+            }),
+        ));
+        if r.int64 {
+            v.push((
+                "subgroup lanes, 8-float loads",
+                gpu_with(|t| {
+                    t.lanes = true;
+                    t.wide_loads = true
+                }),
+            ));
+        } else {
+            eprintln!("no 64-bit integers on this device: matmul_lanes_u64 not run");
+        }
+    } else {
+        eprintln!("no 8-lane subgroups on this device: matmul_lanes not run");
+    }
+    v
+}
+
 /// Uniform values in [lo, hi).
 pub fn rand_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

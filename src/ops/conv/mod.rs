@@ -25,8 +25,6 @@
 //! output-channel block, so a whole encoder + decoder compiles about ten; kernel size and
 //! stride are runtime parameters.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::{BufRange, Gpu};
 
@@ -153,31 +151,12 @@ impl Pass {
     }
 }
 
-/// Forced register-block size (0: choose from the adapter). See [`set_register_block`].
-static FORCED_BLOCK: AtomicUsize = AtomicUsize::new(0);
-
-/// Force the register-block size (8 or 16) that is otherwise chosen from the adapter type, or
-/// go back to the automatic choice with `None`. For tests and benchmarks: it lets a CPU driver
-/// run the GPU variant. Both sizes compute the same sums.
-pub fn set_register_block(block: Option<usize>) {
-    let b = match block {
-        Some(b) if b <= 8 => 8,
-        Some(_) => 16,
-        None => 0,
-    };
-    FORCED_BLOCK.store(b, Ordering::Relaxed);
-}
-
-/// Register-block size: output positions per `conv_main` invocation and (channel, ky, kx)
-/// columns per `wgrad` invocation. 16 on CPU drivers, where a larger block means fewer
-/// lane-by-lane loads per FMA (16 x 16 ran 15-30% faster than 8 x 16 on lavapipe); 8 on GPUs,
-/// where 16 x 16 accumulators per invocation would not fit the register file.
+/// Register-block size ([`Tuning::conv_block`](crate::gpu::Tuning)): output positions per
+/// `conv_main` invocation and (channel, ky, kx) columns per `wgrad` invocation. 16 on CPU
+/// drivers, where a larger block means fewer lane-by-lane loads per FMA; 8 on GPUs, where
+/// 16 x 16 accumulators per invocation would not fit the register file.
 fn block(gpu: &Gpu) -> usize {
-    match FORCED_BLOCK.load(Ordering::Relaxed) {
-        0 if gpu.report().is_cpu() => 16,
-        0 => 8,
-        b => b,
-    }
+    gpu.tuning().conv_block as usize
 }
 
 /// Output-channel vec4s per invocation: fewer for narrow outputs (the decoder's 3 channels).
@@ -219,7 +198,7 @@ impl LanesMode {
 /// channels x 4 phases), and pairs of output columns too where that still fits 32 channels (24
 /// for that layer); a gather keeps the plain kernel.
 fn lanes_mode(gpu: &Gpu, ps: &Pass) -> Result<Option<LanesMode>> {
-    if !super::use_lanes(gpu)? {
+    if !gpu.tuning().lanes {
         return Ok(None);
     }
     let fold = ps.scatter && ps.o <= 16 && ps.s > 1;
@@ -545,7 +524,7 @@ fn wgrad_slice(
     // The subgroup variant (`wgrad_lanes`, shaders/conv_wgrad_lanes.wgsl): one 8-lane
     // workgroup per tile of 32 rows x 64 columns. The plain one: one invocation per tile of 16
     // rows x `ncol` columns, 64 invocations per workgroup.
-    let lanes = super::use_lanes(gpu)?;
+    let lanes = gpu.tuning().lanes;
     if g.small_nhwc && !lanes {
         return Err(Error::Invalid(
             "a channels-innermost weight gradient needs the subgroup kernel (wgrad_lanes)".into(),

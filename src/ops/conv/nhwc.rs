@@ -24,32 +24,13 @@ use super::{
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::matmul::Act;
-use crate::ops::{env_choice, grid, slices, use_lanes, Force};
+use crate::ops::{grid, slices};
 use crate::tensor::{Tape, Tensor, Var};
 
-static NHWC: Force = Force::new();
-
-/// Force the NHWC encoder on (`Some(true)`, where the device has 8-lane subgroups and 64-bit
-/// integers) or off (`Some(false)`) instead of the default (on wherever it runs): lets the
-/// tests compare it with the NCHW path.
-pub fn set_nhwc(on: Option<bool>) {
-    NHWC.set(on);
-}
-
-/// `RSSM_NHWC`: `auto` or `on` (the default) or `off`; read once.
-pub const NHWC_ENV: &str = "RSSM_NHWC";
-
-/// Whether the encoder takes the NHWC kernels on this device: they can run there (see
-/// [`conv2d_nhwc_forward`]) and the subgroup kernels are in use, unless turned off by
-/// [`set_nhwc`] or [`NHWC_ENV`].
+/// Whether the encoder takes the NHWC kernels on this device: the tuning's `layout=nhwc`
+/// (which holds only where they can run, see [`conv2d_nhwc_forward`]).
 pub fn available(gpu: &Gpu) -> Result<bool> {
-    static ENV: std::sync::OnceLock<std::result::Result<Option<bool>, String>> =
-        std::sync::OnceLock::new();
-    let on = match NHWC.get() {
-        Some(on) => on,
-        None => env_choice(NHWC_ENV, &ENV)?.unwrap_or(true),
-    };
-    Ok(on && missing_feature(gpu).is_none() && use_lanes(gpu)?)
+    Ok(gpu.tuning().nhwc && missing_feature(gpu).is_none())
 }
 
 /// The convolutions' layout on this device, for reports and benchmarks.

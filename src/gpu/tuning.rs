@@ -1,0 +1,446 @@
+//! [`Tuning`]: every choice the engine makes between equivalent kernels, decided once when the
+//! device is created (from its [`AdapterReport`] and the overrides) and carried by the [`Gpu`]
+//! handle. Ops read it from the device they run on; nothing else chooses a kernel.
+//!
+//! Overrides come from one parser ([`TuningOverrides::parse`]): `RSSM_TUNING` (and `--tuning`,
+//! Python's `Device(tuning=...)`) is a comma-separated list of `key=value`, with the keys of
+//! [`Tuning`]'s `Display` (`lanes=off,path=per-op`). The older single-choice variables
+//! (`RSSM_LANES`, `RSSM_WIDE_LOADS`, `RSSM_NHWC`, `RSSM_OBSERVE_PATH`, `RSSM_SUBNORMALS`) are
+//! read as aliases of their keys; `RSSM_TUNING` wins over them.
+//!
+//! A variant the device cannot run (subgroup kernels without 8-lane subgroups, 8-float loads
+//! without 64-bit integers) is never chosen, forced or not: [`Tuning::within`].
+//!
+//! [`Gpu`]: crate::gpu::Gpu
+
+use crate::error::{Error, Result};
+use crate::gpu::AdapterReport;
+
+/// How the RSSM runs over time (`observe`) and imagination runs over the horizon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RssmPath {
+    /// The persistent kernels of `ops::rssm` / `ops::imagine`: a handful of dispatches whatever
+    /// the number of steps. Where a shape does not fit the device they fall back to per-op.
+    Fused,
+    /// One kernel per op per time step: the readable reference.
+    PerOp,
+}
+
+impl std::fmt::Display for RssmPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RssmPath::Fused => "fused",
+            RssmPath::PerOp => "per-op",
+        })
+    }
+}
+
+/// The fused RSSM kernels' workgroup shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tiling {
+    /// 256 threads per workgroup, tiles of about B/32 rows: many workgroups in flight.
+    Gpu,
+    /// 64 threads, tiles as large as workgroup memory allows, at least two workgroups: a CPU
+    /// driver runs a workgroup's threads as a loop on one core.
+    Cpu,
+}
+
+/// The kernel choices of one device. `Display` prints it in the override syntax, so a printed
+/// tuning can be given back as `RSSM_TUNING`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tuning {
+    /// The subgroup kernels (`matmul_lanes*`, `conv_lanes`, `conv_nhwc`): they share loads
+    /// across the 8 lanes of a subgroup, which pays on CPU drivers. Needs 8-lane subgroups.
+    pub lanes: bool,
+    /// The subgroup matmul loads 8 floats as one `vec4<u64>` (`matmul_lanes_u64`) where K is a
+    /// multiple of 8. Needs `lanes` and 64-bit integers.
+    pub wide_loads: bool,
+    /// `matmul_vec4`'s register block per invocation: 8x8 (`true`) or 4x4.
+    pub wide_blocks: bool,
+    /// `linear` pads input widths that are not a multiple of 4 with zeros, so the vec4 kernels
+    /// take them.
+    pub pad_narrow: bool,
+    /// Output positions per `conv_main` invocation and columns per `wgrad` invocation: 8 or 16.
+    pub conv_block: u32,
+    /// The convolutions between the 3-channel ends run channels innermost (`conv_nhwc`).
+    /// Needs `lanes` and 64-bit integers.
+    pub nhwc: bool,
+    /// `observe` and imagination: fused kernels or per-op.
+    pub path: RssmPath,
+    /// The fused kernels' workgroup shape.
+    pub tiling: Tiling,
+    /// Subnormal floats flushed to zero on a CPU driver's threads (see `gpu::denormals`);
+    /// decided before the device exists, since its threads inherit the mode.
+    pub flush_subnormals: bool,
+}
+
+impl Tuning {
+    /// Today's rules for a device, before overrides: the subgroup kernels, 8x8 blocks, narrow
+    /// padding, 16-wide conv blocks and the per-op path on CPU drivers; 4x4 blocks, 8-wide conv
+    /// blocks (16x16 accumulators would not fit a GPU's registers), the fused path and its GPU
+    /// tiling on GPUs. 8-float loads and channels innermost wherever the subgroup kernels run.
+    /// (The measurements behind each rule: docs/performance.md.)
+    pub fn rules(report: &AdapterReport) -> Tuning {
+        let cpu = report.is_cpu();
+        Tuning {
+            lanes: cpu,
+            wide_loads: true,
+            wide_blocks: cpu,
+            pad_narrow: cpu,
+            conv_block: if cpu { 16 } else { 8 },
+            nhwc: true,
+            path: if cpu {
+                RssmPath::PerOp
+            } else {
+                RssmPath::Fused
+            },
+            tiling: if cpu { Tiling::Cpu } else { Tiling::Gpu },
+            flush_subnormals: true,
+        }
+        .within(report)
+    }
+
+    /// The rules with `overrides` applied, then limited to what the device can run.
+    pub fn decide(report: &AdapterReport, overrides: &TuningOverrides) -> Tuning {
+        overrides.apply(Tuning::rules(report)).within(report)
+    }
+
+    /// This tuning without the variants `report`'s device cannot run.
+    pub fn within(self, report: &AdapterReport) -> Tuning {
+        let lanes = self.lanes && report.subgroup_lanes == Some(8);
+        Tuning {
+            lanes,
+            wide_loads: self.wide_loads && lanes && report.int64,
+            nhwc: self.nhwc && lanes && report.int64,
+            conv_block: if self.conv_block <= 8 { 8 } else { 16 },
+            ..self
+        }
+    }
+
+    /// Why each choice was made on `report`'s device, a line per key (for `rssm info`).
+    pub fn explain(&self, report: &AdapterReport) -> Vec<String> {
+        let rules = Tuning::rules(report);
+        let origin = |same: bool| if same { "rule" } else { "override" };
+        let kind = if report.is_cpu() { "CPU driver" } else { "GPU" };
+        let lanes_why = match report.subgroup_lanes {
+            Some(8) => format!("{kind}, 8-lane subgroups"),
+            Some(n) => format!("subgroups of {n} lanes, the kernels need 8"),
+            None => "no subgroup operations".into(),
+        };
+        let int64 = if report.int64 {
+            "64-bit integers"
+        } else {
+            "no 64-bit integers"
+        };
+        vec![
+            format!(
+                "lanes={} ({}: {lanes_why})",
+                on(self.lanes),
+                origin(self.lanes == rules.lanes)
+            ),
+            format!(
+                "wide_loads={} ({}: {int64})",
+                on(self.wide_loads),
+                origin(self.wide_loads == rules.wide_loads)
+            ),
+            format!(
+                "wide_blocks={} ({}: {kind})",
+                on(self.wide_blocks),
+                origin(self.wide_blocks == rules.wide_blocks)
+            ),
+            format!(
+                "pad_narrow={} ({}: {kind})",
+                on(self.pad_narrow),
+                origin(self.pad_narrow == rules.pad_narrow)
+            ),
+            format!(
+                "conv_block={} ({}: {kind})",
+                self.conv_block,
+                origin(self.conv_block == rules.conv_block)
+            ),
+            format!(
+                "layout={} ({}: {})",
+                layout(self.nhwc),
+                origin(self.nhwc == rules.nhwc),
+                if self.lanes {
+                    int64
+                } else {
+                    "channels innermost needs the subgroup kernels"
+                }
+            ),
+            format!(
+                "path={} ({}: {kind}; where a shape does not fit, per-op)",
+                self.path,
+                origin(self.path == rules.path)
+            ),
+            format!(
+                "tiling={} ({}: {kind})",
+                tiling(self.tiling),
+                origin(self.tiling == rules.tiling)
+            ),
+            format!(
+                "subnormals={} ({})",
+                if self.flush_subnormals {
+                    "flush"
+                } else {
+                    "keep"
+                },
+                origin(self.flush_subnormals == rules.flush_subnormals)
+            ),
+        ]
+    }
+}
+
+fn on(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+fn layout(nhwc: bool) -> &'static str {
+    if nhwc {
+        "nhwc"
+    } else {
+        "nchw"
+    }
+}
+
+fn tiling(t: Tiling) -> &'static str {
+    match t {
+        Tiling::Gpu => "gpu",
+        Tiling::Cpu => "cpu",
+    }
+}
+
+impl std::fmt::Display for Tuning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "lanes={},wide_loads={},wide_blocks={},pad_narrow={},conv_block={},layout={},path={},\
+             tiling={},subnormals={}",
+            on(self.lanes),
+            on(self.wide_loads),
+            on(self.wide_blocks),
+            on(self.pad_narrow),
+            self.conv_block,
+            layout(self.nhwc),
+            self.path,
+            tiling(self.tiling),
+            if self.flush_subnormals {
+                "flush"
+            } else {
+                "keep"
+            },
+        )
+    }
+}
+
+/// Forced choices; `None` leaves a choice to the rules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TuningOverrides {
+    pub lanes: Option<bool>,
+    pub wide_loads: Option<bool>,
+    pub wide_blocks: Option<bool>,
+    pub pad_narrow: Option<bool>,
+    pub conv_block: Option<u32>,
+    pub nhwc: Option<bool>,
+    pub path: Option<RssmPath>,
+    pub tiling: Option<Tiling>,
+    pub flush_subnormals: Option<bool>,
+}
+
+/// The variable holding the overrides.
+pub const TUNING_ENV: &str = "RSSM_TUNING";
+
+/// Older variables, each read as one key of [`TUNING_ENV`].
+pub const ALIASES: &[(&str, &str)] = &[
+    ("RSSM_LANES", "lanes"),
+    ("RSSM_WIDE_LOADS", "wide_loads"),
+    ("RSSM_NHWC", "layout"),
+    ("RSSM_OBSERVE_PATH", "path"),
+    ("RSSM_SUBNORMALS", "subnormals"),
+];
+
+/// Every key and the values it takes, for help texts and errors.
+pub const KEYS: &str = "lanes=on|off, wide_loads=on|off, wide_blocks=on|off, \
+     pad_narrow=on|off, conv_block=8|16, layout=nhwc|nchw, path=fused|per-op, tiling=gpu|cpu, \
+     subnormals=flush|keep (each also =auto)";
+
+impl TuningOverrides {
+    /// Parse `key=value[,key=value...]` (empty: nothing forced). `auto` leaves a key to the
+    /// rules; a key given twice takes the last value.
+    pub fn parse(text: &str) -> Result<TuningOverrides> {
+        let mut o = TuningOverrides::default();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (key, value) = item.split_once('=').ok_or_else(|| {
+                Error::Invalid(format!("tuning '{item}': expected key=value ({KEYS})"))
+            })?;
+            o.set(key.trim(), value.trim())?;
+        }
+        Ok(o)
+    }
+
+    /// Set one key from its text value.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let bad = || Error::Invalid(format!("tuning {key}='{value}': expected one of {KEYS}"));
+        let flag = |v: &str| match v {
+            "on" | "true" | "1" => Ok(Some(true)),
+            "off" | "false" | "0" => Ok(Some(false)),
+            "auto" | "" => Ok(None),
+            _ => Err(bad()),
+        };
+        match key {
+            "lanes" => self.lanes = flag(value)?,
+            "wide_loads" => self.wide_loads = flag(value)?,
+            "wide_blocks" => self.wide_blocks = flag(value)?,
+            "pad_narrow" => self.pad_narrow = flag(value)?,
+            "conv_block" => {
+                self.conv_block = match value {
+                    "8" => Some(8),
+                    "16" => Some(16),
+                    "auto" | "" => None,
+                    _ => return Err(bad()),
+                }
+            }
+            "layout" => {
+                self.nhwc = match value {
+                    "nhwc" | "on" => Some(true),
+                    "nchw" | "off" => Some(false),
+                    "auto" | "" => None,
+                    _ => return Err(bad()),
+                }
+            }
+            "path" => {
+                self.path = match value {
+                    "fused" => Some(RssmPath::Fused),
+                    "per-op" | "perop" => Some(RssmPath::PerOp),
+                    "auto" | "" => None,
+                    _ => return Err(bad()),
+                }
+            }
+            "tiling" => {
+                self.tiling = match value {
+                    "gpu" => Some(Tiling::Gpu),
+                    "cpu" => Some(Tiling::Cpu),
+                    "auto" | "" => None,
+                    _ => return Err(bad()),
+                }
+            }
+            "subnormals" => {
+                self.flush_subnormals = match value {
+                    "flush" => Some(true),
+                    "keep" => Some(false),
+                    "auto" | "" => None,
+                    _ => return Err(bad()),
+                }
+            }
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "tuning key '{key}': expected one of {KEYS}"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// The overrides in the environment: the aliases, then [`TUNING_ENV`] over them. An error
+    /// names the variable.
+    pub fn from_env() -> Result<TuningOverrides> {
+        let mut o = TuningOverrides::default();
+        for (var, key) in ALIASES {
+            if let Ok(v) = std::env::var(var) {
+                o.set(key, v.trim())
+                    .map_err(|e| Error::Invalid(format!("{var}='{v}': {e}")))?;
+            }
+        }
+        if let Ok(v) = std::env::var(TUNING_ENV) {
+            let given = TuningOverrides::parse(&v)
+                .map_err(|e| Error::Invalid(format!("{TUNING_ENV}='{v}': {e}")))?;
+            o = given.over(o);
+        }
+        Ok(o)
+    }
+
+    /// `self`'s forced choices, and `base`'s where `self` forces none.
+    pub fn over(self, base: TuningOverrides) -> TuningOverrides {
+        TuningOverrides {
+            lanes: self.lanes.or(base.lanes),
+            wide_loads: self.wide_loads.or(base.wide_loads),
+            wide_blocks: self.wide_blocks.or(base.wide_blocks),
+            pad_narrow: self.pad_narrow.or(base.pad_narrow),
+            conv_block: self.conv_block.or(base.conv_block),
+            nhwc: self.nhwc.or(base.nhwc),
+            path: self.path.or(base.path),
+            tiling: self.tiling.or(base.tiling),
+            flush_subnormals: self.flush_subnormals.or(base.flush_subnormals),
+        }
+    }
+
+    /// `t` with the forced choices.
+    pub fn apply(&self, t: Tuning) -> Tuning {
+        Tuning {
+            lanes: self.lanes.unwrap_or(t.lanes),
+            wide_loads: self.wide_loads.unwrap_or(t.wide_loads),
+            wide_blocks: self.wide_blocks.unwrap_or(t.wide_blocks),
+            pad_narrow: self.pad_narrow.unwrap_or(t.pad_narrow),
+            conv_block: self.conv_block.unwrap_or(t.conv_block),
+            nhwc: self.nhwc.unwrap_or(t.nhwc),
+            path: self.path.unwrap_or(t.path),
+            tiling: self.tiling.unwrap_or(t.tiling),
+            flush_subnormals: self.flush_subnormals.unwrap_or(t.flush_subnormals),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_round_trips_display() {
+        let t = Tuning {
+            lanes: true,
+            wide_loads: false,
+            wide_blocks: true,
+            pad_narrow: false,
+            conv_block: 8,
+            nhwc: false,
+            path: RssmPath::Fused,
+            tiling: Tiling::Gpu,
+            flush_subnormals: false,
+        };
+        let o = TuningOverrides::parse(&t.to_string()).unwrap();
+        let base = Tuning {
+            lanes: false,
+            wide_loads: true,
+            wide_blocks: false,
+            pad_narrow: true,
+            conv_block: 16,
+            nhwc: true,
+            path: RssmPath::PerOp,
+            tiling: Tiling::Cpu,
+            flush_subnormals: true,
+        };
+        assert_eq!(o.apply(base), t);
+    }
+
+    #[test]
+    fn bad_keys_and_values_are_errors_naming_them() {
+        let e = TuningOverrides::parse("lanes=fastest")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lanes='fastest'"), "{e}");
+        let e = TuningOverrides::parse("colour=red")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'colour'"), "{e}");
+        let e = TuningOverrides::parse("lanes").unwrap_err().to_string();
+        assert!(e.contains("key=value"), "{e}");
+        assert_eq!(
+            TuningOverrides::parse(" , lanes=auto,").unwrap(),
+            TuningOverrides::default()
+        );
+    }
+}
