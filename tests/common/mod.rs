@@ -6,6 +6,9 @@ use std::sync::OnceLock;
 use rand::{Rng, SeedableRng};
 use rssm::gpu::{Gpu, GpuOptions};
 
+/// Awkward sizes: not multiples of any tile (1, 3, 7, 33, 257).
+pub const SIZES: [usize; 5] = [1, 3, 7, 33, 257];
+
 /// One device per test binary (pipelines compile once); tests may run in parallel on it.
 pub fn gpu() -> Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();

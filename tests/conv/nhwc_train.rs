@@ -4,9 +4,7 @@
 //! devices without 8-lane subgroups and 64-bit integers the path does not exist and the tests
 //! say so.
 
-mod common;
-
-use common::{act_ref, assert_close, rand_vec, rel_err};
+use crate::common::{act_ref, assert_close, rand_vec, rel_err};
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::{Config, DeviceBatch, WorldModel};
 use rssm::ops::conv::{self, nhwc, reference};

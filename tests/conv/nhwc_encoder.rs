@@ -3,9 +3,7 @@
 //! observe-only encoder on that path against the NCHW one. On devices without 8-lane subgroups
 //! and 64-bit integers the path does not exist and the tests say so.
 
-mod common;
-
-use common::{act_ref, assert_close, rand_vec};
+use crate::common::{act_ref, assert_close, rand_vec};
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::{Config, WorldModel};
 use rssm::ops::conv::{self, nhwc, reference};

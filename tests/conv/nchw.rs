@@ -2,9 +2,7 @@
 //! and bias gradients at awkward small shapes and at the exact shapes of the spec's encoder and
 //! decoder (batch 2), accumulation into existing gradients, and finite-difference gradchecks.
 
-mod common;
-
-use common::{act_ref, assert_close, gpu, rand_vec};
+use crate::common::{act_ref, assert_close, gpu, rand_vec};
 use rssm::gpu::Gpu;
 use rssm::ops::conv::{self, reference, ConvShape};
 use rssm::ops::matmul::Act;
@@ -273,7 +271,7 @@ fn decoder_shapes_match_reference() {
 #[test]
 fn both_register_blocks_match_reference() {
     for block in [8, 16] {
-        let g = common::gpu_with(|t| t.conv_block = block);
+        let g = crate::common::gpu_with(|t| t.conv_block = block);
         for c in [SMALL[1], SMALL[3], SMALL[9], case(2, 32, 64, 31, 31, 4, 2)] {
             check_case_on(&g, c, false, Act::Relu);
         }
@@ -304,7 +302,7 @@ fn plain_and_subgroup_kernels_match_reference() {
             eprintln!("no 8-lane subgroups on this device: conv_lanes not run");
             continue;
         }
-        let g = common::gpu_with(|t| t.lanes = on);
+        let g = crate::common::gpu_with(|t| t.lanes = on);
         check_case_on(&g, case(2, 15, 29, 9, 9, 3, 2), false, Act::None);
         check_case_on(&g, case(2, 29, 15, 5, 5, 3, 2), true, Act::None);
         check_case_on(&g, case(3, 5, 40, 11, 10, 4, 2), false, Act::Relu);
@@ -549,7 +547,7 @@ fn small_preset_layers_at_its_batch_match_reference() {
             eprintln!("no 8-lane subgroups on this device: conv_lanes not run");
             continue;
         }
-        let g = common::gpu_with(|t| t.lanes = on);
+        let g = crate::common::gpu_with(|t| t.lanes = on);
         for c in [
             case(128, 3, 8, 64, 64, 4, 2),
             case(128, 8, 16, 31, 31, 4, 2),
