@@ -1,6 +1,6 @@
-//! Finite-difference gradient checks of every differentiable core op and of small composites.
-//! (Model kernels have theirs in `ops_<family>.rs`.) See `rssm::tensor::gradcheck` for the step
-//! and the tolerances.
+//! The finite-difference checker itself: it catches a wrong gradient and refuses a check of
+//! nothing. (Each kernel family checks its ops in its own test file.) See
+//! `rssm::tensor::gradcheck` for the step and the tolerances.
 
 mod common;
 
