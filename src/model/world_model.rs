@@ -206,58 +206,12 @@ impl WorldModel {
         self.params.tensors()[0].gpu()
     }
 
-    /// `[N,3,64,64] -> [N, embed]`: four k4 s2 convs with ReLU, flattened in C,H,W order.
+    /// `[N,3,64,64] -> [N, embed]`: four k4 s2 convs with ReLU, flattened in C,H,W order (in
+    /// the layout the device runs best: `ops::conv::stack`).
     pub fn encode(&self, t: &Tape, p: &Bound, images: Var) -> Result<Var> {
-        // The layers after the first run channels innermost (ops::conv::nhwc) where the device
-        // allows: without a backward as plain forwards, with one as NHWC layers on the tape.
-        let ws = Self::weight_shapes(t, p, &self.encoder);
-        let ws: Vec<&[usize]> = ws.iter().map(|w| w.as_slice()).collect();
-        let x = t.value(images);
-        let nhwc = conv::nhwc::stack_runs_nhwc(x.gpu(), x.shape(), &ws, 2)?;
-        if nhwc && !t.grad_enabled() {
-            return self.encode_nhwc(t, p, &x);
-        }
-        let mut x = images;
-        if nhwc {
-            // Channels innermost after the first layer (ops::conv::nhwc), NCHW again at the
-            // end (the embedding is the same).
-            let last = self.encoder.len() - 1;
-            for (i, l) in self.encoder.iter().enumerate() {
-                let (w, b) = (p.var(l.weight), p.var(l.bias));
-                x = if i == 0 {
-                    conv::nhwc::conv2d_to_nhwc(t, x, w, b, 2, Act::Relu)?
-                } else {
-                    conv::nhwc::conv2d_nhwc(t, x, w, b, 2, Act::Relu)?
-                };
-                if i == last {
-                    x = conv::nhwc::to_nchw(t, x)?;
-                }
-            }
-        } else {
-            for l in &self.encoder {
-                x = conv::conv2d(t, x, p.var(l.weight), p.var(l.bias), 2, Act::Relu)?;
-            }
-        }
+        let layers = Self::stack(p, &self.encoder, |_| Act::Relu);
+        let x = conv::conv2d_stack(t, images, &layers, 2)?;
         let n = t.shape(x)[0];
-        ops::reshape(t, x, &[n, self.cfg.embed()])
-    }
-
-    /// [`WorldModel::encode`] without a backward, its layers after the first channels innermost
-    /// (see `ops::conv::nhwc`); the last stores NCHW again, so the embedding is the same.
-    fn encode_nhwc(&self, t: &Tape, p: &Bound, images: &Tensor) -> Result<Var> {
-        let layer = |i: usize| {
-            let l = &self.encoder[i];
-            (t.value(p.var(l.weight)), t.value(p.var(l.bias)))
-        };
-        let (w, b) = layer(0);
-        let mut x = conv::nhwc::conv2d_forward_to_nhwc(images, &w, Some(&b), 2, Act::Relu)?;
-        let last = self.encoder.len() - 1;
-        for i in 1..=last {
-            let (w, b) = layer(i);
-            x = conv::nhwc::conv2d_nhwc_forward(&x, &w, Some(&b), 2, Act::Relu, i == last)?;
-        }
-        let n = x.shape()[0];
-        let x = t.constant(&x);
         ops::reshape(t, x, &[n, self.cfg.embed()])
     }
 
@@ -265,39 +219,25 @@ impl WorldModel {
     pub fn decode(&self, t: &Tape, p: &Bound, feat: Var) -> Result<Var> {
         let n = t.value(feat).rows();
         let x = self.decoder_linear.forward(t, p, feat, Act::None)?;
-        let mut x = ops::reshape(t, x, &[n, self.cfg.embed(), 1, 1])?;
-        let last = self.decoder.len() - 1;
-        // Channels innermost between the first layer (a matmul) and the last (3 channels):
-        // ops::conv::nhwc.
-        let nhwc = last >= 2
-            && t.grad_enabled()
-            && conv::nhwc::trains_nhwc(
-                t.gpu(),
-                &Self::weight_shapes(t, p, &self.decoder[1..last]),
-            )?;
-        for (i, l) in self.decoder.iter().enumerate() {
-            let act = if i < 3 { Act::Relu } else { Act::None };
-            let (w, b) = (p.var(l.weight), p.var(l.bias));
-            x = match (nhwc, i) {
-                (true, 0) => {
-                    let y = conv::conv_transpose2d(t, x, w, b, 2, act)?;
-                    conv::nhwc::to_nhwc(t, y)?
-                }
-                (true, i) if i == last => {
-                    conv::nhwc::conv_transpose2d_from_nhwc(t, x, w, b, 2, act)?
-                }
-                (true, _) => conv::nhwc::conv_transpose2d_nhwc(t, x, w, b, 2, act)?,
-                (false, _) => conv::conv_transpose2d(t, x, w, b, 2, act)?,
-            };
-        }
-        Ok(x)
+        let x = ops::reshape(t, x, &[n, self.cfg.embed(), 1, 1])?;
+        let layers = Self::stack(
+            p,
+            &self.decoder,
+            |i| if i < 3 { Act::Relu } else { Act::None },
+        );
+        conv::conv_transpose2d_stack(t, x, &layers, 2)
     }
 
-    /// The weight shapes of these conv layers.
-    fn weight_shapes(t: &Tape, p: &Bound, layers: &[ConvLayer]) -> Vec<Vec<usize>> {
+    /// These conv layers as a stack for `ops::conv`, layer `i` with activation `act(i)`.
+    fn stack(p: &Bound, layers: &[ConvLayer], act: impl Fn(usize) -> Act) -> Vec<conv::StackLayer> {
         layers
             .iter()
-            .map(|l| t.value(p.var(l.weight)).shape().to_vec())
+            .enumerate()
+            .map(|(i, l)| conv::StackLayer {
+                weight: p.var(l.weight),
+                bias: p.var(l.bias),
+                act: act(i),
+            })
             .collect()
     }
 

@@ -27,6 +27,7 @@
 
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::{BufRange, Gpu};
+pub use stack::{conv2d_stack, conv_transpose2d_stack, StackLayer};
 
 use crate::ops::matmul::{act_backward, matmul_into, Act, MatmulSpec};
 use crate::ops::reduce::{expand_into, sum_leading_into};
@@ -1095,6 +1096,7 @@ pub fn conv_transpose2d(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Ac
 pub mod nhwc;
 /// Plain-Rust references (direct loops, f64 accumulation), for the tests.
 pub mod reference;
+pub mod stack;
 
 #[cfg(test)]
 mod tests {
