@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{adapter_report, choose_adapter, AdapterReport, GpuOptions};
 use crate::gpu::denormals::FlushSubnormals;
-use crate::gpu::pipelines::{Kernel, PipelineCache};
+use crate::gpu::pipelines::{Kernel, PipelineCache, PipelineKey};
 use crate::gpu::pool::{size_class, BufRange, GpuBuffer, PoolState};
 use crate::gpu::recorder::{Cmd, Recorder, PARAM_SLOT};
 use crate::gpu::tuning::{Tuning, TuningOverrides};
@@ -231,6 +231,26 @@ impl Gpu {
             .unwrap_or_else(|e| e.into_inner())
             .len() as u64;
         s
+    }
+
+    /// Every pipeline compiled on this device so far: family, entry point and override
+    /// constants with their values (for the tests that take each one through every backend's
+    /// shader translation), sorted.
+    pub fn pipeline_keys(&self) -> Vec<PipelineKey> {
+        let mut keys = self
+            .shared
+            .pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys();
+        keys.sort_by(|a, b| {
+            (a.family, a.entry).cmp(&(b.family, b.entry)).then_with(|| {
+                a.constants
+                    .partial_cmp(&b.constants)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+        });
+        keys
     }
 
     /// Dispatches recorded but not yet submitted.

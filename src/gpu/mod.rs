@@ -22,7 +22,7 @@ pub mod tuning;
 
 pub use adapter::{AdapterReport, GpuOptions};
 pub use context::{Gpu, Stats};
-pub use pipelines::Kernel;
+pub use pipelines::{Kernel, PipelineKey};
 pub use pool::{BufRange, GpuBuffer};
 pub use tuning::{RssmPath, Tiling, Tuning, TuningOverrides};
 

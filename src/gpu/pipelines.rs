@@ -82,6 +82,18 @@ pub fn parse_and_validate_parts(parts: &[(&str, &str)]) -> Result<ParsedShader> 
 
 type Key = (&'static str, &'static str, Vec<(&'static str, u64)>);
 
+/// What a compiled pipeline was built from: [`Gpu::kernel`](crate::gpu::Gpu::kernel)'s
+/// arguments (see [`Gpu::pipeline_keys`](crate::gpu::Gpu::pipeline_keys)).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineKey {
+    /// Kernel family (`gpu::shaders::family_files`).
+    pub family: &'static str,
+    /// The `@compute` entry point.
+    pub entry: &'static str,
+    /// The override constants and their values, in the order the caller passed them.
+    pub constants: Vec<(&'static str, f64)>,
+}
+
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     shaders: HashMap<&'static str, (wgpu::ShaderModule, ParsedShader)>,
@@ -167,5 +179,19 @@ impl PipelineCache {
 
     pub(crate) fn len(&self) -> usize {
         self.kernels.len()
+    }
+
+    pub(crate) fn keys(&self) -> Vec<PipelineKey> {
+        self.kernels
+            .keys()
+            .map(|(family, entry, constants)| PipelineKey {
+                family,
+                entry,
+                constants: constants
+                    .iter()
+                    .map(|(k, v)| (*k, f64::from_bits(*v)))
+                    .collect(),
+            })
+            .collect()
     }
 }
