@@ -1,4 +1,4 @@
-// Written by shaders/gen/matmul_lanes.py: edit that script, not this file.
+// Written by shaders/gen/conv_nhwc.py (from lanes_matmul_body.py): edit those, not this file.
 //
 // conv_nhwc.wgsl: convolutions over channels-innermost images (NHWC) as implicit GEMMs, for CPU
 // drivers with 8-lane subgroups and 64-bit integers (the `conv_nhwc` family: lanes64.wgsl,

@@ -1,4 +1,5 @@
-// Written by shaders/gen/matmul_lanes.py: edit that script, not this file.
+// Written by shaders/gen/matmul_lanes64.py (from lanes_matmul_body.py): edit those, not this
+// file.
 //
 // matmul_lanes64.wgsl: matmul_lanes.wgsl's `matmul_lanes` with each load 8 floats wide, read as a
 // vec4<u64> (wgpu::Features::SHADER_INT64) and split into two vec4<f32> by bitcasts (lanes64.wgsl);

@@ -2,6 +2,7 @@
 //! kernels, dispatches and copies recorded, and their submit. Adapter choice is in
 //! [`adapter`](crate::gpu::adapter), readback and timing in [`readback`](crate::gpu::readback).
 
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -11,6 +12,11 @@ use crate::gpu::pipelines::{Kernel, PipelineCache, PipelineKey};
 use crate::gpu::pool::{size_class, BufRange, GpuBuffer, PoolState};
 use crate::gpu::recorder::{Cmd, Recorder, PARAM_SLOT};
 use crate::gpu::tuning::{Tuning, TuningOverrides};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `probe::loop_limit`.
+pub const LOOP_LIMIT: KernelSig = kernel_sig!(u32, "probe", "loop_limit", [], ["out"]);
 
 /// Counters for tests and benchmarks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -151,7 +157,7 @@ impl Gpu {
     /// silently, so kernels whose loops could run longer split their work by it.
     fn probe_loop_limit(&self) -> Result<Option<u32>> {
         const N: u32 = 1 << 20;
-        let k = self.kernel("probe", "loop_limit", &[])?;
+        let k = self.kernel(&LOOP_LIMIT, &[])?;
         let out = self.zeros(1)?;
         self.dispatch(&k, &N, &[&out], [1, 1, 1]);
         let ran = self.read(&out)?[0] as u32;
@@ -444,18 +450,18 @@ impl Gpu {
         Ok(())
     }
 
-    /// The compiled kernel `entry` of `shaders/<family>.wgsl` with the given override constants.
+    /// The compiled kernel `sig` (an entry point of `shaders/<family>.wgsl`) with the given
+    /// override constants; an error for a constant `sig` does not list.
     pub fn kernel(
         &self,
-        family: &'static str,
-        entry: &'static str,
+        sig: &'static KernelSig,
         constants: &[(&'static str, f64)],
     ) -> Result<Arc<Kernel>> {
         self.shared
             .pipelines
             .lock()
             .unwrap()
-            .get(&self.shared.device, family, entry, constants)
+            .get(&self.shared.device, sig, constants)
     }
 
     /// Record one dispatch: `params` goes to binding 0 (a uniform block) and `bufs`, in order,
@@ -482,6 +488,16 @@ impl Gpu {
         bufs: &[BufRange<'_>],
         groups: [u32; 3],
     ) {
+        let sig = kernel.sig;
+        assert!(
+            bufs.len() == sig.bindings.len() && std::mem::size_of::<P>() == sig.params_bytes,
+            "{}: given {} buffers and {} bytes of parameters; it binds {:?} and {} bytes",
+            kernel.label,
+            bufs.len(),
+            std::mem::size_of::<P>(),
+            sig.bindings,
+            sig.params_bytes
+        );
         if groups.contains(&0) {
             return;
         }

@@ -11,8 +11,42 @@ use std::collections::HashMap;
 use crate::error::{Error, Result};
 use crate::gpu::shaders;
 
+/// What the Rust side assumes about one kernel entry point; each family declares its own as
+/// constants (see `ops::kernels`).
+#[derive(Clone, Copy, Debug)]
+pub struct KernelSig {
+    /// Shader family: `shaders/<family>.wgsl` (or a composition, `gpu::shaders::COMPOSED`).
+    pub family: &'static str,
+    /// The `@compute` entry point.
+    pub entry: &'static str,
+    /// Override constants the callers may set (every one declared in the shader).
+    pub constants: &'static [&'static str],
+    /// `size_of` the Rust struct written to the uniform at binding 0.
+    pub params_bytes: usize,
+    /// The storage buffers a dispatch binds, by the shader's names, in ascending binding
+    /// number.
+    pub bindings: &'static [&'static str],
+}
+
+/// `kernel_sig!(ParamsType, "family", "entry", ["CONST", ..], ["buffer", ..])`: a
+/// [`KernelSig`] constant.
+macro_rules! kernel_sig {
+    ($params:ty, $family:literal, $entry:literal, [$($c:literal),*], [$($b:literal),*]) => {
+        $crate::gpu::pipelines::KernelSig {
+            family: $family,
+            entry: $entry,
+            constants: &[$($c),*],
+            params_bytes: std::mem::size_of::<$params>(),
+            bindings: &[$($b),*],
+        }
+    };
+}
+pub(crate) use kernel_sig;
+
 /// A compiled compute pipeline with the bindings its entry point uses.
 pub struct Kernel {
+    /// What it was compiled from.
+    pub sig: &'static KernelSig,
     pub(crate) pipeline: wgpu::ComputePipeline,
     pub(crate) layout: wgpu::BindGroupLayout,
     /// Binding numbers (group 0) the entry point uses, ascending. Binding 0 is the uniform
@@ -104,10 +138,16 @@ impl PipelineCache {
     pub(crate) fn get(
         &mut self,
         device: &wgpu::Device,
-        family: &'static str,
-        entry: &'static str,
+        sig: &'static KernelSig,
         constants: &[(&'static str, f64)],
     ) -> Result<std::sync::Arc<Kernel>> {
+        let (family, entry) = (sig.family, sig.entry);
+        if let Some((name, _)) = constants.iter().find(|(c, _)| !sig.constants.contains(c)) {
+            return Err(Error::Shader {
+                file: format!("shaders/{family}.wgsl"),
+                msg: format!("{family}::{entry} has no override constant '{name}'"),
+            });
+        }
         let key: Key = (
             family,
             entry,
@@ -167,6 +207,7 @@ impl PipelineCache {
             .collect::<Vec<_>>()
             .join(",");
         let k = std::sync::Arc::new(Kernel {
+            sig,
             pipeline,
             layout,
             used,

@@ -43,9 +43,34 @@
 //! value restore parameters and `state()` saved before the step.
 
 use crate::error::{shape_err, Error, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::gpu::{Gpu, WG_1D};
 use crate::ops::grid;
 use crate::tensor::Tensor;
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `adam::sumsq_partial`.
+pub const SUMSQ_PARTIAL: KernelSig =
+    kernel_sig!(Params, "adam", "sumsq_partial", [], ["grad", "partials"]);
+
+/// `adam::norm_finish`.
+pub const NORM_FINISH: KernelSig = kernel_sig!(
+    Params,
+    "adam",
+    "norm_finish",
+    ["CLIP"],
+    ["partials", "norm", "coef"]
+);
+
+/// `adam::adam_update`.
+pub const ADAM_UPDATE: KernelSig = kernel_sig!(
+    Params,
+    "adam",
+    "adam_update",
+    [],
+    ["grad", "coef", "param", "m", "v"]
+);
 
 /// Gradients per thread of `sumsq_partial` (`PER_THREAD` in the shader).
 pub const PER_THREAD: usize = 64;
@@ -453,7 +478,7 @@ impl Adam {
         // overwritten by a later step.
         let norm = Tensor::empty(gpu, &[1])?;
         let coef = Tensor::empty(gpu, &[1])?;
-        let k1 = gpu.kernel("adam", "sumsq_partial", &[])?;
+        let k1 = gpu.kernel(&SUMSQ_PARTIAL, &[])?;
         gpu.dispatch(
             &k1,
             &p,
@@ -461,8 +486,7 @@ impl Adam {
             gpu.grid_1d(n_partials * WG_1D as usize, WG_1D),
         );
         let k2 = gpu.kernel(
-            "adam",
-            "norm_finish",
+            &NORM_FINISH,
             &[("CLIP", c.max_norm.is_some() as u32 as f64)],
         )?;
         gpu.dispatch(
@@ -471,7 +495,7 @@ impl Adam {
             &[self.partials.buf(), norm.buf(), coef.buf()],
             [1, 1, 1],
         );
-        let k3 = gpu.kernel("adam", "adam_update", &[])?;
+        let k3 = gpu.kernel(&ADAM_UPDATE, &[])?;
         gpu.dispatch(
             &k3,
             &p,

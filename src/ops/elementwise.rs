@@ -1,10 +1,49 @@
 //! Elementwise unary and binary ops (`shaders/elementwise.wgsl`), with row-vector broadcasting.
 
 use crate::error::{shape_err, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::gpu::BufRange;
 use crate::ops::{grid, slices};
 use crate::tensor::tensor::ElementwiseParams;
 use crate::tensor::{Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `elementwise::unary`.
+pub const UNARY: KernelSig = kernel_sig!(
+    ElementwiseParams,
+    "elementwise",
+    "unary",
+    ["OP"],
+    ["in1", "out4"]
+);
+
+/// `elementwise::unary_backward`.
+pub const UNARY_BACKWARD: KernelSig = kernel_sig!(
+    ElementwiseParams,
+    "elementwise",
+    "unary_backward",
+    ["OP", "FROM_OUTPUT", "ACC"],
+    ["in1", "io3", "out4"]
+);
+
+/// `elementwise::binary`.
+pub const BINARY: KernelSig = kernel_sig!(
+    ElementwiseParams,
+    "elementwise",
+    "binary",
+    ["BOP"],
+    ["in1", "in2", "out4"]
+);
+
+/// `elementwise::binary_backward`.
+pub const BINARY_BACKWARD: KernelSig = kernel_sig!(
+    ElementwiseParams,
+    "elementwise",
+    "binary_backward",
+    ["BOP", "WHICH", "ACC"],
+    ["in1", "in2", "io3", "out4"]
+);
 
 /// Unary ops. Codes match `OP` in the shader.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,7 +97,7 @@ impl Unary {
 pub fn unary_forward(x: &Tensor, op: Unary) -> Result<Tensor> {
     let gpu = x.gpu();
     let y = Tensor::empty(gpu, x.shape())?;
-    let k = gpu.kernel("elementwise", "unary", &[("OP", op.code())])?;
+    let k = gpu.kernel(&UNARY, &[("OP", op.code())])?;
     let per = gpu.rows_per_binding("a unary op", x.len(), &[1, 1], &[])?;
     for (first, n) in slices(x.len(), per) {
         gpu.dispatch_ranges(
@@ -82,8 +121,7 @@ pub fn unary_backward(
 ) -> Result<()> {
     let gpu = saved.gpu();
     let k = gpu.kernel(
-        "elementwise",
-        "unary_backward",
+        &UNARY_BACKWARD,
         &[
             ("OP", op.code()),
             ("FROM_OUTPUT", op.backward_from_output() as u32 as f64),
@@ -185,7 +223,7 @@ pub fn binary_forward(a: &Tensor, b: &Tensor, op: Binary) -> Result<Tensor> {
     let shape = broadcast_shape(a.shape(), b.shape())?;
     let gpu = a.gpu();
     let z = Tensor::empty(gpu, &shape)?;
-    let k = gpu.kernel("elementwise", "binary", &[("BOP", op.code())])?;
+    let k = gpu.kernel(&BINARY, &[("BOP", op.code())])?;
     // Slices of whole broadcast copies: an operand as long as `z` is sliced with it, the
     // shorter one (broadcast as `i % len`) is bound whole in every slice.
     let (la, lb, n) = (a.len(), b.len(), z.len());
@@ -240,8 +278,7 @@ pub fn binary_backward(
 ) -> Result<()> {
     let gpu = a.gpu();
     let k = gpu.kernel(
-        "elementwise",
-        "binary_backward",
+        &BINARY_BACKWARD,
         &[
             ("BOP", op.code()),
             ("WHICH", which as f64),
@@ -293,8 +330,7 @@ pub fn binary_backward(
         }
         let acc_here = acc || (short_out && i > 0);
         let k = gpu.kernel(
-            "elementwise",
-            "binary_backward",
+            &BINARY_BACKWARD,
             &[
                 ("BOP", op.code()),
                 ("WHICH", which as f64),

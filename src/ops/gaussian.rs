@@ -10,6 +10,7 @@
 //! token gradient (no dispatch), and the hidden node, visited after all three, runs the one
 //! fused backward kernel with whichever gradients arrived.
 
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -17,6 +18,35 @@ use crate::error::{shape_err, Result};
 use crate::gpu::Gpu;
 use crate::ops::grid;
 use crate::tensor::{Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `gaussian::gaussian_forward`.
+pub const GAUSSIAN_FORWARD: KernelSig = kernel_sig!(
+    Params,
+    "gaussian",
+    "gaussian_forward",
+    ["SEEDED", "TANH"],
+    ["stats", "mean", "stdv", "sample", "eps"]
+);
+
+/// `gaussian::gaussian_backward`.
+pub const GAUSSIAN_BACKWARD: KernelSig = kernel_sig!(
+    Params,
+    "gaussian",
+    "gaussian_backward",
+    ["HAS_GMEAN", "HAS_GSTD", "HAS_GSAMPLE", "ACC", "TANH"],
+    ["stats", "eps_in", "g_mean", "g_std", "g_sample", "d_stats"]
+);
+
+/// `gaussian::normal`.
+pub const NORMAL: KernelSig = kernel_sig!(Params, "gaussian", "normal", [], ["eps"]);
+
+/// `gaussian::normal_steps`.
+pub const NORMAL_STEPS: KernelSig = kernel_sig!(Params, "gaussian", "normal_steps", [], ["eps"]);
+
+/// `gaussian::random_bits`.
+pub const RANDOM_BITS: KernelSig = kernel_sig!(Params, "gaussian", "random_bits", [], ["bits"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -155,8 +185,7 @@ pub fn head_forward(
     let std = Tensor::empty(gpu, &shape)?;
     let sample = Tensor::empty(gpu, &shape)?;
     let k = gpu.kernel(
-        "gaussian",
-        "gaussian_forward",
+        &GAUSSIAN_FORWARD,
         &[
             ("SEEDED", seeded as u32 as f64),
             ("TANH", tanh.is_some() as u32 as f64),
@@ -236,8 +265,7 @@ pub fn head_backward(
     }
     let gpu = stats.gpu();
     let k = gpu.kernel(
-        "gaussian",
-        "gaussian_backward",
+        &GAUSSIAN_BACKWARD,
         &[
             ("HAS_GMEAN", g.mean.is_some() as u32 as f64),
             ("HAS_GSTD", g.std.is_some() as u32 as f64),
@@ -269,7 +297,7 @@ pub fn head_backward(
 pub fn normal_noise(gpu: &Gpu, len: usize, seed: u64, offset: u64) -> Result<Tensor> {
     check_u32(len, "normal_noise")?;
     let out = Tensor::empty(gpu, &[len])?;
-    let k = gpu.kernel("gaussian", "normal", &[])?;
+    let k = gpu.kernel(&NORMAL, &[])?;
     gpu.dispatch(
         &k,
         &Params::new(len, 1, 0.0, seed, offset),
@@ -297,7 +325,7 @@ pub fn normal_noise_steps(
         );
     }
     let out = Tensor::empty(gpu, &[steps, len])?;
-    let k = gpu.kernel("gaussian", "normal_steps", &[])?;
+    let k = gpu.kernel(&NORMAL_STEPS, &[])?;
     let mut p = Params::new(steps * len, len, 0.0, seed, offset);
     p.stride = stride as u32;
     gpu.dispatch(&k, &p, &[out.buf()], grid(gpu, steps * len.div_ceil(4)));
@@ -309,7 +337,7 @@ pub fn normal_noise_steps(
 pub fn random_bits(gpu: &Gpu, len: usize, seed: u64, offset: u64) -> Result<Tensor> {
     check_u32(len, "random_bits")?;
     let out = Tensor::empty(gpu, &[len])?;
-    let k = gpu.kernel("gaussian", "random_bits", &[])?;
+    let k = gpu.kernel(&RANDOM_BITS, &[])?;
     gpu.dispatch(
         &k,
         &Params::new(len, 1, 0.0, seed, offset),

@@ -18,10 +18,31 @@
 //! T steps the weight gradients accumulate in place.
 
 use crate::error::{shape_err, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::ops::grid;
 use crate::ops::matmul::{matmul_into, Act, MatmulSpec};
 use crate::ops::reduce::sum_leading_into;
 use crate::tensor::{Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `gru::gru_cell`.
+pub const GRU_CELL: KernelSig = kernel_sig!(
+    Params,
+    "gru",
+    "gru_cell",
+    ["SAVE"],
+    ["gi", "gh", "h", "h_new", "saved"]
+);
+
+/// `gru::gru_cell_backward`.
+pub const GRU_CELL_BACKWARD: KernelSig = kernel_sig!(
+    Params,
+    "gru",
+    "gru_cell_backward",
+    ["HAS_DH", "ACC_DH"],
+    ["h", "g", "saved_in", "dgi", "dgh", "dh"]
+);
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -131,7 +152,7 @@ pub fn gru_cell_forward(
     } else {
         Tensor::empty(gpu, &[1])?
     };
-    let k = gpu.kernel("gru", "gru_cell", &[("SAVE", save as u32 as f64)])?;
+    let k = gpu.kernel(&GRU_CELL, &[("SAVE", save as u32 as f64)])?;
     let n = b * hd;
     let p = Params {
         batch: b as u32,
@@ -214,8 +235,7 @@ pub fn gru_cell_backward(
         }
     };
     let k = gpu.kernel(
-        "gru",
-        "gru_cell_backward",
+        &GRU_CELL_BACKWARD,
         &[
             ("HAS_DH", out.dh.is_some() as u32 as f64),
             ("ACC_DH", acc_dh as u32 as f64),

@@ -21,6 +21,7 @@
 //! `actions [H, N, A]`, noises `[H, N, .]`.
 
 use crate::error::{shape_err, Error, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::gpu::Gpu;
 use crate::ops::grid;
 use crate::ops::rssm::{
@@ -28,6 +29,49 @@ use crate::ops::rssm::{
     StepIterations,
 };
 use crate::tensor::{Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `rssm::pack_actor`.
+pub const PACK_ACTOR: KernelSig = kernel_sig!(
+    crate::ops::rssm::Params,
+    "rssm",
+    "pack_actor",
+    [],
+    ["wp_out", "aw0", "aw1", "aw2", "aw3", "aw4", "ab0", "ab1", "ab2", "ab3", "ab4"]
+);
+
+/// `rssm::imagine_forward`.
+pub const IMAGINE_FORWARD: KernelSig = kernel_sig!(
+    crate::ops::rssm::Params,
+    "rssm",
+    "imagine_forward",
+    ["R", "WGT", "SH", "SAVE"],
+    [
+        "wp", "action", "eps", "prior", "xs", "gates", "hprev", "y_img", "start_h", "start_s",
+        "act_eps", "feats", "actions"
+    ]
+);
+
+/// `rssm::imagine_backward`.
+pub const IMAGINE_BACKWARD: KernelSig = kernel_sig!(
+    crate::ops::rssm::Params,
+    "rssm",
+    "imagine_backward",
+    ["R", "WGT", "SH"],
+    [
+        "wp",
+        "eps",
+        "prior",
+        "xs",
+        "gates",
+        "hprev",
+        "y_img",
+        "d_feats",
+        "d_actions",
+        "carry"
+    ]
+);
 
 /// Storage buffers the forward kernel binds (the most of the three).
 pub const STORAGE_BUFFERS_NEEDED: u32 = 13;
@@ -311,7 +355,7 @@ pub fn imagine_forward(
         Actions::Actor(aw, eps) => {
             p.init_std = aw.std_shift;
             p.act_min_std = aw.min_std;
-            let k = gpu.kernel("rssm", "pack_actor", &[])?;
+            let k = gpu.kernel(&PACK_ACTOR, &[])?;
             let mut bufs = vec![wp.buf()];
             bufs.extend(aw.weights.iter().map(|t| t.buf()));
             bufs.extend(aw.biases.iter().map(|t| t.buf()));
@@ -359,7 +403,7 @@ pub fn imagine_forward(
     let prior_eps = prior_eps.cloned().unwrap_or_else(|| dummy.clone());
     let mut consts = kernel_consts(plan.rows_fwd, plan.threads, d.per_row().0).to_vec();
     consts.push(("SAVE", save as u32 as f64));
-    let k = gpu.kernel("rssm", "imagine_forward", &consts)?;
+    let k = gpu.kernel(&IMAGINE_FORWARD, &consts)?;
     for (t0, t1) in step_chunks(horizon, plan.steps_fwd) {
         (p.t0, p.t1) = (t0, t1);
         gpu.dispatch(
@@ -425,8 +469,7 @@ pub fn imagine_backward(out: &ImagineOut, d_feats: &Tensor) -> Result<Tensor> {
     p.flags = out.flags;
     let d_actions = Tensor::empty(gpu, &[d.horizon, d.starts, d.action])?;
     let k = gpu.kernel(
-        "rssm",
-        "imagine_backward",
+        &IMAGINE_BACKWARD,
         &kernel_consts(plan.rows_bwd, plan.threads, d.per_row().1),
     )?;
     let prior = out.prior.as_ref().expect("saved with the forward");

@@ -1,105 +1,71 @@
-//! Every kernel the Rust side dispatches, in one table: its family (`shaders/<family>.wgsl`),
-//! entry point, the override constants it sets, the size of the parameter block it writes to
-//! binding 0 and the number of storage buffers it binds (by position, in ascending binding
-//! number).
-//!
-//! Kernels are looked up by strings (`gpu.kernel("gru", "gru_cell", &[("SAVE", ..)])`) and
-//! their buffers bound by position, so a typo or a shader edit that moves a binding would only
-//! fail when the op runs. `tests/kernels.rs` checks this table against the shaders with naga
-//! reflection (entry points, override names, the uniform struct's size, the storage bindings
-//! each entry point uses) and against the source (every `kernel(..)` call is registered here).
-//! Registering a kernel is one line: `kernel!(ParamsType, "family", "entry", [CONSTS], buffers)`.
+//! Every kernel the Rust side dispatches, in one table. Each kernel family declares its entry
+//! points where it dispatches them, as typed [`KernelSig`] constants (family, entry point, the
+//! override constants it may set, the size of its parameter block and the names of the storage
+//! buffers it binds, in order): `gpu.kernel(&gru::GRU_CELL, &[("SAVE", 1.0)])`. A misspelt
+//! kernel is then a compile error; `tests/kernels.rs` checks every constant of this table
+//! against its shader with naga reflection (entry point, override names, the uniform struct's
+//! size, the storage bindings by name and order) and that every constant declared in `src/` is
+//! in the table. `Gpu::kernel` refuses an override the signature does not list, and a dispatch
+//! with another number of buffers than the signature's bindings panics naming the kernel.
 
-use std::mem::size_of;
+pub use crate::gpu::pipelines::KernelSig;
 
-use crate::tensor::tensor::ElementwiseParams;
-
-/// What the Rust side assumes about one kernel entry point.
-#[derive(Clone, Copy, Debug)]
-pub struct KernelSig {
-    /// Shader family: `shaders/<family>.wgsl`.
-    pub family: &'static str,
-    /// The `@compute` entry point.
-    pub entry: &'static str,
-    /// Override constants the callers set (every one must be declared in the shader).
-    pub constants: &'static [&'static str],
-    /// `size_of` the Rust struct written to the uniform at binding 0.
-    pub params_bytes: usize,
-    /// Storage buffers passed to `Gpu::dispatch`.
-    pub buffers: usize,
-}
-
-macro_rules! kernel {
-    ($params:ty, $family:literal, $entry:literal, [$($c:literal),*], $buffers:literal) => {
-        KernelSig {
-            family: $family,
-            entry: $entry,
-            constants: &[$($c),*],
-            params_bytes: size_of::<$params>(),
-            buffers: $buffers,
-        }
-    };
-}
-
-use super::{adam, conv, gaussian, gru, kl, loss, matmul, reduce, returns, rssm, shape};
-
-/// Every kernel dispatched from Rust. One line per entry point.
-#[rustfmt::skip]
-pub const KERNELS: &[KernelSig] = &[
-    kernel!(adam::Params, "adam", "sumsq_partial", [], 2),
-    kernel!(adam::Params, "adam", "norm_finish", ["CLIP"], 3),
-    kernel!(adam::Params, "adam", "adam_update", [], 5),
-    kernel!(conv::Params, "conv", "pack_w", [], 2),
-    kernel!(conv::Params, "conv", "conv_main", ["SCATTER", "CB4", "NPOS"], 4),
-    kernel!(conv::Params, "conv", "reduce_splits", [], 2),
-    kernel!(conv::Params, "conv", "wgrad", ["NCOL"], 3),
-    kernel!(conv::Params, "conv_lanes", "wgrad_lanes", [], 3),
-    kernel!(conv::Params, "conv_lanes", "conv_main_lanes", ["SCATTER", "CB4L", "FOLD", "PAIR"], 5),
-    kernel!(conv::Params, "conv_lanes", "pack_w_fold", ["PAIR"], 2),
-    kernel!(conv::Params, "conv", "bias_grad", [], 2),
-    kernel!(conv::nhwc::NhwcParams, "conv_nhwc", "conv_nhwc", [], 4),
-    kernel!(conv::nhwc::NhwcParams, "conv_nhwc", "conv_nhwc_to_nchw", [], 4),
-    kernel!(conv::nhwc::NhwcParams, "conv_nhwc", "conv_nhwc_scatter", [], 4),
-    kernel!(conv::nhwc::NhwcParams, "conv_nhwc", "wgrad_nhwc", [], 3),
-    kernel!(conv::Params, "conv", "relayout", ["TO_NHWC"], 2),
-    kernel!(ElementwiseParams, "elementwise", "unary", ["OP"], 2),
-    kernel!(ElementwiseParams, "elementwise", "unary_backward", ["OP", "FROM_OUTPUT", "ACC"], 3),
-    kernel!(ElementwiseParams, "elementwise", "binary", ["BOP"], 3),
-    kernel!(ElementwiseParams, "elementwise", "binary_backward", ["BOP", "WHICH", "ACC"], 4),
-    kernel!(ElementwiseParams, "elementwise", "axpy", [], 2),
-    kernel!(gaussian::Params, "gaussian", "gaussian_forward", ["SEEDED", "TANH"], 5),
-    kernel!(gaussian::Params, "gaussian", "gaussian_backward", ["HAS_GMEAN", "HAS_GSTD", "HAS_GSAMPLE", "ACC", "TANH"], 6),
-    kernel!(gaussian::Params, "gaussian", "normal", [], 1),
-    kernel!(gaussian::Params, "gaussian", "normal_steps", [], 1),
-    kernel!(gaussian::Params, "gaussian", "random_bits", [], 1),
-    kernel!(gru::Params, "gru", "gru_cell", ["SAVE"], 5),
-    kernel!(gru::Params, "gru", "gru_cell_backward", ["HAS_DH", "ACC_DH"], 6),
-    kernel!(kl::Params, "kl", "kl_rows", [], 5),
-    kernel!(kl::Params, "kl", "kl_backward", ["SIDE", "SCALAR_G", "HAS_M", "HAS_S", "ACC_M", "ACC_S"], 8),
-    kernel!(kl::Params, "kl", "kl_mean_clamp", [], 4),
-    kernel!(loss::Params, "loss", "row_loss_thread", ["KIND"], 3),
-    kernel!(loss::Params, "loss", "row_loss_wg", ["KIND"], 3),
-    kernel!(loss::Params, "loss", "row_loss_backward", ["KIND", "WHICH", "ACC", "ROW2D"], 4),
-    kernel!(matmul::Params, "matmul", "matmul", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "WIDE"], 4),
-    kernel!(matmul::Params, "matmul", "matmul_vec4", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "WIDE"], 4),
-    kernel!(matmul::Params, "matmul", "matvec", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT"], 4),
-    kernel!(matmul::Params, "matmul", "matvec_vec4", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT"], 4),
-    kernel!(matmul::Params, "matmul_lanes", "matmul_lanes", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"], 4),
-    kernel!(matmul::Params, "matmul_lanes", "matmul_lanes_any", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"], 4),
-    kernel!(matmul::Params, "matmul_lanes64", "matmul_lanes_u64", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"], 4),
-    kernel!(matmul::Params, "matmul_lanes64", "matmul_lanes_u64_store8", ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"], 5),
-    kernel!(reduce::Params, "reduce", "sum_rows", [], 2),
-    kernel!(reduce::Params, "reduce", "sum_leading", ["ACC"], 2),
-    kernel!(reduce::Params, "reduce", "expand", ["ACC"], 2),
-    kernel!(returns::Params, "returns", "lambda_return", [], 4),
-    kernel!(returns::Params, "returns", "lambda_return_backward", [], 7),
-    kernel!(rssm::Params, "rssm", "pack_weights", [], 8),
-    kernel!(rssm::Params, "rssm", "pack_biases", [], 7),
-    kernel!(rssm::Params, "rssm", "observe_forward", ["R", "WGT", "SH", "SAVE"], 14),
-    kernel!(rssm::Params, "rssm", "observe_backward", ["R", "WGT", "SH"], 19),
-    kernel!(rssm::Params, "rssm", "pack_actor", [], 11),
-    kernel!(rssm::Params, "rssm", "imagine_forward", ["R", "WGT", "SH", "SAVE"], 13),
-    kernel!(rssm::Params, "rssm", "imagine_backward", ["R", "WGT", "SH"], 10),
-    kernel!(u32, "probe", "loop_limit", [], 1),
-    kernel!(shape::Params, "shape", "copy2d", ["ACC"], 2),
+/// Every kernel dispatched from Rust.
+pub const KERNELS: &[&KernelSig] = &[
+    &crate::ops::adam::SUMSQ_PARTIAL,
+    &crate::ops::adam::NORM_FINISH,
+    &crate::ops::adam::ADAM_UPDATE,
+    &crate::ops::conv::PACK_W,
+    &crate::ops::conv::CONV_MAIN,
+    &crate::ops::conv::REDUCE_SPLITS,
+    &crate::ops::conv::WGRAD,
+    &crate::ops::conv::WGRAD_LANES,
+    &crate::ops::conv::CONV_MAIN_LANES,
+    &crate::ops::conv::PACK_W_FOLD,
+    &crate::ops::conv::BIAS_GRAD,
+    &crate::ops::conv::nhwc::CONV_NHWC,
+    &crate::ops::conv::nhwc::CONV_NHWC_TO_NCHW,
+    &crate::ops::conv::nhwc::CONV_NHWC_SCATTER,
+    &crate::ops::conv::nhwc::WGRAD_NHWC,
+    &crate::ops::conv::nhwc::RELAYOUT,
+    &crate::ops::elementwise::UNARY,
+    &crate::ops::elementwise::UNARY_BACKWARD,
+    &crate::ops::elementwise::BINARY,
+    &crate::ops::elementwise::BINARY_BACKWARD,
+    &crate::tensor::tensor::AXPY,
+    &crate::ops::gaussian::GAUSSIAN_FORWARD,
+    &crate::ops::gaussian::GAUSSIAN_BACKWARD,
+    &crate::ops::gaussian::NORMAL,
+    &crate::ops::gaussian::NORMAL_STEPS,
+    &crate::ops::gaussian::RANDOM_BITS,
+    &crate::ops::gru::GRU_CELL,
+    &crate::ops::gru::GRU_CELL_BACKWARD,
+    &crate::ops::kl::KL_ROWS,
+    &crate::ops::kl::KL_BACKWARD,
+    &crate::ops::kl::KL_MEAN_CLAMP,
+    &crate::ops::loss::ROW_LOSS_THREAD,
+    &crate::ops::loss::ROW_LOSS_WG,
+    &crate::ops::loss::ROW_LOSS_BACKWARD,
+    &crate::ops::matmul::MATMUL,
+    &crate::ops::matmul::MATMUL_VEC4,
+    &crate::ops::matmul::MATVEC,
+    &crate::ops::matmul::MATVEC_VEC4,
+    &crate::ops::matmul::MATMUL_LANES,
+    &crate::ops::matmul::MATMUL_LANES_ANY,
+    &crate::ops::matmul::MATMUL_LANES_U64,
+    &crate::ops::matmul::MATMUL_LANES_U64_STORE8,
+    &crate::ops::reduce::SUM_ROWS,
+    &crate::ops::reduce::SUM_LEADING,
+    &crate::ops::reduce::EXPAND,
+    &crate::ops::returns::LAMBDA_RETURN,
+    &crate::ops::returns::LAMBDA_RETURN_BACKWARD,
+    &crate::ops::rssm::PACK_WEIGHTS,
+    &crate::ops::rssm::PACK_BIASES,
+    &crate::ops::rssm::OBSERVE_FORWARD,
+    &crate::ops::rssm::OBSERVE_BACKWARD,
+    &crate::ops::imagine::PACK_ACTOR,
+    &crate::ops::imagine::IMAGINE_FORWARD,
+    &crate::ops::imagine::IMAGINE_BACKWARD,
+    &crate::gpu::context::LOOP_LIMIT,
+    &crate::ops::shape::COPY2D,
 ];

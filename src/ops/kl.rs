@@ -11,8 +11,38 @@
 //! the posterior side by 1 - alpha, both times the gate read on the GPU: no host round trip).
 
 use crate::error::{shape_err, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::ops::grid;
 use crate::tensor::{Grads, Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `kl::kl_rows`.
+pub const KL_ROWS: KernelSig = kernel_sig!(
+    Params,
+    "kl",
+    "kl_rows",
+    [],
+    ["mq", "sq", "mp", "sp", "kl_out"]
+);
+
+/// `kl::kl_backward`.
+pub const KL_BACKWARD: KernelSig = kernel_sig!(
+    Params,
+    "kl",
+    "kl_backward",
+    ["SIDE", "SCALAR_G", "HAS_M", "HAS_S", "ACC_M", "ACC_S"],
+    ["mq", "sq", "mp", "sp", "g", "gate", "d_m", "d_s"]
+);
+
+/// `kl::kl_mean_clamp`.
+pub const KL_MEAN_CLAMP: KernelSig = kernel_sig!(
+    Params,
+    "kl",
+    "kl_mean_clamp",
+    [],
+    ["kl_in", "value", "mean_out", "gate_out"]
+);
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -79,7 +109,7 @@ pub fn kl_forward(q: (&Tensor, &Tensor), p: (&Tensor, &Tensor)) -> Result<Tensor
     let (rows, s, shape) = dims(q, p)?;
     let gpu = q.0.gpu();
     let out = Tensor::empty(gpu, &shape)?;
-    let k = gpu.kernel("kl", "kl_rows", &[])?;
+    let k = gpu.kernel(&KL_ROWS, &[])?;
     let prm = Params {
         rows: rows as u32,
         s: s as u32,
@@ -154,8 +184,7 @@ pub fn kl_backward(
     let (dm, acc_m) = d_m.unwrap_or((&dummy, false));
     let (ds, acc_s) = d_s.unwrap_or((&dummy, false));
     let k = gpu.kernel(
-        "kl",
-        "kl_backward",
+        &KL_BACKWARD,
         &[
             ("SIDE", if side == Side::Posterior { 0.0 } else { 1.0 }),
             ("SCALAR_G", scalar as u32 as f64),
@@ -210,7 +239,7 @@ pub fn kl_mean_clamp(per_row: &Tensor, alpha: f32, free_nats: f32) -> Result<KlC
     let gpu = per_row.gpu();
     let [value, mean, gate] = [(); 3].map(|_| Tensor::empty(gpu, &[1]));
     let (value, mean, gate) = (value?, mean?, gate?);
-    let k = gpu.kernel("kl", "kl_mean_clamp", &[])?;
+    let k = gpu.kernel(&KL_MEAN_CLAMP, &[])?;
     let prm = Params {
         rows: per_row.len() as u32,
         alpha,

@@ -14,11 +14,36 @@
 //! nothing measurable).
 
 use crate::error::{shape_err, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::gpu::WG_1D;
 use crate::ops::elementwise::add;
 use crate::ops::reduce::mean_all;
 use crate::ops::{grid, slices};
 use crate::tensor::{Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `loss::row_loss_thread`.
+pub const ROW_LOSS_THREAD: KernelSig = kernel_sig!(
+    Params,
+    "loss",
+    "row_loss_thread",
+    ["KIND"],
+    ["a", "b", "out"]
+);
+
+/// `loss::row_loss_wg`.
+pub const ROW_LOSS_WG: KernelSig =
+    kernel_sig!(Params, "loss", "row_loss_wg", ["KIND"], ["a", "b", "out"]);
+
+/// `loss::row_loss_backward`.
+pub const ROW_LOSS_BACKWARD: KernelSig = kernel_sig!(
+    Params,
+    "loss",
+    "row_loss_backward",
+    ["KIND", "WHICH", "ACC", "ROW2D"],
+    ["a", "b", "gy", "out"]
+);
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -102,10 +127,10 @@ pub fn row_loss_forward(a: &Tensor, b: &Tensor, cols: usize, kind: RowLoss) -> R
         ];
         let p = params(n, cols, first);
         if cols <= THREAD_PER_ROW_MAX_COLS {
-            let k = gpu.kernel("loss", "row_loss_thread", &consts)?;
+            let k = gpu.kernel(&ROW_LOSS_THREAD, &consts)?;
             gpu.dispatch_ranges(&k, &p, &bufs, grid(gpu, n));
         } else {
-            let k = gpu.kernel("loss", "row_loss_wg", &consts)?;
+            let k = gpu.kernel(&ROW_LOSS_WG, &consts)?;
             let groups = gpu.grid_1d(n * WG_1D as usize, WG_1D);
             gpu.dispatch_ranges(&k, &p, &bufs, groups);
         }
@@ -143,8 +168,7 @@ pub fn row_loss_backward(
     let row2d = cols > THREAD_PER_ROW_MAX_COLS
         && tiles <= gpu.limits().max_compute_workgroups_per_dimension as usize;
     let k = gpu.kernel(
-        "loss",
-        "row_loss_backward",
+        &ROW_LOSS_BACKWARD,
         &[
             ("KIND", kind.code()),
             ("WHICH", which as f64),

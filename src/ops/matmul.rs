@@ -2,12 +2,87 @@
 //! (`shaders/matmul.wgsl`), and `linear` (PyTorch `nn.Linear`) built on it.
 
 use crate::error::{shape_err, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::gpu::{BufRange, Gpu};
 use crate::ops::elementwise::{unary_backward, Unary};
 use crate::ops::reduce::sum_leading_into;
 use crate::ops::shape::{copy2d, Block};
 use crate::ops::slices;
 use crate::tensor::{Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `matmul::matmul`.
+pub const MATMUL: KernelSig = kernel_sig!(
+    Params,
+    "matmul",
+    "matmul",
+    ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "WIDE"],
+    ["a", "b", "bias", "c"]
+);
+
+/// `matmul::matmul_vec4`.
+pub const MATMUL_VEC4: KernelSig = kernel_sig!(
+    Params,
+    "matmul",
+    "matmul_vec4",
+    ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "WIDE"],
+    ["bias", "c", "a4", "b4"]
+);
+
+/// `matmul::matvec`.
+pub const MATVEC: KernelSig = kernel_sig!(
+    Params,
+    "matmul",
+    "matvec",
+    ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT"],
+    ["a", "b", "bias", "c"]
+);
+
+/// `matmul::matvec_vec4`.
+pub const MATVEC_VEC4: KernelSig = kernel_sig!(
+    Params,
+    "matmul",
+    "matvec_vec4",
+    ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT"],
+    ["bias", "c", "a4", "b4"]
+);
+
+/// `matmul_lanes::matmul_lanes`.
+pub const MATMUL_LANES: KernelSig = kernel_sig!(
+    Params,
+    "matmul_lanes",
+    "matmul_lanes",
+    ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"],
+    ["bias", "c", "a4", "b4"]
+);
+
+/// `matmul_lanes::matmul_lanes_any`.
+pub const MATMUL_LANES_ANY: KernelSig = kernel_sig!(
+    Params,
+    "matmul_lanes",
+    "matmul_lanes_any",
+    ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"],
+    ["a", "b", "bias", "c"]
+);
+
+/// `matmul_lanes64::matmul_lanes_u64`.
+pub const MATMUL_LANES_U64: KernelSig = kernel_sig!(
+    Params,
+    "matmul_lanes64",
+    "matmul_lanes_u64",
+    ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"],
+    ["bias", "c", "a8", "b8"]
+);
+
+/// `matmul_lanes64::matmul_lanes_u64_store8`.
+pub const MATMUL_LANES_U64_STORE8: KernelSig = kernel_sig!(
+    Params,
+    "matmul_lanes64",
+    "matmul_lanes_u64_store8",
+    ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"],
+    ["bias", "a8", "b8", "y8", "c8"]
+);
 
 /// Activation fused into the matmul's store. Codes match `activate()` in the prelude.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -289,16 +364,14 @@ fn matmul_dispatch(
         },
     ];
     let kernel = match (lanes, vec4) {
-        _ if matvec4 => gpu.kernel("matmul", "matvec_vec4", &constants[..6])?,
-        _ if matvec => gpu.kernel("matmul", "matvec", &constants[..6])?,
-        (true, true) if store8 => {
-            gpu.kernel("matmul_lanes64", "matmul_lanes_u64_store8", &constants)?
-        }
-        (true, true) if lanes64 => gpu.kernel("matmul_lanes64", "matmul_lanes_u64", &constants)?,
-        (true, true) => gpu.kernel("matmul_lanes", "matmul_lanes", &constants)?,
-        (true, false) => gpu.kernel("matmul_lanes", "matmul_lanes_any", &constants)?,
-        (false, true) => gpu.kernel("matmul", "matmul_vec4", &constants)?,
-        (false, false) => gpu.kernel("matmul", "matmul", &constants)?,
+        _ if matvec4 => gpu.kernel(&MATVEC_VEC4, &constants[..6])?,
+        _ if matvec => gpu.kernel(&MATVEC, &constants[..6])?,
+        (true, true) if store8 => gpu.kernel(&MATMUL_LANES_U64_STORE8, &constants)?,
+        (true, true) if lanes64 => gpu.kernel(&MATMUL_LANES_U64, &constants)?,
+        (true, true) => gpu.kernel(&MATMUL_LANES, &constants)?,
+        (true, false) => gpu.kernel(&MATMUL_LANES_ANY, &constants)?,
+        (false, true) => gpu.kernel(&MATMUL_VEC4, &constants)?,
+        (false, false) => gpu.kernel(&MATMUL, &constants)?,
     };
     let p = Params {
         m: s.m as u32,

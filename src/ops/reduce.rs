@@ -2,9 +2,22 @@
 //! Every backward is one `expand` dispatch (a broadcast of the output gradient).
 
 use crate::error::{shape_err, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::gpu::WG_1D;
 use crate::ops::{grid, slices};
 use crate::tensor::{Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `reduce::sum_rows`.
+pub const SUM_ROWS: KernelSig = kernel_sig!(Params, "reduce", "sum_rows", [], ["x", "y"]);
+
+/// `reduce::sum_leading`.
+pub const SUM_LEADING: KernelSig =
+    kernel_sig!(Params, "reduce", "sum_leading", ["ACC"], ["x", "y"]);
+
+/// `reduce::expand`.
+pub const EXPAND: KernelSig = kernel_sig!(Params, "reduce", "expand", ["ACC"], ["x", "y"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -23,7 +36,7 @@ pub(crate) struct Params {
 fn sum_rows_into(x: &Tensor, cols: usize, alpha: f32, y: &Tensor) -> Result<()> {
     let gpu = x.gpu();
     let rows = x.len().div_ceil(cols.max(1));
-    let k = gpu.kernel("reduce", "sum_rows", &[])?;
+    let k = gpu.kernel(&SUM_ROWS, &[])?;
     // Slices of whole rows that fit one binding (the last row may be short); `y` is bound
     // whole and written from row `row0`.
     let per = gpu.rows_per_binding("a row sum", rows, &[cols], &[y.len()])?;
@@ -78,11 +91,11 @@ pub fn sum_leading_into(x: &Tensor, y: &Tensor, acc: bool) -> Result<()> {
         };
         let xs = x.buf().range(first * cols, n * cols);
         if runs == 1 {
-            let k = gpu.kernel("reduce", "sum_leading", &[("ACC", add as u32 as f64)])?;
+            let k = gpu.kernel(&SUM_LEADING, &[("ACC", add as u32 as f64)])?;
             gpu.dispatch_ranges(&k, &p, &[xs, y.buf().whole()], grid(gpu, cols));
         } else {
             let partial = Tensor::empty(gpu, &[runs, cols])?;
-            let k = gpu.kernel("reduce", "sum_leading", &[("ACC", 0.0)])?;
+            let k = gpu.kernel(&SUM_LEADING, &[("ACC", 0.0)])?;
             gpu.dispatch_ranges(&k, &p, &[xs, partial.buf().whole()], grid(gpu, runs * cols));
             sum_leading_into(&partial, y, add)?;
         }
@@ -100,7 +113,7 @@ pub(crate) fn expand_into(
     acc: bool,
 ) -> Result<()> {
     let gpu = x.gpu();
-    let k = gpu.kernel("reduce", "expand", &[("ACC", acc as u32 as f64)])?;
+    let k = gpu.kernel(&EXPAND, &[("ACC", acc as u32 as f64)])?;
     let (div, modulo) = (div.max(1), modulo.max(1));
     let len = y.len();
     // `y[i] = alpha * x[(row0 + i / div) % modulo]` over slices of `y` that fit one binding,

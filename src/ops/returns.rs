@@ -7,8 +7,29 @@
 //! trajectory runs the recursion in registers.
 
 use crate::error::{shape_err, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::ops::grid;
 use crate::tensor::{Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `returns::lambda_return`.
+pub const LAMBDA_RETURN: KernelSig = kernel_sig!(
+    Params,
+    "returns",
+    "lambda_return",
+    [],
+    ["r", "g", "v", "ret"]
+);
+
+/// `returns::lambda_return_backward`.
+pub const LAMBDA_RETURN_BACKWARD: KernelSig = kernel_sig!(
+    Params,
+    "returns",
+    "lambda_return_backward",
+    [],
+    ["g", "v", "ret_saved", "d_ret", "d_r", "d_g", "d_v"]
+);
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -47,7 +68,7 @@ pub fn lambda_return_forward(r: &Tensor, g: &Tensor, v: &Tensor, lambda: f32) ->
     }
     let gpu = r.gpu();
     let out = Tensor::empty(gpu, &[h, n])?;
-    let k = gpu.kernel("returns", "lambda_return", &[])?;
+    let k = gpu.kernel(&LAMBDA_RETURN, &[])?;
     let p = Params {
         h: h as u32,
         n: n as u32,
@@ -78,7 +99,7 @@ pub fn lambda_return_backward(
 ) -> Result<()> {
     let (h, n) = dims(g.shape())?;
     let gpu = g.gpu();
-    let k = gpu.kernel("returns", "lambda_return_backward", &[])?;
+    let k = gpu.kernel(&LAMBDA_RETURN_BACKWARD, &[])?;
     let p = Params {
         h: h as u32,
         n: n as u32,

@@ -24,6 +24,7 @@
 //! run as several dispatches of consecutive steps ([`FusedPlan`]'s `steps_fwd` / `steps_bwd`),
 //! their state crossing between them; elsewhere one dispatch each.
 
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -34,6 +35,67 @@ use crate::ops::matmul::{matmul_into, Act, MatmulSpec};
 use crate::ops::reduce::sum_leading_into;
 use crate::ops::shape::{copy2d, Block};
 use crate::tensor::{Grads, Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `rssm::pack_weights`.
+pub const PACK_WEIGHTS: KernelSig = kernel_sig!(
+    Params,
+    "rssm",
+    "pack_weights",
+    [],
+    ["m_in", "m_ih", "m_hh", "m_io", "m_is", "m_oo", "m_os", "wp_out"]
+);
+
+/// `rssm::pack_biases`.
+pub const PACK_BIASES: KernelSig = kernel_sig!(
+    Params,
+    "rssm",
+    "pack_biases",
+    [],
+    ["wp_out", "v_in", "v_ih", "v_hh", "v_io", "v_is", "v_os"]
+);
+
+/// `rssm::observe_forward`.
+pub const OBSERVE_FORWARD: KernelSig = kernel_sig!(
+    Params,
+    "rssm",
+    "observe_forward",
+    ["R", "WGT", "SH", "SAVE"],
+    [
+        "wp", "xe", "action", "eps", "deter", "stoch", "post", "prior", "inp_in", "xs", "gates",
+        "hprev", "y_img", "y_obs"
+    ]
+);
+
+/// `rssm::observe_backward`.
+pub const OBSERVE_BACKWARD: KernelSig = kernel_sig!(
+    Params,
+    "rssm",
+    "observe_backward",
+    ["R", "WGT", "SH"],
+    [
+        "wp",
+        "eps",
+        "post",
+        "xs",
+        "gates",
+        "hprev",
+        "y_img",
+        "y_obs",
+        "d_deter",
+        "d_stoch",
+        "d_post",
+        "d_prior",
+        "dgi",
+        "dgh",
+        "d_img_in",
+        "d_img_out",
+        "d_obs_out",
+        "d_post_pre",
+        "carry"
+    ]
+);
 
 /// Rows per workgroup the kernels can hold at most (`RMAX` in the shader).
 pub const MAX_TILE_ROWS: usize = 8;
@@ -528,7 +590,7 @@ pub(crate) fn kernel_consts(rows: usize, threads: u32, per: usize) -> [(&'static
 pub(crate) fn pack_rssm(p: &Params, w: &RssmParams<&Tensor>, wp: &Tensor) -> Result<()> {
     let gpu = wp.gpu();
     let (s, dd, hd) = (p.stoch as usize, p.deter as usize, p.hidden as usize);
-    let k = gpu.kernel("rssm", "pack_weights", &[])?;
+    let k = gpu.kernel(&PACK_WEIGHTS, &[])?;
     gpu.dispatch(
         &k,
         p,
@@ -544,7 +606,7 @@ pub(crate) fn pack_rssm(p: &Params, w: &RssmParams<&Tensor>, wp: &Tensor) -> Res
         ],
         grid(gpu, p.n_pack as usize),
     );
-    let k = gpu.kernel("rssm", "pack_biases", &[])?;
+    let k = gpu.kernel(&PACK_BIASES, &[])?;
     gpu.dispatch(
         &k,
         p,
@@ -635,7 +697,7 @@ pub fn observe_forward(
     let (per_f, _) = d.per_row();
     let mut consts = kernel_consts(plan.rows_fwd, plan.threads, per_f).to_vec();
     consts.push(("SAVE", save as u32 as f64));
-    let k = gpu.kernel("rssm", "observe_forward", &consts)?;
+    let k = gpu.kernel(&OBSERVE_FORWARD, &consts)?;
     let mut p = p;
     for (t0, t1) in step_chunks(t, plan.steps_fwd) {
         (p.t0, p.t1) = (t0, t1);
@@ -780,8 +842,7 @@ pub fn observe_backward(
     };
     let (_, per_b) = d.per_row();
     let k = gpu.kernel(
-        "rssm",
-        "observe_backward",
+        &OBSERVE_BACKWARD,
         &kernel_consts(plan.rows_bwd, plan.threads, per_b),
     )?;
     let bufs = [

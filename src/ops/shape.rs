@@ -3,8 +3,14 @@
 //! (`shaders/shape.wgsl`); each backward is the same copy in the other direction.
 
 use crate::error::{shape_err, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::ops::grid;
 use crate::tensor::{Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `shape::copy2d`.
+pub const COPY2D: KernelSig = kernel_sig!(Params, "shape", "copy2d", ["ACC"], ["src", "dst"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -48,7 +54,7 @@ pub fn copy2d(
         );
     }
     let gpu = src.gpu();
-    let k = gpu.kernel("shape", "copy2d", &[("ACC", acc as u32 as f64)])?;
+    let k = gpu.kernel(&COPY2D, &[("ACC", acc as u32 as f64)])?;
     let p = Params {
         rows: rows as u32,
         cols: cols as u32,

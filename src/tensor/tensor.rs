@@ -1,9 +1,21 @@
 //! A GPU tensor: a row-major shape over a pooled f32 buffer. Cloning shares the buffer.
 
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use std::sync::Arc;
 
 use crate::error::{shape_err, Result};
 use crate::gpu::{Gpu, GpuBuffer};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `elementwise::axpy`.
+pub const AXPY: KernelSig = kernel_sig!(
+    ElementwiseParams,
+    "elementwise",
+    "axpy",
+    [],
+    ["in1", "out4"]
+);
 
 /// Row-major f32 tensor on the GPU.
 #[derive(Clone)]
@@ -182,7 +194,7 @@ impl Tensor {
         if x.len() != self.len() {
             return shape_err("axpy", format!("{:?} += {:?}", self.shape, x.shape));
         }
-        let k = self.gpu.kernel("elementwise", "axpy", &[])?;
+        let k = self.gpu.kernel(&AXPY, &[])?;
         let len = self.len();
         let per = self.gpu.rows_per_binding("axpy", len, &[1, 1], &[])?;
         for first in (0..len).step_by(per) {

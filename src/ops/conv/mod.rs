@@ -26,6 +26,7 @@
 //! stride are runtime parameters.
 
 use crate::error::{shape_err, Error, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::gpu::{BufRange, Gpu};
 pub use stack::{conv2d_stack, conv_transpose2d_stack, StackLayer};
 
@@ -33,6 +34,57 @@ use crate::ops::matmul::{act_backward, matmul_into, Act, MatmulSpec};
 use crate::ops::reduce::{expand_into, sum_leading_into};
 use crate::ops::{grid, slices};
 use crate::tensor::{Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `conv::pack_w`.
+pub const PACK_W: KernelSig = kernel_sig!(Params, "conv", "pack_w", [], ["inp", "wp_out"]);
+
+/// `conv::conv_main`.
+pub const CONV_MAIN: KernelSig = kernel_sig!(
+    Params,
+    "conv",
+    "conv_main",
+    ["SCATTER", "CB4", "NPOS"],
+    ["inp", "wp", "bias", "out"]
+);
+
+/// `conv::reduce_splits`.
+pub const REDUCE_SPLITS: KernelSig =
+    kernel_sig!(Params, "conv", "reduce_splits", [], ["inp", "out"]);
+
+/// `conv::wgrad`.
+pub const WGRAD: KernelSig = kernel_sig!(Params, "conv", "wgrad", ["NCOL"], ["inp", "out", "inp2"]);
+
+/// `conv_lanes::wgrad_lanes`.
+pub const WGRAD_LANES: KernelSig = kernel_sig!(
+    Params,
+    "conv_lanes",
+    "wgrad_lanes",
+    [],
+    ["inp", "out", "inp2"]
+);
+
+/// `conv_lanes::conv_main_lanes`.
+pub const CONV_MAIN_LANES: KernelSig = kernel_sig!(
+    Params,
+    "conv_lanes",
+    "conv_main_lanes",
+    ["SCATTER", "CB4L", "FOLD", "PAIR"],
+    ["inp", "wp", "bias", "out", "out4"]
+);
+
+/// `conv_lanes::pack_w_fold`.
+pub const PACK_W_FOLD: KernelSig = kernel_sig!(
+    Params,
+    "conv_lanes",
+    "pack_w_fold",
+    ["PAIR"],
+    ["inp", "wp_out"]
+);
+
+/// `conv::bias_grad`.
+pub const BIAS_GRAD: KernelSig = kernel_sig!(Params, "conv", "bias_grad", [], ["inp", "out"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -298,9 +350,9 @@ fn main_into_layout(
     gpu.check_len(packed_len * 4, "packed conv weights")?;
     let packed = Tensor::empty(gpu, &[packed_len * 4])?;
     let pack = if fold {
-        gpu.kernel("conv_lanes", "pack_w_fold", &[("PAIR", flag(pair))])?
+        gpu.kernel(&PACK_W_FOLD, &[("PAIR", flag(pair))])?
     } else {
-        gpu.kernel("conv", "pack_w", &[])?
+        gpu.kernel(&PACK_W, &[])?
     };
     let pp = Params {
         kh: ps.kh as u32,
@@ -317,8 +369,7 @@ fn main_into_layout(
 
     let kernel = match lanes {
         Some(m) => gpu.kernel(
-            "conv_lanes",
-            "conv_main_lanes",
+            &CONV_MAIN_LANES,
             &[
                 ("SCATTER", flag(ps.scatter)),
                 ("CB4L", m.cb4l as f64),
@@ -327,8 +378,7 @@ fn main_into_layout(
             ],
         )?,
         None => gpu.kernel(
-            "conv",
-            "conv_main",
+            &CONV_MAIN,
             &[
                 ("SCATTER", flag(ps.scatter)),
                 ("CB4", cb4 as f64),
@@ -404,7 +454,7 @@ fn reduce_splits(
     acc: bool,
 ) -> Result<()> {
     let gpu = partial.gpu();
-    let k = gpu.kernel("conv", "reduce_splits", &[])?;
+    let k = gpu.kernel(&REDUCE_SPLITS, &[])?;
     let p = Params {
         acc: acc as u32,
         len: len as u32,
@@ -540,9 +590,9 @@ fn wgrad_slice(
     };
     let (imgs, splits) = split_images(g.n, invocations, out_len, max_partial(gpu));
     let k = if lanes {
-        gpu.kernel("conv_lanes", "wgrad_lanes", &[])?
+        gpu.kernel(&WGRAD_LANES, &[])?
     } else {
-        gpu.kernel("conv", "wgrad", &[("NCOL", ncol as f64)])?
+        gpu.kernel(&WGRAD, &[("NCOL", ncol as f64)])?
     };
     let p = Params {
         n: g.n as u32,
@@ -579,7 +629,7 @@ fn bias_grad_into(g: &Tensor, gb: &Tensor, n: usize, o: usize, hw: usize, acc: b
     for (i, (first, cnt)) in slices(n, per).enumerate() {
         let (imgs, splits) = split_images(cnt, o, o, max_partial(gpu));
         let partial = Tensor::empty(gpu, &[splits * o])?;
-        let k = gpu.kernel("conv", "bias_grad", &[])?;
+        let k = gpu.kernel(&BIAS_GRAD, &[])?;
         let p = Params {
             n: cnt as u32,
             o: o as u32,

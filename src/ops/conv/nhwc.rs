@@ -22,10 +22,53 @@ use super::{
     record_layer, reduce_splits, ConvShape, Layout, Params, Pass, WgradGeom,
 };
 use crate::error::{shape_err, Error, Result};
+use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::gpu::Gpu;
 use crate::ops::matmul::Act;
 use crate::ops::{grid, slices};
 use crate::tensor::{Tape, Tensor, Var};
+
+// The kernels this module dispatches: entry points and the storage buffers they bind, in order.
+
+/// `conv_nhwc::conv_nhwc`.
+pub const CONV_NHWC: KernelSig = kernel_sig!(
+    NhwcParams,
+    "conv_nhwc",
+    "conv_nhwc",
+    [],
+    ["x8", "w8", "bias", "y8"]
+);
+
+/// `conv_nhwc::conv_nhwc_to_nchw`.
+pub const CONV_NHWC_TO_NCHW: KernelSig = kernel_sig!(
+    NhwcParams,
+    "conv_nhwc",
+    "conv_nhwc_to_nchw",
+    [],
+    ["x8", "w8", "bias", "y"]
+);
+
+/// `conv_nhwc::conv_nhwc_scatter`.
+pub const CONV_NHWC_SCATTER: KernelSig = kernel_sig!(
+    NhwcParams,
+    "conv_nhwc",
+    "conv_nhwc_scatter",
+    [],
+    ["x8", "w8", "bias", "y8"]
+);
+
+/// `conv_nhwc::wgrad_nhwc`.
+pub const WGRAD_NHWC: KernelSig =
+    kernel_sig!(NhwcParams, "conv_nhwc", "wgrad_nhwc", [], ["x8", "w8", "y"]);
+
+/// `conv::relayout`.
+pub const RELAYOUT: KernelSig = kernel_sig!(
+    crate::ops::conv::Params,
+    "conv",
+    "relayout",
+    ["TO_NHWC"],
+    ["inp", "out"]
+);
 
 /// Whether the encoder takes the NHWC kernels on this device: the tuning's `layout=nhwc`
 /// (which holds only where they can run, see [`conv2d_nhwc_forward`]).
@@ -189,9 +232,9 @@ fn pack(w: &Tensor, ps: &NhwcPass, ws_o: usize, ws_r: usize) -> Result<Tensor> {
     gpu.rows_per_binding("a convolution's weights", 1, &[], &[w.len(), len])?;
     let packed = Tensor::empty(gpu, &[len])?;
     let k = if ps.scatter {
-        gpu.kernel("conv_lanes", "pack_w_fold", &[("PAIR", 0.0)])?
+        gpu.kernel(&crate::ops::conv::PACK_W_FOLD, &[("PAIR", 0.0)])?
     } else {
-        gpu.kernel("conv", "pack_w", &[])?
+        gpu.kernel(&crate::ops::conv::PACK_W, &[])?
     };
     let pp = Params {
         kh: ps.kh as u32,
@@ -274,9 +317,9 @@ fn pass_into(
 ) -> Result<()> {
     let gpu = x.gpu();
     let kernel = match (ps.scatter, nchw_out) {
-        (false, false) => gpu.kernel("conv_nhwc", "conv_nhwc", &[])?,
-        (false, true) if !acc => gpu.kernel("conv_nhwc", "conv_nhwc_to_nchw", &[])?,
-        (true, false) => gpu.kernel("conv_nhwc", "conv_nhwc_scatter", &[])?,
+        (false, false) => gpu.kernel(&CONV_NHWC, &[])?,
+        (false, true) if !acc => gpu.kernel(&CONV_NHWC_TO_NCHW, &[])?,
+        (true, false) => gpu.kernel(&CONV_NHWC_SCATTER, &[])?,
         _ => {
             return Err(Error::Invalid(
                 "conv_nhwc stores NCHW only from a gather, without accumulation".into(),
@@ -350,7 +393,7 @@ fn wgrad_into(small: &Tensor, large: &Tensor, gw: &Tensor, g: WgradGeom, acc: bo
         &[small_img, large_img],
         &[out_len],
     )?;
-    let k = gpu.kernel("conv_nhwc", "wgrad_nhwc", &[])?;
+    let k = gpu.kernel(&WGRAD_NHWC, &[])?;
     let rows = g.kh * g.kw * g.b;
     let cb = g.a.div_ceil(64);
     for (i, (first, n)) in slices(g.n, per).enumerate() {
@@ -403,7 +446,7 @@ fn relayout_into(
     acc: bool,
 ) -> Result<()> {
     let gpu = x.gpu();
-    let k = gpu.kernel("conv", "relayout", &[("TO_NHWC", to_nhwc as u32 as f64)])?;
+    let k = gpu.kernel(&RELAYOUT, &[("TO_NHWC", to_nhwc as u32 as f64)])?;
     let img = c * hw;
     let per = gpu.rows_per_binding("a layout change's images", n, &[img], &[])?;
     for (first, imgs) in slices(n, per) {
