@@ -141,6 +141,78 @@ fn train_writes_pictures_and_resumes_exactly() {
 }
 
 #[test]
+fn train_says_what_it_runs_first_and_explicit_flags_beat_the_device_defaults() {
+    let d = tmpdir("train-first");
+    let text = run_ok(
+        rssm()
+            .args([
+                "train",
+                "--preset",
+                "tiny",
+                "--episodes",
+                "2",
+                "--steps",
+                "3",
+                "--save-every",
+                "2",
+                "--logdir",
+            ])
+            .arg(&d),
+    );
+    // The first line: the adapter, the preset, the steps, the time, the full configuration.
+    let first = text.lines().next().unwrap_or("");
+    let g = gpu();
+    let report = g.report();
+    let device = if report.is_cpu() { "CPU" } else { "GPU" };
+    let defaults = format!("{device} defaults");
+    for part in [
+        report.name.as_str(),
+        &defaults,
+        "preset tiny,",
+        "3 steps",
+        "rssm train --preset dreamer --steps 1000",
+    ] {
+        assert!(
+            first.contains(part),
+            "{part:?} not in the first line: {first}"
+        );
+    }
+    // --steps 3 beats the device's default: 3 records; --save-every 2 beats it too: a
+    // checkpoint with a picture at step 2 and at the end, none at step 1.
+    assert_eq!(losses(&d).len(), 3);
+    assert!(text.contains("step 2: checkpoint"), "{text}");
+    assert!(d.join("open_loop_000002.png").exists());
+    assert!(d.join("open_loop_000003.png").exists());
+    assert!(!d.join("open_loop_000001.png").exists());
+    // Pictures between checkpoints (--picture-every) come without one.
+    let e = tmpdir("train-pictures");
+    let text = run_ok(
+        rssm()
+            .args([
+                "train",
+                "--preset",
+                "tiny",
+                "--episodes",
+                "2",
+                "--steps",
+                "3",
+            ])
+            .args(["--save-every", "3", "--picture-every", "1", "--logdir"])
+            .arg(&e),
+    );
+    for step in 1..=3 {
+        assert!(e.join(format!("open_loop_00000{step}.png")).exists());
+    }
+    assert!(
+        text.contains("step 1: ") && !text.contains("step 1: checkpoint"),
+        "{text}"
+    );
+    assert!(text.contains("step 3: checkpoint"), "{text}");
+    // The progress says the rate and the time left.
+    assert!(text.contains("steps/s") && text.contains("left"), "{text}");
+}
+
+#[test]
 fn train_reports_bad_data_files_by_name() {
     let d = tmpdir("baddata");
     std::fs::write(d.join("broken.npz"), b"not a zip").unwrap();

@@ -256,6 +256,8 @@ fn train_killed_and_resumed_leaves_the_records_and_checkpoint_of_an_uninterrupte
         "2",
         "--save-every",
         "7",
+        "--picture-every",
+        "3",
         "--steps",
         &steps_arg,
     ];
@@ -285,6 +287,19 @@ fn train_killed_and_resumed_leaves_the_records_and_checkpoint_of_an_uninterrupte
         std::fs::read(b.join("losses.svg")).unwrap()
             == std::fs::read(a.join("losses.svg")).unwrap(),
         "losses.svg differs from the uninterrupted run's"
+    );
+    // Every open-loop picture (at checkpoints and between them), as the uninterrupted run drew it.
+    let pictures = |d: &Path| -> BTreeMap<String, Vec<u8>> {
+        files(d)
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("open_loop_"))
+            .collect()
+    };
+    let want = pictures(&a);
+    assert_eq!(want.len() as u64, steps / 3 + steps / 7 - steps / 21 + 1);
+    assert!(
+        pictures(&b) == want,
+        "the pictures differ from the uninterrupted run's"
     );
     assert_no_temporaries(&b);
     let _ = std::fs::remove_dir_all(&root);

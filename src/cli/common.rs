@@ -1,6 +1,6 @@
 //! Pieces the commands share: the device, the configuration, the data, batches on the device.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rssm::data::replay::ReplayBuffer;
 use rssm::envs::collect::{collect_episode, RandomPolicy};
@@ -23,41 +23,53 @@ pub struct ModelChoice {
     /// Configuration file (.json or .toml) with the spec's keys.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Preset: dreamer (the spec's defaults) or small (for CPU devices). Default: by adapter.
+    /// Preset: dreamer (the spec's sizes), small (for CPU devices) or tiny (tests)
+    /// [default: small on a CPU device, dreamer on a GPU].
     #[arg(long)]
     pub preset: Option<String>,
 }
 
 impl ModelChoice {
-    /// The configuration chosen, see [`resolve_config`].
+    /// The configuration chosen (see [`ModelChoice::choose`]), said on stderr.
     pub fn resolve(&self, gpu: &Gpu) -> Result<Config> {
-        resolve_config(gpu, self.config.as_deref(), self.preset.as_deref())
+        let (name, cfg) = Config::default_for(gpu.report().is_cpu());
+        let (what, cfg) = self.choose(gpu, name, cfg)?;
+        eprintln!("{}", config_line(&what, &cfg));
+        Ok(cfg)
+    }
+
+    /// `--config FILE`, else `--preset NAME`, else `default` (named `default_name`, the default
+    /// for `gpu`'s device type); with words that say which, e.g. "preset 'small' (default for
+    /// a Cpu device)". Prints nothing.
+    pub fn choose(
+        &self,
+        gpu: &Gpu,
+        default_name: &str,
+        default: Config,
+    ) -> Result<(String, Config)> {
+        Ok(match (&self.config, &self.preset) {
+            (Some(path), _) => (
+                format!("config file {}", path.display()),
+                Config::from_file(path)?,
+            ),
+            (None, Some(p)) => (format!("preset '{p}'"), Config::preset(p)?),
+            (None, None) => (
+                format!(
+                    "preset '{default_name}' (default for a {} device)",
+                    gpu.report().device_type
+                ),
+                default,
+            ),
+        })
     }
 }
 
-fn resolve_config(gpu: &Gpu, config: Option<&Path>, preset: Option<&str>) -> Result<Config> {
-    let (what, cfg) = match (config, preset) {
-        (Some(path), _) => (
-            format!("config file {}", path.display()),
-            Config::from_file(path)?,
-        ),
-        (None, Some(p)) => (format!("preset '{p}'"), Config::preset(p)?),
-        (None, None) => {
-            let (name, cfg) = Config::default_for(gpu.report().is_cpu());
-            (
-                format!(
-                    "preset '{name}' (default for a {} device)",
-                    gpu.report().device_type
-                ),
-                cfg,
-            )
-        }
-    };
-    eprintln!(
+/// The sizes of `cfg`, after `what` (see [`ModelChoice::choose`]).
+pub fn config_line(what: &str, cfg: &Config) -> String {
+    format!(
         "config: {what}: deter {} stoch {} hidden {} depth {} units {} batch {}x{} lr {}",
         cfg.deter, cfg.stoch, cfg.hidden, cfg.depth, cfg.units, cfg.batch, cfg.seq_len, cfg.lr
-    );
-    Ok(cfg)
+    )
 }
 
 /// Where the training data comes from.
