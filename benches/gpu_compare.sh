@@ -21,11 +21,21 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
 
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv | tee "$OUT/nvidia-smi.csv"
-"$RSSM" --adapter nvidia info | tee "$OUT/rssm-info.txt" || {
+"$RSSM" --adapter nvidia info > "$OUT/rssm-info.txt" || {
     echo "rssm sees no NVIDIA adapter: install the driver's Vulkan ICD (libnvidia-gl / nvidia_icd.json)," >&2
     echo "or point VK_ICD_FILENAMES at it; 'vulkaninfo --summary' should list the GPU." >&2
     exit 1
 }
+# First the device profile the adapter is closest to (with any limit it offers less of than
+# that class: `rssm --device-profile NAME info` and tests/profiles.rs run the engine under
+# it on any machine), then the whole report: limits, features, the kernel choices and
+# anything the device cannot run, before a benchmark meets it.
+grep '^closest' "$OUT/rssm-info.txt" || echo "closest      (not reported by this rssm binary)"
+cat "$OUT/rssm-info.txt"
+if grep -q '^cannot       the engine cannot run here' "$OUT/rssm-info.txt"; then
+    echo "rssm cannot run on this adapter (the 'cannot' lines above name the limit); stopping." >&2
+    exit 1
+fi
 
 if [ -z "${PEAK_TFLOPS:-}" ]; then
     # FP32 peak = SMs x FP32 lanes per SM x 2 (FMA) x top SM clock.

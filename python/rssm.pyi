@@ -48,6 +48,9 @@ class _DeviceInfo(TypedDict):
     tuning: str
     tuning_why: list[str]
     features: str
+    profile: str | None
+    profile_shortfalls: list[str]
+    closest_profile: str
 
 class _StepMetrics(TypedDict):
     """The loss terms of one training step, as `rssm train` logs them."""
@@ -102,13 +105,20 @@ class Device:
     """A GPU (or CPU Vulkan/GL driver) chosen as `rssm` chooses it: the best adapter found, or the
     one whose name contains `adapter` (also `WGPU_ADAPTER_NAME`); `WGPU_BACKEND` restricts the
     backends searched. `tuning` forces kernel choices over the device's rules and `RSSM_TUNING`
-    (comma-separated key=value, e.g. "lanes=off,path=per-op"; `info()["tuning"]` prints them)."""
+    (comma-separated key=value, e.g. "lanes=off,path=per-op"; `info()["tuning"]` prints them).
+    `profile` runs it as another class of device (webgpu, downlevel, apple-m, nvidia, amd-rdna,
+    intel-igpu, mobile; also `RSSM_DEVICE_PROFILE`): that class's limits, each capped at the
+    adapter's, features, subgroup widths and device type, so the engine chooses as there."""
 
-    def __new__(cls, adapter: str | None = None, tuning: str | None = None) -> Device: ...
+    def __new__(
+        cls, adapter: str | None = None, tuning: str | None = None, profile: str | None = None
+    ) -> Device: ...
     def info(self) -> _DeviceInfo:
         """The adapter's name, backend, device type, driver, limits, features, subgroup width, the
         matmul kernel it takes and its kernel choices (`tuning`, in the `RSSM_TUNING` syntax,
-        with `tuning_why`: a line per choice)."""
+        with `tuning_why`: a line per choice); the device profile it runs under (`profile`,
+        `None` without one, and `profile_shortfalls`: the limits the adapter offers less of) and
+        the one the adapter is closest to (`closest_profile`)."""
 
     @staticmethod
     def adapters() -> list[str]:

@@ -17,7 +17,7 @@ pub enum Error {
     Shape { op: &'static str, msg: String },
     /// Data larger than the device allows in one buffer, or (for the smallest slice an op can
     /// bind) in one storage binding.
-    #[error("{what} needs {bytes} bytes in one {per}, but this device allows at most {limit} bytes per {per} (adapter '{adapter}'); use a smaller batch or model")]
+    #[error("{what} needs {bytes} bytes in one {per}, but this device allows at most {limit} bytes per {per} (adapter '{adapter}'); use a smaller batch or model, a larger --max-binding where one caps the binding, or an adapter with larger limits (`rssm info --all`)")]
     TooLarge {
         what: String,
         bytes: u64,
@@ -25,6 +25,16 @@ pub enum Error {
         /// "buffer" or "storage binding".
         per: &'static str,
         adapter: String,
+    },
+    /// A kernel the device cannot run at any size: it binds more storage buffers than a shader
+    /// stage may have, its workgroup is larger than the device runs, or the device refused its
+    /// pipeline. Names the kernel, the limit and what to do.
+    #[error("kernel {kernel} cannot run on '{adapter}': {why}; {hint}")]
+    Unsupported {
+        kernel: String,
+        adapter: String,
+        why: String,
+        hint: String,
     },
     /// A shader failed to parse or validate.
     #[error("shader {file}: {msg}")]

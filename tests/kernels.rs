@@ -202,7 +202,7 @@ fn declared_kernels() -> Vec<(String, String)> {
                 for line in text.lines() {
                     let line = line.trim();
                     if let Some(rest) = line.strip_prefix("pub const ") {
-                        if line.ends_with(": KernelSig = kernel_sig!(") {
+                        if line.contains(": KernelSig = kernel_sig!(") {
                             let name = rest.split(':').next().unwrap().trim();
                             out.push((path.display().to_string(), name.to_string()));
                         }

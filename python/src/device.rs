@@ -34,6 +34,9 @@ pub(crate) fn gpu_of(py: Python<'_>, device: Option<PyRef<'_, PyDevice>>) -> PyR
 /// one whose name contains `adapter` (also `WGPU_ADAPTER_NAME`); `WGPU_BACKEND` restricts the
 /// backends searched. `tuning` forces kernel choices over the device's rules and `RSSM_TUNING`
 /// (comma-separated key=value, e.g. "lanes=off,path=per-op"; `info()["tuning"]` prints them).
+/// `profile` runs it as another class of device (webgpu, downlevel, apple-m, nvidia, amd-rdna,
+/// intel-igpu, mobile; also `RSSM_DEVICE_PROFILE`): that class's limits, each capped at the
+/// adapter's, features, subgroup widths and device type, so the engine chooses as there.
 #[pyclass(name = "Device", module = "rssm", frozen)]
 pub(crate) struct PyDevice {
     pub(crate) gpu: Gpu,
@@ -42,12 +45,21 @@ pub(crate) struct PyDevice {
 #[pymethods]
 impl PyDevice {
     #[new]
-    #[pyo3(signature = (adapter = None, tuning = None))]
-    fn new(py: Python<'_>, adapter: Option<String>, tuning: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (adapter = None, tuning = None, profile = None))]
+    fn new(
+        py: Python<'_>,
+        adapter: Option<String>,
+        tuning: Option<String>,
+        profile: Option<String>,
+    ) -> PyResult<Self> {
         let gpu = engine(py, || {
             Gpu::new(&GpuOptions {
                 adapter,
                 tuning: rssm::gpu::TuningOverrides::parse(tuning.as_deref().unwrap_or(""))?,
+                profile: profile
+                    .as_deref()
+                    .map(rssm::gpu::DeviceProfile::named)
+                    .transpose()?,
                 ..Default::default()
             })
         })?;
@@ -56,7 +68,9 @@ impl PyDevice {
 
     /// The adapter's name, backend, device type, driver, limits, features, subgroup width, the
     /// matmul kernel it takes and its kernel choices (`tuning`, in the `RSSM_TUNING` syntax,
-    /// with `tuning_why`: a line per choice).
+    /// with `tuning_why`: a line per choice); the device profile it runs under (`profile`,
+    /// `None` without one, and `profile_shortfalls`: the limits the adapter offers less of) and
+    /// the one the adapter is closest to (`closest_profile`).
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let r = self.gpu.report();
         let d = PyDict::new(py);
@@ -73,6 +87,9 @@ impl PyDevice {
         d.set_item("tuning", self.gpu.tuning().to_string())?;
         d.set_item("tuning_why", self.gpu.tuning().explain(r))?;
         d.set_item("features", &r.features)?;
+        d.set_item("profile", &r.profile)?;
+        d.set_item("profile_shortfalls", &r.profile_shortfalls)?;
+        d.set_item("closest_profile", &r.closest_profile)?;
         Ok(d)
     }
 

@@ -102,6 +102,31 @@ def test_a_python_checkpoint_runs_in_the_cli_and_a_cli_one_in_python(tmp_path, d
         rssm.WorldModel.load(ckpt / "checkpoint.safetensors", device=device)
 
 
+def test_a_device_profile_chooses_as_that_device_with_the_same_numbers(device):
+    """Device(profile=...) runs as that class of device (its limits, subgroup width and type
+    decide the kernels: on `nvidia` the GPU rules and the fused RSSM) and train_step gives the
+    device's own numbers; a profile that cannot run the engine says why; an unknown name lists
+    the profiles."""
+    nv = rssm.Device(profile="nvidia")
+    info = nv.info()
+    assert info["profile"] == "nvidia" and not info["is_cpu"] and info["subgroup_lanes"] == 32
+    assert "path=fused" in info["tuning"] and info["matmul_kernel"].startswith("register blocks")
+    assert device.info()["profile"] is None and device.info()["closest_profile"]
+    cfg = tiny(seed=7)
+    b = make_batch(cfg, seed=8, with_eps=True)
+    own, under = (
+        rssm.WorldModel(cfg, device=d).train_step(b["frames"], b["action"], b["reward"], b["cont"], eps=b["eps"])
+        for d in (device, nv)
+    )
+    for k in TERMS + ["grad_norm"]:
+        assert under[k] == pytest.approx(own[k], rel=1e-5, abs=1e-6), k
+    with pytest.raises(rssm.EngineError, match="max_storage_buffers_per_shader_stage"):
+        wm = rssm.WorldModel(cfg, device=rssm.Device(profile="downlevel"))
+        wm.train_step(b["frames"], b["action"], b["reward"], b["cont"], eps=b["eps"])
+    with pytest.raises(ValueError, match="the profiles are webgpu, downlevel"):
+        rssm.Device(profile="gtx")
+
+
 def test_observe_and_imagine(device):
     cfg = tiny()
     wm = rssm.WorldModel(cfg, device=device)

@@ -16,10 +16,23 @@ pub fn run(opts: &GpuOptions, args: InfoArgs) -> rssm::Result<()> {
         }
     }
     let gpu = Gpu::new(opts)?;
+    if let Some(name) = &gpu.report().profile {
+        let p = rssm::gpu::DeviceProfile::named(name)?;
+        println!("device profile {}", p.describe());
+    }
     println!("{}", gpu.report());
     println!("tuning       {}", gpu.tuning());
     for why in gpu.tuning().explain(gpu.report()) {
         println!("             {why}");
+    }
+    println!("matmul       {}", rssm::ops::matmul::kernel_choice(&gpu));
+    for gap in rssm::ops::kernels::device_gaps(&gpu) {
+        let what = if gap.contains("cannot run here") {
+            "cannot"
+        } else {
+            "note  "
+        };
+        println!("{what}       {gap}");
     }
     Ok(())
 }

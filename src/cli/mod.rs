@@ -30,6 +30,12 @@ pub struct Cli {
     /// prints the choices and why.
     #[arg(long, global = true, value_parser = parse_tuning)]
     pub tuning: Option<rssm::gpu::TuningOverrides>,
+    /// Run as on another class of device: its limits (each capped at the adapter's), features,
+    /// subgroup widths and device type, so the engine chooses as there (webgpu, downlevel,
+    /// apple-m, nvidia, amd-rdna, intel-igpu, mobile); also RSSM_DEVICE_PROFILE. `rssm info
+    /// --device-profile NAME` prints the profile, the limits in force and the choices.
+    #[arg(long, global = true, value_name = "NAME", value_parser = parse_device_profile)]
+    pub device_profile: Option<rssm::gpu::DeviceProfile>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -54,12 +60,17 @@ fn parse_tuning(s: &str) -> Result<rssm::gpu::TuningOverrides, String> {
     rssm::gpu::TuningOverrides::parse(s).map_err(|e| e.to_string())
 }
 
+fn parse_device_profile(s: &str) -> Result<rssm::gpu::DeviceProfile, String> {
+    rssm::gpu::DeviceProfile::named(s).map_err(|e| e.to_string())
+}
+
 /// Run the parsed command.
 pub fn run(cli: Cli) -> rssm::Result<()> {
     let gpu_opts = rssm::gpu::GpuOptions {
         adapter: cli.adapter.clone(),
         max_binding: cli.max_binding,
         tuning: cli.tuning.unwrap_or_default(),
+        profile: cli.device_profile.clone(),
     };
     match cli.command {
         Command::Info(args) => info::run(&gpu_opts, args),

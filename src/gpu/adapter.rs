@@ -18,6 +18,10 @@ pub struct GpuOptions {
     /// Kernel choices forced over the rules and over the environment's `RSSM_TUNING`
     /// (`--tuning`, Python's `Device(tuning=...)`, tests' variants).
     pub tuning: crate::gpu::TuningOverrides,
+    /// Run as on another class of device (`--device-profile`, Python's `Device(profile=...)`):
+    /// its limits (each capped at the adapter's), features, subgroup widths and device type.
+    /// `None`: the environment's `RSSM_DEVICE_PROFILE`, else the adapter as it is.
+    pub profile: Option<crate::gpu::DeviceProfile>,
 }
 
 /// What we tell the user about the device at start.
@@ -47,6 +51,15 @@ pub struct AdapterReport {
     /// Loop iterations one shader invocation may run in total before the driver ends its loops
     /// (lavapipe: 65,535), measured when the device is created; `None`: no limit.
     pub loop_limit: Option<u32>,
+    /// The device profile the device runs under (its type and subgroups are then the
+    /// profile's, its limits the profile's capped at the adapter's); `None`: the adapter's own.
+    pub profile: Option<String>,
+    /// Under a profile, the limits where the adapter offers less than the profile (`name:
+    /// profile P, adapter A`): they run at the adapter's value.
+    pub profile_shortfalls: Vec<String>,
+    /// The device profile the adapter itself is closest to, and why
+    /// ([`device_profile::closest`](crate::gpu::device_profile::closest)).
+    pub closest_profile: String,
 }
 
 impl AdapterReport {
@@ -54,9 +67,18 @@ impl AdapterReport {
     pub fn short(&self) -> String {
         format!("{} ({}, {})", self.name, self.backend, self.device_type)
     }
-    /// True for CPU implementations (lavapipe, llvmpipe, SwiftShader, WARP).
+    /// The adapter's name, with the device profile it runs under: for messages.
+    pub fn label(&self) -> String {
+        match &self.profile {
+            Some(p) => format!("{} under device profile '{p}'", self.name),
+            None => self.name.clone(),
+        }
+    }
+    /// True for CPU implementations (lavapipe, llvmpipe, SwiftShader, WARP); under a device
+    /// profile, the profile's type decides.
     pub fn is_cpu(&self) -> bool {
-        self.device_type == "Cpu" || self.name.to_lowercase().contains("llvmpipe")
+        self.device_type == "Cpu"
+            || (self.profile.is_none() && self.name.to_lowercase().contains("llvmpipe"))
     }
 }
 
@@ -66,7 +88,40 @@ impl fmt::Display for AdapterReport {
         writeln!(f, "backend      {}", self.backend)?;
         writeln!(f, "device type  {}", self.device_type)?;
         writeln!(f, "driver       {}", self.driver)?;
-        writeln!(f, "limits")?;
+        match &self.profile {
+            Some(p) => {
+                writeln!(
+                    f,
+                    "profile      {p}: its limits (capped at the adapter's), features, subgroups \
+                     and device type"
+                )?;
+                if self.profile_shortfalls.is_empty() {
+                    writeln!(
+                        f,
+                        "             the adapter offers every limit of the profile"
+                    )?;
+                } else {
+                    writeln!(
+                        f,
+                        "             the adapter offers less than the profile (these run at \
+                         the adapter's value):"
+                    )?;
+                    for s in &self.profile_shortfalls {
+                        writeln!(f, "               {s}")?;
+                    }
+                }
+            }
+            None => writeln!(f, "closest      device profile {}", self.closest_profile)?,
+        }
+        writeln!(
+            f,
+            "limits{}",
+            if self.profile.is_some() {
+                " in force"
+            } else {
+                ""
+            }
+        )?;
         writeln!(
             f,
             "  max storage buffer binding  {} MiB",
@@ -234,17 +289,23 @@ pub(super) fn choose_adapter(opts: &GpuOptions) -> Result<wgpu::Adapter> {
     Ok(adapters.swap_remove(0))
 }
 
-/// The report of `adapter` running with `limits` and the optional `features` requested.
+/// The report of `adapter` running with `limits` and the optional `features` requested, under
+/// `profile` if one is given (its device type and subgroup widths then stand for the
+/// adapter's).
 pub(super) fn adapter_report(
     adapter: &wgpu::Adapter,
     limits: &wgpu::Limits,
     features: wgpu::Features,
+    profile: Option<&crate::gpu::DeviceProfile>,
 ) -> AdapterReport {
     let info = adapter.get_info();
+    let own_lanes = (features.contains(wgpu::Features::SUBGROUP)
+        && info.subgroup_min_size == info.subgroup_max_size)
+        .then_some(info.subgroup_min_size);
     AdapterReport {
         name: info.name.clone(),
         backend: format!("{:?}", info.backend),
-        device_type: format!("{:?}", info.device_type),
+        device_type: format!("{:?}", profile.map_or(info.device_type, |p| p.device_type)),
         driver: format!("{} {}", info.driver, info.driver_info)
             .trim()
             .to_string(),
@@ -256,11 +317,24 @@ pub(super) fn adapter_report(
         max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
         max_workgroup_storage: limits.max_compute_workgroup_storage_size,
         timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
-        subgroup_lanes: (features.contains(wgpu::Features::SUBGROUP)
-            && info.subgroup_min_size == info.subgroup_max_size)
-            .then_some(info.subgroup_min_size),
+        subgroup_lanes: match profile {
+            Some(p) => p.subgroup_lanes(features),
+            None => own_lanes,
+        },
         int64: features.contains(wgpu::Features::SHADER_INT64),
-        features: feature_names(adapter.features()),
+        features: feature_names(match profile {
+            Some(_) => features,
+            None => adapter.features(),
+        }),
         loop_limit: None,
+        profile: profile.map(|p| p.name.to_string()),
+        profile_shortfalls: profile
+            .map(|p| p.shortfalls(&adapter.limits()))
+            .unwrap_or_default(),
+        closest_profile: crate::gpu::device_profile::closest(
+            &info,
+            &adapter.limits(),
+            adapter.features(),
+        ),
     }
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::gpu::adapter::{adapter_report, choose_adapter, AdapterReport, GpuOptions};
 use crate::gpu::denormals::FlushSubnormals;
+use crate::gpu::device_profile::{DeviceProfile, ENGINE_FEATURES};
 use crate::gpu::pipelines::{Kernel, PipelineCache, PipelineKey};
 use crate::gpu::pool::{size_class, BufRange, GpuBuffer, PoolState};
 use crate::gpu::recorder::{Cmd, Recorder, PARAM_SLOT};
@@ -83,27 +84,35 @@ impl Gpu {
     ///
     /// The kernel choices ([`Tuning`]) are decided here: the rules for the adapter, with the
     /// environment's overrides (`RSSM_TUNING`) and then `opts.tuning` over them.
+    ///
+    /// Under a device profile (`opts.profile`, else `RSSM_DEVICE_PROFILE`) the device gets the
+    /// profile's limits (each capped at the adapter's) and the engine's optional features both
+    /// have, and the report takes the profile's device type and subgroup widths, so the rules
+    /// decide as on that class of device (see [`DeviceProfile`]).
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
         let overrides = opts.tuning.over(TuningOverrides::from_env()?);
         // A CPU driver's worker threads, created with the adapter and device, inherit this
         // thread's flush-to-zero mode (see gpu::denormals); this thread gets its own back.
         let _flush = FlushSubnormals::new(overrides.flush_subnormals.unwrap_or(true));
+        let profile = match &opts.profile {
+            Some(p) => Some(p.clone()),
+            None => DeviceProfile::from_env()?,
+        };
         let adapter = choose_adapter(opts)?;
         let info = adapter.get_info();
-        let limits = adapter.limits();
-        let mut features = wgpu::Features::empty();
-        if adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
-            features |= wgpu::Features::TIMESTAMP_QUERY;
-        }
-        // Subgroup operations: the CPU-driver matmul shares its loads across the lanes of a
-        // subgroup (shaders/matmul_lanes.wgsl).
-        if adapter.features().contains(wgpu::Features::SUBGROUP) {
-            features |= wgpu::Features::SUBGROUP;
-        }
-        // 64-bit integers: the subgroup matmul loads 8 floats as one vec4<u64>, which costs a
-        // CPU driver about what a vec4<f32> does (shaders/matmul_lanes64.wgsl).
-        if adapter.features().contains(wgpu::Features::SHADER_INT64) {
-            features |= wgpu::Features::SHADER_INT64;
+        // Under a profile, exactly its limits, each capped at what the adapter offers.
+        let limits = match &profile {
+            Some(p) => p.limits_on(&adapter.limits()),
+            None => adapter.limits(),
+        };
+        // Timestamps (`rssm bench` on GPUs); subgroup operations: the CPU-driver matmul shares
+        // its loads across the lanes of a subgroup (shaders/matmul_lanes.wgsl); 64-bit
+        // integers: the subgroup matmul loads 8 floats as one vec4<u64>, which costs a CPU
+        // driver about what a vec4<f32> does (shaders/matmul_lanes64.wgsl). Under a profile,
+        // those of them the profile has too.
+        let mut features = adapter.features() & ENGINE_FEATURES;
+        if let Some(p) = &profile {
+            features &= p.features;
         }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("rssm"),
@@ -114,10 +123,13 @@ impl Gpu {
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::Device {
-            adapter: info.name.clone(),
+            adapter: match &profile {
+                Some(p) => format!("{} under device profile '{}'", info.name, p.name),
+                None => info.name.clone(),
+            },
             reason: e.to_string(),
         })?;
-        let report = adapter_report(&adapter, &limits, features);
+        let report = adapter_report(&adapter, &limits, features, profile.as_ref());
         if opts.max_binding == Some(0) {
             return Err(Error::Invalid(
                 "the storage binding cap must be at least 4 bytes".into(),
@@ -300,7 +312,7 @@ impl Gpu {
                 bytes,
                 limit,
                 per: "buffer",
-                adapter: self.shared.report.name.clone(),
+                adapter: self.shared.report.label(),
             });
         }
         Ok(())
@@ -325,7 +337,7 @@ impl Gpu {
             bytes,
             limit,
             per: "storage binding",
-            adapter: self.shared.report.name.clone(),
+            adapter: self.shared.report.label(),
         };
         if let Some(&w) = whole_elems.iter().max() {
             if w as u64 * 4 > limit {
@@ -451,17 +463,22 @@ impl Gpu {
     }
 
     /// The compiled kernel `sig` (an entry point of `shaders/<family>.wgsl`) with the given
-    /// override constants; an error for a constant `sig` does not list.
+    /// override constants; an error for a constant `sig` does not list, and
+    /// [`Error::Unsupported`] for a kernel the device cannot run: more storage buffers than
+    /// a shader stage may bind, a workgroup larger than the device runs, or a pipeline the
+    /// device refuses (wgpu's validation error, caught, never a panic).
     pub fn kernel(
         &self,
         sig: &'static KernelSig,
         constants: &[(&'static str, f64)],
     ) -> Result<Arc<Kernel>> {
-        self.shared
-            .pipelines
-            .lock()
-            .unwrap()
-            .get(&self.shared.device, sig, constants)
+        self.shared.pipelines.lock().unwrap().get(
+            &self.shared.device,
+            &self.shared.limits,
+            &self.shared.report,
+            sig,
+            constants,
+        )
     }
 
     /// Record one dispatch: `params` goes to binding 0 (a uniform block) and `bufs`, in order,

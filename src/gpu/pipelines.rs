@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::gpu::shaders;
+use crate::gpu::{shaders, AdapterReport};
 
 /// What the Rust side assumes about one kernel entry point; each family declares its own as
 /// constants (see `ops::kernels`).
@@ -116,6 +116,50 @@ pub fn parse_and_validate_parts(parts: &[(&str, &str)]) -> Result<ParsedShader> 
 
 type Key = (&'static str, &'static str, Vec<(&'static str, u64)>);
 
+/// `, or run without the device profile 'P'` under a profile; empty otherwise.
+fn profile_hint(report: &AdapterReport) -> String {
+    match &report.profile {
+        Some(p) => format!(", or run without the device profile '{p}'"),
+        None => String::new(),
+    }
+}
+
+/// Bytes of the workgroup variables entry point `fi` uses whose sizes the shader fixes
+/// (arrays sized by an override constant are left out).
+fn workgroup_bytes(module: &naga::Module, fi: &naga::valid::FunctionInfo) -> u32 {
+    let mut layouter = naga::proc::Layouter::default();
+    if layouter.update(module.to_ctx()).is_err() {
+        return 0;
+    }
+    module
+        .global_variables
+        .iter()
+        .filter(|(h, g)| g.space == naga::AddressSpace::WorkGroup && !fi[*h].is_empty())
+        .filter(|(_, g)| {
+            !matches!(
+                module.types[g.ty].inner,
+                naga::TypeInner::Array {
+                    size: naga::ArraySize::Pending(_),
+                    ..
+                }
+            )
+        })
+        .map(|(_, g)| layouter[g.ty].size)
+        .sum()
+}
+
+/// What to do about a device with `allowed` storage buffers per shader stage.
+fn storage_hint(allowed: u32, report: &AdapterReport) -> String {
+    let (per_op, fused) = crate::ops::kernels::storage_buffers_needed();
+    format!(
+        "the engine's per-op kernels bind up to {per_op} storage buffers per stage and the fused \
+         RSSM {fused} (it falls back to the per-op path below that), so it cannot run on a device \
+         allowing {allowed}; use an adapter that offers {per_op} or more (`rssm info --all`, \
+         `--adapter`){}",
+        profile_hint(report)
+    )
+}
+
 /// What a compiled pipeline was built from: [`Gpu::kernel`](crate::gpu::Gpu::kernel)'s
 /// arguments (see [`Gpu::pipeline_keys`](crate::gpu::Gpu::pipeline_keys)).
 #[derive(Clone, Debug, PartialEq)]
@@ -138,10 +182,29 @@ impl PipelineCache {
     pub(crate) fn get(
         &mut self,
         device: &wgpu::Device,
+        limits: &wgpu::Limits,
+        report: &AdapterReport,
         sig: &'static KernelSig,
         constants: &[(&'static str, f64)],
     ) -> Result<std::sync::Arc<Kernel>> {
         let (family, entry) = (sig.family, sig.entry);
+        let unsupported = |why: String, hint: String| Error::Unsupported {
+            kernel: format!("{family}::{entry}"),
+            adapter: report.label(),
+            why,
+            hint,
+        };
+        let storage = sig.bindings.len() as u32;
+        if storage > limits.max_storage_buffers_per_shader_stage {
+            return Err(unsupported(
+                format!(
+                    "it binds {storage} storage buffers and the device allows {} per shader stage \
+                     (max_storage_buffers_per_shader_stage)",
+                    limits.max_storage_buffers_per_shader_stage
+                ),
+                storage_hint(limits.max_storage_buffers_per_shader_stage, report),
+            ));
+        }
         if let Some((name, _)) = constants.iter().find(|(c, _)| !sig.constants.contains(c)) {
             return Err(Error::Shader {
                 file: format!("shaders/{family}.wgsl"),
@@ -162,10 +225,23 @@ impl PipelineCache {
                 msg: "no such kernel family".into(),
             })?;
             let parsed = parse_and_validate_parts(&parts)?;
+            // wgpu validates the module against the device's features (subgroups, 64-bit
+            // integers): a family the device cannot compile is an error, not a panic.
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(family),
                 source: wgpu::ShaderSource::Wgsl(parsed.source.clone().into()),
             });
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                return Err(unsupported(
+                    format!("the device refused its shader module: {e}"),
+                    format!(
+                        "the device lacks a feature the family uses: use an adapter with it \
+                         (`rssm info --all`, `--adapter`){}",
+                        profile_hint(report)
+                    ),
+                ));
+            }
             self.shaders.insert(family, (module, parsed));
         }
         let (module, parsed) = &self.shaders[family];
@@ -178,7 +254,55 @@ impl PipelineCache {
                 file: format!("shaders/{family}.wgsl"),
                 msg: format!("no entry point '{entry}'"),
             })?;
+        let ep = &parsed.module.entry_points[ep_index];
+        // The workgroup size, where the shader fixes it (the fused kernels' is an override
+        // their plan checks; wgpu's validation below catches anything else).
+        if ep.workgroup_size_overrides.is_none() {
+            let [x, y, z] = ep.workgroup_size;
+            let n = x * y * z;
+            let (max_n, max) = (
+                limits.max_compute_invocations_per_workgroup,
+                [
+                    limits.max_compute_workgroup_size_x,
+                    limits.max_compute_workgroup_size_y,
+                    limits.max_compute_workgroup_size_z,
+                ],
+            );
+            if n > max_n || x > max[0] || y > max[1] || z > max[2] {
+                return Err(unsupported(
+                    format!(
+                        "its workgroups are {x}x{y}x{z} invocations and the device runs at most \
+                         {max_n} per workgroup, {}x{}x{} \
+                         (max_compute_invocations_per_workgroup, max_compute_workgroup_size_*)",
+                        max[0], max[1], max[2]
+                    ),
+                    format!(
+                        "the engine's 1-D kernels run {} invocations per workgroup; use an \
+                         adapter that offers them (`rssm info --all`, `--adapter`){}",
+                        crate::gpu::WG_1D,
+                        profile_hint(report)
+                    ),
+                ));
+            }
+        }
         let fi = parsed.info.get_entry_point(ep_index);
+        // Workgroup memory, where the shader fixes its arrays' sizes: wgpu 30 does not check
+        // it against the device's limit (the fused kernels' override-sized arrays are checked
+        // by their plans).
+        let shared = workgroup_bytes(&parsed.module, fi);
+        if shared > limits.max_compute_workgroup_storage_size {
+            return Err(unsupported(
+                format!(
+                    "it uses {shared} bytes of workgroup memory and the device allows {} \
+                     (max_compute_workgroup_storage_size)",
+                    limits.max_compute_workgroup_storage_size
+                ),
+                format!(
+                    "use an adapter that offers more (`rssm info --all`, `--adapter`){}",
+                    profile_hint(report)
+                ),
+            ));
+        }
         let mut used: Vec<u32> = parsed
             .module
             .global_variables
@@ -188,6 +312,10 @@ impl PipelineCache {
             .collect();
         used.sort_unstable();
         let label = format!("{family}::{entry}");
+        // wgpu reports a pipeline it refuses (a limit its validation checks and ours above do
+        // not, e.g. an override-sized workgroup) to the device's error handler, which panics
+        // by default: caught in an error scope, it is an error naming the kernel instead.
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
             layout: None,
@@ -201,6 +329,16 @@ impl PipelineCache {
             cache: None,
         });
         let layout = pipeline.get_bind_group_layout(0);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(unsupported(
+                format!("the device refused its pipeline ({constants:?}): {e}"),
+                format!(
+                    "this is a limit of the device: use an adapter with larger limits \
+                     (`rssm info --all`, `--adapter`){}",
+                    profile_hint(report)
+                ),
+            ));
+        }
         let variant = constants
             .iter()
             .map(|(k, v)| format!("{k}={v}"))

@@ -69,3 +69,67 @@ pub const KERNELS: &[&KernelSig] = &[
     &crate::gpu::context::LOOP_LIMIT,
     &crate::ops::shape::COPY2D,
 ];
+
+/// The family of the fused RSSM and imagination kernels (`ops::rssm`, `ops::imagine`): where
+/// the device cannot run them, their plans fall back to the per-op path.
+pub const FUSED_FAMILY: &str = "rssm";
+
+/// The most storage buffers one kernel binds: over the per-op kernels (every run needs them)
+/// and over the fused ones.
+pub fn storage_buffers_needed() -> (u32, u32) {
+    let most = |fused: bool| {
+        KERNELS
+            .iter()
+            .filter(|k| (k.family == FUSED_FAMILY) == fused)
+            .map(|k| k.bindings.len() as u32)
+            .max()
+            .unwrap_or(0)
+    };
+    (most(false), most(true))
+}
+
+/// What `gpu`'s device cannot run whatever the sizes, a line each (empty: everything): kernels
+/// binding more storage buffers than a shader stage may have (then the engine cannot run at
+/// all), the fused kernels falling back to per-op for the same reason, and the 1-D kernels'
+/// workgroups past the device's invocations per workgroup. For `rssm info`.
+pub fn device_gaps(gpu: &crate::gpu::Gpu) -> Vec<String> {
+    let lim = gpu.limits();
+    let allowed = lim.max_storage_buffers_per_shader_stage;
+    let mut out = Vec::new();
+    let over: Vec<String> = KERNELS
+        .iter()
+        .filter(|k| k.family != FUSED_FAMILY && k.bindings.len() as u32 > allowed)
+        .map(|k| format!("{}::{} ({})", k.family, k.entry, k.bindings.len()))
+        .collect();
+    if !over.is_empty() {
+        out.push(format!(
+            "the engine cannot run here: the device allows {allowed} storage buffers per shader \
+             stage (max_storage_buffers_per_shader_stage) and these kernels bind more: {}",
+            over.join(", ")
+        ));
+    }
+    for (what, need) in [
+        ("the fused RSSM", crate::ops::rssm::STORAGE_BUFFERS_NEEDED),
+        (
+            "fused imagination",
+            crate::ops::imagine::STORAGE_BUFFERS_NEEDED,
+        ),
+    ] {
+        if allowed < need {
+            out.push(format!(
+                "{what} binds {need} storage buffers and the device allows {allowed}: it runs \
+                 per-op"
+            ));
+        }
+    }
+    let wg = crate::gpu::WG_1D;
+    if lim.max_compute_invocations_per_workgroup < wg || lim.max_compute_workgroup_size_x < wg {
+        out.push(format!(
+            "the engine cannot run here: its 1-D kernels run {wg} invocations per workgroup and \
+             the device at most {} (max_compute_invocations_per_workgroup)",
+            lim.max_compute_invocations_per_workgroup
+                .min(lim.max_compute_workgroup_size_x)
+        ));
+    }
+    out
+}
