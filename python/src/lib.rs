@@ -24,13 +24,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyTuple};
 
 use rssm::agent::{
-    checkpoint_config, dream, Actor, CheckpointPolicy, DreamActions, Dreamer, DreamerSettings,
+    checkpoint_config, dream, Actor, BehaviourConfig, CheckpointPolicy, DreamActions, Dreamer,
+    DreamerSettings,
 };
 use rssm::data::FRAME_LEN;
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::{Config, DeviceBatch, StepMetrics, Trainer};
 use rssm::ops::gaussian::{gaussian_head, Noise};
 use rssm::tensor::{Tape, Tensor};
+use rssm::tune::{TuneMode, TuneSettings};
 
 pyo3::create_exception!(
     rssm,
@@ -403,28 +405,82 @@ fn gpu_of(py: Python<'_>, device: Option<PyRef<'_, PyDevice>>) -> PyResult<Gpu> 
     }
 }
 
+/// How a device's objects get their kernel choices: `Device(tune=...)` (else `RSSM_TUNE`) and
+/// the choices forced by `Device(tuning=...)` (which win over measured ones).
+#[derive(Clone, Copy, Default)]
+struct DeviceTune {
+    mode: Option<TuneMode>,
+    forced: rssm::gpu::TuningOverrides,
+}
+
+/// The device's handle and how its objects are tuned.
+fn gpu_and_tune(
+    py: Python<'_>,
+    device: Option<PyRef<'_, PyDevice>>,
+) -> PyResult<(Gpu, DeviceTune)> {
+    match device {
+        Some(d) => Ok((d.gpu.clone(), d.tune)),
+        None => Ok((default_gpu(py)?, DeviceTune::default())),
+    }
+}
+
+/// `gpu` with the kernel choices for `cfg` imagining `horizon` steps (see `rssm::tune::tuned`:
+/// cached measurements with `auto`, measured now with `force`, the rules with `off`). Runs
+/// inside `engine`'s closures; notes about the cache go to stderr.
+fn tuned_for(gpu: &Gpu, tune: DeviceTune, cfg: &Config, horizon: usize) -> rssm::Result<Gpu> {
+    let opts = GpuOptions {
+        tuning: tune.forced,
+        ..Default::default()
+    };
+    let settings = TuneSettings::from_env(&opts, tune.mode)?;
+    let t = rssm::tune::tuned(gpu, cfg, horizon, &settings, &mut |_| {})?;
+    for n in &t.notes {
+        eprintln!("rssm: note: {n}");
+    }
+    Ok(t.gpu)
+}
+
 /// A GPU (or CPU Vulkan/GL driver) chosen as `rssm` chooses it: the best adapter found, or the
 /// one whose name contains `adapter` (also `WGPU_ADAPTER_NAME`); `WGPU_BACKEND` restricts the
 /// backends searched. `tuning` forces kernel choices over the device's rules and `RSSM_TUNING`
 /// (comma-separated key=value, e.g. "lanes=off,path=per-op"; `info()["tuning"]` prints them).
+/// `tune` is how world models and agents made on it get their kernel choices: "auto" (the
+/// default, also `RSSM_TUNE`: those `rssm tune` measured and cached for their configuration,
+/// else the rules), "off" (the rules) or "force" (measure now, about a minute, and cache).
 #[pyclass(name = "Device", module = "rssm", frozen)]
 struct PyDevice {
     gpu: Gpu,
+    tune: DeviceTune,
 }
 
 #[pymethods]
 impl PyDevice {
     #[new]
-    #[pyo3(signature = (adapter = None, tuning = None))]
-    fn new(py: Python<'_>, adapter: Option<String>, tuning: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (adapter = None, tuning = None, tune = None))]
+    fn new(
+        py: Python<'_>,
+        adapter: Option<String>,
+        tuning: Option<String>,
+        tune: Option<String>,
+    ) -> PyResult<Self> {
+        let forced = rssm::gpu::TuningOverrides::parse(tuning.as_deref().unwrap_or(""))
+            .map_err(engine_err)?;
+        let mode = tune
+            .as_deref()
+            .map(TuneMode::parse)
+            .transpose()
+            .map_err(engine_err)?;
         let gpu = engine(py, || {
             Gpu::new(&GpuOptions {
                 adapter,
-                tuning: rssm::gpu::TuningOverrides::parse(tuning.as_deref().unwrap_or(""))?,
+                tuning: forced,
                 ..Default::default()
             })
         })?;
-        Ok(PyDevice { gpu })
+        Ok(PyDevice {
+            gpu,
+            tune: DeviceTune { mode, forced },
+        })
     }
 
     /// The adapter's name, backend, device type, driver, limits, features, subgroup width, the
@@ -832,7 +888,7 @@ impl PyWorldModel {
         action_dim: Option<usize>,
         device: Option<PyRef<'_, PyDevice>>,
     ) -> PyResult<Self> {
-        let gpu = gpu_of(py, device)?;
+        let (gpu, tune) = gpu_and_tune(py, device)?;
         let mut cfg = config_or_default(config, &gpu);
         if let Some(a) = action_dim {
             cfg.action_dim = a;
@@ -842,7 +898,10 @@ impl PyWorldModel {
                 "action_dim: must be at least 1 (give action_dim= or set it in the Config)",
             ));
         }
-        let trainer = engine(py, || Trainer::new(&gpu, &cfg))?;
+        let (trainer, gpu) = engine(py, || {
+            let gpu = tuned_for(&gpu, tune, &cfg, BehaviourConfig::default().horizon)?;
+            Ok((Trainer::new(&gpu, &cfg)?, gpu))
+        })?;
         Ok(PyWorldModel { trainer, gpu })
     }
 
@@ -857,9 +916,10 @@ impl PyWorldModel {
         config: Option<PyRef<'_, PyConfig>>,
         device: Option<PyRef<'_, PyDevice>>,
     ) -> PyResult<Self> {
-        let gpu = gpu_of(py, device)?;
+        let (gpu, tune) = gpu_and_tune(py, device)?;
         let config: Option<Config> = config.map(|c| c.cfg.clone());
-        let trainer = engine(py, || {
+        let horizon = BehaviourConfig::default().horizon;
+        let (trainer, gpu) = engine(py, || {
             if path.is_dir() {
                 let cfg = checkpoint_config(&path)?;
                 if let Some(c) = &config {
@@ -871,9 +931,10 @@ impl PyWorldModel {
                         )));
                     }
                 }
+                let gpu = tuned_for(&gpu, tune, &cfg, horizon)?;
                 let mut trainer = Trainer::new(&gpu, &cfg)?;
                 trainer.load(&path)?;
-                Ok(trainer)
+                Ok((trainer, gpu))
             } else {
                 let cfg = config.clone().ok_or_else(|| {
                     rssm::Error::Invalid(format!(
@@ -881,6 +942,7 @@ impl PyWorldModel {
                         path.display()
                     ))
                 })?;
+                let gpu = tuned_for(&gpu, tune, &cfg, horizon)?;
                 let trainer = Trainer::new(&gpu, &cfg)?;
                 let weights = rssm::nn::load_file(&path)?;
                 trainer
@@ -894,7 +956,7 @@ impl PyWorldModel {
                 for name in trainer.model.params.names() {
                     trainer.flat.set(name, &weights[name].data)?;
                 }
-                Ok(trainer)
+                Ok((trainer, gpu))
             }
         })?;
         Ok(PyWorldModel { trainer, gpu })
@@ -1143,7 +1205,7 @@ impl PyDreamer {
         if action_dim == 0 {
             return Err(PyValueError::new_err("action_dim: must be at least 1"));
         }
-        let gpu = gpu_of(py, device)?;
+        let (gpu, tune) = gpu_and_tune(py, device)?;
         let mut cfg = config_or_default(config, &gpu);
         cfg.action_dim = action_dim;
         let mut settings = DreamerSettings {
@@ -1157,7 +1219,10 @@ impl PyDreamer {
         settings.behaviour.lambda = lambda_;
         settings.behaviour.actor_lr = actor_lr;
         settings.behaviour.critic_lr = critic_lr;
-        let agent = engine(py, || Dreamer::new(&gpu, &cfg, settings))?;
+        let agent = engine(py, || {
+            let gpu = tuned_for(&gpu, tune, &cfg, settings.behaviour.horizon)?;
+            Dreamer::new(&gpu, &cfg, settings)
+        })?;
         Ok(PyDreamer { agent })
     }
 
