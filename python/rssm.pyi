@@ -102,9 +102,17 @@ class Device:
     """A GPU (or CPU Vulkan/GL driver) chosen as `rssm` chooses it: the best adapter found, or the
     one whose name contains `adapter` (also `WGPU_ADAPTER_NAME`); `WGPU_BACKEND` restricts the
     backends searched. `tuning` forces kernel choices over the device's rules and `RSSM_TUNING`
-    (comma-separated key=value, e.g. "lanes=off,path=per-op"; `info()["tuning"]` prints them)."""
+    (comma-separated key=value, e.g. "lanes=off,path=per-op"; `info()["tuning"]` prints them).
+    `tune` is how world models and agents made on it get their kernel choices: "auto" (the
+    default, also `RSSM_TUNE`: those `rssm tune` measured and cached for their configuration,
+    else the rules), "off" (the rules) or "force" (measure now, about a minute, and cache)."""
 
-    def __new__(cls, adapter: str | None = None, tuning: str | None = None) -> Device: ...
+    def __new__(
+        cls,
+        adapter: str | None = None,
+        tuning: str | None = None,
+        tune: str | None = None,
+    ) -> Device: ...
     def info(self) -> _DeviceInfo:
         """The adapter's name, backend, device type, driver, limits, features, subgroup width, the
         matmul kernel it takes and its kernel choices (`tuning`, in the `RSSM_TUNING` syntax,
