@@ -2,7 +2,9 @@
 # The engine through Vulkan against PyTorch CUDA (eager and torch.compile) on one NVIDIA GPU,
 # at the specification's sizes (B = 50, T = 50; behaviour from all 2,500 posterior states,
 # H = 15; 16 x 1,000 imagined steps; 10 x 512^3 matmuls), with the fp32 floor (the step's
-# matmul + conv FLOPs / the GPU's fp32 peak) beside each row. Under 5 minutes.
+# matmul + conv FLOPs / the GPU's fp32 peak) beside each row. First `rssm tune` measures the
+# kernel choices on this GPU at those shapes (its table in tune.md); the benchmark runs with
+# them and prints them above its timings. Under 6 minutes.
 #
 # Needs: a prebuilt rssm binary (`cargo build --release`), the NVIDIA driver with its Vulkan
 # ICD (`rssm info` must name the GPU), and Python with PyTorch for CUDA.
@@ -10,15 +12,20 @@
 #   benches/gpu_compare.sh [RSSM_BINARY]        # default target/release/rssm
 #
 # Environment: PYTHON (default python3), PEAK_TFLOPS (default: from the GPU's SM count, FP32
-# lanes per SM and top clock), OUT (result folder, default gpu-compare), REPS (default 5).
+# lanes per SM and top clock), OUT (result folder, default gpu-compare), REPS (default 5),
+# TUNE_BUDGET (seconds for `rssm tune`, default 60), RSSM_CACHE_DIR (where the tuning is kept,
+# default OUT/cache: measured afresh for each comparison).
 set -euo pipefail
 
 RSSM=${1:-target/release/rssm}
 PYTHON=${PYTHON:-python3}
 OUT=${OUT:-gpu-compare}
 REPS=${REPS:-5}
+TUNE_BUDGET=${TUNE_BUDGET:-60}
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
+export RSSM_CACHE_DIR=${RSSM_CACHE_DIR:-$OUT/cache}
+export RSSM_TUNE=auto
 
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv | tee "$OUT/nvidia-smi.csv"
 "$RSSM" --adapter nvidia info > "$OUT/rssm-info.txt" || {
@@ -51,7 +58,11 @@ EOF
 fi
 echo "fp32 peak: $PEAK_TFLOPS TFLOP/s" | tee "$OUT/peak.txt"
 
-# 1. The engine, with GPU timestamps (about a minute).
+# 0. The kernel choices measured on this GPU at the benchmark's shapes, cached for step 1.
+timeout $((TUNE_BUDGET + 60)) "$RSSM" --adapter nvidia tune --preset dreamer --batch 50 \
+    --seq-len 50 --horizon 15 --budget "$TUNE_BUDGET" | tee "$OUT/tune.md"
+
+# 1. The engine with those choices, with GPU timestamps (about a minute).
 timeout 110 "$RSSM" --adapter nvidia bench --json --presets dreamer --batch 50 --seq-len 50 \
     --horizon 15 --imagine-starts 16 --imagine-steps 1000 --reps "$REPS" > "$OUT/rssm.json"
 # 2. PyTorch eager and compiled on the same GPU, then the side-by-side table.

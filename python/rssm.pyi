@@ -108,10 +108,17 @@ class Device:
     (comma-separated key=value, e.g. "lanes=off,path=per-op"; `info()["tuning"]` prints them).
     `profile` runs it as another class of device (webgpu, downlevel, apple-m, nvidia, amd-rdna,
     intel-igpu, mobile; also `RSSM_DEVICE_PROFILE`): that class's limits, each capped at the
-    adapter's, features, subgroup widths and device type, so the engine chooses as there."""
+    adapter's, features, subgroup widths and device type, so the engine chooses as there.
+    `tune` is how world models and agents made on it get their kernel choices: "auto" (the
+    default, also `RSSM_TUNE`: those `rssm tune` measured and cached for their configuration,
+    else the rules), "off" (the rules) or "force" (measure now, about a minute, and cache)."""
 
     def __new__(
-        cls, adapter: str | None = None, tuning: str | None = None, profile: str | None = None
+        cls,
+        adapter: str | None = None,
+        tuning: str | None = None,
+        profile: str | None = None,
+        tune: str | None = None,
     ) -> Device: ...
     def info(self) -> _DeviceInfo:
         """The adapter's name, backend, device type, driver, limits, features, subgroup width, the

@@ -7,6 +7,8 @@
 //! - [`nn`]: named parameters, initialisers, `Linear`, `Mlp`, safetensors of parameters.
 //! - [`model`]: configuration, the RSSM, encoder/decoder, heads and the world-model loss.
 //! - [`envs`], [`data`]: plain-Rust environments, replay buffer and file formats (no GPU types).
+//! - [`agent`]: behaviour learning in imagination and the Dreamer loop.
+//! - [`tune`]: the kernel choices measured on the device (it runs the model and the agent).
 
 pub mod agent;
 pub mod data;
@@ -17,5 +19,6 @@ pub mod model;
 pub mod nn;
 pub mod ops;
 pub mod tensor;
+pub mod tune;
 
 pub use error::{Error, Result};

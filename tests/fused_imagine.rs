@@ -188,6 +188,28 @@ fn fused_imagination_matches_per_op_gpu_tiling() {
     compare_tiled(awkward(2), 4, 37, true);
 }
 
+/// Rows per tile named by the tuning (`tile_rows`, which `rssm tune` measures), under both
+/// tilings: the plan takes them, and the fused rollout still matches the per-op one (N = 13
+/// leaves a partial last tile for each size).
+#[test]
+fn fused_imagination_matches_per_op_with_the_tunings_tile_rows() {
+    for gpu_tiling in [false, true] {
+        for rows in [2u32, 3, 8] {
+            let g = common::gpu_with(|t| {
+                t.tiling = if gpu_tiling { Tiling::Gpu } else { Tiling::Cpu };
+                t.tile_rows = Some(rows);
+            });
+            let plan = imagine_plan(&g, &dims_of(&awkward(2), 3, 13)).unwrap();
+            assert_eq!(
+                (plan.rows_fwd, plan.rows_bwd),
+                (rows as usize, rows as usize),
+                "gpu tiling {gpu_tiling}"
+            );
+            compare_on(&g, awkward(2), 3, 13);
+        }
+    }
+}
+
 /// The specification's widths (deter 200, stoch 30, hidden 200, the actor's 400 units): every
 /// width above the CPU tiling's 64 threads, the actor's above the GPU tiling's 256.
 fn spec_widths() -> Config {

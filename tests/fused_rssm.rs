@@ -274,6 +274,28 @@ fn fused_matches_per_op_gpu_tiling() {
     compare_tiled(awkward(3), 37, 3, true);
 }
 
+/// Rows per tile named by the tuning (`tile_rows`, which `rssm tune` measures), under both
+/// tilings: the plan takes them, and the fused kernels still match the per-op path (B = 11
+/// leaves a partial last tile for every size but 1).
+#[test]
+fn fused_matches_per_op_with_the_tunings_tile_rows() {
+    for gpu_tiling in [false, true] {
+        for rows in [1u32, 2, 3, 8] {
+            let g = common::gpu_with(|t| {
+                t.tiling = if gpu_tiling { Tiling::Gpu } else { Tiling::Cpu };
+                t.tile_rows = Some(rows);
+            });
+            let plan = fused_plan(&g, &dims_of(&awkward(2), 11, 4)).unwrap();
+            assert_eq!(
+                (plan.rows_fwd, plan.rows_bwd),
+                (rows as usize, rows as usize),
+                "gpu tiling {gpu_tiling}"
+            );
+            compare_on(&g, awkward(2), 11, 4, rows > 1);
+        }
+    }
+}
+
 #[test]
 fn fused_gradient_matches_finite_differences() {
     let g = gpu();

@@ -417,6 +417,9 @@ def main():
     print(f"rssm: {engine['adapter']} ({engine['backend']}, {engine['device_type']}), "
           f"RSSM path {engine.get('rssm_path', '?')}; rssm ms = wall clock per step (record, "
           "submit, wait, read back)")
+    tunings = engine.get("tunings") or []
+    choices = "; ".join(f"{t['preset']}: {t['tuning']}" for t in tunings)
+    print(f"rssm kernel choices: {choices or engine.get('tuning', '?')}")
     print(f"PyTorch {torch.__version__}: {torch_dev}; wall clock"
           + (f"; torch.compile failed: {compile_error}" if compile_error else ""))
     print()

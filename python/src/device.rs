@@ -6,6 +6,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use rssm::gpu::{Gpu, GpuOptions};
+use rssm::model::Config;
+use rssm::tune::{TuneMode, TuneSettings};
 
 use crate::errors::*;
 
@@ -30,6 +32,46 @@ pub(crate) fn gpu_of(py: Python<'_>, device: Option<PyRef<'_, PyDevice>>) -> PyR
     }
 }
 
+/// How a device's objects get their kernel choices: `Device(tune=...)` (else `RSSM_TUNE`) and
+/// the choices forced by `Device(tuning=...)` (which win over measured ones).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct DeviceTune {
+    pub(crate) mode: Option<TuneMode>,
+    pub(crate) forced: rssm::gpu::TuningOverrides,
+}
+
+/// The device's handle and how its objects are tuned.
+pub(crate) fn gpu_and_tune(
+    py: Python<'_>,
+    device: Option<PyRef<'_, PyDevice>>,
+) -> PyResult<(Gpu, DeviceTune)> {
+    match device {
+        Some(d) => Ok((d.gpu.clone(), d.tune)),
+        None => Ok((default_gpu(py)?, DeviceTune::default())),
+    }
+}
+
+/// `gpu` with the kernel choices for `cfg` imagining `horizon` steps (see `rssm::tune::tuned`:
+/// cached measurements with `auto`, measured now with `force`, the rules with `off`). Runs
+/// inside `engine`'s closures; notes about the cache go to stderr.
+pub(crate) fn tuned_for(
+    gpu: &Gpu,
+    tune: DeviceTune,
+    cfg: &Config,
+    horizon: usize,
+) -> rssm::Result<Gpu> {
+    let opts = GpuOptions {
+        tuning: tune.forced,
+        ..Default::default()
+    };
+    let settings = TuneSettings::from_env(&opts, tune.mode)?;
+    let t = rssm::tune::tuned(gpu, cfg, horizon, &settings, &mut |_| {})?;
+    for n in &t.notes {
+        eprintln!("rssm: note: {n}");
+    }
+    Ok(t.gpu)
+}
+
 /// A GPU (or CPU Vulkan/GL driver) chosen as `rssm` chooses it: the best adapter found, or the
 /// one whose name contains `adapter` (also `WGPU_ADAPTER_NAME`); `WGPU_BACKEND` restricts the
 /// backends searched. `tuning` forces kernel choices over the device's rules and `RSSM_TUNING`
@@ -37,33 +79,50 @@ pub(crate) fn gpu_of(py: Python<'_>, device: Option<PyRef<'_, PyDevice>>) -> PyR
 /// `profile` runs it as another class of device (webgpu, downlevel, apple-m, nvidia, amd-rdna,
 /// intel-igpu, mobile; also `RSSM_DEVICE_PROFILE`): that class's limits, each capped at the
 /// adapter's, features, subgroup widths and device type, so the engine chooses as there.
+/// `tune` is how world models and agents made on it get their kernel choices: "auto" (the
+/// default, also `RSSM_TUNE`: those `rssm tune` measured and cached for their configuration,
+/// else the rules), "off" (the rules) or "force" (measure now, about a minute, and cache).
 #[pyclass(name = "Device", module = "rssm", frozen)]
 pub(crate) struct PyDevice {
     pub(crate) gpu: Gpu,
+    pub(crate) tune: DeviceTune,
 }
 
 #[pymethods]
 impl PyDevice {
     #[new]
-    #[pyo3(signature = (adapter = None, tuning = None, profile = None))]
+    #[pyo3(signature = (adapter = None, tuning = None, profile = None, tune = None))]
     fn new(
         py: Python<'_>,
         adapter: Option<String>,
         tuning: Option<String>,
         profile: Option<String>,
+        tune: Option<String>,
     ) -> PyResult<Self> {
+        let forced = rssm::gpu::TuningOverrides::parse(tuning.as_deref().unwrap_or(""))
+            .map_err(engine_err)?;
+        let mode = tune
+            .as_deref()
+            .map(TuneMode::parse)
+            .transpose()
+            .map_err(engine_err)?;
+        let profile = profile
+            .as_deref()
+            .map(rssm::gpu::DeviceProfile::named)
+            .transpose()
+            .map_err(engine_err)?;
         let gpu = engine(py, || {
             Gpu::new(&GpuOptions {
                 adapter,
-                tuning: rssm::gpu::TuningOverrides::parse(tuning.as_deref().unwrap_or(""))?,
-                profile: profile
-                    .as_deref()
-                    .map(rssm::gpu::DeviceProfile::named)
-                    .transpose()?,
+                tuning: forced,
+                profile,
                 ..Default::default()
             })
         })?;
-        Ok(PyDevice { gpu })
+        Ok(PyDevice {
+            gpu,
+            tune: DeviceTune { mode, forced },
+        })
     }
 
     /// The adapter's name, backend, device type, driver, limits, features, subgroup width, the

@@ -115,7 +115,7 @@ impl PyDreamer {
         if action_dim == 0 {
             return Err(PyValueError::new_err("action_dim: must be at least 1"));
         }
-        let gpu = gpu_of(py, device)?;
+        let (gpu, tune) = gpu_and_tune(py, device)?;
         let mut cfg = config_or_default(config, &gpu);
         cfg.action_dim = action_dim;
         let mut settings = DreamerSettings {
@@ -129,7 +129,10 @@ impl PyDreamer {
         settings.behaviour.lambda = lambda_;
         settings.behaviour.actor_lr = actor_lr;
         settings.behaviour.critic_lr = critic_lr;
-        let agent = engine(py, || Dreamer::new(&gpu, &cfg, settings))?;
+        let agent = engine(py, || {
+            let gpu = tuned_for(&gpu, tune, &cfg, settings.behaviour.horizon)?;
+            Dreamer::new(&gpu, &cfg, settings)
+        })?;
         Ok(PyDreamer { agent })
     }
 

@@ -7,7 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use rssm::agent::{checkpoint_config, dream, Actor, DreamActions};
+use rssm::agent::{checkpoint_config, dream, Actor, BehaviourConfig, DreamActions};
 use rssm::gpu::Gpu;
 use rssm::model::{Config, DeviceBatch, Trainer};
 use rssm::ops::gaussian::{gaussian_head, Noise};
@@ -259,7 +259,7 @@ impl PyWorldModel {
         action_dim: Option<usize>,
         device: Option<PyRef<'_, PyDevice>>,
     ) -> PyResult<Self> {
-        let gpu = gpu_of(py, device)?;
+        let (gpu, tune) = gpu_and_tune(py, device)?;
         let mut cfg = config_or_default(config, &gpu);
         if let Some(a) = action_dim {
             cfg.action_dim = a;
@@ -269,7 +269,10 @@ impl PyWorldModel {
                 "action_dim: must be at least 1 (give action_dim= or set it in the Config)",
             ));
         }
-        let trainer = engine(py, || Trainer::new(&gpu, &cfg))?;
+        let (trainer, gpu) = engine(py, || {
+            let gpu = tuned_for(&gpu, tune, &cfg, BehaviourConfig::default().horizon)?;
+            Ok((Trainer::new(&gpu, &cfg)?, gpu))
+        })?;
         Ok(PyWorldModel { trainer, gpu })
     }
 
@@ -284,9 +287,10 @@ impl PyWorldModel {
         config: Option<PyRef<'_, PyConfig>>,
         device: Option<PyRef<'_, PyDevice>>,
     ) -> PyResult<Self> {
-        let gpu = gpu_of(py, device)?;
+        let (gpu, tune) = gpu_and_tune(py, device)?;
         let config: Option<Config> = config.map(|c| c.cfg.clone());
-        let trainer = engine(py, || {
+        let horizon = BehaviourConfig::default().horizon;
+        let (trainer, gpu) = engine(py, || {
             if path.is_dir() {
                 let cfg = checkpoint_config(&path)?;
                 if let Some(c) = &config {
@@ -298,9 +302,10 @@ impl PyWorldModel {
                         )));
                     }
                 }
+                let gpu = tuned_for(&gpu, tune, &cfg, horizon)?;
                 let mut trainer = Trainer::new(&gpu, &cfg)?;
                 trainer.load(&path)?;
-                Ok(trainer)
+                Ok((trainer, gpu))
             } else {
                 let cfg = config.clone().ok_or_else(|| {
                     rssm::Error::Invalid(format!(
@@ -308,6 +313,7 @@ impl PyWorldModel {
                         path.display()
                     ))
                 })?;
+                let gpu = tuned_for(&gpu, tune, &cfg, horizon)?;
                 let trainer = Trainer::new(&gpu, &cfg)?;
                 let weights = rssm::nn::load_file(&path)?;
                 trainer
@@ -321,7 +327,7 @@ impl PyWorldModel {
                 for name in trainer.model.params.names() {
                     trainer.flat.set(name, &weights[name].data)?;
                 }
-                Ok(trainer)
+                Ok((trainer, gpu))
             }
         })?;
         Ok(PyWorldModel { trainer, gpu })

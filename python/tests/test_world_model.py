@@ -24,6 +24,24 @@ def test_device_reports_the_adapter(device):
     assert "rssm.Device(" in repr(device)
 
 
+def test_tune_modes_train_alike(tmp_path, monkeypatch, run_cli):
+    """`Device(tune=...)`: "auto" takes the kernel choices `rssm tune` cached for the
+    configuration, "off" the device's rules; both train alike. A bad mode is refused by name."""
+    monkeypatch.setenv("RSSM_CACHE_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="tune mode 'fast'"):
+        rssm.Device(tune="fast")
+    run_cli("tune", "--preset", "tiny", "--budget", "5")
+    assert (tmp_path / "tuning.json").is_file()
+    cfg = tiny(seed=3)
+    batch = make_batch(cfg, seed=1)
+    losses = []
+    for tune in ("off", "auto"):
+        wm = rssm.WorldModel(cfg, device=rssm.Device(tune=tune))
+        m = wm.train_step(batch["frames"], batch["action"], batch["reward"], batch["cont"])
+        losses.append(m["loss"])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
 def test_config_takes_the_spec_keys_and_rejects_unknown_ones():
     c = rssm.Config("small", deter=64, seed=3)
     assert (c.deter, c.seed, c.stoch) == (64, 3, 16)

@@ -14,12 +14,12 @@ use rssm::agent::flops::{self, Flops};
 use rssm::agent::{imagine, Behaviour, BehaviourConfig, Policy, Starts};
 use rssm::gpu::profile::by_kernel;
 use rssm::gpu::{Gpu, GpuOptions};
-use rssm::model::{Config, DeviceBatch, RssmPath, Trainer, WorldModel};
+use rssm::model::{Config, RssmPath, Trainer, WorldModel};
 use rssm::ops::{self, matmul::MatmulSpec, Act};
 use rssm::tensor::{Tape, Tensor};
 use rssm::{Error, Result};
 
-use crate::cli::common::{flag, open_gpu};
+use crate::cli::common::{flag, open_gpu, tuned_gpu};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -132,6 +132,13 @@ pub struct KernelShare {
     pub share: f64,
 }
 
+/// The kernel choices a preset's workloads ran with.
+#[derive(Debug, Serialize)]
+pub struct PresetTuning {
+    pub preset: String,
+    pub tuning: String,
+}
+
 /// The whole run.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -148,8 +155,12 @@ pub struct Report {
     pub matmul_kernel: String,
     /// The convolutions' layout (see `ops::conv::nhwc`).
     pub conv_layout: String,
-    /// The device's kernel choices (`gpu::Tuning`, in the `RSSM_TUNING` syntax).
+    /// The device's kernel choices (`gpu::Tuning`, in the `RSSM_TUNING` syntax): its rules and
+    /// the forced choices (the matmul workload's).
     pub tuning: String,
+    /// Each preset's: measured ones where `rssm tune` cached some for its shapes (see
+    /// `RSSM_TUNE`), else the device's.
+    pub tunings: Vec<PresetTuning>,
     pub reps: usize,
     pub results: Vec<Measured>,
 }
@@ -171,17 +182,6 @@ fn rssm_path(model: &WorldModel, gpu: &Gpu, cfg: &Config) -> String {
         say(model.observe_path(gpu, cfg.batch, cfg.seq_len)),
         say(model.imagine_path(gpu, n, 15, true))
     )
-}
-
-fn synthetic_batch(gpu: &Gpu, cfg: &Config) -> Result<DeviceBatch> {
-    let (b, t, a) = (cfg.batch, cfg.seq_len, cfg.action_dim);
-    Ok(DeviceBatch {
-        obs: Tensor::full(gpu, &[b, t, 3, 64, 64], 0.1)?,
-        action: Tensor::full(gpu, &[b, t, a], 0.5)?,
-        reward: Tensor::full(gpu, &[b, t], 1.0)?,
-        cont: Tensor::full(gpu, &[b, t], 1.0)?,
-        eps: None,
-    })
 }
 
 /// Warm-up steps before timing, at most: pipelines compile in the first, and the pool's
@@ -406,7 +406,7 @@ fn measure_preset(
     out: &mut Vec<Measured>,
 ) -> Result<String> {
     let reps = args.reps.max(1);
-    let batch = synthetic_batch(gpu, cfg)?;
+    let batch = rssm::tune::synthetic_batch(gpu, cfg)?;
     let mut tr = Trainer::new(gpu, cfg)?;
     let path = rssm_path(&tr.model, gpu, cfg);
     let bt = format!("B={} T={}", cfg.batch, cfg.seq_len);
@@ -585,6 +585,9 @@ fn print_table(r: &Report) {
         r.reps
     );
     println!("tuning: {}", r.tuning);
+    for t in r.tunings.iter().filter(|t| t.tuning != r.tuning) {
+        println!("tuning of {}: {}", t.preset, t.tuning);
+    }
     println!();
     println!("| workload | preset | size | ms / step | min-max ms | timing | wall ms | host record ms | host submit ms | dispatches | bind groups | buffers created | GFLOP | GFLOP/s |");
     println!(
@@ -659,6 +662,7 @@ pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
     let wanted = |w: &str| workloads.iter().any(|x| x == w);
     let mut results = Vec::new();
     let mut paths = Vec::new();
+    let mut tunings = Vec::new();
     let per_preset = WORKLOADS[..4].iter().any(|w| wanted(w));
     for name in presets.iter().filter(|_| per_preset) {
         let mut cfg = Config::preset(name)?;
@@ -666,7 +670,13 @@ pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
         cfg.batch = args.batch.unwrap_or(cfg.batch);
         cfg.seq_len = args.seq_len.unwrap_or(cfg.seq_len);
         cfg.validate()?;
-        let path = measure_preset(&gpu, name, &cfg, &args, &wanted, &mut results)?;
+        // The kernel choices measured for this preset's shapes (`rssm tune`), if any.
+        let g = tuned_gpu(&gpu, opts, &cfg, args.horizon)?;
+        tunings.push(PresetTuning {
+            preset: name.clone(),
+            tuning: g.tuning().to_string(),
+        });
+        let path = measure_preset(&g, name, &cfg, &args, &wanted, &mut results)?;
         paths.push(format!("{name}: {path}"));
         gpu.trim();
     }
@@ -690,6 +700,7 @@ pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
         matmul_kernel: rssm::ops::matmul::kernel_choice(&gpu),
         conv_layout: rssm::ops::conv::nhwc::layout_choice(&gpu)?,
         tuning: gpu.tuning().to_string(),
+        tunings,
         reps: args.reps.max(1),
         results,
     };

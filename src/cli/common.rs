@@ -2,11 +2,14 @@
 
 use std::path::PathBuf;
 
+use std::sync::OnceLock;
+
 use rssm::data::replay::ReplayBuffer;
 use rssm::envs::collect::{collect_episode, RandomPolicy};
 use rssm::envs::make_env;
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::Config;
+use rssm::tune::{self, Source, TuneMode, TuneSettings};
 use rssm::{Error, Result};
 
 /// Open the device and say which one it is.
@@ -14,6 +17,40 @@ pub fn open_gpu(opts: &GpuOptions) -> Result<Gpu> {
     let gpu = Gpu::new(opts)?;
     eprintln!("adapter: {}", gpu.report().short());
     Ok(gpu)
+}
+
+/// `--tune`, where given (it beats `RSSM_TUNE`).
+static TUNE_FLAG: OnceLock<TuneMode> = OnceLock::new();
+
+/// Record the `--tune` flag (once, before any command runs).
+pub fn set_tune_flag(mode: TuneMode) {
+    let _ = TUNE_FLAG.set(mode);
+}
+
+/// `gpu` with the kernel choices for `cfg` (imagining `horizon` steps): the cached
+/// measurements where there are some (`auto`), measured now (`force`, within the default
+/// budget) or the device's rules (`off`); the forced choices over them. Says which on stderr,
+/// with any note about the cache.
+pub fn tuned_gpu(gpu: &Gpu, opts: &GpuOptions, cfg: &Config, horizon: usize) -> Result<Gpu> {
+    let settings = TuneSettings::from_env(opts, TUNE_FLAG.get().copied())?;
+    let mut last = "";
+    let mut progress = |p: &tune::Progress| {
+        if p.decision != last {
+            eprintln!(
+                "tune: {:.0}/{:.0} s {}: {}",
+                p.elapsed_s, p.budget_s, p.decision, p.what
+            );
+        }
+        last = p.decision;
+    };
+    let t = tune::tuned(gpu, cfg, horizon, &settings, &mut progress)?;
+    for n in &t.notes {
+        eprintln!("note: {n}");
+    }
+    if !matches!(t.source, Source::Off) {
+        eprintln!("tuning: {} ({})", t.gpu.tuning(), t.source.describe());
+    }
+    Ok(t.gpu)
 }
 
 /// `--config FILE` beats `--preset NAME`; otherwise the preset for the adapter type.
@@ -154,6 +191,16 @@ pub mod flag {
         let v = float(s)?;
         if v > 0.0 && v <= f32::MAX as f64 {
             Ok(v as f32)
+        } else {
+            Err(format!("{s} must be > 0"))
+        }
+    }
+
+    /// A finite number > 0 (seconds).
+    pub fn positive_f64(s: &str) -> Result<f64, String> {
+        let v = float(s)?;
+        if v > 0.0 {
+            Ok(v)
         } else {
             Err(format!("{s} must be > 0"))
         }

@@ -19,7 +19,7 @@ use rssm::model::Trainer;
 use rssm::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::common::{flag, open_gpu, ModelChoice};
+use crate::cli::common::{flag, open_gpu, tuned_gpu, ModelChoice};
 use crate::cli::plot::{write_charts_svg, Chart, Series};
 
 #[derive(clap::Args, Debug)]
@@ -536,7 +536,10 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
         Some(args.action_repeat.unwrap_or(DREAMER_ACTION_REPEAT)),
     )?;
     cfg.action_dim = env.action_dim();
-    let mut agent = Dreamer::new(&gpu, &cfg, settings(&args))?;
+    let settings = settings(&args);
+    // The kernel choices measured for this configuration and horizon (`rssm tune`), if any.
+    let gpu = tuned_gpu(&gpu, opts, &cfg, settings.behaviour.horizon)?;
+    let mut agent = Dreamer::new(&gpu, &cfg, settings)?;
     let paths = RunPaths::new(&args.logdir);
     std::fs::create_dir_all(&args.logdir)?;
     let mut st = if args.resume {

@@ -9,6 +9,7 @@ pub mod info;
 pub mod picture;
 pub mod plot;
 pub mod train;
+pub mod tune;
 
 use clap::{Parser, Subcommand};
 
@@ -26,8 +27,9 @@ pub struct Cli {
     pub max_binding: Option<u64>,
     /// Force kernel choices over the device's rules and RSSM_TUNING: comma-separated key=value
     /// (lanes=on|off, wide_loads=on|off, wide_blocks=on|off, pad_narrow=on|off, conv_block=8|16,
-    /// layout=nhwc|nchw, path=fused|per-op, tiling=gpu|cpu, subnormals=flush|keep). `rssm info`
-    /// prints the choices and why.
+    /// layout=nhwc|nchw, path=fused|per-op, tiling=gpu|cpu, tile_rows=1..8,
+    /// subnormals=flush|keep). `rssm info` prints the choices and why. They win over measured
+    /// ones.
     #[arg(long, global = true, value_parser = parse_tuning)]
     pub tuning: Option<rssm::gpu::TuningOverrides>,
     /// Run as on another class of device: its limits (each capped at the adapter's), features,
@@ -36,6 +38,11 @@ pub struct Cli {
     /// --device-profile NAME` prints the profile, the limits in force and the choices.
     #[arg(long, global = true, value_name = "NAME", value_parser = parse_device_profile)]
     pub device_profile: Option<rssm::gpu::DeviceProfile>,
+    /// How train, dreamer and bench get their kernel choices: auto (the default: measured ones
+    /// cached by `rssm tune` for the configuration, else the device's rules), off (the rules)
+    /// or force (measure now, about a minute, and cache). Also RSSM_TUNE.
+    #[arg(long, global = true, value_parser = parse_tune)]
+    pub tune: Option<rssm::tune::TuneMode>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -54,6 +61,13 @@ pub enum Command {
     Dreamer(dreamer::DreamerArgs),
     /// Decode a long imagined rollout from a real start into a PNG strip.
     Imagine(imagine::ImagineArgs),
+    /// Time the equivalent kernels on this device at a configuration's shapes and cache the
+    /// fastest (used by train, dreamer and bench).
+    Tune(tune::TuneArgs),
+}
+
+fn parse_tune(s: &str) -> Result<rssm::tune::TuneMode, String> {
+    rssm::tune::TuneMode::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_tuning(s: &str) -> Result<rssm::gpu::TuningOverrides, String> {
@@ -72,6 +86,9 @@ pub fn run(cli: Cli) -> rssm::Result<()> {
         tuning: cli.tuning.unwrap_or_default(),
         profile: cli.device_profile.clone(),
     };
+    if let Some(mode) = cli.tune {
+        common::set_tune_flag(mode);
+    }
     match cli.command {
         Command::Info(args) => info::run(&gpu_opts, args),
         Command::Train(args) => train::run(&gpu_opts, args),
@@ -79,5 +96,6 @@ pub fn run(cli: Cli) -> rssm::Result<()> {
         Command::Bench(args) => bench::run(&gpu_opts, args),
         Command::Dreamer(args) => dreamer::run(&gpu_opts, args),
         Command::Imagine(args) => imagine::run(&gpu_opts, args),
+        Command::Tune(args) => tune::run(&gpu_opts, args),
     }
 }

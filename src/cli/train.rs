@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use rssm::agent::BehaviourConfig;
 use rssm::data::atomic as write;
 use rssm::data::records::{self, Limits};
 use rssm::gpu::{Gpu, GpuOptions};
@@ -11,7 +12,7 @@ use rssm::model::open_loop::open_loop;
 use rssm::model::{Config, DeviceBatch, Trainer};
 use rssm::{Error, Result};
 
-use crate::cli::common::{config_line, flag, load_data, DataSource, ModelChoice};
+use crate::cli::common::{config_line, flag, load_data, tuned_gpu, DataSource, ModelChoice};
 use crate::cli::picture::write_open_loop_png;
 use crate::cli::plot::{write_charts_svg, Chart, Series};
 
@@ -250,6 +251,9 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
         )));
     }
     cfg.action_dim = action_dim;
+    // The kernel choices measured for this configuration (`rssm tune`), if any: the
+    // behaviour learner's default horizon is part of the shapes they were measured at.
+    let gpu = tuned_gpu(&gpu, opts, &cfg, BehaviourConfig::default().horizon)?;
     let mut trainer = Trainer::new(&gpu, &cfg)?;
     eprintln!(
         "model: {} parameters in {} tensors",

@@ -69,6 +69,11 @@ pub struct Tuning {
     pub path: RssmPath,
     /// The fused kernels' workgroup shape.
     pub tiling: Tiling,
+    /// Rows per workgroup tile of the fused kernels (at most `ops::rssm::MAX_TILE_ROWS`, and
+    /// as many as workgroup memory allows); `None`: the tiling's own rule (about B/32 rows on
+    /// GPUs, at least two tiles on CPU drivers). Chosen by measurement (`rssm tune`), never by
+    /// a rule.
+    pub tile_rows: Option<u32>,
     /// Subnormal floats flushed to zero on a CPU driver's threads (see `gpu::denormals`);
     /// decided before the device exists, since its threads inherit the mode.
     pub flush_subnormals: bool,
@@ -95,6 +100,7 @@ impl Tuning {
                 RssmPath::Fused
             },
             tiling: if cpu { Tiling::Cpu } else { Tiling::Gpu },
+            tile_rows: None,
             flush_subnormals: true,
         }
         .within(report)
@@ -113,6 +119,7 @@ impl Tuning {
             wide_loads: self.wide_loads && lanes && report.int64,
             nhwc: self.nhwc && lanes && report.int64,
             conv_block: if self.conv_block <= 8 { 8 } else { 16 },
+            tile_rows: self.tile_rows.map(|r| r.max(1)),
             ..self
         }
     }
@@ -179,6 +186,15 @@ impl Tuning {
                 origin(self.tiling == rules.tiling)
             ),
             format!(
+                "tile_rows={} ({})",
+                tile_rows(self.tile_rows),
+                if self.tile_rows == rules.tile_rows {
+                    "rule: as many rows as keep the device's workgroups busy"
+                } else {
+                    "override"
+                }
+            ),
+            format!(
                 "subnormals={} ({})",
                 if self.flush_subnormals {
                     "flush"
@@ -207,6 +223,10 @@ fn layout(nhwc: bool) -> &'static str {
     }
 }
 
+fn tile_rows(r: Option<u32>) -> String {
+    r.map_or_else(|| "auto".to_string(), |r| r.to_string())
+}
+
 fn tiling(t: Tiling) -> &'static str {
     match t {
         Tiling::Gpu => "gpu",
@@ -219,7 +239,7 @@ impl std::fmt::Display for Tuning {
         write!(
             f,
             "lanes={},wide_loads={},wide_blocks={},pad_narrow={},conv_block={},layout={},path={},\
-             tiling={},subnormals={}",
+             tiling={},tile_rows={},subnormals={}",
             on(self.lanes),
             on(self.wide_loads),
             on(self.wide_blocks),
@@ -228,6 +248,7 @@ impl std::fmt::Display for Tuning {
             layout(self.nhwc),
             self.path,
             tiling(self.tiling),
+            tile_rows(self.tile_rows),
             if self.flush_subnormals {
                 "flush"
             } else {
@@ -248,6 +269,7 @@ pub struct TuningOverrides {
     pub nhwc: Option<bool>,
     pub path: Option<RssmPath>,
     pub tiling: Option<Tiling>,
+    pub tile_rows: Option<u32>,
     pub flush_subnormals: Option<bool>,
 }
 
@@ -266,7 +288,7 @@ pub const ALIASES: &[(&str, &str)] = &[
 /// Every key and the values it takes, for help texts and errors.
 pub const KEYS: &str = "lanes=on|off, wide_loads=on|off, wide_blocks=on|off, \
      pad_narrow=on|off, conv_block=8|16, layout=nhwc|nchw, path=fused|per-op, tiling=gpu|cpu, \
-     subnormals=flush|keep (each also =auto)";
+     tile_rows=1..8, subnormals=flush|keep (each also =auto)";
 
 impl TuningOverrides {
     /// Parse `key=value[,key=value...]` (empty: nothing forced). `auto` leaves a key to the
@@ -328,6 +350,15 @@ impl TuningOverrides {
                     _ => return Err(bad()),
                 }
             }
+            "tile_rows" => {
+                self.tile_rows = match value {
+                    "auto" | "" => None,
+                    v => match v.parse::<u32>() {
+                        Ok(r @ 1..=8) => Some(r),
+                        _ => return Err(bad()),
+                    },
+                }
+            }
             "subnormals" => {
                 self.flush_subnormals = match value {
                     "flush" => Some(true),
@@ -374,6 +405,7 @@ impl TuningOverrides {
             nhwc: self.nhwc.or(base.nhwc),
             path: self.path.or(base.path),
             tiling: self.tiling.or(base.tiling),
+            tile_rows: self.tile_rows.or(base.tile_rows),
             flush_subnormals: self.flush_subnormals.or(base.flush_subnormals),
         }
     }
@@ -389,6 +421,7 @@ impl TuningOverrides {
             nhwc: self.nhwc.unwrap_or(t.nhwc),
             path: self.path.unwrap_or(t.path),
             tiling: self.tiling.unwrap_or(t.tiling),
+            tile_rows: self.tile_rows.or(t.tile_rows),
             flush_subnormals: self.flush_subnormals.unwrap_or(t.flush_subnormals),
         }
     }
@@ -409,6 +442,7 @@ mod tests {
             nhwc: false,
             path: RssmPath::Fused,
             tiling: Tiling::Gpu,
+            tile_rows: Some(3),
             flush_subnormals: false,
         };
         let o = TuningOverrides::parse(&t.to_string()).unwrap();
@@ -421,6 +455,7 @@ mod tests {
             nhwc: true,
             path: RssmPath::PerOp,
             tiling: Tiling::Cpu,
+            tile_rows: None,
             flush_subnormals: true,
         };
         assert_eq!(o.apply(base), t);

@@ -426,6 +426,11 @@ pub(crate) fn tile_plan(
     // More rows per tile reuse each weight read more; but keep enough workgroups busy.
     let groups = if on_gpu { 32 } else { 2 };
     let cap = MAX_TILE_ROWS.min(rows.div_ceil(groups).max(1));
+    // ... unless the tuning names the rows per tile (measured by `rssm tune`).
+    let cap = match gpu.tuning().tile_rows {
+        Some(r) => (r as usize).clamp(1, MAX_TILE_ROWS).min(rows.max(1)),
+        None => cap,
+    };
     let fit = |per: usize| (floats / per).min(cap);
     let (rf, rb) = (fit(per.0), fit(per.1));
     if rf == 0 || rb == 0 {
