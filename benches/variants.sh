@@ -13,6 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-3}"
 BIN="${RSSM_BIN:-target/release/rssm}"
+# The rules, not a tuning cached by `rssm tune`: each run differs from the rules by one family.
+export RSSM_TUNE=off
 [ -x "$BIN" ] || cargo build --release
 OUT="$(mktemp -d)"
 VARIANTS=(
