@@ -199,14 +199,15 @@ fn declared_kernels() -> Vec<(String, String)> {
                 stack.push(path);
             } else if path.extension().and_then(|e| e.to_str()) == Some("rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                for line in text.lines() {
-                    let line = line.trim();
-                    if let Some(rest) = line.strip_prefix("pub const ") {
-                        if line.contains(": KernelSig = kernel_sig!(") {
-                            let name = rest.split(':').next().unwrap().trim();
-                            out.push((path.display().to_string(), name.to_string()));
-                        }
+                // `pub const NAME: KernelSig = kernel_sig!(`, on one line or broken after `=`.
+                let mut rest = text.as_str();
+                while let Some(at) = rest.find(": KernelSig =") {
+                    let name = rest[..at].rsplit("pub const ").next().unwrap_or("").trim();
+                    let after = rest[at + ": KernelSig =".len()..].trim_start();
+                    if after.starts_with("kernel_sig!(") && !name.contains(char::is_whitespace) {
+                        out.push((path.display().to_string(), name.to_string()));
                     }
+                    rest = &rest[at + 1..];
                 }
             }
         }
