@@ -17,6 +17,7 @@ use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::{Config, RssmPath, Trainer, WorldModel};
 use rssm::ops::{self, matmul::MatmulSpec, Act};
 use rssm::tensor::{Tape, Tensor};
+use rssm::tune::TuneMode;
 use rssm::{Error, Result};
 
 use crate::cli::common::{flag, open_gpu, tuned_gpu};
@@ -643,7 +644,7 @@ fn print_table(r: &Report) {
     }
 }
 
-pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
+pub fn run(opts: &GpuOptions, tune: Option<TuneMode>, args: BenchArgs) -> Result<()> {
     let gpu = open_gpu(opts)?;
     let presets = args
         .presets
@@ -671,7 +672,7 @@ pub fn run(opts: &GpuOptions, args: BenchArgs) -> Result<()> {
         cfg.seq_len = args.seq_len.unwrap_or(cfg.seq_len);
         cfg.validate()?;
         // The kernel choices measured for this preset's shapes (`rssm tune`), if any.
-        let g = tuned_gpu(&gpu, opts, &cfg, args.horizon)?;
+        let g = tuned_gpu(&gpu, opts, tune, &cfg, args.horizon)?;
         tunings.push(PresetTuning {
             preset: name.clone(),
             tuning: g.tuning().to_string(),

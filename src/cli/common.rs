@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use std::sync::OnceLock;
-
 use rssm::data::replay::ReplayBuffer;
 use rssm::envs::collect::{collect_episode, RandomPolicy};
 use rssm::envs::make_env;
@@ -19,20 +17,19 @@ pub fn open_gpu(opts: &GpuOptions) -> Result<Gpu> {
     Ok(gpu)
 }
 
-/// `--tune`, where given (it beats `RSSM_TUNE`).
-static TUNE_FLAG: OnceLock<TuneMode> = OnceLock::new();
-
-/// Record the `--tune` flag (once, before any command runs).
-pub fn set_tune_flag(mode: TuneMode) {
-    let _ = TUNE_FLAG.set(mode);
-}
-
 /// `gpu` with the kernel choices for `cfg` (imagining `horizon` steps): the cached
 /// measurements where there are some (`auto`), measured now (`force`, within the default
 /// budget) or the device's rules (`off`); the forced choices over them. Says which on stderr,
-/// with any note about the cache.
-pub fn tuned_gpu(gpu: &Gpu, opts: &GpuOptions, cfg: &Config, horizon: usize) -> Result<Gpu> {
-    let settings = TuneSettings::from_env(opts, TUNE_FLAG.get().copied())?;
+/// with any note about the cache. `tune` is the `--tune` flag, where given (it beats
+/// `RSSM_TUNE`).
+pub fn tuned_gpu(
+    gpu: &Gpu,
+    opts: &GpuOptions,
+    tune: Option<TuneMode>,
+    cfg: &Config,
+    horizon: usize,
+) -> Result<Gpu> {
+    let settings = TuneSettings::from_env(opts, tune)?;
     let mut last = "";
     let mut progress = |p: &tune::Progress| {
         if p.decision != last {

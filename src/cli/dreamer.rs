@@ -16,6 +16,7 @@ use rssm::envs::collect::{collect_episode, RandomPolicy};
 use rssm::envs::{make_env, Env};
 use rssm::gpu::GpuOptions;
 use rssm::model::Trainer;
+use rssm::tune::TuneMode;
 use rssm::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -528,7 +529,7 @@ fn save_checkpoint(paths: &RunPaths, agent: &Dreamer, st: &mut LoopState) -> Res
     st.save(&paths.state)
 }
 
-pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
+pub fn run(opts: &GpuOptions, tune: Option<TuneMode>, args: DreamerArgs) -> Result<()> {
     let gpu = open_gpu(opts)?;
     let mut cfg = args.model.resolve(&gpu)?;
     let mut env = make_env(
@@ -538,7 +539,7 @@ pub fn run(opts: &GpuOptions, args: DreamerArgs) -> Result<()> {
     cfg.action_dim = env.action_dim();
     let settings = settings(&args);
     // The kernel choices measured for this configuration and horizon (`rssm tune`), if any.
-    let gpu = tuned_gpu(&gpu, opts, &cfg, settings.behaviour.horizon)?;
+    let gpu = tuned_gpu(&gpu, opts, tune, &cfg, settings.behaviour.horizon)?;
     let mut agent = Dreamer::new(&gpu, &cfg, settings)?;
     let paths = RunPaths::new(&args.logdir);
     std::fs::create_dir_all(&args.logdir)?;

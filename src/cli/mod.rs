@@ -86,15 +86,12 @@ pub fn run(cli: Cli) -> rssm::Result<()> {
         tuning: cli.tuning.unwrap_or_default(),
         profile: cli.device_profile.clone(),
     };
-    if let Some(mode) = cli.tune {
-        common::set_tune_flag(mode);
-    }
     match cli.command {
         Command::Info(args) => info::run(&gpu_opts, args),
-        Command::Train(args) => train::run(&gpu_opts, args),
+        Command::Train(args) => train::run(&gpu_opts, cli.tune, args),
         Command::Evaluate(args) => evaluate::run(&gpu_opts, args),
-        Command::Bench(args) => bench::run(&gpu_opts, args),
-        Command::Dreamer(args) => dreamer::run(&gpu_opts, args),
+        Command::Bench(args) => bench::run(&gpu_opts, cli.tune, args),
+        Command::Dreamer(args) => dreamer::run(&gpu_opts, cli.tune, args),
         Command::Imagine(args) => imagine::run(&gpu_opts, args),
         Command::Tune(args) => tune::run(&gpu_opts, args),
     }

@@ -10,6 +10,7 @@ use rssm::data::records::{self, Limits};
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::open_loop::open_loop;
 use rssm::model::{Config, DeviceBatch, Trainer};
+use rssm::tune::TuneMode;
 use rssm::{Error, Result};
 
 use crate::cli::common::{config_line, flag, load_data, tuned_gpu, DataSource, ModelChoice};
@@ -187,7 +188,7 @@ impl Rate {
     }
 }
 
-pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
+pub fn run(opts: &GpuOptions, tune: Option<TuneMode>, args: TrainArgs) -> Result<()> {
     let gpu = Gpu::new(opts)?;
     let is_cpu = gpu.report().is_cpu();
     let defaults = TrainDefaults::for_device(is_cpu);
@@ -253,7 +254,7 @@ pub fn run(opts: &GpuOptions, args: TrainArgs) -> Result<()> {
     cfg.action_dim = action_dim;
     // The kernel choices measured for this configuration (`rssm tune`), if any: the
     // behaviour learner's default horizon is part of the shapes they were measured at.
-    let gpu = tuned_gpu(&gpu, opts, &cfg, BehaviourConfig::default().horizon)?;
+    let gpu = tuned_gpu(&gpu, opts, tune, &cfg, BehaviourConfig::default().horizon)?;
     let mut trainer = Trainer::new(&gpu, &cfg)?;
     eprintln!(
         "model: {} parameters in {} tensors",
