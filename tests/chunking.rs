@@ -4,19 +4,11 @@
 
 mod common;
 
-use common::{assert_close, rand_vec};
+use common::{assert_close, capped, rand_vec};
 use rssm::gpu::{Gpu, GpuOptions};
 use rssm::model::{Config, DeviceBatch, WorldModel};
 use rssm::ops::{self};
 use rssm::tensor::{Tape, Tensor};
-
-fn capped(bytes: u64) -> Gpu {
-    Gpu::new(&GpuOptions {
-        max_binding: Some(bytes),
-        ..GpuOptions::default()
-    })
-    .unwrap()
-}
 
 /// A model whose images (48 KiB each) and first conv activations (15 KiB each) outgrow a
 /// 256 KiB binding over 24 images, while every weight still fits one.

@@ -5,23 +5,10 @@
 mod common;
 
 use common::*;
-use rssm::gpu::{Gpu, GpuOptions};
+use rssm::gpu::Gpu;
 use rssm::ops::elementwise::{self, binary_forward, unary_backward, unary_forward, Binary, Unary};
 use rssm::ops::{self};
 use rssm::tensor::{gradcheck, GradcheckOptions, Tape, Tensor};
-
-fn opts() -> GradcheckOptions {
-    GradcheckOptions::default()
-}
-
-/// A device of its own whose storage bindings hold only `bytes`: ops then run over slices.
-fn capped(bytes: u64) -> Gpu {
-    Gpu::new(&GpuOptions {
-        max_binding: Some(bytes),
-        ..GpuOptions::default()
-    })
-    .unwrap()
-}
 
 const UNARY: [Unary; 8] = [
     Unary::Affine(-1.5, 0.25),
@@ -207,7 +194,7 @@ fn unary_ops() {
     ] {
         // |x| >= 0.05 > step: finite differences never straddle the ReLU/ELU kink.
         let x = rand_away_from_zero(7, 1, 0.05, 2.0);
-        gradcheck(&g, &[(vec![7], x)], &opts(), |t, v| {
+        gradcheck(&g, &[(vec![7], x)], &GradcheckOptions::default(), |t, v| {
             elementwise::unary(t, v[0], op)
         })
         .unwrap_or_else(|e| panic!("{op:?}: {e}"));
@@ -224,13 +211,13 @@ fn binary_ops_with_broadcasting() {
                 (vec![3, 4], rand_vec(12, 2, -1.0, 1.0)),
                 (b_shape.clone(), rand_vec(bl, 3, -1.0, 1.0)),
             ];
-            gradcheck(&g, &inputs, &opts(), |t, v| {
+            gradcheck(&g, &inputs, &GradcheckOptions::default(), |t, v| {
                 elementwise::binary(t, v[0], v[1], op)
             })
             .unwrap_or_else(|e| panic!("{op:?} b{b_shape:?}: {e}"));
             // broadcast operand first
             let swapped = [inputs[1].clone(), inputs[0].clone()];
-            gradcheck(&g, &swapped, &opts(), |t, v| {
+            gradcheck(&g, &swapped, &GradcheckOptions::default(), |t, v| {
                 elementwise::binary(t, v[0], v[1], op)
             })
             .unwrap_or_else(|e| panic!("{op:?} a{b_shape:?}: {e}"));
@@ -243,11 +230,17 @@ fn same_input_used_twice() {
     // x * x and x + x: the gradient of one input arrives from both operands.
     let g = gpu();
     let x = rand_vec(5, 4, -1.0, 1.0);
-    gradcheck(&g, &[(vec![5], x.clone())], &opts(), |t, v| {
-        ops::mul(t, v[0], v[0])
+    gradcheck(
+        &g,
+        &[(vec![5], x.clone())],
+        &GradcheckOptions::default(),
+        |t, v| ops::mul(t, v[0], v[0]),
+    )
+    .unwrap();
+    gradcheck(&g, &[(vec![5], x)], &GradcheckOptions::default(), |t, v| {
+        ops::add(t, v[0], v[0])
     })
     .unwrap();
-    gradcheck(&g, &[(vec![5], x)], &opts(), |t, v| ops::add(t, v[0], v[0])).unwrap();
 }
 
 #[test]

@@ -727,10 +727,6 @@ fn kl_shape_errors_are_clear() {
 
 // Finite differences of the heads and the balanced KL together.
 
-fn opts() -> GradcheckOptions {
-    GradcheckOptions::default()
-}
-
 /// Gaussian heads for the posterior and the prior from `[rows, 2S]` statistics, the balanced
 /// KL between them and the posterior sample through a quadratic (the decoder's place): the
 /// path the world model's loss takes. With `fd_reference` (the finite-difference evaluations)
@@ -784,7 +780,7 @@ fn gaussian_heads_into_balanced_kl() {
         rssm::tensor::Tensor::from_vec(&g, &[rows, s], &rand_vec(rows * s, 62, -1.5, 1.5)).unwrap();
     let x0 = inputs.clone();
     for alpha in [0.8f32, 0.3] {
-        let report = gradcheck(&g, &inputs, &opts(), |t, v| {
+        let report = gradcheck(&g, &inputs, &GradcheckOptions::default(), |t, v| {
             heads_then_balanced_kl(t, v, &x0, &eps, alpha, !t.grad_enabled())
         })
         .unwrap_or_else(|e| panic!("alpha {alpha}: {e}"));
@@ -792,7 +788,7 @@ fn gaussian_heads_into_balanced_kl() {
     }
     // The check sees the balance: the backward at alpha 0.5 against the reference at 0.8
     // fails (at 0.5 both sides weigh the same and swapping them would go unnoticed).
-    let r = gradcheck(&g, &inputs, &opts(), |t, v| {
+    let r = gradcheck(&g, &inputs, &GradcheckOptions::default(), |t, v| {
         let alpha = if t.grad_enabled() { 0.5 } else { 0.8 };
         heads_then_balanced_kl(t, v, &x0, &eps, alpha, !t.grad_enabled())
     });

@@ -8,17 +8,13 @@ use common::{gpu, rand_vec};
 use rssm::ops::{self};
 use rssm::tensor::{gradcheck, GradcheckOptions};
 
-fn opts() -> GradcheckOptions {
-    GradcheckOptions::default()
-}
-
 #[test]
 fn a_wrong_gradient_is_caught() {
     // The checker itself must be able to fail: y = x * sg(x) looks like x^2 but its gradient is
     // x, not 2x, so checking it against the finite differences of x^2 must fail.
     let g = gpu();
     let x = rand_vec(3, 41, 0.5, 1.0);
-    let r = gradcheck(&g, &[(vec![3], x)], &opts(), |t, v| {
+    let r = gradcheck(&g, &[(vec![3], x)], &GradcheckOptions::default(), |t, v| {
         if t.grad_enabled() {
             let d = t.detach(v[0]);
             ops::mul(t, v[0], d)
@@ -36,7 +32,7 @@ fn a_check_of_nothing_or_of_zeros_fails() {
     // No element selected.
     let none = GradcheckOptions {
         inputs: Some(vec![]),
-        ..opts()
+        ..GradcheckOptions::default()
     };
     let e = gradcheck(&g, std::slice::from_ref(&x), &none, |t, v| {
         ops::tanh(t, v[0])
@@ -46,8 +42,10 @@ fn a_check_of_nothing_or_of_zeros_fails() {
     assert!(e.contains("checked nothing"), "{e}");
     // A function that does not depend on its input: every gradient is zero, so any backward
     // would pass; the check must say so instead.
-    let e = gradcheck(&g, &[x], &opts(), |t, v| ops::scale(t, v[0], 0.0, 1.0))
-        .unwrap_err()
-        .to_string();
+    let e = gradcheck(&g, &[x], &GradcheckOptions::default(), |t, v| {
+        ops::scale(t, v[0], 0.0, 1.0)
+    })
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("tiny"), "{e}");
 }

@@ -6,23 +6,10 @@
 mod common;
 
 use common::*;
-use rssm::gpu::{Gpu, GpuOptions};
+use rssm::gpu::Gpu;
 use rssm::ops::matmul::{matmul_into, reference as mm_ref, Act, MatmulSpec};
 use rssm::ops::{self};
 use rssm::tensor::{gradcheck, GradcheckOptions, Tape, Tensor};
-
-fn opts() -> GradcheckOptions {
-    GradcheckOptions::default()
-}
-
-/// A device of its own whose storage bindings hold only `bytes`: ops then run over slices.
-fn capped(bytes: u64) -> Gpu {
-    Gpu::new(&GpuOptions {
-        max_binding: Some(bytes),
-        ..GpuOptions::default()
-    })
-    .unwrap()
-}
 
 #[allow(clippy::too_many_arguments)]
 fn mm_case(
@@ -411,7 +398,7 @@ fn matmul_all_transposes() {
                 (a_shape, rand_vec(m * k, 5, -1.0, 1.0)),
                 (b_shape, rand_vec(k * n, 6, -1.0, 1.0)),
             ];
-            gradcheck(&g, &inputs, &opts(), |t, v| {
+            gradcheck(&g, &inputs, &GradcheckOptions::default(), |t, v| {
                 ops::matmul(t, v[0], v[1], ta, tb)
             })
             .unwrap_or_else(|e| panic!("ta={ta} tb={tb}: {e}"));
@@ -428,7 +415,7 @@ fn linear_with_fused_activations() {
             (vec![5, 4], rand_vec(20, 8, -1.0, 1.0)),
             (vec![5], rand_vec(5, 9, -1.0, 1.0)),
         ];
-        gradcheck(&g, &inputs, &opts(), |t, v| {
+        gradcheck(&g, &inputs, &GradcheckOptions::default(), |t, v| {
             ops::linear(t, v[0], v[1], Some(v[2]), act)
         })
         .unwrap_or_else(|e| panic!("{act:?}: {e}"));
@@ -448,7 +435,7 @@ fn mlp_composite() {
         (vec![1, 5], rand_vec(5, 25, -0.8, 0.8)),
         (vec![1], vec![0.1]),
     ];
-    gradcheck(&g, &inputs, &opts(), |t, v| {
+    gradcheck(&g, &inputs, &GradcheckOptions::default(), |t, v| {
         let h = ops::linear(t, v[0], v[1], Some(v[2]), Act::Elu)?;
         let h = ops::linear(t, h, v[3], Some(v[4]), Act::Elu)?;
         let y = ops::linear(t, h, v[5], Some(v[6]), Act::None)?;
@@ -471,7 +458,7 @@ fn mlp_op_against_finite_differences() {
         (vec![2, 5], rand_vec(10, 65, -0.8, 0.8)),
         (vec![2], vec![0.1, -0.2]),
     ];
-    gradcheck(&g, &inputs, &opts(), |t, v| {
+    gradcheck(&g, &inputs, &GradcheckOptions::default(), |t, v| {
         let layers = [(v[1], v[2]), (v[3], v[4]), (v[5], v[6])];
         let y = ops::mlp(t, v[0], &layers, Act::Elu)?;
         ops::mean_all(t, y)

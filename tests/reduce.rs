@@ -8,10 +8,6 @@ use common::*;
 use rssm::ops::{self, reduce};
 use rssm::tensor::{gradcheck, GradcheckOptions, Tape, Tensor};
 
-fn opts() -> GradcheckOptions {
-    GradcheckOptions::default()
-}
-
 #[test]
 fn reductions_match_reference() {
     let g = gpu();
@@ -169,21 +165,36 @@ fn thresholds_two_pass_sums() {
 fn reductions() {
     let g = gpu();
     let x = (vec![3, 5], rand_vec(15, 10, -1.0, 1.0));
-    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| {
-        ops::sum_rows(t, v[0], false)
+    gradcheck(
+        &g,
+        std::slice::from_ref(&x),
+        &GradcheckOptions::default(),
+        |t, v| ops::sum_rows(t, v[0], false),
+    )
+    .unwrap();
+    gradcheck(
+        &g,
+        std::slice::from_ref(&x),
+        &GradcheckOptions::default(),
+        |t, v| ops::sum_rows(t, v[0], true),
+    )
+    .unwrap();
+    gradcheck(
+        &g,
+        std::slice::from_ref(&x),
+        &GradcheckOptions::default(),
+        |t, v| ops::sum_leading(t, v[0]),
+    )
+    .unwrap();
+    gradcheck(
+        &g,
+        std::slice::from_ref(&x),
+        &GradcheckOptions::default(),
+        |t, v| ops::sum_all(t, v[0]),
+    )
+    .unwrap();
+    gradcheck(&g, &[x], &GradcheckOptions::default(), |t, v| {
+        ops::mean_all(t, v[0])
     })
     .unwrap();
-    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| {
-        ops::sum_rows(t, v[0], true)
-    })
-    .unwrap();
-    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| {
-        ops::sum_leading(t, v[0])
-    })
-    .unwrap();
-    gradcheck(&g, std::slice::from_ref(&x), &opts(), |t, v| {
-        ops::sum_all(t, v[0])
-    })
-    .unwrap();
-    gradcheck(&g, &[x], &opts(), |t, v| ops::mean_all(t, v[0])).unwrap();
 }

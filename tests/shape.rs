@@ -9,10 +9,6 @@ use rssm::ops::matmul::Act;
 use rssm::ops::{self, shape};
 use rssm::tensor::{gradcheck, GradcheckOptions, Tape, Tensor};
 
-fn opts() -> GradcheckOptions {
-    GradcheckOptions::default()
-}
-
 #[test]
 fn concat_split_slice_stack_match_reference() {
     let g = gpu();
@@ -113,24 +109,36 @@ fn shape_ops() {
     let g = gpu();
     let a = (vec![3, 2], rand_vec(6, 11, -1.0, 1.0));
     let b = (vec![3, 4], rand_vec(12, 12, -1.0, 1.0));
-    gradcheck(&g, &[a.clone(), b.clone()], &opts(), |t, v| {
-        ops::concat_last(t, &[v[0], v[1]])
-    })
+    gradcheck(
+        &g,
+        &[a.clone(), b.clone()],
+        &GradcheckOptions::default(),
+        |t, v| ops::concat_last(t, &[v[0], v[1]]),
+    )
     .unwrap();
-    gradcheck(&g, std::slice::from_ref(&b), &opts(), |t, v| {
-        Ok(ops::split_last(t, v[0], &[1, 3])?[1])
-    })
+    gradcheck(
+        &g,
+        std::slice::from_ref(&b),
+        &GradcheckOptions::default(),
+        |t, v| Ok(ops::split_last(t, v[0], &[1, 3])?[1]),
+    )
     .unwrap();
     let seq = (vec![2, 3, 4], rand_vec(24, 13, -1.0, 1.0));
-    gradcheck(&g, std::slice::from_ref(&seq), &opts(), |t, v| {
-        shape::slice_time(t, v[0], 1)
-    })
+    gradcheck(
+        &g,
+        std::slice::from_ref(&seq),
+        &GradcheckOptions::default(),
+        |t, v| shape::slice_time(t, v[0], 1),
+    )
     .unwrap();
-    gradcheck(&g, &[a.clone(), a], &opts(), |t, v| {
+    gradcheck(&g, &[a.clone(), a], &GradcheckOptions::default(), |t, v| {
         ops::stack_time(t, &[v[0], v[1]])
     })
     .unwrap();
-    gradcheck(&g, &[seq], &opts(), |t, v| ops::reshape(t, v[0], &[6, 4])).unwrap();
+    gradcheck(&g, &[seq], &GradcheckOptions::default(), |t, v| {
+        ops::reshape(t, v[0], &[6, 4])
+    })
+    .unwrap();
 }
 
 #[test]
@@ -142,7 +150,7 @@ fn concat_split_slice_chain() {
         (vec![2, 3, 4], rand_vec(24, 30, -1.0, 1.0)),
         (vec![2, 2], rand_vec(4, 31, -1.0, 1.0)),
     ];
-    gradcheck(&g, &inputs, &opts(), |t, v| {
+    gradcheck(&g, &inputs, &GradcheckOptions::default(), |t, v| {
         let s0 = shape::slice_time(t, v[0], 0)?;
         let s2 = shape::slice_time(t, v[0], 2)?;
         let c = ops::concat_last(t, &[s0, v[1], s2])?; // [2, 10]

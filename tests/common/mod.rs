@@ -31,6 +31,16 @@ pub fn gpu_with(f: impl FnOnce(&mut rssm::gpu::Tuning)) -> Gpu {
     g.with_tuning(t)
 }
 
+/// A device of its own whose storage bindings hold only `bytes`: ops then run over slices
+/// that fit, as a large batch does on a device with the usual limits.
+pub fn capped(bytes: u64) -> Gpu {
+    Gpu::new(&GpuOptions {
+        max_binding: Some(bytes),
+        ..GpuOptions::default()
+    })
+    .unwrap()
+}
+
 /// Every matmul kernel the device can run, named: the vec4 kernel with 4x4 and with 8x8
 /// register blocks, and where the device has 8-lane subgroups the subgroup kernel with vec4
 /// loads and (with 64-bit integers) 8-float loads.
