@@ -95,27 +95,21 @@ fn bench(c: &mut Criterion) {
         };
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));
         // On devices with 8-lane subgroups, each shape with the register-block kernels and
-        // with the subgroup kernel (`matmul_lanes`; the default there where it applies), the
-        // latter with vec4 loads and, where the device has 64-bit integers, with 8-float
-        // loads (`matmul_lanes_u64`, the default there where the sizes allow).
-        let mut variants = vec![(false, false)];
+        // with the subgroup kernel (`matmul_lanes`; the default there where it applies).
+        let mut variants = vec![false];
         if gpu.report().subgroup_lanes == Some(8) {
-            variants.push((true, false));
-            if gpu.report().int64 {
-                variants.push((true, true));
-            }
+            variants.push(true);
         }
-        for &(lanes, wide) in &variants {
+        for &lanes in &variants {
             let g = gpu.with_tuning(Tuning {
                 lanes,
-                wide_loads: wide,
                 ..*gpu.tuning()
             });
             let (a, b, out) = (a.on(&g), b.on(&g), out.on(&g));
-            let name = match (lanes, wide) {
-                (false, _) => name.to_string(),
-                (true, false) => format!("{name} (lanes)"),
-                (true, true) => format!("{name} (lanes, 8-float loads)"),
+            let name = if lanes {
+                format!("{name} (lanes)")
+            } else {
+                name.to_string()
             };
             group.bench_function(name, |bch| {
                 bch.iter_custom(|iters| {

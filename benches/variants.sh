@@ -3,7 +3,10 @@
 # against the tuning with one family turned off, as alternating runs (every round runs every
 # variant once, so a change of the machine's load spreads over all of them).
 #
-#   bash benches/variants.sh [ROUNDS]        # default 3 rounds
+#   bash benches/variants.sh [ROUNDS] [TUNING ...]   # default 3 rounds, every family
+#
+# With TUNING arguments (override syntax, e.g. `lanes=off`) only those run beside the
+# default, for more rounds on one close decision.
 #
 # Workloads: a world-model update and a behaviour update at the `small` preset (`rssm bench
 # --wall-only`, median of 3 steps after a warm-up), and a short `rssm dreamer` run (one prefill
@@ -12,19 +15,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-3}"
+shift || true
 BIN="${RSSM_BIN:-target/release/rssm}"
 # The rules, not a tuning cached by `rssm tune`: each run differs from the rules by one family.
 export RSSM_TUNE=off
 [ -x "$BIN" ] || cargo build --release
 OUT="$(mktemp -d)"
-VARIANTS=(
-  "default|"
-  "lanes=off|lanes=off"
-  "wide_loads=off|wide_loads=off"
-  "layout=nchw|layout=nchw"
-  "pad_narrow=off|pad_narrow=off"
-  "path=fused|path=fused"
-)
+VARIANTS=("default|")
+if [ "$#" -gt 0 ]; then
+  for t in "$@"; do VARIANTS+=("$t|$t"); done
+else
+  VARIANTS+=(
+    "lanes=off|lanes=off"
+    "path=fused|path=fused"
+  )
+fi
 for round in $(seq "$ROUNDS"); do
   for v in "${VARIANTS[@]}"; do
     name="${v%%|*}"

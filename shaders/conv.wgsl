@@ -46,9 +46,6 @@
 //                  g[n,o,:]. Workgroup (WG); uses 1 g, 4 partial.
 //   reduce_splits  [backward] out[i] (+)= sum_s partial[s*len + i]. Workgroup (WG); uses 1
 //                  partial, 4 out.
-//   relayout       out (+)= inp between NCHW and NHWC (TO_NHWC), at the ends of a
-//                  channels-innermost stack (ops::conv::nhwc). Workgroup (WG), one invocation
-//                  per pixel; uses 1 inp, 4 out.
 //
 // Why this form: lavapipe (the CPU Vulkan driver) runs invocations as SIMD lanes but loads
 // every storage-buffer value lane by lane, and a workgroup barrier costs more than the loads it
@@ -60,7 +57,7 @@
 // steer loops and stores, and each override variant of these large kernels is a separate
 // pipeline compile (about a second on lavapipe).
 // Overrides: SCATTER, CB4 (1, 2 or 4 output-channel vec4s per invocation), NPOS (8 or 16
-// positions per invocation), NCOL (8 or 16 weight-gradient columns per invocation), TO_NHWC.
+// positions per invocation), NCOL (8 or 16 weight-gradient columns per invocation).
 
 struct Params {
     n: u32,        // images
@@ -86,8 +83,6 @@ struct Params {
     ws_r: u32,     // pack_w: weight stride of a summed-over channel
     len: u32,      // bias_grad: pixels per channel; reduce_splits: values per split
     splits: u32,   // bias_grad, reduce_splits: number of splits
-    nhwc_out: u32, // conv_main_lanes, a gather without FOLD: 1 stores the output [N, OH, OW, O]
-    nhwc_in: u32,  // conv_main_lanes, a scatter: 1 reads the input [N, IH, IW, R]
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -619,29 +614,4 @@ fn reduce_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         s += inp[k * p.len + i];
     }
     if p.acc != 0u { out[i] += s; } else { out[i] = s; }
-}
-
-// out[n, q, c] (+)= inp[n, c, q] (TO_NHWC) or out[n, c, q] (+)= inp[n, q, c]: an image batch
-// between channels outermost (NCHW) and innermost (NHWC), for the layers at the ends of a
-// channels-innermost stack (ops::conv::nhwc); n images of r channels x len pixels. One
-// invocation per pixel q, looping over the channels: no integer division (lavapipe runs a
-// vector's divisions one lane at a time), and the NCHW side of every access is contiguous
-// across the lanes. Grid: x = pixel blocks of WG, y = images (folds into z).
-override TO_NHWC: bool = true;
-
-@compute @workgroup_size(WG)
-fn relayout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_id) lid: vec3<u32>) {
-    let q = wid.x * WG + lid.x;
-    let n = fold_yz(wid, nwg);
-    if q >= p.len || n >= p.n { return; }
-    let img = n * p.len * p.r;
-    for (var c = 0u; c < p.r; c++) {
-        let nchw = img + c * p.len + q;
-        let nhwc = img + q * p.r + c;
-        let src = select(nhwc, nchw, TO_NHWC);
-        let dst = select(nchw, nhwc, TO_NHWC);
-        let v = inp[src];
-        if p.acc != 0u { out[dst] += v; } else { out[dst] = v; }
-    }
 }

@@ -18,8 +18,7 @@
 // holds 32 rows x columns 8l..8l+7 of its block (acc<row>_<column quad>, 64 vec4). Rows and
 // columns past the end are clamped on load and not stored. Uses 1 small (`inp`), 4 partial
 // (`out`), 5 large (`inp2`), and the params a, b, c, kh, kw, s, ih/iw (small image), oh/ow
-// (large image), n and imgs (images per split), nhwc_out (1: the small image is channels
-// innermost, [N, y, x, a], as the first layer of a channels-innermost encoder stores it).
+// (large image), n and imgs (images per split).
 
 // Offsets in one large image of columns cv (clamped to the last column).
 fn lanes_col_offsets(cv: vec4<u32>) -> vec4<u32> {
@@ -52,10 +51,7 @@ fn wgrad_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let shw = p.ih * p.iw;
     let lhw = p.oh * p.ow;
     // The small-image rows this lane loads, and its 8 columns' offsets in the large image.
-    // nhwc_out here: the small image is channels innermost ([N, y, x, a]).
-    let small_nhwc = p.nhwc_out != 0u;
-    let ar = min(vec4<u32>(a0 + lane) + vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(p.a - 1u))
-        * select(shw, 1u, small_nhwc);
+    let ar = min(vec4<u32>(a0 + lane) + vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(p.a - 1u)) * shw;
     let co0 = lanes_col_offsets(vec4<u32>(cl) + vec4<u32>(0u, 1u, 2u, 3u));
     let co1 = lanes_col_offsets(vec4<u32>(cl) + vec4<u32>(4u, 5u, 6u, 7u));
 
@@ -91,14 +87,13 @@ fn wgrad_lanes(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var acc29_0 = vec4<f32>(0.0); var acc29_1 = vec4<f32>(0.0);
     var acc30_0 = vec4<f32>(0.0); var acc30_1 = vec4<f32>(0.0);
     var acc31_0 = vec4<f32>(0.0); var acc31_1 = vec4<f32>(0.0);
-    // One loop over the split's (image, y, x): zs indexes the small image, zl the large one.
+    // One loop over the split's (image, y, x): zw.zs indexes the small image, zl the large one.
     let n0 = split * p.imgs;
     let count = (min(n0 + p.imgs, p.n) - n0) * shw;
     var zw = ZWalk(n0 * p.a * shw, n0 * p.b * lhw, 0u, 0u);
     let zg = zwalk_geom(shw, lhw);
     for (var t = 0u; t < count; t++) {
-        let zs = select(zw.zs, (n0 * shw + t) * p.a, small_nhwc);
-        let sv = vec4<f32>(inp[zs + ar.x], inp[zs + ar.y], inp[zs + ar.z], inp[zs + ar.w]);
+        let sv = vec4<f32>(inp[zw.zs + ar.x], inp[zw.zs + ar.y], inp[zw.zs + ar.z], inp[zw.zs + ar.w]);
         // Lane j's vec4 holds rows j, j+8, j+16, j+24 (constant lane ids).
         let v0 = subgroupBroadcast(sv, 0u);
         let v1 = subgroupBroadcast(sv, 1u);

@@ -1,5 +1,4 @@
-// Written by shaders/gen/matmul_lanes.py (from lanes_matmul_body.py): edit those, not this
-// file.
+// Written by shaders/gen/matmul_lanes.py: edit that script, not this file.
 //
 // matmul_lanes.wgsl: C[M,N] (+)= act(op(A) op(B) + bias) for CPU drivers with 8-lane subgroups
 // (lavapipe on AVX2): the lanes of a subgroup share the loads of A through subgroupBroadcast.

@@ -1,6 +1,5 @@
 //! The whole world model at the sizes users train at: the fast path (the fused RSSM, the
-//! default on GPUs, with the convolutions channels innermost where the device runs them)
-//! against the reference path (the per-op RSSM, NCHW convolutions), at the specification's
+//! default on GPUs) against the reference path (the per-op RSSM), at the specification's
 //! widths.
 //!
 //! - Past 65,536 output positions in a convolution layer (its bias gradient is a column sum
@@ -56,17 +55,15 @@ fn batch(g: &Gpu, cfg: &Config, seed: u64) -> DeviceBatch {
     }
 }
 
-/// The two paths: (RSSM path, convolutions channels innermost; `None`: the device's rule).
-const DEFAULT: (RssmPath, Option<bool>) = (RssmPath::Fused, None);
-const REFERENCE: (RssmPath, Option<bool>) = (RssmPath::PerOp, Some(false));
+/// The two paths.
+const DEFAULT: RssmPath = RssmPath::Fused;
+const REFERENCE: RssmPath = RssmPath::PerOp;
 
 /// `g`'s device with the path's kernel choices.
-fn on_path(g: &Gpu, (path, layout): (RssmPath, Option<bool>)) -> Gpu {
-    let t = *g.tuning();
+fn on_path(g: &Gpu, path: RssmPath) -> Gpu {
     g.with_tuning(Tuning {
         path,
-        nhwc: layout.unwrap_or(t.nhwc),
-        ..t
+        ..*g.tuning()
     })
 }
 
@@ -75,7 +72,7 @@ fn loss_and_grads(
     g: &Gpu,
     cfg: &Config,
     b: &DeviceBatch,
-    path: (RssmPath, Option<bool>),
+    path: RssmPath,
 ) -> (f32, Vec<(String, Vec<f32>)>) {
     let g = &on_path(g, path);
     let m = WorldModel::new(g, cfg).unwrap();
@@ -178,8 +175,8 @@ fn training_at_spec_sizes_matches_reference_path() {
     };
     let b = batch(&g, &cfg, 9);
     let mut runs = vec![];
-    for (path, layout) in [DEFAULT, REFERENCE] {
-        let g = on_path(&g, (path, layout));
+    for path in [DEFAULT, REFERENCE] {
+        let g = on_path(&g, path);
         let mut tr = Trainer::new(&g, &cfg).unwrap();
         assert_eq!(
             tr.model.observe_path(&g, cfg.batch, cfg.seq_len).0,
@@ -192,7 +189,7 @@ fn training_at_spec_sizes_matches_reference_path() {
                 [m.loss, m.kl]
             })
             .collect();
-        eprintln!("{path:?} (NHWC {layout:?}): [loss, kl] per step {losses:?}");
+        eprintln!("{path:?}: [loss, kl] per step {losses:?}");
         runs.push(losses);
     }
     for (step, (a, r)) in runs[0].iter().zip(&runs[1]).enumerate() {

@@ -249,46 +249,18 @@ fn profile_accounts_for_every_dispatch_of_the_step() {
     }
 }
 
-/// The convolutions' layout is reported, and `RSSM_NHWC=off` turns the channels-innermost
-/// path off.
+/// The variables of removed variants (`RSSM_NHWC`, `RSSM_WIDE_LOADS`) are refused with an
+/// error that says the variant was removed, not ignored or taken for a typo.
 #[test]
-fn the_conv_layout_is_reported_and_chosen_by_rssm_nhwc() {
-    let run = |choice: &str| {
+fn variables_of_removed_variants_are_clear_errors() {
+    for var in ["RSSM_NHWC", "RSSM_WIDE_LOADS"] {
         let out = Command::new(env!("CARGO_BIN_EXE_rssm"))
-            .args([
-                "bench",
-                "--json",
-                "--presets",
-                "tiny",
-                "--batch",
-                "2",
-                "--seq-len",
-                "2",
-                "--reps",
-                "1",
-                "--workloads",
-                "matmul",
-                "--wall-only",
-            ])
-            .env("RSSM_NHWC", choice)
+            .arg("info")
+            .env(var, "on")
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        r["conv_layout"].as_str().unwrap().to_string()
-    };
-    assert_eq!(run("off"), "NCHW");
-    // Channels innermost where the device has 8-lane subgroups and 64-bit integers (this
-    // process leaves the switch at its default, on).
-    let g = rssm::gpu::Gpu::new(&rssm::gpu::GpuOptions::default()).unwrap();
-    let on = run("on");
-    if rssm::ops::conv::nhwc::available(&g).unwrap() {
-        assert!(on.starts_with("channels innermost"), "{on}");
-    } else {
-        assert_eq!(on, "NCHW");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{var}: {err}");
+        assert!(err.contains(var) && err.contains("removed"), "{var}: {err}");
     }
 }

@@ -1,7 +1,7 @@
 //! The matmul family (`shaders/matmul*.wgsl`, `ops::matmul`): `matmul`, `matvec`, `linear`,
 //! `mlp` against the plain-Rust reference at awkward sizes, past 65,535 workgroups and past a
 //! driver's loop limit, on every matmul kernel the device can run (`common::matmul_variants`);
-//! narrow inputs padded and not; finite-difference checks; operands past one storage binding.
+//! finite-difference checks; operands past one storage binding.
 
 mod common;
 
@@ -71,8 +71,7 @@ fn mm_case(
 }
 
 /// Run `cases` on every matmul kernel the device can run: the 4x4 and the 8x8 register
-/// blocks, and the subgroup kernel (`matmul_lanes`, where the device has 8-lane subgroups)
-/// with its vec4 and its 8-float loads (where it has 64-bit integers).
+/// blocks, and the subgroup kernel (`matmul_lanes`, where the device has 8-lane subgroups).
 fn with_both_block_sizes(cases: impl Fn(&Gpu)) {
     for (name, g) in common::matmul_variants() {
         eprintln!("matmul variant: {name}");
@@ -177,26 +176,6 @@ fn matmul_vec4_path_matches_reference() {
     with_both_block_sizes(|g| transposed_cases(g, &sizes, true));
 }
 
-/// Sizes whose K and contiguous axes are multiples of 8 take `matmul_lanes_u64` on devices with
-/// 64-bit integers (8-float loads), and `matmul_lanes_u64_store8` where N is a multiple of 8
-/// too: partial row blocks of 8, 16 and 32, partial column blocks of 64, one row; N = 12 and 20
-/// (with op(B) = B^T, the only case that takes the 8-float loads) store 4 at a time.
-#[test]
-fn matmul_wide_loads_path_matches_reference() {
-    let sizes = [
-        (40, 12, 16),
-        (33, 20, 8),
-        (8, 8, 8),
-        (40, 16, 8),
-        (16, 72, 24),
-        (72, 136, 64),
-        (200, 8, 48),
-        (1, 16, 16),
-        (24, 64, 256),
-    ];
-    with_both_block_sizes(|g| transposed_cases(g, &sizes, true));
-}
-
 #[test]
 fn matmul_fused_bias_activation_and_accumulate() {
     for &m in &SIZES {
@@ -248,10 +227,9 @@ fn matmul_empty_inner_dimension_is_bias() {
 }
 
 /// `ops::mlp` against a chain of `ops::linear`s: the output and the gradients of x and of
-/// every weight and bias, for an input width that is not a multiple of 4 (padded and not), a
-/// single row (the matvec kernel), ELU and ReLU, a first hidden width of 12 and of 16 (whose
-/// activation gradient takes the 8-float store where the device has it), with every matmul
-/// kernel of the device.
+/// every weight and bias, for an input width that is not a multiple of 4 and one that is, a
+/// single row (the matvec kernel), ELU and ReLU, a first hidden width of 12 and of 16, with
+/// every matmul kernel of the device.
 #[test]
 fn mlp_matches_a_chain_of_linears() {
     let run = |g: &Gpu, lead: &[usize], inp: usize, hidden: usize, act: Act, fused: bool| {
@@ -298,21 +276,15 @@ fn mlp_matches_a_chain_of_linears() {
         (ys, yd, gs)
     };
     let cases = |g: &Gpu| {
-        for pad in [false, true] {
-            let g = g.with_tuning(rssm::gpu::Tuning {
-                pad_narrow: pad,
-                ..*g.tuning()
-            });
-            for (lead, inp) in [(&[5usize, 7][..], 23usize), (&[37][..], 24), (&[1][..], 23)] {
-                for (act, hidden) in [(Act::Elu, 12), (Act::Relu, 12), (Act::Elu, 16)] {
-                    let what = format!("lead {lead:?} in {inp} hidden {hidden} {act:?} pad {pad}");
-                    let (s0, y0, g0) = run(&g, lead, inp, hidden, act, false);
-                    let (s1, y1, g1) = run(&g, lead, inp, hidden, act, true);
-                    assert_eq!(s1, s0, "{what}: shape");
-                    assert_close(&y1, &y0, 1e-5, 1e-5, &format!("{what}: y"));
-                    for (i, (a, b)) in g0.iter().zip(&g1).enumerate() {
-                        assert_close(b, a, 1e-4, 1e-4, &format!("{what}: gradient {i}"));
-                    }
+        for (lead, inp) in [(&[5usize, 7][..], 23usize), (&[37][..], 24), (&[1][..], 23)] {
+            for (act, hidden) in [(Act::Elu, 12), (Act::Relu, 12), (Act::Elu, 16)] {
+                let what = format!("lead {lead:?} in {inp} hidden {hidden} {act:?}");
+                let (s0, y0, g0) = run(g, lead, inp, hidden, act, false);
+                let (s1, y1, g1) = run(g, lead, inp, hidden, act, true);
+                assert_eq!(s1, s0, "{what}: shape");
+                assert_close(&y1, &y0, 1e-5, 1e-5, &format!("{what}: y"));
+                for (i, (a, b)) in g0.iter().zip(&g1).enumerate() {
+                    assert_close(b, a, 1e-4, 1e-4, &format!("{what}: gradient {i}"));
                 }
             }
         }
@@ -335,8 +307,8 @@ fn matmul_reduction_past_the_loop_limit() {
     });
 }
 
-/// Matmul reductions across the kernels' K thresholds (multiples of 4 take the vec4 loads,
-/// multiples of 8 the 8-float loads): K one below, at and one above each.
+/// Matmul reductions across the kernels' K thresholds (multiples of 4 take the vec4 loads; the
+/// register blocks step 8 k at a time): K one below, at and one above each.
 #[test]
 fn thresholds_matmul_k() {
     with_both_block_sizes(|g| {
@@ -348,40 +320,17 @@ fn thresholds_matmul_k() {
     });
 }
 
+/// The three products of a `linear` over the features (stoch + deter = 230, not a multiple of
+/// 4, so the subgroup kernel's scalar loads or the scalar register blocks take them): forward
+/// with bias and ELU, the input gradient and the accumulating weight gradient, on every kernel.
 #[test]
-fn padded_linear_matches_the_unpadded_one() {
+fn linear_products_at_the_features_width_match_reference() {
     let (rows, inp, out) = (37, 230, 24);
-    let run = |pad: bool| {
-        let g = common::gpu_with(|t| t.pad_narrow = pad);
-        let x = Tensor::from_vec(&g, &[rows, inp], &rand_vec(rows * inp, 1, -1.0, 1.0)).unwrap();
-        let w = Tensor::from_vec(&g, &[out, inp], &rand_vec(out * inp, 2, -0.2, 0.2)).unwrap();
-        let b = Tensor::from_vec(&g, &[out], &rand_vec(out, 3, -0.1, 0.1)).unwrap();
-        let t = Tape::new(&g);
-        let (xv, wv, bv) = (t.param(&x), t.param(&w), t.param(&b));
-        let y = ops::linear(&t, xv, wv, Some(bv), Act::Elu).unwrap();
-        let shape = t.value(y).shape().to_vec();
-        let sq = ops::mul(&t, y, y).unwrap();
-        let loss = ops::sum_all(&t, sq).unwrap();
-        let yv = t.value(y).to_vec().unwrap();
-        let grads = t.backward(loss).unwrap();
-        let gs: Vec<(Vec<usize>, Vec<f32>)> = [xv, wv, bv]
-            .iter()
-            .map(|v| {
-                let gt = grads.get(*v).unwrap();
-                (gt.shape().to_vec(), gt.to_vec().unwrap())
-            })
-            .collect();
-        (shape, yv, gs)
-    };
-    let (s0, y0, g0) = run(false);
-    let (s1, y1, g1) = run(true);
-    assert_eq!(s0, vec![rows, out]);
-    assert_eq!(s1, s0, "the padding must not show in the output");
-    assert_close(&y1, &y0, 1e-5, 1e-5, "y");
-    for (i, ((sa, a), (sb, b))) in g0.iter().zip(&g1).enumerate() {
-        assert_eq!(sa, sb, "gradient {i} shape");
-        assert_close(b, a, 1e-4, 1e-4, &format!("gradient {i}"));
-    }
+    with_both_block_sizes(|g| {
+        mm_case(g, (rows, out, inp), false, true, true, Act::Elu, false);
+        mm_case(g, (rows, inp, out), false, false, false, Act::None, false);
+        mm_case(g, (out, inp, rows), true, false, false, Act::None, true);
+    });
 }
 
 // Finite differences.

@@ -31,7 +31,7 @@ use rssm::ops::adam::FlatParams;
 use rssm::tensor::{Tape, Tensor};
 
 /// Widths that are multiples of 8 (the fused RSSM's tiles take them) and conv channels 24-192
-/// (on the unconstrained device the encoder runs channels innermost, `conv_nhwc`).
+/// (the subgroup convolutions' full channel blocks on the unconstrained device).
 fn cfg() -> Config {
     Config {
         deter: 16,
@@ -430,7 +430,7 @@ fn a_profile_sets_the_limits_features_and_rules() {
     assert_eq!(l.min_storage_buffer_offset_alignment, 64);
     assert_eq!(g.binding_limit(), 128 << 20);
     assert_eq!(r.profile.as_deref(), Some("mobile"));
-    assert!(!r.is_cpu() && !r.int64 && !r.timestamps);
+    assert!(!r.is_cpu() && !r.timestamps);
     assert_eq!(r.subgroup_lanes, Some(16));
     let t = g.tuning();
     assert!(!t.lanes && !t.wide_blocks && t.conv_block == 8);
@@ -492,15 +492,15 @@ fn limits_below_the_kernels_are_errors_not_panics() {
 }
 
 /// What wgpu itself refuses is caught in an error scope and returned as an error: the subgroup
-/// matmul's module on a device without subgroups or 64-bit integers (the engine never asks for
-/// it there; asked directly, it is an error, not wgpu's panic).
+/// matmul's module on a device without subgroups (the engine never asks for it there; asked
+/// directly, it is an error, not wgpu's panic).
 #[test]
 fn what_wgpu_refuses_is_an_error() {
     let g = device(Some("webgpu")).unwrap();
-    let e = error_of(g.kernel(&rssm::ops::matmul::MATMUL_LANES_U64, &[]));
+    let e = error_of(g.kernel(&rssm::ops::matmul::MATMUL_LANES, &[]));
     eprintln!("subgroup kernel under webgpu: {e}");
     assert!(
-        e.contains("matmul_lanes64::matmul_lanes_u64 cannot run on")
+        e.contains("matmul_lanes::matmul_lanes cannot run on")
             && e.contains("refused its shader module"),
         "{e}"
     );

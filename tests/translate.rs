@@ -13,8 +13,8 @@
 //! no Metal or DXC compiler runs here.
 //!
 //! A pipeline the engine would choose on a backend that does not translate there fails the
-//! test. Subgroup and 64-bit-integer kernels are "not chosen" where that backend cannot have
-//! what the engine takes them with (see [`engine_needs`] and [`backends`]). The table is
+//! test. Subgroup kernels are "not chosen" where that backend cannot have what the engine takes
+//! them with (see [`engine_needs`] and [`backends`]). The table is
 //! printed (`cargo test --test translate -- --nocapture`); docs/backends.md summarises it.
 
 mod common;
@@ -65,22 +65,10 @@ fn variants() -> Vec<Variant> {
             }),
         ),
         (
-            "lanes, vec4 loads, NCHW, no padding",
-            with(Tuning {
-                lanes: true,
-                wide_loads: false,
-                nhwc: false,
-                pad_narrow: false,
-                path: RssmPath::PerOp,
-                ..own
-            }),
-        ),
-        (
             "no lanes, CPU blocks",
             with(Tuning {
                 lanes: false,
                 wide_blocks: true,
-                pad_narrow: true,
                 conv_block: 16,
                 tiling: Tiling::Cpu,
                 path: RssmPath::PerOp,
@@ -102,9 +90,8 @@ fn variants() -> Vec<Variant> {
 // The workloads.
 // ---------------------------------------------------------------------------------------------
 
-/// Widths that are multiples of 8 (the subgroup kernels' 8-float loads, the fused RSSM's
-/// tiles) and conv channels 24-192 (the NHWC encoder: its first layer's 24 outputs take the
-/// subgroup gather).
+/// Widths that are multiples of 8 (the fused RSSM's tiles) and conv channels 24-192 (the
+/// subgroup convolutions' full channel blocks).
 fn aligned() -> Config {
     Config {
         deter: 16,
@@ -233,25 +220,24 @@ enum Lang {
 struct Backend {
     name: &'static str,
     lang: Lang,
-    /// `SUBGROUP` and `SHADER_INT64` where wgpu can enable them on this backend and version.
+    /// `SUBGROUP` where wgpu can enable it on this backend and version.
     caps: Caps,
     /// Whether an adapter here can report subgroups of one fixed width of 8 lanes
     /// (`subgroup_min_size == subgroup_max_size == 8`), which the engine's subgroup kernels
-    /// need (`rssm::ops::use_lanes`).
+    /// need (`Tuning::lanes`).
     fixed_8_lanes: bool,
 }
 
 fn backends() -> Vec<Backend> {
     use naga::back::glsl::Version;
     use naga::back::hlsl::ShaderModel;
-    let all = Caps::SUBGROUP | Caps::SHADER_INT64;
+    let all = Caps::SUBGROUP;
     vec![
-        // Vulkan 1.0: SPIR-V 1.0; subgroups need Vulkan 1.1 (wgpu-hal vulkan/adapter.rs);
-        // shaderInt64 is a 1.0 feature.
+        // Vulkan 1.0: SPIR-V 1.0; subgroups need Vulkan 1.1 (wgpu-hal vulkan/adapter.rs).
         Backend {
             name: "spv1.0",
             lang: Lang::Spv((1, 0), "vulkan1.0"),
-            caps: Caps::SHADER_INT64,
+            caps: Caps::empty(),
             fixed_8_lanes: false,
         },
         // Vulkan 1.1 (with VK_EXT_subgroup_size_control) and 1.3: SPIR-V 1.3 and 1.6, subgroups,
@@ -268,8 +254,8 @@ fn backends() -> Vec<Backend> {
             caps: all,
             fixed_8_lanes: true,
         },
-        // Metal: MSL 2.0 (macOS 10.13) without SIMD-group operations or 64-bit integers, and
-        // MSL 4.0 (macOS 26) with both. wgpu reports Metal's subgroup width as 4..64, so the
+        // Metal: MSL 2.0 (macOS 10.13) without SIMD-group operations, and MSL 4.0 (macOS 26)
+        // with them. wgpu reports Metal's subgroup width as 4..64, so the
         // engine never takes its subgroup kernels there.
         Backend {
             name: "msl2.0",
@@ -284,8 +270,7 @@ fn backends() -> Vec<Backend> {
             fixed_8_lanes: false,
         },
         // DX12: shader model 5.1 with FXC (wgpu's fallback when no DXC is found), which has no
-        // wave operations or 64-bit integers; 6.0 and 6.9 with DXC, wave operations and int64
-        // where the device has them, and the wave width it reports (WaveLaneCountMin/Max).
+        // wave operations; 6.0 and 6.9 with DXC, wave operations where the device has them, and the wave width it reports (WaveLaneCountMin/Max).
         Backend {
             name: "hlsl5.1",
             lang: Lang::Hlsl(ShaderModel::V5_1),
@@ -305,7 +290,7 @@ fn backends() -> Vec<Backend> {
             fixed_8_lanes: true,
         },
         // GL: compute needs GLSL ES 3.10 or GL 4.3; wgpu caps desktop GLSL at 4.50 and never
-        // enables subgroups or int64 on GL.
+        // enables subgroups on GL.
         Backend {
             name: "es310",
             lang: Lang::Glsl(Version::new_gles(310)),
@@ -328,13 +313,11 @@ fn backends() -> Vec<Backend> {
 }
 
 /// What the engine takes a family's kernels with: the subgroup families only where the device
-/// has 8-lane subgroups (`ops::use_lanes`), the 8-float-load ones where it also has 64-bit
-/// integers (`matmul::wide_loads`, `conv::nhwc::available`). Checked against the shaders: each
-/// family validates with exactly these capabilities and fails without any one of them.
+/// has 8-lane subgroups (`Tuning::lanes`). Checked against the shaders: each family validates
+/// with exactly these capabilities and fails without any one of them.
 fn engine_needs(family: &str) -> Caps {
     match family {
         "matmul_lanes" | "conv_lanes" => Caps::SUBGROUP,
-        "matmul_lanes64" | "conv_nhwc" => Caps::SUBGROUP | Caps::SHADER_INT64,
         _ => Caps::empty(),
     }
 }
@@ -447,9 +430,6 @@ fn translate(
                     spv::Capability::GroupNonUniformShuffleRelative,
                     spv::Capability::GroupNonUniformQuad,
                 ]);
-            }
-            if b.caps.contains(Caps::SHADER_INT64) {
-                spv_caps.push(spv::Capability::Int64);
             }
             let options = spv::Options {
                 lang_version: version,
@@ -705,7 +685,7 @@ fn load_family(name: &str, backends: &[Backend]) -> Family {
             "shader family '{name}' needs more than {needs:?} (engine_needs is out of date): {e}"
         );
     }
-    for bit in [Caps::SUBGROUP, Caps::SHADER_INT64] {
+    for bit in [Caps::SUBGROUP] {
         if needs.contains(bit) && validate(needs - bit).is_ok() {
             panic!(
                 "shader family '{name}' validates without {bit:?} (engine_needs is out of date)"
@@ -765,9 +745,7 @@ fn every_pipeline_translates_for_every_backend() {
     let report = common::gpu().report().clone();
     let runs_here = |family: &str| {
         let needs = engine_needs(family);
-        needs.is_empty()
-            || (report.subgroup_lanes == Some(8)
-                && (report.int64 || !needs.contains(Caps::SHADER_INT64)))
+        needs.is_empty() || report.subgroup_lanes == Some(8)
     };
     let unrunnable: Vec<String> = KERNELS
         .iter()
@@ -968,8 +946,8 @@ fn every_pipeline_translates_for_every_backend() {
     println!("{summary}");
     if !unrunnable.is_empty() {
         println!(
-            "not collected: this device ({}) cannot run {} (no 8-lane subgroups or 64-bit \
-             integers), so their pipelines are neither compiled nor translated here",
+            "not collected: this device ({}) cannot run {} (no 8-lane subgroups), so their \
+             pipelines are neither compiled nor translated here",
             report.short(),
             unrunnable.join(", ")
         );

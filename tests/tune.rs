@@ -206,7 +206,10 @@ fn off_gives_the_rules_and_forced_choices_win() {
             &g,
             &cfg,
             H,
-            &[("conv_block", "conv_block=8"), ("layout", "layout=nchw")],
+            &[
+                ("conv_block", "conv_block=8"),
+                ("matmul", "lanes=off,wide_blocks=off"),
+            ],
         ))
         .unwrap();
     let s = settings(TuneMode::Off, &no_overrides(), &cache, 1);
@@ -215,11 +218,11 @@ fn off_gives_the_rules_and_forced_choices_win() {
     assert_eq!(off.gpu.tuning(), g.tuning());
     let on = auto(&g, &cfg, &cache, &no_overrides());
     assert_eq!(on.gpu.tuning().conv_block, 8);
-    assert!(!on.gpu.tuning().nhwc);
+    assert!(!on.gpu.tuning().wide_blocks);
     let forced = TuningOverrides::parse("conv_block=16").unwrap();
     let mine = auto(&g, &cfg, &cache, &forced);
     assert_eq!(mine.gpu.tuning().conv_block, 16);
-    assert!(!mine.gpu.tuning().nhwc);
+    assert!(!mine.gpu.tuning().wide_blocks);
     // The rules themselves are today's: the device's, before any measurement.
     assert_eq!(
         Tuning::decide(g.report(), &TuningOverrides::from_env().unwrap()),

@@ -47,10 +47,7 @@ w("""// Written by shaders/gen/conv_main_lanes.py: edit that script, not this fi
 // 1.3-1.7x the useful FLOPs at the model's image sizes). Grid: x = output-channel blocks of
 // 32*CB4L; y = position groups of POS, or when scattering groups per row x rows (rows
 // fastest; times the s*s phases, fastest, unless FOLD); y folds into z. The packed weights `wp` must be padded to opad4 = a multiple of
-// 8*CB4L vec4s. Bindings as `conv_main`: 1 in, 2 wp, 3 bias, 4 out, and 7 out4 (the same
-// range as out, seen as vec4s). Layouts: a gather without FOLD may store its output channels
-// innermost (nhwc_out, O a multiple of 4); a scatter may read its input channels innermost
-// (nhwc_in: [N, IH, IW, R], the decoder's last layer after NHWC ones).
+// 8*CB4L vec4s. Bindings as `conv_main`: 1 in, 2 wp, 3 bias, 4 out.
 // Overrides: SCATTER (conv.wgsl), CB4L: output-channel vec4s per lane, 1 or 2, FOLD (below).
 //
 // FOLD (with SCATTER): the s*s phases of a scatter folded into the channels, for narrow outputs
@@ -71,9 +68,6 @@ w("""// Written by shaders/gen/conv_main_lanes.py: edit that script, not this fi
 // Entry point `pack_w_fold`: wp_out[((ty*ntx + tx)*R + r)*opad4 + o'/4][o'%4] = w(o, r, py +
 // s*ty, px + s*tx) for FOLD (strides as `pack_w`; with PAIR, tap u of virtual channel (d, o')
 // is tx = u - 1 + d, zero outside the kernel). Workgroup (WG); uses 1 w, 6 wp_out.
-
-// The output as vec4s (bound to the same range as `out`): the NHWC store's 4 channels.
-@group(0) @binding(7) var<storage, read_write> out4: array<vec4<f32>>;
 
 override CB4L: u32 = 2u;
 // Positions per workgroup.
@@ -177,18 +171,7 @@ fn lanes_store4(c: vec3<u32>, o: u32, v: vec4<f32>, bv: vec4<f32>, fc: FoldChann
         lanes_put1(i.w, ok.w, val.w);
     } else {
         let pix = select(c.y * p.ow + c.z, (py + p.s * c.y) * p.ow + px + p.s * c.z, SCATTER);
-        if p.nhwc_out != 0u {
-            // Channels innermost (conv_nhwc.wgsl reads this): the 4 channels side by side, one
-            // vec4 (O is a multiple of 4 here).
-            let i4 = ((c.x * p.oh * p.ow + pix) * p.o + o) / 4u;
-            if o < p.o {
-                var val = lanes_act4(v + bv);
-                if p.acc != 0u { val += out4[i4]; }
-                out4[i4] = val;
-            }
-        } else {
-            store4(c.x * p.o * p.oh * p.ow + pix, o, v + bv);
-        }
+        store4(c.x * p.o * p.oh * p.ow + pix, o, v + bv);
     }
 }
 
@@ -331,11 +314,7 @@ w("""    // One loop over (input channel, tap) steps, as in conv_main: gather ha
         let ty1 = min(nty, qy0 + 1u);
         steps = select(0u, (ty1 - ty0) * ntx * nr, ty1 > ty0);
     }
-    // nhwc_in (scatter only): the input is [N, IH, IW, R], so a pixel is nr values apart and
-    // the walk's next channel is the next value.
-    let nhwc_in = p.nhwc_in != 0u;
-    let pix = select(1u, nr, nhwc_in);
-    let tg = TapGeom(kw, p.kh * kw, nr * opad4, p.iw - kw, select(ihw, 1u, nhwc_in), opad4, nr,
+    let tg = TapGeom(kw, p.kh * kw, nr * opad4, p.iw - kw, ihw, opad4, nr,
                      ntx);
     var tw = TapWalk(0u, wl, 0u, 0u, 0u, wl, 0u, 0u, ty0);
     for (var it = 0u; it < steps; it++) {
@@ -344,14 +323,14 @@ w("""    // One loop over (input channel, tap) steps, as in conv_main: gather ha
             let ix = xx - vec4<u32>(tw.tx);
             let ok = (yy >= vec4<u32>(tw.ty)) & (iy < vec4<u32>(p.ih)) & (xx >= vec4<u32>(tw.tx)) &
                      (ix < vec4<u32>(p.iw));
-            off = base + select(vec4<u32>(0u), (iy * p.iw + ix) * pix, ok);
+            off = base + select(vec4<u32>(0u), iy * p.iw + ix, ok);
             mk = select(vec4<f32>(0.0), vec4<f32>(1.0), ok);
             if POS > 32u {
                 let iy2 = yy2 - vec4<u32>(tw.ty);
                 let ix2 = xx2 - vec4<u32>(tw.tx);
                 let ok2 = (yy2 >= vec4<u32>(tw.ty)) & (iy2 < vec4<u32>(p.ih)) &
                           (xx2 >= vec4<u32>(tw.tx)) & (ix2 < vec4<u32>(p.iw));
-                off2 = base2 + select(vec4<u32>(0u), (iy2 * p.iw + ix2) * pix, ok2);
+                off2 = base2 + select(vec4<u32>(0u), iy2 * p.iw + ix2, ok2);
                 mk2 = select(vec4<f32>(0.0), vec4<f32>(1.0), ok2);
             }
             if FOLD {

@@ -154,8 +154,6 @@ pub struct Report {
     pub rssm_path: String,
     /// The matmul kernel for operands whose contiguous axes are multiples of 4.
     pub matmul_kernel: String,
-    /// The convolutions' layout (see `ops::conv::nhwc`).
-    pub conv_layout: String,
     /// The device's kernel choices (`gpu::Tuning`, in the `RSSM_TUNING` syntax): its rules and
     /// the forced choices (the matmul workload's).
     pub tuning: String,
@@ -574,14 +572,13 @@ fn report_progress(out: &[Measured]) {
 
 fn print_table(r: &Report) {
     println!(
-        "adapter: {} ({}, {}); timestamps: {}; RSSM path: {}; matmul: {}; convolutions: {}; max storage binding {} MiB; {} reps",
+        "adapter: {} ({}, {}); timestamps: {}; RSSM path: {}; matmul: {}; max storage binding {} MiB; {} reps",
         r.adapter,
         r.backend,
         r.device_type,
         if r.timestamps { "yes" } else { "no" },
         r.rssm_path,
         r.matmul_kernel,
-        r.conv_layout,
         r.max_binding >> 20,
         r.reps
     );
@@ -699,7 +696,6 @@ pub fn run(opts: &GpuOptions, tune: Option<TuneMode>, args: BenchArgs) -> Result
             paths.join(", ")
         },
         matmul_kernel: rssm::ops::matmul::kernel_choice(&gpu),
-        conv_layout: rssm::ops::conv::nhwc::layout_choice(&gpu)?,
         tuning: gpu.tuning().to_string(),
         tunings,
         reps: args.reps.max(1),

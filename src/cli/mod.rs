@@ -26,9 +26,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub max_binding: Option<u64>,
     /// Force kernel choices over the device's rules and RSSM_TUNING: comma-separated key=value
-    /// (lanes=on|off, wide_loads=on|off, wide_blocks=on|off, pad_narrow=on|off, conv_block=8|16,
-    /// layout=nhwc|nchw, path=fused|per-op, tiling=gpu|cpu, tile_rows=1..8,
-    /// subnormals=flush|keep). `rssm info` prints the choices and why. They win over measured
+    /// (lanes=on|off, wide_blocks=on|off, conv_block=8|16, path=fused|per-op, tiling=gpu|cpu,
+    /// tile_rows=1..8, subnormals=flush|keep). `rssm info` prints the choices and why. They win over measured
     /// ones.
     #[arg(long, global = true, value_parser = parse_tuning)]
     pub tuning: Option<rssm::gpu::TuningOverrides>,

@@ -43,9 +43,6 @@ pub struct AdapterReport {
     /// The subgroup width when the device runs subgroup operations and its subgroups have one
     /// fixed width (8 on lavapipe with AVX2); `None` otherwise.
     pub subgroup_lanes: Option<u32>,
-    /// 64-bit integers in shaders (`wgpu::Features::SHADER_INT64`): the subgroup matmul then
-    /// loads 8 floats at a time as a `vec4<u64>` (shaders/matmul_lanes64.wgsl).
-    pub int64: bool,
     /// Optional features of the adapter, comma-separated names.
     pub features: String,
     /// Loop iterations one shader invocation may run in total before the driver ends its loops
@@ -166,7 +163,6 @@ impl fmt::Display for AdapterReport {
             Some(n) => writeln!(f, "subgroups    {n} lanes")?,
             None => writeln!(f, "subgroups    not used")?,
         }
-        writeln!(f, "int64        {}", if self.int64 { "yes" } else { "no" })?;
         match self.loop_limit {
             Some(n) => writeln!(
                 f,
@@ -321,7 +317,6 @@ pub(super) fn adapter_report(
             Some(p) => p.subgroup_lanes(features),
             None => own_lanes,
         },
-        int64: features.contains(wgpu::Features::SHADER_INT64),
         features: feature_names(match profile {
             Some(_) => features,
             None => adapter.features(),

@@ -106,10 +106,8 @@ impl Gpu {
             None => adapter.limits(),
         };
         // Timestamps (`rssm bench` on GPUs); subgroup operations: the CPU-driver matmul shares
-        // its loads across the lanes of a subgroup (shaders/matmul_lanes.wgsl); 64-bit
-        // integers: the subgroup matmul loads 8 floats as one vec4<u64>, which costs a CPU
-        // driver about what a vec4<f32> does (shaders/matmul_lanes64.wgsl). Under a profile,
-        // those of them the profile has too.
+        // its loads across the lanes of a subgroup (shaders/matmul_lanes.wgsl). Under a
+        // profile, those of them the profile has too.
         let mut features = adapter.features() & ENGINE_FEATURES;
         if let Some(p) = &profile {
             features &= p.features;

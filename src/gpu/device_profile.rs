@@ -39,8 +39,8 @@ pub struct DeviceProfile {
     pub source: &'static str,
     /// The limits the device is requested with (each capped at the adapter's).
     pub limits: wgpu::Limits,
-    /// Of the optional features the engine uses (`TIMESTAMP_QUERY`, `SUBGROUP`,
-    /// `SHADER_INT64`), those the class has.
+    /// Of the optional features the engine uses (`TIMESTAMP_QUERY`, `SUBGROUP`), those the
+    /// class has.
     pub features: wgpu::Features,
     /// The subgroup widths the class reports through wgpu, smallest and largest (equal: a fixed
     /// width, which the engine's subgroup kernels need); `None` without subgroup operations.
@@ -50,9 +50,8 @@ pub struct DeviceProfile {
 }
 
 /// The optional features the engine asks for when the adapter has them.
-pub const ENGINE_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
-    .union(wgpu::Features::SUBGROUP)
-    .union(wgpu::Features::SHADER_INT64);
+pub const ENGINE_FEATURES: wgpu::Features =
+    wgpu::Features::TIMESTAMP_QUERY.union(wgpu::Features::SUBGROUP);
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -103,7 +102,7 @@ fn desktop(
 /// Every profile.
 pub fn profiles() -> Vec<DeviceProfile> {
     use wgpu::Features as F;
-    let all = F::TIMESTAMP_QUERY | F::SUBGROUP | F::SHADER_INT64;
+    let all = F::TIMESTAMP_QUERY | F::SUBGROUP;
     vec![
         DeviceProfile {
             name: "webgpu",

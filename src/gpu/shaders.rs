@@ -27,11 +27,6 @@ pub const SOURCES: &[(&str, &str)] = &[
         "matmul_lanes",
         include_str!("../../shaders/matmul_lanes.wgsl"),
     ),
-    ("lanes64", include_str!("../../shaders/lanes64.wgsl")),
-    (
-        "matmul_lanes64",
-        include_str!("../../shaders/matmul_lanes64.wgsl"),
-    ),
     ("conv_wgrad", include_str!("../../shaders/conv_wgrad.wgsl")),
     (
         "conv_wgrad_lanes",
@@ -41,7 +36,6 @@ pub const SOURCES: &[(&str, &str)] = &[
         "conv_main_lanes",
         include_str!("../../shaders/conv_main_lanes.wgsl"),
     ),
-    ("conv_nhwc", include_str!("../../shaders/conv_nhwc.wgsl")),
     ("probe", include_str!("../../shaders/probe.wgsl")),
 ];
 
@@ -50,18 +44,10 @@ pub const SOURCES: &[(&str, &str)] = &[
 /// differs in a small file of its own, so the plain family never needs the feature.
 pub const COMPOSED: &[(&str, &[&str])] = &[
     ("conv", &["conv", "conv_wgrad"]),
-    ("matmul_lanes", &["matmul_lanes"]),
-    // 8-float loads as vec4<u64>: needs wgpu::Features::SHADER_INT64 as well.
-    (
-        "matmul_lanes64",
-        &["matmul_lanes", "lanes64", "matmul_lanes64"],
-    ),
     (
         "conv_lanes",
         &["conv", "conv_wgrad_lanes", "conv_main_lanes"],
     ),
-    // The u64 matmul's body over channels-innermost images: SUBGROUP and SHADER_INT64.
-    ("conv_nhwc", &["lanes64", "conv_nhwc"]),
 ];
 
 /// Every kernel family: the composed ones and each file no composed family uses.

@@ -5,11 +5,16 @@
 //! Overrides come from one parser ([`TuningOverrides::parse`]): `RSSM_TUNING` (and `--tuning`,
 //! Python's `Device(tuning=...)`) is a comma-separated list of `key=value`, with the keys of
 //! [`Tuning`]'s `Display` (`lanes=off,path=per-op`). The older single-choice variables
-//! (`RSSM_LANES`, `RSSM_WIDE_LOADS`, `RSSM_NHWC`, `RSSM_OBSERVE_PATH`, `RSSM_SUBNORMALS`) are
-//! read as aliases of their keys; `RSSM_TUNING` wins over them.
+//! (`RSSM_LANES`, `RSSM_OBSERVE_PATH`, `RSSM_SUBNORMALS`) are read as aliases of their keys;
+//! `RSSM_TUNING` wins over them.
 //!
-//! A variant the device cannot run (subgroup kernels without 8-lane subgroups, 8-float loads
-//! without 64-bit integers) is never chosen, forced or not: [`Tuning::within`].
+//! A variant the device cannot run (the subgroup kernels without 8-lane subgroups) is never
+//! chosen, forced or not: [`Tuning::within`].
+//!
+//! Every variant kept here pays its way end to end on some device (docs/performance.md, "Kernel
+//! variants"); those that did not (8-float loads, channels-innermost convolutions, zero-padded
+//! narrow inputs) were removed, and their keys are refused with a note saying so
+//! ([`REMOVED_KEYS`]).
 //!
 //! [`Gpu`]: crate::gpu::Gpu
 
@@ -49,22 +54,13 @@ pub enum Tiling {
 /// tuning can be given back as `RSSM_TUNING`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tuning {
-    /// The subgroup kernels (`matmul_lanes*`, `conv_lanes`, `conv_nhwc`): they share loads
-    /// across the 8 lanes of a subgroup, which pays on CPU drivers. Needs 8-lane subgroups.
+    /// The subgroup kernels (`matmul_lanes`, `conv_lanes`): they share loads across the 8
+    /// lanes of a subgroup, which pays on CPU drivers. Needs 8-lane subgroups.
     pub lanes: bool,
-    /// The subgroup matmul loads 8 floats as one `vec4<u64>` (`matmul_lanes_u64`) where K is a
-    /// multiple of 8. Needs `lanes` and 64-bit integers.
-    pub wide_loads: bool,
     /// `matmul_vec4`'s register block per invocation: 8x8 (`true`) or 4x4.
     pub wide_blocks: bool,
-    /// `linear` pads input widths that are not a multiple of 4 with zeros, so the vec4 kernels
-    /// take them.
-    pub pad_narrow: bool,
     /// Output positions per `conv_main` invocation and columns per `wgrad` invocation: 8 or 16.
     pub conv_block: u32,
-    /// The convolutions between the 3-channel ends run channels innermost (`conv_nhwc`).
-    /// Needs `lanes` and 64-bit integers.
-    pub nhwc: bool,
     /// `observe` and imagination: fused kernels or per-op.
     pub path: RssmPath,
     /// The fused kernels' workgroup shape.
@@ -80,20 +76,16 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    /// Today's rules for a device, before overrides: the subgroup kernels, 8x8 blocks, narrow
-    /// padding, 16-wide conv blocks and the per-op path on CPU drivers; 4x4 blocks, 8-wide conv
+    /// Today's rules for a device, before overrides: the subgroup kernels, 8x8 blocks,
+    /// 16-wide conv blocks and the per-op path on CPU drivers; 4x4 blocks, 8-wide conv
     /// blocks (16x16 accumulators would not fit a GPU's registers), the fused path and its GPU
-    /// tiling on GPUs. 8-float loads and channels innermost wherever the subgroup kernels run.
-    /// (The measurements behind each rule: docs/performance.md.)
+    /// tiling on GPUs. (The measurements behind each rule: docs/performance.md.)
     pub fn rules(report: &AdapterReport) -> Tuning {
         let cpu = report.is_cpu();
         Tuning {
             lanes: cpu,
-            wide_loads: true,
             wide_blocks: cpu,
-            pad_narrow: cpu,
             conv_block: if cpu { 16 } else { 8 },
-            nhwc: true,
             path: if cpu {
                 RssmPath::PerOp
             } else {
@@ -113,11 +105,8 @@ impl Tuning {
 
     /// This tuning without the variants `report`'s device cannot run.
     pub fn within(self, report: &AdapterReport) -> Tuning {
-        let lanes = self.lanes && report.subgroup_lanes == Some(8);
         Tuning {
-            lanes,
-            wide_loads: self.wide_loads && lanes && report.int64,
-            nhwc: self.nhwc && lanes && report.int64,
+            lanes: self.lanes && report.subgroup_lanes == Some(8),
             conv_block: if self.conv_block <= 8 { 8 } else { 16 },
             tile_rows: self.tile_rows.map(|r| r.max(1)),
             ..self
@@ -134,11 +123,6 @@ impl Tuning {
             Some(n) => format!("subgroups of {n} lanes, the kernels need 8"),
             None => "no subgroup operations".into(),
         };
-        let int64 = if report.int64 {
-            "64-bit integers"
-        } else {
-            "no 64-bit integers"
-        };
         vec![
             format!(
                 "lanes={} ({}: {lanes_why})",
@@ -146,34 +130,14 @@ impl Tuning {
                 origin(self.lanes == rules.lanes)
             ),
             format!(
-                "wide_loads={} ({}: {int64})",
-                on(self.wide_loads),
-                origin(self.wide_loads == rules.wide_loads)
-            ),
-            format!(
                 "wide_blocks={} ({}: {kind})",
                 on(self.wide_blocks),
                 origin(self.wide_blocks == rules.wide_blocks)
             ),
             format!(
-                "pad_narrow={} ({}: {kind})",
-                on(self.pad_narrow),
-                origin(self.pad_narrow == rules.pad_narrow)
-            ),
-            format!(
                 "conv_block={} ({}: {kind})",
                 self.conv_block,
                 origin(self.conv_block == rules.conv_block)
-            ),
-            format!(
-                "layout={} ({}: {})",
-                layout(self.nhwc),
-                origin(self.nhwc == rules.nhwc),
-                if self.lanes {
-                    int64
-                } else {
-                    "channels innermost needs the subgroup kernels"
-                }
             ),
             format!(
                 "path={} ({}: {kind}; where a shape does not fit, per-op)",
@@ -215,14 +179,6 @@ fn on(b: bool) -> &'static str {
     }
 }
 
-fn layout(nhwc: bool) -> &'static str {
-    if nhwc {
-        "nhwc"
-    } else {
-        "nchw"
-    }
-}
-
 fn tile_rows(r: Option<u32>) -> String {
     r.map_or_else(|| "auto".to_string(), |r| r.to_string())
 }
@@ -238,14 +194,10 @@ impl std::fmt::Display for Tuning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "lanes={},wide_loads={},wide_blocks={},pad_narrow={},conv_block={},layout={},path={},\
-             tiling={},tile_rows={},subnormals={}",
+            "lanes={},wide_blocks={},conv_block={},path={},tiling={},tile_rows={},subnormals={}",
             on(self.lanes),
-            on(self.wide_loads),
             on(self.wide_blocks),
-            on(self.pad_narrow),
             self.conv_block,
-            layout(self.nhwc),
             self.path,
             tiling(self.tiling),
             tile_rows(self.tile_rows),
@@ -262,11 +214,8 @@ impl std::fmt::Display for Tuning {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TuningOverrides {
     pub lanes: Option<bool>,
-    pub wide_loads: Option<bool>,
     pub wide_blocks: Option<bool>,
-    pub pad_narrow: Option<bool>,
     pub conv_block: Option<u32>,
-    pub nhwc: Option<bool>,
     pub path: Option<RssmPath>,
     pub tiling: Option<Tiling>,
     pub tile_rows: Option<u32>,
@@ -279,16 +228,37 @@ pub const TUNING_ENV: &str = "RSSM_TUNING";
 /// Older variables, each read as one key of [`TUNING_ENV`].
 pub const ALIASES: &[(&str, &str)] = &[
     ("RSSM_LANES", "lanes"),
-    ("RSSM_WIDE_LOADS", "wide_loads"),
-    ("RSSM_NHWC", "layout"),
     ("RSSM_OBSERVE_PATH", "path"),
     ("RSSM_SUBNORMALS", "subnormals"),
 ];
 
 /// Every key and the values it takes, for help texts and errors.
-pub const KEYS: &str = "lanes=on|off, wide_loads=on|off, wide_blocks=on|off, \
-     pad_narrow=on|off, conv_block=8|16, layout=nhwc|nchw, path=fused|per-op, tiling=gpu|cpu, \
-     tile_rows=1..8, subnormals=flush|keep (each also =auto)";
+pub const KEYS: &str = "lanes=on|off, wide_blocks=on|off, conv_block=8|16, path=fused|per-op, \
+     tiling=gpu|cpu, tile_rows=1..8, subnormals=flush|keep (each also =auto)";
+
+/// Keys of variants that were removed because they did not pay their way, and the variables
+/// that were their aliases: refused with this note rather than as unknown.
+pub const REMOVED_KEYS: &[(&str, &str)] = &[
+    (
+        "wide_loads",
+        "the 8-float-load matmul was removed: it gained under 10% end to end \
+         (docs/performance.md)",
+    ),
+    (
+        "layout",
+        "the channels-innermost convolutions were removed: they gained nothing end to end; \
+         every convolution runs NCHW (docs/performance.md)",
+    ),
+    (
+        "pad_narrow",
+        "the zero-padding of narrow linear inputs was removed: it gained under 10% end to end; \
+         the subgroup matmul takes any width (docs/performance.md)",
+    ),
+];
+
+/// Variables of removed keys ([`REMOVED_KEYS`]): still set, they get a clear error.
+pub const REMOVED_ALIASES: &[(&str, &str)] =
+    &[("RSSM_WIDE_LOADS", "wide_loads"), ("RSSM_NHWC", "layout")];
 
 impl TuningOverrides {
     /// Parse `key=value[,key=value...]` (empty: nothing forced). `auto` leaves a key to the
@@ -315,21 +285,11 @@ impl TuningOverrides {
         };
         match key {
             "lanes" => self.lanes = flag(value)?,
-            "wide_loads" => self.wide_loads = flag(value)?,
             "wide_blocks" => self.wide_blocks = flag(value)?,
-            "pad_narrow" => self.pad_narrow = flag(value)?,
             "conv_block" => {
                 self.conv_block = match value {
                     "8" => Some(8),
                     "16" => Some(16),
-                    "auto" | "" => None,
-                    _ => return Err(bad()),
-                }
-            }
-            "layout" => {
-                self.nhwc = match value {
-                    "nhwc" | "on" => Some(true),
-                    "nchw" | "off" => Some(false),
                     "auto" | "" => None,
                     _ => return Err(bad()),
                 }
@@ -368,9 +328,14 @@ impl TuningOverrides {
                 }
             }
             _ => {
+                if let Some((_, why)) = REMOVED_KEYS.iter().find(|(k, _)| *k == key) {
+                    return Err(Error::Invalid(format!(
+                        "tuning key '{key}': {why}; remove it (keys: {KEYS})"
+                    )));
+                }
                 return Err(Error::Invalid(format!(
                     "tuning key '{key}': expected one of {KEYS}"
-                )))
+                )));
             }
         }
         Ok(())
@@ -380,7 +345,7 @@ impl TuningOverrides {
     /// names the variable.
     pub fn from_env() -> Result<TuningOverrides> {
         let mut o = TuningOverrides::default();
-        for (var, key) in ALIASES {
+        for (var, key) in REMOVED_ALIASES.iter().chain(ALIASES) {
             if let Ok(v) = std::env::var(var) {
                 o.set(key, v.trim())
                     .map_err(|e| Error::Invalid(format!("{var}='{v}': {e}")))?;
@@ -398,11 +363,8 @@ impl TuningOverrides {
     pub fn over(self, base: TuningOverrides) -> TuningOverrides {
         TuningOverrides {
             lanes: self.lanes.or(base.lanes),
-            wide_loads: self.wide_loads.or(base.wide_loads),
             wide_blocks: self.wide_blocks.or(base.wide_blocks),
-            pad_narrow: self.pad_narrow.or(base.pad_narrow),
             conv_block: self.conv_block.or(base.conv_block),
-            nhwc: self.nhwc.or(base.nhwc),
             path: self.path.or(base.path),
             tiling: self.tiling.or(base.tiling),
             tile_rows: self.tile_rows.or(base.tile_rows),
@@ -414,11 +376,8 @@ impl TuningOverrides {
     pub fn apply(&self, t: Tuning) -> Tuning {
         Tuning {
             lanes: self.lanes.unwrap_or(t.lanes),
-            wide_loads: self.wide_loads.unwrap_or(t.wide_loads),
             wide_blocks: self.wide_blocks.unwrap_or(t.wide_blocks),
-            pad_narrow: self.pad_narrow.unwrap_or(t.pad_narrow),
             conv_block: self.conv_block.unwrap_or(t.conv_block),
-            nhwc: self.nhwc.unwrap_or(t.nhwc),
             path: self.path.unwrap_or(t.path),
             tiling: self.tiling.unwrap_or(t.tiling),
             tile_rows: self.tile_rows.or(t.tile_rows),
@@ -435,11 +394,8 @@ mod tests {
     fn parse_round_trips_display() {
         let t = Tuning {
             lanes: true,
-            wide_loads: false,
             wide_blocks: true,
-            pad_narrow: false,
             conv_block: 8,
-            nhwc: false,
             path: RssmPath::Fused,
             tiling: Tiling::Gpu,
             tile_rows: Some(3),
@@ -448,11 +404,8 @@ mod tests {
         let o = TuningOverrides::parse(&t.to_string()).unwrap();
         let base = Tuning {
             lanes: false,
-            wide_loads: true,
             wide_blocks: false,
-            pad_narrow: true,
             conv_block: 16,
-            nhwc: true,
             path: RssmPath::PerOp,
             tiling: Tiling::Cpu,
             tile_rows: None,
@@ -471,6 +424,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("'colour'"), "{e}");
+        for removed in ["wide_loads=on", "layout=nhwc", "pad_narrow=on"] {
+            let e = TuningOverrides::parse(removed).unwrap_err().to_string();
+            assert!(e.contains("removed"), "{e}");
+        }
         let e = TuningOverrides::parse("lanes").unwrap_err().to_string();
         assert!(e.contains("key=value"), "{e}");
         assert_eq!(

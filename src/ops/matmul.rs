@@ -6,7 +6,6 @@ use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::gpu::{BufRange, Gpu};
 use crate::ops::elementwise::{unary_backward, Unary};
 use crate::ops::reduce::sum_leading_into;
-use crate::ops::shape::{copy2d, Block};
 use crate::ops::slices;
 use crate::tensor::{Tape, Tensor, Var};
 
@@ -64,24 +63,6 @@ pub const MATMUL_LANES_ANY: KernelSig = kernel_sig!(
     "matmul_lanes_any",
     ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"],
     ["a", "b", "bias", "c"]
-);
-
-/// `matmul_lanes64::matmul_lanes_u64`.
-pub const MATMUL_LANES_U64: KernelSig = kernel_sig!(
-    Params,
-    "matmul_lanes64",
-    "matmul_lanes_u64",
-    ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"],
-    ["bias", "c", "a8", "b8"]
-);
-
-/// `matmul_lanes64::matmul_lanes_u64_store8`.
-pub const MATMUL_LANES_U64_STORE8: KernelSig = kernel_sig!(
-    Params,
-    "matmul_lanes64",
-    "matmul_lanes_u64_store8",
-    ["TRANS_A", "TRANS_B", "HAS_BIAS", "ACC", "ACT", "GRAD_ACT", "ROWS"],
-    ["bias", "a8", "b8", "y8", "c8"]
 );
 
 /// Activation fused into the matmul's store. Codes match `activate()` in the prelude.
@@ -149,14 +130,8 @@ pub struct MatmulSpec {
 pub fn kernel_choice(gpu: &Gpu) -> String {
     let t = gpu.tuning();
     if t.lanes {
-        let loads = if t.wide_loads {
-            "matmul_lanes_u64 where K is a multiple of 8, else matmul_lanes"
-        } else {
-            "matmul_lanes"
-        };
-        return format!(
-            "subgroup lanes ({loads}, and the conv_lanes convolutions, 8-lane subgroups)"
-        );
+        return "subgroup lanes (matmul_lanes, and the conv_lanes convolutions, 8-lane subgroups)"
+            .to_string();
     }
     format!(
         "register blocks (matmul_vec4, {0}x{0} per invocation)",
@@ -326,22 +301,6 @@ fn matmul_dispatch(
     // The subgroup kernel takes any sizes: vec4 loads where aligned, scalar loads otherwise
     // (`matmul_lanes_any`, about 1.35x the time on lavapipe).
     let lanes = !matvec && s.k > 0 && gpu.tuning().lanes;
-    // ... and with 8-float loads where K (and the contiguous axes) are multiples of 8 and the
-    // operands start at multiples of 32 bytes (`matmul_lanes_u64`: ~1.4x on lavapipe).
-    let lanes64 = lanes
-        && vec4
-        && s.k.is_multiple_of(8)
-        && (!s.trans_a || s.m.is_multiple_of(8))
-        && (s.trans_b || s.n.is_multiple_of(8))
-        && a.byte_offset().is_multiple_of(32)
-        && b.byte_offset().is_multiple_of(32)
-        && gpu.tuning().wide_loads;
-    // ... whose epilogue also stores (and loads Y, and C when accumulating) 8 floats at a time
-    // where N is a multiple of 8 and C and Y start at multiples of 32 bytes.
-    let store8 = lanes64
-        && s.n.is_multiple_of(8)
-        && c.byte_offset().is_multiple_of(32)
-        && grad_act.is_none_or(|(y, _)| y.byte_offset().is_multiple_of(32));
     // Rows per workgroup of the subgroup kernel: 32 (12 vec4 loads per 1,024 FMAs; 2.3x the
     // 8x8 register blocks on lavapipe) unless the matrix is short.
     let rows: usize = match s.m {
@@ -366,8 +325,6 @@ fn matmul_dispatch(
     let kernel = match (lanes, vec4) {
         _ if matvec4 => gpu.kernel(&MATVEC_VEC4, &constants[..6])?,
         _ if matvec => gpu.kernel(&MATVEC, &constants[..6])?,
-        (true, true) if store8 => gpu.kernel(&MATMUL_LANES_U64_STORE8, &constants)?,
-        (true, true) if lanes64 => gpu.kernel(&MATMUL_LANES_U64, &constants)?,
         (true, true) => gpu.kernel(&MATMUL_LANES, &constants)?,
         (true, false) => gpu.kernel(&MATMUL_LANES_ANY, &constants)?,
         (false, true) => gpu.kernel(&MATMUL_VEC4, &constants)?,
@@ -381,10 +338,7 @@ fn matmul_dispatch(
     // The bias binding is part of the entry point's layout even when HAS_BIAS is off; bind `a`
     // there (read-only twice is allowed) rather than a dummy buffer.
     let bias_buf = bias.or(grad_act.map(|(y, _)| y)).unwrap_or(a);
-    // `store8` reads Y (or nothing) through a second, 8-float view of the bias slot's buffer.
-    let bufs: &[BufRange<'_>] = if store8 {
-        &[bias_buf, a, b, bias_buf, c]
-    } else if vec4 {
+    let bufs: &[BufRange<'_>] = if vec4 {
         &[bias_buf, c, a, b]
     } else {
         &[a, b, bias_buf, c]
@@ -531,22 +485,6 @@ pub fn matmul(t: &Tape, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Result<
 /// activation-gradient dispatch plus one matmul per wanted input and a column sum for `b`.
 pub fn linear(t: &Tape, x: Var, w: Var, b: Option<Var>, act: Act) -> Result<Var> {
     let (xv, wv) = (t.value(x), t.value(w));
-    let in_f = wv.shape().get(1).copied().unwrap_or(0);
-    let pad = (4 - in_f % 4) % 4;
-    if pad > 0 && xv.gpu().tuning().pad_narrow && wv.shape().len() == 2 && xv.last_dim() == in_f {
-        // An input width that is not a multiple of 4 (the features, stoch + deter = 230)
-        // would take the scalar kernel for the forward and both gradients; zero columns
-        // appended to x and W give the same sums through the vec4 kernel. The concat's
-        // backward drops the padding's gradient.
-        let gpu = xv.gpu().clone();
-        let mut xpad_shape = xv.shape().to_vec();
-        *xpad_shape.last_mut().unwrap() = pad;
-        let xz = t.constant(&Tensor::zeros(&gpu, &xpad_shape)?);
-        let wz = t.constant(&Tensor::zeros(&gpu, &[wv.shape()[0], pad])?);
-        let xp = crate::ops::shape::concat_last(t, &[x, xz])?;
-        let wp = crate::ops::shape::concat_last(t, &[w, wz])?;
-        return linear(t, xp, wp, b, act);
-    }
     let bv = b.map(|b| t.value(b));
     if wv.shape().len() != 2 {
         return shape_err(
@@ -621,8 +559,7 @@ pub fn linear(t: &Tape, x: Var, w: Var, b: Option<Var>, act: Act) -> Result<Var>
 /// layer but the last followed by `act`) for `layers = [(W_0, b_0), ..]`, W `[out, in]`, over `x`
 /// `[..., in]`. The same values as a chain of [`linear`]s; the backward differs in dispatches:
 /// each layer's input gradient is one matmul with the previous layer's activation derivative
-/// fused into its store (`GRAD_ACT`), so no elementwise pass runs between layers. A first
-/// width that is not a multiple of 4 is zero-padded as in `linear` (on CPU drivers).
+/// fused into its store (`GRAD_ACT`), so no elementwise pass runs between layers.
 pub fn mlp(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<Var> {
     Ok(mlp_keep(t, x, layers, act)?.0)
 }
@@ -636,27 +573,12 @@ pub fn mlp_keep(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<(Va
     let gpu = xv.gpu().clone();
     let rows = xv.rows();
     let in_f = xv.last_dim();
-    // The padded input and first weight (zero columns), or the originals.
-    let pad = (4 - in_f % 4) % 4;
-    let padded = pad > 0 && gpu.tuning().pad_narrow;
-    let mut ws_used = ws.clone();
-    let x_used = if padded {
-        let wide = in_f + pad;
-        let copy_cols = |src: &Tensor, r: usize| -> Result<Tensor> {
-            let dst = Tensor::zeros(&gpu, &[r, wide])?;
-            copy2d(src, block(0, in_f), &dst, block(0, wide), r, in_f, false)?;
-            Ok(dst)
-        };
-        ws_used[0] = copy_cols(&ws[0], ws[0].shape()[0])?;
-        copy_cols(&xv.reshape(&[rows, in_f])?, rows)?
-    } else {
-        xv.reshape(&[rows, in_f])?
-    };
+    let x_rows = xv.reshape(&[rows, in_f])?;
     // One fused matmul per layer; the hidden outputs are saved for the backward.
     let last = layers.len() - 1;
     let mut hidden: Vec<Tensor> = Vec::with_capacity(last);
-    let mut h = x_used.clone();
-    for (l, (w, b)) in ws_used.iter().zip(&bs).enumerate() {
+    let mut h = x_rows.clone();
+    for (l, (w, b)) in ws.iter().zip(&bs).enumerate() {
         let (out_f, k) = (w.shape()[0], w.shape()[1]);
         let y = Tensor::empty(&gpu, &[rows, out_f])?;
         let spec = MatmulSpec {
@@ -676,15 +598,14 @@ pub fn mlp_keep(t: &Tape, x: Var, layers: &[(Var, Var)], act: Act) -> Result<(Va
     }
     debug_assert_eq!(h.last_dim(), width);
     let fwd = MlpForward {
-        x_used,
-        ws_used,
+        x_rows,
+        ws,
         hidden,
         out: h,
         in_f,
-        padded,
         act,
     };
-    let y = mlp_record(t, x, layers, &ws, fwd.clone())?;
+    let y = mlp_record(t, x, layers, fwd.clone())?;
     Ok((y, fwd))
 }
 
@@ -699,10 +620,10 @@ pub fn mlp_from_forward(t: &Tape, x: Var, layers: &[(Var, Var)], fwd: &MlpForwar
     mlp_widths(&xv, &ws, &bs)?;
     let rows = xv.rows();
     let same = xv.last_dim() == fwd.in_f
-        && ws.len() == fwd.ws_used.len()
+        && ws.len() == fwd.ws.len()
         && ws
             .iter()
-            .zip(&fwd.ws_used)
+            .zip(&fwd.ws)
             .all(|(a, b)| a.shape()[0] == b.shape()[0])
         && rows <= fwd.out.rows();
     if !same {
@@ -714,13 +635,12 @@ pub fn mlp_from_forward(t: &Tape, x: Var, layers: &[(Var, Var)], fwd: &MlpForwar
                 ws.len(),
                 fwd.out.rows(),
                 fwd.in_f,
-                fwd.ws_used.len()
+                fwd.ws.len()
             ),
         );
     }
     let view = MlpForward {
-        x_used: fwd.x_used.leading_rows(rows)?,
-        ws_used: fwd.ws_used.clone(),
+        x_rows: fwd.x_rows.leading_rows(rows)?,
         hidden: fwd
             .hidden
             .iter()
@@ -730,22 +650,21 @@ pub fn mlp_from_forward(t: &Tape, x: Var, layers: &[(Var, Var)], fwd: &MlpForwar
         out: fwd.out.leading_rows(rows)?.deep_clone()?,
         ..fwd.clone()
     };
-    mlp_record(t, x, layers, &ws, view)
+    mlp_record(t, x, layers, view)
 }
 
 /// The tensors of an [`mlp`]'s forward pass that its backward reads.
 #[derive(Clone)]
 pub struct MlpForward {
-    /// The input `[rows, in]` (zero-padded to a multiple of 4 when `padded`).
-    x_used: Tensor,
-    /// The weights (the first one padded like the input).
-    ws_used: Vec<Tensor>,
+    /// The input as `[rows, in]`.
+    x_rows: Tensor,
+    /// The weights.
+    ws: Vec<Tensor>,
     /// Every layer's output but the last, `[rows, out_l]` (after the activation).
     hidden: Vec<Tensor>,
     /// The last layer's output `[rows, out]`.
     out: Tensor,
     in_f: usize,
-    padded: bool,
     act: Act,
 }
 
@@ -774,13 +693,7 @@ fn mlp_widths(xv: &Tensor, ws: &[Tensor], bs: &[Tensor]) -> Result<usize> {
 
 /// Record an MLP node whose value is `fwd.out` (viewed in `x`'s leading shape) and whose
 /// backward runs the layers in reverse with the fused activation derivatives.
-fn mlp_record(
-    t: &Tape,
-    x: Var,
-    layers: &[(Var, Var)],
-    ws: &[Tensor],
-    fwd: MlpForward,
-) -> Result<Var> {
+fn mlp_record(t: &Tape, x: Var, layers: &[(Var, Var)], fwd: MlpForward) -> Result<Var> {
     let xv = t.value(x);
     let x_shape = xv.shape().to_vec();
     let rows = xv.rows();
@@ -793,15 +706,13 @@ fn mlp_record(
         inputs.extend([*w, *b]);
     }
     let vars = layers.to_vec();
-    let w_shapes: Vec<Vec<usize>> = ws.iter().map(|w| w.shape().to_vec()).collect();
     let gpu = xv.gpu().clone();
     let last = layers.len() - 1;
     let MlpForward {
-        x_used,
-        ws_used,
+        x_rows,
+        ws,
         hidden,
         in_f,
-        padded,
         act,
         ..
     } = fwd;
@@ -809,9 +720,9 @@ fn mlp_record(
         let mut gout = gy.reshape(&[rows, width])?;
         for l in (0..=last).rev() {
             let (wv, bv) = vars[l];
-            let w = &ws_used[l];
+            let w = &ws[l];
             let (out_f, in_w) = (w.shape()[0], w.shape()[1]);
-            let inp = if l == 0 { &x_used } else { &hidden[l - 1] };
+            let inp = if l == 0 { &x_rows } else { &hidden[l - 1] };
             let wgrad = MatmulSpec {
                 m: out_f,
                 n: in_w,
@@ -822,14 +733,8 @@ fn mlp_record(
                 acc: false,
             };
             if g.wants(wv) {
-                let (gw, acc) = g.target(wv, &w_shapes[l], &gpu)?;
-                if l == 0 && padded {
-                    let tmp = Tensor::empty(&gpu, &[out_f, in_w])?;
-                    matmul_into(&gout, inp, None, &tmp, wgrad)?;
-                    copy2d(&tmp, block(0, in_w), &gw, block(0, in_f), out_f, in_f, acc)?;
-                } else {
-                    matmul_into(&gout, inp, None, &gw, MatmulSpec { acc, ..wgrad })?;
-                }
+                let (gw, acc) = g.target(wv, w.shape(), &gpu)?;
+                matmul_into(&gout, inp, None, &gw, MatmulSpec { acc, ..wgrad })?;
             }
             if g.wants(bv) {
                 let (gb, acc) = g.target(bv, &[out_f], &gpu)?;
@@ -858,23 +763,12 @@ fn mlp_record(
                 gout = gin;
             } else if g.wants(x) {
                 let (gx, acc) = g.target(x, &x_shape, &gpu)?;
-                if padded {
-                    let tmp = Tensor::empty(&gpu, &[rows, in_w])?;
-                    matmul_into(&gout, w, None, &tmp, igrad)?;
-                    copy2d(&tmp, block(0, in_w), &gx, block(0, in_f), rows, in_f, acc)?;
-                } else {
-                    let gx2 = gx.reshape(&[rows, in_f])?;
-                    matmul_into(&gout, w, None, &gx2, MatmulSpec { acc, ..igrad })?;
-                }
+                let gx2 = gx.reshape(&[rows, in_f])?;
+                matmul_into(&gout, w, None, &gx2, MatmulSpec { acc, ..igrad })?;
             }
         }
         Ok(())
     }))
-}
-
-/// A `copy2d` block starting at `offset` with row stride `stride`.
-fn block(offset: usize, stride: usize) -> Block {
-    Block { offset, stride }
 }
 
 /// Plain-Rust reference.

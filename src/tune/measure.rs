@@ -47,7 +47,7 @@ pub struct Progress {
 /// One candidate of a decision and its times, milliseconds per step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CandidateTime {
-    /// The decision's keys in the override syntax (`lanes=on,wide_loads=off,wide_blocks=on`).
+    /// The decision's keys in the override syntax (`lanes=on,wide_blocks=on`).
     pub value: String,
     /// Median of a world-model update plus a behaviour update; `None` when not measured.
     pub ms: Option<f64>,
@@ -399,11 +399,8 @@ pub fn measure(
 fn is_forced(o: &TuningOverrides, key: &str) -> bool {
     match key {
         "lanes" => o.lanes.is_some(),
-        "wide_loads" => o.wide_loads.is_some(),
         "wide_blocks" => o.wide_blocks.is_some(),
-        "pad_narrow" => o.pad_narrow.is_some(),
         "conv_block" => o.conv_block.is_some(),
-        "layout" => o.nhwc.is_some(),
         "path" => o.path.is_some(),
         "tiling" => o.tiling.is_some(),
         "tile_rows" => o.tile_rows.is_some(),

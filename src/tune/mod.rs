@@ -3,7 +3,7 @@
 //!
 //! [`Tuning::rules`](crate::gpu::Tuning::rules) are written from one machine's measurements.
 //! Here every choice between equivalent kernels (a [`Decision`]: the matmul kernel, the
-//! convolutions' block and layout, the narrow-input padding, the RSSM path, the fused
+//! convolutions' block, the RSSM path, the fused
 //! kernels' tiling and rows per tile) is a set of candidates the device can run, timed on a
 //! world-model update plus a behaviour update of the configuration ([`measure`]):
 //! coordinate-wise, one decision at a time with the others at their best so far, so the cost
@@ -167,28 +167,22 @@ pub enum Decision {
     Tiling,
     /// The fused kernels' rows per tile (`tile_rows`), where they run.
     TileRows,
-    /// The matmul kernel: subgroup lanes with 8- or 4-float loads, or the vec4 kernel with
-    /// 8x8 or 4x4 register blocks (`lanes`, `wide_loads`, `wide_blocks`).
+    /// The matmul kernel: subgroup lanes, or the vec4 kernel with 8x8 or 4x4 register blocks
+    /// (`lanes`, `wide_blocks`).
     Matmul,
-    /// The convolutions' layout (`layout`).
-    Layout,
     /// Output positions per convolution invocation (`conv_block`).
     ConvBlock,
-    /// Narrow linear inputs padded for the vec4 kernels (`pad_narrow`).
-    PadNarrow,
 }
 
 impl Decision {
     /// Every decision, in the order [`measure`] takes them: the largest effects first, so a
     /// short budget spends itself where it matters.
-    pub const ALL: [Decision; 7] = [
+    pub const ALL: [Decision; 5] = [
         Decision::Path,
         Decision::Tiling,
         Decision::TileRows,
         Decision::Matmul,
-        Decision::Layout,
         Decision::ConvBlock,
-        Decision::PadNarrow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -197,9 +191,7 @@ impl Decision {
             Decision::Tiling => "tiling",
             Decision::TileRows => "tile_rows",
             Decision::Matmul => "matmul",
-            Decision::Layout => "layout",
             Decision::ConvBlock => "conv_block",
-            Decision::PadNarrow => "pad_narrow",
         }
     }
 
@@ -209,15 +201,12 @@ impl Decision {
             Decision::Path => &["path"],
             Decision::Tiling => &["tiling"],
             Decision::TileRows => &["tile_rows"],
-            Decision::Matmul => &["lanes", "wide_loads", "wide_blocks"],
-            Decision::Layout => &["layout"],
+            Decision::Matmul => &["lanes", "wide_blocks"],
             Decision::ConvBlock => &["conv_block"],
-            Decision::PadNarrow => &["pad_narrow"],
         }
     }
 
-    /// `t`'s values of this decision's keys, in the override syntax (`lanes=on,wide_loads=off,
-    /// wide_blocks=on`).
+    /// `t`'s values of this decision's keys, in the override syntax (`lanes=on,wide_blocks=on`).
     pub fn value(self, t: &Tuning) -> String {
         let keys = self.keys();
         t.to_string()
@@ -280,16 +269,7 @@ impl Decision {
                 v
             }
             Decision::Matmul => vec![
-                Tuning {
-                    lanes: true,
-                    wide_loads: true,
-                    ..b
-                },
-                Tuning {
-                    lanes: true,
-                    wide_loads: false,
-                    ..b
-                },
+                Tuning { lanes: true, ..b },
                 Tuning {
                     lanes: false,
                     wide_blocks: true,
@@ -301,12 +281,8 @@ impl Decision {
                     ..b
                 },
             ],
-            Decision::Layout => [true, false].map(|nhwc| Tuning { nhwc, ..b }).to_vec(),
             Decision::ConvBlock => [8, 16]
                 .map(|conv_block| Tuning { conv_block, ..b })
-                .to_vec(),
-            Decision::PadNarrow => [true, false]
-                .map(|pad_narrow| Tuning { pad_narrow, ..b })
                 .to_vec(),
         };
         let effective = |t: Tuning| *gpu.with_tuning(forced.apply(t)).tuning();

@@ -42,8 +42,7 @@ pub fn capped(bytes: u64) -> Gpu {
 }
 
 /// Every matmul kernel the device can run, named: the vec4 kernel with 4x4 and with 8x8
-/// register blocks, and where the device has 8-lane subgroups the subgroup kernel with vec4
-/// loads and (with 64-bit integers) 8-float loads.
+/// register blocks, and where the device has 8-lane subgroups the subgroup kernel.
 pub fn matmul_variants() -> Vec<(&'static str, Gpu)> {
     let g = gpu();
     let r = g.report().clone();
@@ -64,24 +63,7 @@ pub fn matmul_variants() -> Vec<(&'static str, Gpu)> {
         ),
     ];
     if r.subgroup_lanes == Some(8) {
-        v.push((
-            "subgroup lanes, vec4 loads",
-            gpu_with(|t| {
-                t.lanes = true;
-                t.wide_loads = false
-            }),
-        ));
-        if r.int64 {
-            v.push((
-                "subgroup lanes, 8-float loads",
-                gpu_with(|t| {
-                    t.lanes = true;
-                    t.wide_loads = true
-                }),
-            ));
-        } else {
-            eprintln!("no 64-bit integers on this device: matmul_lanes_u64 not run");
-        }
+        v.push(("subgroup lanes", gpu_with(|t| t.lanes = true)));
     } else {
         eprintln!("no 8-lane subgroups on this device: matmul_lanes not run");
     }

@@ -25,13 +25,13 @@
 //! output-channel block, so a whole encoder + decoder compiles about ten; kernel size and
 //! stride are runtime parameters.
 
-use crate::error::{shape_err, Error, Result};
+use crate::error::{shape_err, Result};
 use crate::gpu::pipelines::{kernel_sig, KernelSig};
 use crate::gpu::{BufRange, Gpu};
 pub use stack::{conv2d_stack, conv_transpose2d_stack, StackLayer};
 
 use crate::ops::matmul::{act_backward, matmul_into, Act, MatmulSpec};
-use crate::ops::reduce::{expand_into, sum_leading_into};
+use crate::ops::reduce::expand_into;
 use crate::ops::{grid, slices};
 use crate::tensor::{Tape, Tensor, Var};
 
@@ -71,7 +71,7 @@ pub const CONV_MAIN_LANES: KernelSig = kernel_sig!(
     "conv_lanes",
     "conv_main_lanes",
     ["SCATTER", "CB4L", "FOLD", "PAIR"],
-    ["inp", "wp", "bias", "out", "out4"]
+    ["inp", "wp", "bias", "out"]
 );
 
 /// `conv_lanes::pack_w_fold`.
@@ -112,8 +112,6 @@ pub(crate) struct Params {
     ws_r: u32,
     len: u32,
     splits: u32,
-    nhwc_out: u32,
-    nhwc_in: u32,
 }
 
 /// Invocations per workgroup of `conv_main` and `wgrad`.
@@ -283,51 +281,10 @@ fn main_into(
     act: Act,
     acc: bool,
 ) -> Result<()> {
-    main_into_layout(inp, w, bias, out, ps, act, acc, Layout::Nchw)
-}
-
-/// Where a pass of [`main_into_layout`] keeps channels innermost (`conv_main_lanes` only: see
-/// [`nhwc`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Layout {
-    /// Input and output `[N, C, H, W]`.
-    Nchw,
-    /// The output stored `[N, OH, OW, O]`: a gather without folding (the first layer of an
-    /// NHWC stack, the input gradient of the last).
-    NhwcOut,
-    /// The input read as `[N, IH, IW, R]`: a scatter (the last layer of an NHWC stack).
-    NhwcIn,
-}
-
-/// [`main_into`] with a channels-innermost input or output (`layout`).
-#[allow(clippy::too_many_arguments)]
-fn main_into_layout(
-    inp: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    out: &Tensor,
-    ps: Pass,
-    act: Act,
-    acc: bool,
-    layout: Layout,
-) -> Result<()> {
     let gpu = inp.gpu();
     let lanes = lanes_mode(gpu, &ps)?;
     let fold = lanes.is_some_and(|m| m.fold);
     let pair = lanes.is_some_and(|m| m.pair);
-    let (nhwc_in, nhwc_out) = (layout == Layout::NhwcIn, layout == Layout::NhwcOut);
-    if nhwc_out && (lanes.is_none() || fold || ps.scatter || !ps.o.is_multiple_of(4)) {
-        return Err(Error::Invalid(format!(
-            "a channels-innermost output needs the subgroup gather (conv_main_lanes) and a \
-             multiple of 4 channels ({} here)",
-            ps.o
-        )));
-    }
-    if nhwc_in && (lanes.is_none() || !ps.scatter) {
-        return Err(Error::Invalid(
-            "a channels-innermost input needs the subgroup scatter (conv_main_lanes)".into(),
-        ));
-    }
     // Output channels (virtual ones when folded), per workgroup (grid x), positions per
     // workgroup (grid y), and the taps of the packed weights.
     let o_eff = lanes.map_or(ps.o, |m| m.channels(&ps));
@@ -402,8 +359,6 @@ fn main_into_layout(
         has_bias: bias.is_some() as u32,
         act: act.code() as u32,
         acc: acc as u32,
-        nhwc_out: nhwc_out as u32,
-        nhwc_in: nhwc_in as u32,
         ..Default::default()
     };
     // Positions per phase: the scatter's phase (0, 0) is the largest (folded: all phases).
@@ -437,10 +392,8 @@ fn main_into_layout(
         // The bias binding is part of the layout even without a bias: bind the input there.
         let bias_r = bias.map_or(inp_r, |b| b.buf().whole());
         let out_r = out.buf().range(first * out_img, n * out_img);
-        let bufs = [inp_r, packed.buf().whole(), bias_r, out_r, out_r];
-        // conv_main_lanes also sees the output as vec4s (binding 7, `out4`).
-        let used = if lanes.is_some() { 5 } else { 4 };
-        gpu.dispatch_ranges(&kernel, &p, &bufs[..used], grid);
+        let bufs = [inp_r, packed.buf().whole(), bias_r, out_r];
+        gpu.dispatch_ranges(&kernel, &p, &bufs, grid);
     }
     Ok(())
 }
@@ -490,14 +443,11 @@ struct WgradGeom {
     kh: usize,
     kw: usize,
     s: usize,
-    /// `small` is channels innermost, `[n, sh, sw, a]` (the subgroup kernel only).
-    small_nhwc: bool,
 }
 
 impl WgradGeom {
-    /// A Conv2d's weight gradient: small = the output gradient (NHWC with `small_nhwc`),
-    /// large = the input.
-    fn conv2d(cs: &ConvShape, small_nhwc: bool) -> WgradGeom {
+    /// A Conv2d's weight gradient: small = the output gradient, large = the input.
+    fn conv2d(cs: &ConvShape) -> WgradGeom {
         WgradGeom {
             n: cs.n,
             a: cs.co,
@@ -509,13 +459,11 @@ impl WgradGeom {
             kh: cs.kh,
             kw: cs.kw,
             s: cs.s,
-            small_nhwc,
         }
     }
 
-    /// A ConvTranspose2d's weight gradient: small = the input (NHWC with `small_nhwc`),
-    /// large = the output gradient.
-    fn conv_transpose2d(cs: &ConvShape, small_nhwc: bool) -> WgradGeom {
+    /// A ConvTranspose2d's weight gradient: small = the input, large = the output gradient.
+    fn conv_transpose2d(cs: &ConvShape) -> WgradGeom {
         WgradGeom {
             n: cs.n,
             a: cs.ci,
@@ -527,7 +475,6 @@ impl WgradGeom {
             kh: cs.kh,
             kw: cs.kw,
             s: cs.s,
-            small_nhwc,
         }
     }
 }
@@ -576,11 +523,6 @@ fn wgrad_slice(
     // workgroup per tile of 32 rows x 64 columns. The plain one: one invocation per tile of 16
     // rows x `ncol` columns, 64 invocations per workgroup.
     let lanes = gpu.tuning().lanes;
-    if g.small_nhwc && !lanes {
-        return Err(Error::Invalid(
-            "a channels-innermost weight gradient needs the subgroup kernel (wgrad_lanes)".into(),
-        ));
-    }
     let (invocations, groups) = if lanes {
         let tiles = g.a.div_ceil(32) * c.div_ceil(64);
         (8 * tiles, tiles)
@@ -607,7 +549,6 @@ fn wgrad_slice(
         b: g.b as u32,
         c: c as u32,
         imgs: imgs as u32,
-        nhwc_out: g.small_nhwc as u32,
         ..Default::default()
     };
     let grid = gpu.grid_2d(groups, splits);
@@ -852,7 +793,7 @@ pub fn conv2d_backward(
     }
     if let Some((gw, acc)) = gw {
         check_len(gw, w.shape(), "conv2d backward", "weight gradient")?;
-        let geom = WgradGeom::conv2d(&cs, false);
+        let geom = WgradGeom::conv2d(&cs);
         wgrad_into(g, x, gw, geom, acc)?;
     }
     if let Some((gb, acc)) = gb {
@@ -1021,7 +962,7 @@ pub fn conv_transpose2d_backward(
             "conv_transpose2d backward",
             "weight gradient",
         )?;
-        let geom = WgradGeom::conv_transpose2d(&cs, false);
+        let geom = WgradGeom::conv_transpose2d(&cs);
         wgrad_into(x, g, gw, geom, acc)?;
     }
     if let Some((gb, acc)) = gb {
@@ -1042,6 +983,8 @@ type BackwardFn = fn(
     Option<(&Tensor, bool)>,
 ) -> Result<()>;
 
+/// Record a conv layer `y = act(op(x, w) + b)`: its backward gets the saved x and w values,
+/// the pre-activation gradient and the targets of x, w and b that want one.
 #[allow(clippy::too_many_arguments)]
 fn record(
     t: &Tape,
@@ -1056,56 +999,18 @@ fn record(
     backward: BackwardFn,
 ) -> Var {
     let co = y.shape()[1];
-    record_layer(
-        t,
-        [x, w, b],
-        [xv, wv],
-        y,
-        (co, false),
-        act,
-        move |xv, wv, gpre, gx, gw, gb| backward(xv, wv, gpre, stride, gx, gw, gb),
-    )
-}
-
-/// A gradient target and whether to add into it.
-type Target<'a> = Option<(&'a Tensor, bool)>;
-
-/// Record a conv layer `y = act(op(x, w) + b)` (either layout): its backward gets the saved x
-/// and w values, the pre-activation gradient and the targets of x, w and b that want one.
-/// With `nhwc_out` (`y [N, OH, OW, co]`) the bias gradient is a column sum taken here, and
-/// `backward` gets no target for it.
-fn record_layer<F>(
-    t: &Tape,
-    vars: [Var; 3],
-    vals: [Tensor; 2],
-    y: Tensor,
-    (co, nhwc_out): (usize, bool),
-    act: Act,
-    backward: F,
-) -> Var
-where
-    F: FnOnce(&Tensor, &Tensor, &Tensor, Target, Target, Target) -> Result<()> + 'static,
-{
-    let [x, w, b] = vars;
-    let [xv, wv] = vals;
-    // The gradient of x in x's own shape (`xv` may be an NCHW copy of an NHWC x).
-    let x_shape = t.shape(x);
     let saved_y = act.unary().map(|_| y.clone());
     t.record(y, &[x, w, b], move |g, gy| {
         let gpu = xv.gpu().clone();
         let gpre = act_backward(act, saved_y.as_ref(), gy)?;
-        let gx = g.wanted_target(x, &x_shape, &gpu)?;
+        let gx = g.wanted_target(x, xv.shape(), &gpu)?;
         let gw = g.wanted_target(w, wv.shape(), &gpu)?;
-        let mut gb = g.wanted_target(b, &[co], &gpu)?;
-        if nhwc_out {
-            if let Some((gb, acc)) = gb.take() {
-                sum_leading_into(&gpre, &gb, acc)?;
-            }
-        }
+        let gb = g.wanted_target(b, &[co], &gpu)?;
         backward(
             &xv,
             &wv,
             &gpre,
+            stride,
             gx.as_ref().map(|(t, acc)| (t, *acc)),
             gw.as_ref().map(|(t, acc)| (t, *acc)),
             gb.as_ref().map(|(t, acc)| (t, *acc)),
@@ -1143,7 +1048,6 @@ pub fn conv_transpose2d(t: &Tape, x: Var, w: Var, b: Var, stride: usize, act: Ac
     ))
 }
 
-pub mod nhwc;
 /// Plain-Rust references (direct loops, f64 accumulation), for the tests.
 pub mod reference;
 pub mod stack;

@@ -1,6 +1,12 @@
-//! Conv2d and ConvTranspose2d against plain-Rust references (f64 loops): forward, input, weight
-//! and bias gradients at awkward small shapes and at the exact shapes of the spec's encoder and
-//! decoder (batch 2), accumulation into existing gradients, and finite-difference gradchecks.
+//! The convolution family (`shaders/conv*.wgsl`, `ops::conv`): Conv2d and ConvTranspose2d
+//! against plain-Rust references (f64 loops), forward, input, weight and bias gradients, on
+//! every kernel variant the device runs (plain and subgroup kernels, both register blocks): at
+//! awkward small shapes, at the exact shapes of the spec's encoder and decoder and the `small`
+//! preset's layers at its training batch, accumulation into existing gradients, and
+//! finite-difference gradchecks. (Past one storage binding and past 65,536 positions:
+//! tests/chunking.rs and tests/at_scale.rs.)
+
+mod common;
 
 use crate::common::{act_ref, assert_close, gpu, rand_vec};
 use rssm::gpu::Gpu;
