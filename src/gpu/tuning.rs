@@ -11,9 +11,9 @@
 //! A variant the device cannot run (the subgroup kernels without 8-lane subgroups) is never
 //! chosen, forced or not: [`Tuning::within`].
 //!
-//! Every variant kept here pays its way end to end on some device (docs/performance.md, "Kernel
-//! variants"); those that did not (8-float loads, channels-innermost convolutions, zero-padded
-//! narrow inputs) were removed, and their keys are refused with a note saying so
+//! Every variant kept here pays its way end to end on some device's default job
+//! (docs/performance.md); those that did not (8-float loads, channels-innermost convolutions,
+//! zero-padded narrow inputs) were removed, and their keys are refused with a note saying so
 //! ([`REMOVED_KEYS`]).
 //!
 //! [`Gpu`]: crate::gpu::Gpu

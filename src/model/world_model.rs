@@ -206,8 +206,8 @@ impl WorldModel {
         self.params.tensors()[0].gpu()
     }
 
-    /// `[N,3,64,64] -> [N, embed]`: four k4 s2 convs with ReLU, flattened in C,H,W order (in
-    /// the layout the device runs best: `ops::conv::stack`).
+    /// `[N,3,64,64] -> [N, embed]`: four k4 s2 convs with ReLU (one `ops::conv::stack` call),
+    /// flattened in C,H,W order.
     pub fn encode(&self, t: &Tape, p: &Bound, images: Var) -> Result<Var> {
         let layers = Self::stack(p, &self.encoder, |_| Act::Relu);
         let x = conv::conv2d_stack(t, images, &layers, 2)?;

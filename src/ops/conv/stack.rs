@@ -1,7 +1,7 @@
 //! Stacks of convolutions: the world model's encoder (a Conv2d stack) and decoder (a
 //! ConvTranspose2d stack) are one call each, so how a stack runs is this module's business
 //! alone. Today every layer runs NCHW on the tape; a channels-innermost layout was tried here
-//! and removed for gaining nothing end to end (docs/performance.md, "Kernel variants").
+//! and removed for gaining nothing on the default CPU job (docs/performance.md).
 
 use crate::error::Result;
 use crate::ops::matmul::Act;
