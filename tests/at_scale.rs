@@ -132,9 +132,21 @@ fn assert_paths_agree_on(g: &Gpu, cfg: &Config, b: &DeviceBatch, tol: f64) {
         ((l0 - l1) / l1).abs() <= 1e-5,
         "{tag}: loss {l0} on the default path, {l1} on the reference path"
     );
-    for ((name, a), (_, r)) in g0.iter().zip(&g1) {
-        let e = rel_err(a, r);
-        assert!(e <= tol, "{tag}: gradient of {name} differs by {e:.2e}");
+    // Every parameter's difference, the largest first, so a failure shows the whole picture.
+    let mut errs: Vec<(f64, &str)> = g0
+        .iter()
+        .zip(&g1)
+        .map(|((name, a), (_, r))| (rel_err(a, r), name.as_str()))
+        .collect();
+    errs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let worst: Vec<String> = errs
+        .iter()
+        .take(6)
+        .map(|(e, name)| format!("{name} {e:.2e}"))
+        .collect();
+    eprintln!("{tag}: largest gradient differences: {}", worst.join(", "));
+    for (e, name) in &errs {
+        assert!(*e <= tol, "{tag}: gradient of {name} differs by {e:.2e}");
     }
 }
 
@@ -155,11 +167,17 @@ fn small_preset_matches_reference_path() {
 
 /// The specification's model at B16 T50 (the fused RSSM in many chunks of steps on a CPU
 /// driver, every conv layer past 65,536 positions): every gradient against the reference path,
-/// to 3e-4 (the conv weight gradients sum 800 images in different orders: 1.0e-4 seen).
+/// to 1e-3. Most agree to 1e-4 (800 images summed in different orders), but at this size a ReLU
+/// kink is all but certain: among the decoder's 2.6 million first-layer outputs a few sit
+/// within rounding of zero, and where the two paths' last bits put one on different sides its
+/// whole term enters one weight gradient and not the other (4.2e-4 seen in
+/// `decoder.deconv0.weight` on this batch between the per-op path with and without the subgroup
+/// kernels, with the states and decoded images equal to 6e-7; 5e-5 on another batch). The bugs
+/// this test is for gave errors of 1e-2 and more.
 #[test]
 #[ignore = "minutes on a CPU driver: .ci/run runs it in release"]
 fn spec_model_b16_t50_matches_reference_path() {
-    assert_paths_agree(&spec(16, 50), 3e-4);
+    assert_paths_agree(&spec(16, 50), 1e-3);
 }
 
 /// Ten world-model updates at the specification's sizes (B16 T50), from the same initial
