@@ -241,18 +241,18 @@ pub const KEYS: &str = "lanes=on|off, wide_blocks=on|off, conv_block=8|16, path=
 pub const REMOVED_KEYS: &[(&str, &str)] = &[
     (
         "wide_loads",
-        "the 8-float-load matmul was removed: it gained under 10% end to end \
+        "the 8-float-load matmul was removed: it gained under 10% on the default CPU job \
          (docs/performance.md)",
     ),
     (
         "layout",
-        "the channels-innermost convolutions were removed: they gained nothing end to end; \
-         every convolution runs NCHW (docs/performance.md)",
+        "the channels-innermost convolutions were removed: they gained nothing on the default \
+         CPU job; every convolution runs NCHW (docs/performance.md)",
     ),
     (
         "pad_narrow",
-        "the zero-padding of narrow linear inputs was removed: it gained under 10% end to end; \
-         the subgroup matmul takes any width (docs/performance.md)",
+        "the zero-padding of narrow linear inputs was removed: it gained under 10% on the \
+         default CPU job; the subgroup matmul takes any width (docs/performance.md)",
     ),
 ];
 
