@@ -173,7 +173,8 @@ fn small_preset_matches_reference_path() {
 /// whole term enters one weight gradient and not the other (4.2e-4 seen in
 /// `decoder.deconv0.weight` on this batch between the per-op path with and without the subgroup
 /// kernels, with the states and decoded images equal to 6e-7; 5e-5 on another batch). The bugs
-/// this test is for gave errors of 1e-2 and more.
+/// this test is for (stale steps past a driver's loop limit, a race) gave errors orders of
+/// magnitude larger.
 #[test]
 #[ignore = "minutes on a CPU driver: .ci/run runs it in release"]
 fn spec_model_b16_t50_matches_reference_path() {
