@@ -107,7 +107,7 @@ fn aligned() -> Config {
     }
 }
 
-/// Odd widths (scalar and padded kernels, narrow conv outputs).
+/// Odd widths (the scalar kernels, narrow conv outputs).
 fn awkward() -> Config {
     Config {
         action_dim: 1,

@@ -6,17 +6,7 @@ registers). Edit this script, not the .wgsl file, then run it:
     python3 shaders/gen/conv_main_lanes.py --check  # exit 1 if the shader differs (tests/shaders_validate.rs)
 """
 
-import pathlib
-import sys
-
-
-def write_or_check(file_name, text):
-    path = pathlib.Path(__file__).resolve().parent.parent / file_name
-    if "--check" in sys.argv:
-        if path.read_text() != text:
-            sys.exit(f"shaders/{file_name} differs from what shaders/gen/conv_main_lanes.py writes")
-        return
-    path.write_text(text)
+from write_shader import write_or_check
 
 NP = 32
 L = []

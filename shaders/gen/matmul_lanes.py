@@ -8,18 +8,7 @@ Edit this script, not the .wgsl file, then run it:
     python3 shaders/gen/matmul_lanes.py --check  # exit 1 if it differs (tests/shaders_validate.rs)
 """
 
-import pathlib
-import sys
-
-
-def write_or_check(file_name, text):
-    """Write shaders/<file_name>, or with --check exit 1 if it differs from `text`."""
-    path = pathlib.Path(__file__).resolve().parent.parent / file_name
-    if "--check" in sys.argv:
-        if path.read_text() != text:
-            sys.exit(f"shaders/{file_name} differs from what shaders/gen/matmul_lanes.py writes")
-        return
-    path.write_text(text)
+from write_shader import write_or_check
 
 
 L = []
